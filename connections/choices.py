@@ -1,0 +1,54 @@
+"""The states, triggers and their presentation, defined once (NetBox's ``choices.py`` habit).
+
+The state badge in the admin, the table and the detail page all read ``STATUS_STYLE``; each state
+differs by its icon and text as well as its colour, so the badge is readable without colour.
+"""
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    DISCOVERED = "discovered", "Discovered"
+    REGISTERED = "registered", "Registered"
+    CONNECTED = "connected", "Connected"
+    IGNORED = "ignored", "Ignored"
+    MAINTENANCE = "maintenance", "Maintenance"
+    DISCONNECTED = "disconnected", "Disconnected"
+    DELETED = "deleted", "Deleted"
+    NOT_FOUND = "not_found", "Not Found"
+
+
+class Trigger(models.TextChoices):
+    USER = "user", "User"
+    PROBE = "probe", "Probe"
+    DISCOVERY = "discovery", "Discovery"
+    SYSTEM = "system", "System"
+
+
+# States the background health check probes (the "probed" column of the lifecycle spec).
+PROBED_STATES = (
+    Status.DISCOVERED,
+    Status.REGISTERED,
+    Status.CONNECTED,
+    Status.DISCONNECTED,
+)
+
+# colour name, hex colour, icon glyph: one entry per state.
+STATUS_STYLE: dict[str, tuple[str, str, str]] = {
+    Status.DISCOVERED: ("blue", "#1d6fb8", "◌"),
+    Status.REGISTERED: ("teal", "#0f7b74", "◆"),
+    Status.CONNECTED: ("green", "#1e7d32", "●"),
+    Status.IGNORED: ("grey", "#5f6368", "⊘"),
+    Status.MAINTENANCE: ("amber", "#8a5a00", "⚒"),
+    Status.DISCONNECTED: ("red", "#b3261e", "✕"),
+    Status.DELETED: ("black", "#202124", "⌫"),
+    Status.NOT_FOUND: ("purple", "#6a3d9a", "?"),
+}
+
+
+def get_status_color(status: str) -> str:
+    return STATUS_STYLE[status][1]
+
+
+def get_status_icon(status: str) -> str:
+    return STATUS_STYLE[status][2]

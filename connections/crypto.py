@@ -1,0 +1,47 @@
+"""Secrets at rest: MultiFernet over the keys in ``settings.CREDENTIAL_KEYS``.
+
+The first key encrypts; every key decrypts, so a new key can be put first and the old ones kept
+until ``rotate`` has re-encrypted every secret. Without configured keys one key is derived from
+SECRET_KEY (local runs only; a deploy check warns).
+"""
+
+import base64
+import hashlib
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+
+__all__ = ("InvalidToken", "decrypt", "encrypt", "rotate", "uses_derived_key")
+
+
+def _derived_key(secret_key: str) -> bytes:
+    digest = hashlib.sha256(b"meshplay-credential-key:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+@lru_cache(maxsize=8)
+def _multifernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
+    raw_keys = [key.encode() for key in keys] or [_derived_key(secret_key)]
+    return MultiFernet([Fernet(key) for key in raw_keys])
+
+
+def _current() -> MultiFernet:
+    return _multifernet(tuple(settings.CREDENTIAL_KEYS), settings.SECRET_KEY)
+
+
+def uses_derived_key() -> bool:
+    return not settings.CREDENTIAL_KEYS
+
+
+def encrypt(plaintext: bytes) -> str:
+    return _current().encrypt(plaintext).decode()
+
+
+def decrypt(token: str) -> bytes:
+    return _current().decrypt(token.encode())
+
+
+def rotate(token: str) -> str:
+    """Re-encrypt a token under the primary key (it may have been made with an older one)."""
+    return _current().rotate(token.encode()).decode()

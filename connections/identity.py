@@ -1,0 +1,44 @@
+"""Deterministic identities: one endpoint is one row, whoever adds it, however it is spelled."""
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def validate_endpoint_url(url: str) -> None:
+    """Only http(s) URLs with a host; a clear message otherwise."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"Not a valid URL: {exc}.", code="invalid_url") from exc
+    if parts.scheme.lower() not in DEFAULT_PORTS:
+        raise ValidationError(
+            "Only http:// and https:// URLs are supported.", code="unsupported_scheme"
+        )
+    if not parts.hostname:
+        raise ValidationError("The URL has no host name.", code="missing_host")
+    if port == 0:
+        raise ValidationError("The URL's port must be between 1 and 65535.", code="bad_port")
+
+
+def endpoint_identity(kind: str, url: str) -> str:
+    """``kind|scheme://host:port/path``: case, default ports and trailing slashes do not matter."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # an invalid port; validate_endpoint_url reports it
+        port = 0
+    path = parts.path.rstrip("/")
+    return f"{kind}|{scheme}://{host}:{port}{path}"
+
+
+def discovered_identity(cluster_id: str, namespace: str, name: str, port: int | str) -> str:
+    """A resource found by discovery: cluster identity + namespace + name + port."""
+    return f"discovered|{cluster_id}/{namespace}/{name}:{port}"

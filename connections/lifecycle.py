@@ -1,0 +1,326 @@
+"""The one way a connection changes state, and the one way connections are created.
+
+``transition`` picks the ``@transition`` method of ``Connection`` for (current state, target,
+trigger), checks the user's permission, and in one transaction compare-and-sets the row on the
+state *and* version it was loaded with and writes the history row. A concurrent change makes the
+update match no row: the caller gets ``StaleState`` and nothing is applied. A user action therefore
+wins over a probe that started before it: the probe's result is applied against the version it
+read, which the user's action has bumped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, Transition
+
+from .choices import Status, Trigger
+from .identity import endpoint_identity
+from .models import Connection, ConnectionTransition, Credential, ProbeResult
+from .probes import ProbeOutcome, check_reachability
+
+log = logging.getLogger(__name__)
+
+LABELS = dict(Status.choices)
+
+
+class TransitionRefused(Exception):
+    """The edge is not in the lifecycle table (or its rule is not met); nothing changed."""
+
+    def __init__(self, message: str, *, current: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.current = current
+        self.allowed = allowed
+
+
+class StaleState(TransitionRefused):
+    """Another actor changed the connection first (the compare-and-set lost); nothing changed."""
+
+
+class RegistrationFailed(Exception):
+    """The reachability check of a Register / Retry failed and the table has no edge for it."""
+
+    def __init__(self, message: str, outcome: ProbeOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class DuplicateConnection(ValidationError):
+    def __init__(self, existing: Connection) -> None:
+        super().__init__(
+            f"This endpoint is already tracked as '{existing.name}' "
+            f"({existing.get_status_display()}).",
+            code="duplicate",
+        )
+        self.existing = existing
+
+
+def _transitions_of(connection: Connection) -> list[Transition]:
+    field = Connection._meta.get_field("status")
+    return list(field.get_all_transitions(type(connection)))
+
+
+def resolve_target(transition: Transition, connection: Connection) -> str:
+    target = transition.target
+    return target.func(connection) if hasattr(target, "func") else target
+
+
+def edges() -> set[tuple[str, str, str]]:
+    """Every (from, to, trigger) the state machine defines, whatever the rules' conditions."""
+    result = set()
+    for item in _transitions_of(Connection()):
+        targets = getattr(item.target, "allowed_states", None) or [item.target]
+        for target in targets:
+            result.add((str(item.source), str(target), str(item.custom["trigger"])))
+    return result
+
+
+def available(
+    connection: Connection, trigger: str = Trigger.USER, user: Any = None
+) -> dict[str, Transition]:
+    """Target state -> transition, for the edges open from the current state by this trigger."""
+    options = {}
+    for item in connection.get_available_status_transitions():
+        if item.custom.get("trigger") != trigger:
+            continue
+        if user is not None and not item.has_perm(connection, user):
+            continue
+        options.setdefault(resolve_target(item, connection), item)
+    return options
+
+
+def user_targets(connection: Connection, user: Any) -> list[str]:
+    """The states a user may move this connection to (what menus and the admin offer)."""
+    visible = {
+        target: item
+        for target, item in available(connection, Trigger.USER, user).items()
+        if item.custom.get("admin", True)
+    }
+    return [status for status in Status.values if status in visible]
+
+
+def refusal(connection: Connection, target: str, trigger: str) -> TransitionRefused:
+    current = connection.status
+    allowed = [s for s in Status.values if s in available(connection, trigger)]
+    reachable = ", ".join(LABELS[s] for s in allowed) or "no other state"
+    by = "" if trigger == Trigger.USER else f" by {trigger}"
+    return TransitionRefused(
+        f"'{connection.name}' is {LABELS[current]}: it cannot move to "
+        f"{LABELS.get(target, target)}{by}. From {LABELS[current]} it can move{by} to: "
+        f"{reachable}.",
+        current=current,
+        allowed=allowed,
+    )
+
+
+def transition(
+    connection: Connection,
+    target: str,
+    *,
+    trigger: str,
+    user: Any = None,
+    reason: str = "",
+) -> ConnectionTransition:
+    """Move ``connection`` to ``target``, or raise TransitionRefused/StaleState/PermissionDenied."""
+    if trigger == Trigger.USER and user is None:
+        raise PermissionDenied("A user action needs the user who takes it.")
+    item = available(connection, trigger).get(target)
+    if item is None:
+        raise refusal(connection, target, trigger)
+    if trigger == Trigger.USER and not item.has_perm(connection, user):
+        raise PermissionDenied(f"You may not change the state of '{connection.name}'.")
+
+    from_status, version = connection.status, connection.state_version
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            connection._cas = (from_status, version)
+            getattr(connection, item.name)()
+            connection.state_version = version + 1
+            connection.status_changed_at = now
+            connection.save(
+                update_fields=[
+                    *Connection.TRANSITION_FIELDS,
+                    "consecutive_failures",
+                    "next_probe_at",
+                    "updated_at",
+                ]
+            )
+            record = ConnectionTransition.objects.create(
+                connection=connection,
+                from_status=from_status,
+                to_status=connection.status,
+                trigger=trigger,
+                user=user if trigger == Trigger.USER else None,
+                reason=reason,
+                created_at=now,
+            )
+            if connection.status == Status.DELETED:
+                purge_collected_data(connection)
+    except ConcurrentTransition:
+        connection._cas = None
+        connection.refresh_from_db()
+        raise StaleState(
+            f"'{connection.name}' changed to {connection.get_status_display()} while this "
+            f"action was being taken; nothing was applied.",
+            current=connection.status,
+            allowed=[s for s in Status.values if s in available(connection, trigger)],
+        ) from None
+    except BaseException:
+        connection._cas = None
+        connection.refresh_from_db()
+        raise
+    connection._cas = None
+    log.info(
+        "transition connection=%s from=%s to=%s trigger=%s user=%s",
+        connection.pk,
+        from_status,
+        connection.status,
+        trigger,
+        record.user_id,
+    )
+    return record
+
+
+def purge_collected_data(connection: Connection) -> None:
+    """What deletion removes: probe history and anything collected, and environment membership."""
+    ProbeResult.objects.filter(connection=connection).delete()
+    connection.environments.clear()
+
+
+def perform_user_action(
+    connection: Connection, target: str, *, user: Any, reason: str = ""
+) -> ConnectionTransition:
+    """A user's action from any front end (admin, UI, API): Register runs the check first."""
+    if target != Status.REGISTERED:
+        return transition(connection, target, trigger=Trigger.USER, user=user, reason=reason)
+    if Status.REGISTERED not in available(connection, Trigger.USER):
+        raise refusal(connection, target, Trigger.USER)
+    outcome = check_reachability(connection)
+    if outcome.ok:
+        return transition(
+            connection,
+            Status.REGISTERED,
+            trigger=Trigger.USER,
+            user=user,
+            reason=reason or "reachability check passed",
+        )
+    if Status.NOT_FOUND in available(connection, Trigger.USER):
+        return transition(
+            connection,
+            Status.NOT_FOUND,
+            trigger=Trigger.USER,
+            user=user,
+            reason=f"reachability check failed: {outcome.summary}",
+        )
+    raise RegistrationFailed(
+        f"'{connection.name}' stays {connection.get_status_display()}: the reachability check "
+        f"failed ({outcome.summary}).",
+        outcome,
+    )
+
+
+@dataclass
+class Created:
+    connection: Connection
+    outcome: ProbeOutcome | None
+
+
+def _raise_if_duplicate(identity: str) -> None:
+    existing = Connection.objects.filter(identity=identity).first()
+    if existing is not None:
+        raise DuplicateConnection(existing)
+
+
+def _insert(connection: Connection, *, trigger: str, user: Any, reason: str) -> Connection:
+    _raise_if_duplicate(connection.identity)
+    try:
+        with transaction.atomic():
+            connection.save()
+            ConnectionTransition.objects.create(
+                connection=connection,
+                from_status="",
+                to_status=connection.status,
+                trigger=trigger,
+                user=user,
+                reason=reason,
+                created_at=connection.status_changed_at,
+            )
+    except IntegrityError:
+        _raise_if_duplicate(connection.identity)
+        raise
+    log.info(
+        "created connection=%s status=%s trigger=%s", connection.pk, connection.status, trigger
+    )
+    return connection
+
+
+def create_manual_connection(
+    *,
+    name: str,
+    kind: str,
+    url: str,
+    user: Any,
+    credential: Credential | None = None,
+    metadata: dict | None = None,
+    failure_threshold: int = 3,
+) -> Created:
+    """The user's "Add connection": the check runs at once; registered or not_found."""
+    fields = {
+        "name": name,
+        "kind": kind,
+        "url": url.strip(),
+        "owner": user,
+        "credential": credential,
+        "managed": False,
+        "metadata": metadata or {},
+        "failure_threshold": failure_threshold,
+        "identity": endpoint_identity(kind, url.strip()),
+    }
+    _raise_if_duplicate(fields["identity"])
+    candidate = Connection(**fields)
+    candidate.full_clean(exclude=["identity"])
+    outcome = check_reachability(candidate)
+    reason = (
+        "reachability check passed"
+        if outcome.ok
+        else f"reachability check failed: {outcome.summary}"
+    )
+    connection = Connection(
+        **{**fields, "metadata": {**fields["metadata"], **outcome.metadata}},
+        status=Status.REGISTERED if outcome.ok else Status.NOT_FOUND,
+        last_probe_at=timezone.now(),
+        last_probe_ok=outcome.ok,
+        last_probe_error="" if outcome.ok else outcome.summary,
+        last_latency_ms=outcome.latency_ms,
+    )
+    _insert(connection, trigger=Trigger.USER, user=user, reason=reason)
+    return Created(connection, outcome)
+
+
+def create_discovered_connection(
+    *,
+    name: str,
+    kind: str,
+    url: str,
+    identity: str,
+    owner: Any = None,
+    metadata: dict | None = None,
+) -> Connection:
+    """Discovery found a resource it can integrate: a managed connection in ``discovered``."""
+    connection = Connection(
+        name=name,
+        kind=kind,
+        url=url,
+        identity=identity,
+        owner=owner,
+        managed=True,
+        metadata=metadata or {},
+        status=Status.DISCOVERED,
+    )
+    return _insert(connection, trigger=Trigger.DISCOVERY, user=None, reason="discovered")

@@ -1,0 +1,453 @@
+"""Connections, their credentials, their lifecycle history and what probes collected.
+
+``Connection.status`` is a protected django-fsm field: the ``@transition`` methods below are the
+edges of ``shared/spec/lifecycle.md`` and nothing else. Callers never call them directly; they go
+through ``connections.lifecycle.transition``, which checks permission, compare-and-sets the row and
+writes the history in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
+
+from . import crypto
+from .choices import PROBED_STATES, Status, Trigger
+from .identity import endpoint_identity, validate_endpoint_url
+from .kinds import get_kind, kind_choices
+
+
+class Credential(models.Model):
+    """A secret a connection authenticates with, encrypted at rest; never read back to a user."""
+
+    class Kind(models.TextChoices):
+        BEARER_TOKEN = "bearer_token", "Bearer token"
+        BASIC_AUTH = "basic_auth", "Basic auth"
+        API_KEY = "api_key", "API key"
+        KUBECONFIG = "kubeconfig", "Kubeconfig"
+
+    # The keys each kind's secret holds; every one is required.
+    SECRET_KEYS: dict[str, tuple[str, ...]] = {
+        Kind.BEARER_TOKEN: ("token",),
+        Kind.BASIC_AUTH: ("username", "password"),
+        Kind.API_KEY: ("key",),
+        Kind.KUBECONFIG: ("kubeconfig",),
+    }
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"
+    )
+    secret_ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("owner", "name"), name="unique_credential_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Credential {self.pk} {self.name!r} ({self.kind})>"
+
+    def set_secret(self, values: dict[str, str]) -> None:
+        """Validate and encrypt; raises ValidationError naming what is wrong."""
+        from .secrets import validate_secret
+
+        cleaned = validate_secret(self.kind, values)
+        self.secret_ciphertext = crypto.encrypt(json.dumps(cleaned).encode())
+
+    def get_secret(self) -> dict[str, str]:
+        """The decrypted secret, for a probe or a client; never for a page or a log."""
+        return json.loads(crypto.decrypt(self.secret_ciphertext))
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)
+
+
+def can_administer(instance: Connection, user: Any) -> bool:
+    """Who may take a user action on a connection (the ``permission=`` of user edges)."""
+    if user is None or not getattr(user, "is_active", False):
+        return False
+    if user.is_superuser or instance.owner_id == user.pk:
+        return True
+    return user.has_perm("connections.transition_connection")
+
+
+def is_managed(instance: Connection) -> bool:
+    return instance.managed
+
+
+def is_unmanaged(instance: Connection) -> bool:
+    return not instance.managed
+
+
+def is_self_connecting(instance: Connection) -> bool:
+    return get_kind(instance.kind).self_connecting
+
+
+def resume_target(instance: Connection) -> str:
+    """Where a connection returns after maintenance or after it was lost: connected if it was."""
+    return Status.CONNECTED if instance.resume_status == Status.CONNECTED else Status.REGISTERED
+
+
+def _user(label: str, *, admin: bool = True) -> dict[str, Any]:
+    return {"trigger": Trigger.USER, "label": label, "admin": admin}
+
+
+def _automatic(trigger: str, label: str) -> dict[str, Any]:
+    return {"trigger": trigger, "label": label, "admin": False}
+
+
+ALL_BUT_DELETED = [status for status in Status.values if status != Status.DELETED]
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def live(self) -> ConnectionQuerySet:
+        return self.exclude(status=Status.DELETED)
+
+    def probed(self) -> ConnectionQuerySet:
+        return self.filter(status__in=PROBED_STATES)
+
+
+class LiveConnectionManager(models.Manager.from_queryset(ConnectionQuerySet)):
+    """The default manager: deleted connections are tombstones, hidden unless asked for."""
+
+    def get_queryset(self) -> ConnectionQuerySet:
+        return super().get_queryset().live()
+
+
+class Connection(FSMModelMixin, models.Model):
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=kind_choices)
+    url = models.CharField("URL", max_length=500, validators=[validate_endpoint_url])
+    status = FSMField(
+        max_length=16,
+        choices=Status.choices,
+        default=Status.DISCOVERED,
+        protected=True,
+        db_index=True,
+    )
+    managed = models.BooleanField(
+        default=False, help_text="Created by discovery (managed) or added by hand (unmanaged)."
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="connections",
+    )
+    credential = models.ForeignKey(
+        Credential,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="connections",
+    )
+    identity = models.CharField(
+        max_length=600,
+        editable=False,
+        help_text="Deterministic: one endpoint or discovered resource, one live row.",
+    )
+
+    # Lifecycle bookkeeping: the version is bumped by every transition (compare-and-set), and
+    # resume_status remembers where maintenance or a lost connection returns to.
+    state_version = models.PositiveIntegerField(default=0, editable=False)
+    status_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    resume_status = models.CharField(max_length=16, blank=True, editable=False)
+
+    # Probe bookkeeping.
+    failure_threshold = models.PositiveSmallIntegerField(
+        default=3, help_text="Consecutive failed probes before a reachable state is left."
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    next_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_probe_ok = models.BooleanField(null=True, editable=False)
+    last_probe_error = models.TextField(blank=True, editable=False)
+    last_latency_ms = models.FloatField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LiveConnectionManager()
+    all_objects = models.Manager.from_queryset(ConnectionQuerySet)()
+
+    # Fields a transition writes; every other save leaves them alone.
+    TRANSITION_FIELDS = ("status", "state_version", "status_changed_at", "resume_status")
+
+    class Meta:
+        ordering = ("name", "pk")
+        permissions = [("transition_connection", "Can change the state of any connection")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=("identity",),
+                condition=~Q(status="deleted"),
+                name="unique_live_connection_identity",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=("next_probe_at",),
+                condition=Q(status__in=["discovered", "registered", "connected", "disconnected"]),
+                name="connection_probe_due_idx",
+            ),
+            models.Index(fields=("kind", "status"), name="connection_kind_status_idx"),
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cas: tuple[str, int] | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.managed or not self.identity:
+            self.identity = endpoint_identity(self.kind, self.url)
+        if self._cas is None and not self._state.adding and kwargs.get("update_fields") is None:
+            # An ordinary edit (admin form, metadata) never writes the state: only a transition,
+            # through lifecycle.transition, does.
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in self.TRANSITION_FIELDS
+            ]
+        super().save(*args, **kwargs)
+
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        if self._cas is None:
+            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+        loaded_status, loaded_version = self._cas
+        guarded = base_qs.filter(status=loaded_status, state_version=loaded_version)
+        updated = super()._do_update(guarded, using, pk_val, values, update_fields, forced_update)
+        if not updated:
+            raise ConcurrentTransition(
+                "The connection changed state since it was loaded; nothing was applied."
+            )
+        return updated
+
+    @property
+    def kind_info(self):
+        return get_kind(self.kind)
+
+    # ---- the edges of shared/spec/lifecycle.md -------------------------------------------
+    # Method bodies only keep bookkeeping; lifecycle.transition persists and records.
+
+    @transition(
+        field=status,
+        source=[Status.DISCOVERED, Status.IGNORED, Status.NOT_FOUND],
+        target=Status.REGISTERED,
+        permission=can_administer,
+        custom=_user("Register"),
+    )
+    def register(self) -> None:
+        """The user's Register: the caller ran the reachability check and it passed."""
+        self.consecutive_failures = 0
+
+    @transition(
+        field=status,
+        source=Status.IGNORED,
+        target=Status.NOT_FOUND,
+        permission=can_administer,
+        custom=_user("Register again (check failed)", admin=False),
+    )
+    def fail_registration(self) -> None:
+        """Register again from ignored, and the reachability check failed."""
+
+    @transition(
+        field=status,
+        source=Status.REGISTERED,
+        target=Status.CONNECTED,
+        permission=can_administer,
+        custom=_user("Connect"),
+    )
+    def connect(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=[Status.REGISTERED, Status.CONNECTED],
+        target=Status.MAINTENANCE,
+        permission=can_administer,
+        custom=_user("Start maintenance"),
+    )
+    def start_maintenance(self) -> None:
+        self.resume_status = self.status
+
+    @transition(
+        field=status,
+        source=Status.MAINTENANCE,
+        target=GET_STATE(resume_target, states=[Status.CONNECTED, Status.REGISTERED]),
+        permission=can_administer,
+        custom=_user("End maintenance"),
+    )
+    def end_maintenance(self) -> None:
+        self.consecutive_failures = 0
+
+    @transition(
+        field=status,
+        source=[Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED, Status.DISCONNECTED],
+        target=Status.IGNORED,
+        permission=can_administer,
+        custom=_user("Ignore"),
+    )
+    def ignore(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=ALL_BUT_DELETED,
+        target=Status.DELETED,
+        permission=can_administer,
+        custom=_user("Delete"),
+    )
+    def mark_deleted(self) -> None:
+        """Tombstone: lifecycle.transition purges collected data in the same transaction."""
+        self.next_probe_at = None
+
+    @transition(
+        field=status,
+        source=Status.DISCOVERED,
+        target=Status.REGISTERED,
+        custom=_automatic(Trigger.PROBE, "Reachable"),
+    )
+    def probe_register(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=Status.REGISTERED,
+        target=Status.CONNECTED,
+        conditions=[is_self_connecting],
+        custom=_automatic(Trigger.PROBE, "Connected itself"),
+    )
+    def probe_connect(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=Status.REGISTERED,
+        target=Status.NOT_FOUND,
+        conditions=[is_unmanaged],
+        custom=_automatic(Trigger.PROBE, "Unreachable (unmanaged)"),
+    )
+    def probe_not_found(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=[Status.DISCOVERED, Status.CONNECTED],
+        target=Status.DISCONNECTED,
+        custom=_automatic(Trigger.PROBE, "Unreachable"),
+    )
+    @transition(
+        field=status,
+        source=Status.REGISTERED,
+        target=Status.DISCONNECTED,
+        conditions=[is_managed],
+        custom=_automatic(Trigger.PROBE, "Unreachable"),
+    )
+    def probe_disconnect(self) -> None:
+        self.resume_status = self.status
+
+    @transition(
+        field=status,
+        source=Status.DISCONNECTED,
+        target=GET_STATE(resume_target, states=[Status.CONNECTED, Status.REGISTERED]),
+        custom=_automatic(Trigger.PROBE, "Reachable again"),
+    )
+    def probe_recover(self) -> None:
+        self.consecutive_failures = 0
+
+    @transition(
+        field=status,
+        source=[Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED],
+        target=Status.DISCONNECTED,
+        conditions=[is_managed],
+        custom=_automatic(Trigger.DISCOVERY, "Vanished from its cluster"),
+    )
+    def discovery_vanish(self) -> None:
+        self.resume_status = self.status
+
+    def clean_fields(self, exclude=None) -> None:
+        # The state is validated by the state machine, and clean_fields would assign it.
+        super().clean_fields(exclude={*(exclude or ()), "status"})
+
+    def clean(self) -> None:
+        super().clean()
+        if self.url and self.kind and not self.managed:
+            self.identity = endpoint_identity(self.kind, self.url)
+            twin = Connection.objects.filter(identity=self.identity).exclude(pk=self.pk).first()
+            if twin is not None:
+                raise ValidationError(
+                    {"url": f"This endpoint is already tracked as '{twin.name}' (#{twin.pk})."}
+                )
+        accepted = self.kind_info.credential_kinds if self.kind else ()
+        if self.credential_id and accepted and self.credential.kind not in accepted:
+            raise ValidationError(
+                {"credential": f"A {self.kind_info.label} connection takes: {', '.join(accepted)}."}
+            )
+
+
+class ConnectionTransition(models.Model):
+    """Every state change, whatever its trigger: the audit log and the UI's timeline."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="history")
+    from_status = models.CharField(
+        max_length=16, blank=True, choices=Status.choices, help_text="Empty when created."
+    )
+    to_status = models.CharField(max_length=16, choices=Status.choices)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("created_at", "pk")
+        indexes = [models.Index(fields=("connection", "created_at"), name="history_conn_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.from_status or '(new)'} → {self.to_status}"
+
+
+class ProbeResult(models.Model):
+    """One raw health-check result; bounded per connection and purged with the connection."""
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="probe_results"
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-checked_at", "-pk")
+        indexes = [models.Index(fields=("connection", "-checked_at"), name="probe_conn_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"

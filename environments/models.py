@@ -1,0 +1,58 @@
+"""Environments group connections and their credentials, and share them with members."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Environment(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_environments"
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="EnvironmentMembership",
+        related_name="environments",
+        blank=True,
+    )
+    connections = models.ManyToManyField(
+        "connections.Connection", related_name="environments", blank=True
+    )
+    credentials = models.ManyToManyField(
+        "connections.Credential", related_name="environments", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("owner", "name"), name="unique_environment_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EnvironmentMembership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="environment_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("environment", "user"), name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.environment}"

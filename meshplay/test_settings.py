@@ -1,0 +1,52 @@
+"""Settings for the test suite: the real PostgreSQL (and Redis) of the machine.
+
+Outside CI, a machine without PostgreSQL falls back to SQLite and the tests marked ``postgres``
+are skipped. With CI=true a missing service is an error, never a skip.
+"""
+
+import socket
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .settings import *  # noqa: F403  (test settings are the project's settings, plus these)
+from .settings import BASE_DIR, env
+
+CI = env.bool("CI", default=False)
+TEST_DATABASE_URL = env.str("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test")
+
+
+def service_reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+if service_reachable(TEST_DATABASE_URL, 5432):
+    DATABASES = {"default": env.db_url_config(TEST_DATABASE_URL)}
+    TESTS_ON_POSTGRES = True
+elif CI:
+    raise ImproperlyConfigured(f"CI=true: PostgreSQL is required at {TEST_DATABASE_URL}.")
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "test-db.sqlite3",
+            "TEST": {"NAME": BASE_DIR / "test-db.sqlite3"},
+        }
+    }
+    TESTS_ON_POSTGRES = False
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CREDENTIAL_KEYS = [
+    "8Z2mAaTqj0Y8-6cWJ8m7G0Gm1m3X9Y4b3W4b0R0Z6aE=",
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SECURE_SSL_REDIRECT = False

@@ -1,0 +1,90 @@
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.conf import settings
+
+from connections.models import Connection
+
+
+def pytest_collection_modifyitems(config, items):
+    if settings.TESTS_ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (not reachable; outside CI only)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+class _Endpoint(BaseHTTPRequestHandler):
+    """Answers every GET with the status the server was told to give (200 by default)."""
+
+    def do_GET(self):  # noqa: N802
+        status = self.server.status
+        body = b'{"status": "ok"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_endpoint():
+    """A real HTTP server on loopback; set ``.status`` to change its answer."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    server.status = 200
+    server.requests = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL nothing listens on: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner", password="pw-owner-123")
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return django_user_model.objects.create_user("stranger", password="pw-stranger-123")
+
+
+_counter = iter(range(1, 10**9))
+
+
+@pytest.fixture
+def make_connection(owner):
+    """A connection created directly in a state (test set-up, as the (new) edges would)."""
+
+    def make(status="registered", *, managed=False, kind="http", resume_status="", **extra):
+        n = next(_counter)
+        return Connection.objects.create(
+            name=extra.pop("name", f"conn-{n}"),
+            kind=kind,
+            url=extra.pop("url", f"http://127.0.0.1:1/{n}"),
+            status=status,
+            managed=managed,
+            owner=extra.pop("owner", owner),
+            resume_status=resume_status,
+            **extra,
+        )
+
+    return make

@@ -1,0 +1,107 @@
+"""Two actors on one connection at once, for real, on PostgreSQL."""
+
+import threading
+
+import pytest
+from django.db import connections as db_connections
+
+from connections import lifecycle
+from connections.choices import Status, Trigger
+from connections.models import Connection, ConnectionTransition
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_concurrently(*actions):
+    """Each action gets its own thread and database connection; all start together."""
+    barrier = threading.Barrier(len(actions))
+    results = [None] * len(actions)
+
+    def run(index, action):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = ("ok", action())
+        except Exception as exc:  # the loser's error is the result under test
+            results[index] = ("error", exc)
+        finally:
+            db_connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.parametrize("round_", range(10))
+def test_two_users_acting_at_once_exactly_one_wins(round_, make_connection, owner):
+    conn = make_connection(Status.CONNECTED)
+    # both load the connection before either acts
+    first = Connection.objects.get(pk=conn.pk)
+    second = Connection.objects.get(pk=conn.pk)
+
+    results = run_concurrently(
+        lambda: lifecycle.transition(first, Status.MAINTENANCE, trigger=Trigger.USER, user=owner),
+        lambda: lifecycle.transition(second, Status.IGNORED, trigger=Trigger.USER, user=owner),
+    )
+
+    outcomes = sorted(kind for kind, _ in results)
+    assert outcomes == ["error", "ok"], results
+    error = next(value for kind, value in results if kind == "error")
+    assert isinstance(error, lifecycle.StaleState)
+    assert "nothing was applied" in str(error)
+    stored = Connection.objects.get(pk=conn.pk)
+    winner = next(value for kind, value in results if kind == "ok")
+    assert stored.status == winner.to_status
+    assert ConnectionTransition.objects.filter(connection=conn).count() == 1
+    assert stored.state_version == 1
+
+
+def test_the_same_action_twice_at_once_applies_once(make_connection, owner):
+    conn = make_connection(Status.REGISTERED)
+    loaded = [Connection.objects.get(pk=conn.pk) for _ in range(4)]
+    results = run_concurrently(
+        *[
+            (lambda c=c: lifecycle.transition(c, Status.DELETED, trigger=Trigger.USER, user=owner))
+            for c in loaded
+        ]
+    )
+    assert sorted(kind for kind, _ in results) == ["error", "error", "error", "ok"]
+    assert ConnectionTransition.objects.filter(connection=conn).count() == 1
+
+
+def test_a_users_action_wins_over_a_probe_that_started_before_it(make_connection, owner):
+    conn = make_connection(Status.CONNECTED, managed=True)
+    seen_by_probe = Connection.objects.get(pk=conn.pk)  # the probe reads the row, then probes
+    # meanwhile the user puts it into maintenance and takes it out again
+    lifecycle.transition(conn, Status.MAINTENANCE, trigger=Trigger.USER, user=owner)
+    lifecycle.transition(conn, Status.CONNECTED, trigger=Trigger.USER, user=owner)
+    # the probe's (failed) result arrives: same status as it read, but it is stale
+    with pytest.raises(lifecycle.StaleState):
+        lifecycle.transition(
+            seen_by_probe, Status.DISCONNECTED, trigger=Trigger.PROBE, reason="timeout"
+        )
+    assert seen_by_probe.status == Status.CONNECTED  # the loser sees the truth
+    stored = Connection.objects.get(pk=conn.pk)
+    assert stored.status == Status.CONNECTED
+    assert [h.trigger for h in stored.history.all()] == [Trigger.USER, Trigger.USER]
+
+
+def test_a_user_and_a_probe_at_once_never_leave_the_table(make_connection, owner):
+    edges = lifecycle.edges()
+    for _ in range(10):
+        conn = make_connection(Status.CONNECTED, managed=True)
+        by_user = Connection.objects.get(pk=conn.pk)
+        by_probe = Connection.objects.get(pk=conn.pk)
+        run_concurrently(
+            lambda u=by_user: lifecycle.transition(
+                u, Status.MAINTENANCE, trigger=Trigger.USER, user=owner
+            ),
+            lambda p=by_probe: lifecycle.transition(
+                p, Status.DISCONNECTED, trigger=Trigger.PROBE, reason="timeout"
+            ),
+        )
+        rows = list(conn.history.values_list("from_status", "to_status", "trigger"))
+        assert len(rows) == 1 and rows[0] in edges
+        assert Connection.objects.get(pk=conn.pk).status == rows[0][1]

@@ -1,0 +1,50 @@
+"""Production settings pass Django's deploy checks; a broken key is caught before it bites."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(**env):
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "meshplay.settings",
+    "DEBUG": "false",
+    "SECRET_KEY": "p" + Fernet.generate_key().decode() * 2,
+    "ALLOWED_HOSTS": "connections.example.org",
+    "CREDENTIAL_KEYS": Fernet.generate_key().decode(),
+}
+
+
+def test_production_settings_pass_check_deploy():
+    result = run_check(**PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_a_malformed_credential_key_fails_the_checks():
+    result = run_check(**{**PRODUCTION, "CREDENTIAL_KEYS": "not-a-key"})
+    assert result.returncode != 0
+    assert "connections.E001" in result.stderr + result.stdout
+
+
+def test_missing_credential_keys_are_reported_in_production():
+    result = run_check(**{**PRODUCTION, "CREDENTIAL_KEYS": ""})
+    assert result.returncode != 0
+    assert "connections.W001" in result.stderr + result.stdout
