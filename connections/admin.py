@@ -45,7 +45,15 @@ class StatusFilter(admin.SimpleListFilter):
 class ConnectionAddForm(forms.ModelForm):
     class Meta:
         model = Connection
-        fields = ("name", "kind", "url", "credential", "failure_threshold", "metadata")
+        fields = (
+            "name",
+            "kind",
+            "url",
+            "credential",
+            "failure_threshold",
+            "probe_interval",
+            "metadata",
+        )
 
 
 @admin.register(Connection)
@@ -127,6 +135,7 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
             credential=obj.credential,
             metadata=obj.metadata,
             failure_threshold=obj.failure_threshold,
+            probe_interval=obj.probe_interval,
         )
         obj.pk = created.connection.pk
         obj.refresh_from_db()

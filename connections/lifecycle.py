@@ -14,14 +14,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, Transition
 
-from .choices import Status, Trigger
+from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity
-from .models import Connection, ConnectionTransition, Credential, ProbeResult
+from .models import Connection, ConnectionTransition, Credential, ProbeResult, ProbeRollup
 from .probes import ProbeOutcome, check_reachability
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,15 @@ def transition(
     trigger: str,
     user: Any = None,
     reason: str = "",
+    extra_fields: tuple[str, ...] = (),
+    claim: Any = None,
 ) -> ConnectionTransition:
-    """Move ``connection`` to ``target``, or raise TransitionRefused/StaleState/PermissionDenied."""
+    """Move ``connection`` to ``target``, or raise TransitionRefused/StaleState/PermissionDenied.
+
+    ``extra_fields`` are saved with the state under the same compare-and-set (a probe's
+    bookkeeping goes with the transition it causes, or not at all); with ``claim`` the row
+    must also still carry that probe claim.
+    """
     if trigger == Trigger.USER and user is None:
         raise PermissionDenied("A user action needs the user who takes it.")
     item = available(connection, trigger).get(target)
@@ -140,7 +148,10 @@ def transition(
     try:
         with transaction.atomic():
             connection._cas = (from_status, version)
+            connection._cas_claim = claim
             getattr(connection, item.name)()
+            if connection.status in PROBED_STATES and from_status not in PROBED_STATES:
+                connection.next_probe_at = now  # probe it soon after it becomes probe-able
             connection.state_version = version + 1
             connection.status_changed_at = now
             connection.save(
@@ -149,6 +160,7 @@ def transition(
                     "consecutive_failures",
                     "next_probe_at",
                     "updated_at",
+                    *extra_fields,
                 ]
             )
             record = ConnectionTransition.objects.create(
@@ -163,7 +175,7 @@ def transition(
             if connection.status == Status.DELETED:
                 purge_collected_data(connection)
     except ConcurrentTransition:
-        connection._cas = None
+        connection._cas = connection._cas_claim = None
         connection.refresh_from_db()
         raise StaleState(
             f"'{connection.name}' changed to {connection.get_status_display()} while this "
@@ -172,10 +184,10 @@ def transition(
             allowed=[s for s in Status.values if s in available(connection, trigger)],
         ) from None
     except BaseException:
-        connection._cas = None
+        connection._cas = connection._cas_claim = None
         connection.refresh_from_db()
         raise
-    connection._cas = None
+    connection._cas = connection._cas_claim = None
     log.info(
         "transition connection=%s from=%s to=%s trigger=%s user=%s",
         connection.pk,
@@ -190,6 +202,7 @@ def transition(
 def purge_collected_data(connection: Connection) -> None:
     """What deletion removes: probe history and anything collected, and environment membership."""
     ProbeResult.objects.filter(connection=connection).delete()
+    ProbeRollup.objects.filter(connection=connection).delete()
     connection.environments.clear()
 
 
@@ -239,6 +252,8 @@ def _raise_if_duplicate(identity: str) -> None:
 
 def _insert(connection: Connection, *, trigger: str, user: Any, reason: str) -> Connection:
     _raise_if_duplicate(connection.identity)
+    if connection.status in PROBED_STATES:
+        connection.next_probe_at = connection.status_changed_at
     try:
         with transaction.atomic():
             connection.save()
@@ -269,6 +284,7 @@ def create_manual_connection(
     credential: Credential | None = None,
     metadata: dict | None = None,
     failure_threshold: int = 3,
+    probe_interval: int | None = None,
 ) -> Created:
     """The user's "Add connection": the check runs at once; registered or not_found."""
     fields = {
@@ -280,6 +296,7 @@ def create_manual_connection(
         "managed": False,
         "metadata": metadata or {},
         "failure_threshold": failure_threshold,
+        "probe_interval": probe_interval or settings.PROBE_INTERVAL,
         "identity": endpoint_identity(kind, url.strip()),
     }
     _raise_if_duplicate(fields["identity"])

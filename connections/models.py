@@ -175,8 +175,16 @@ class Connection(FSMModelMixin, models.Model):
     failure_threshold = models.PositiveSmallIntegerField(
         default=3, help_text="Consecutive failed probes before a reachable state is left."
     )
+    probe_interval = models.PositiveIntegerField(
+        default=30, help_text="Seconds between health checks while reachable."
+    )
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
-    next_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_probe_at = models.DateTimeField(
+        null=True, blank=True, default=timezone.now, editable=False
+    )
+    # Set by the scheduler when it hands the connection to a probe batch; the batch only
+    # applies its results while the claim is still its own.
+    probe_claim = models.UUIDField(null=True, blank=True, editable=False)
     last_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_probe_ok = models.BooleanField(null=True, editable=False)
     last_probe_error = models.TextField(blank=True, editable=False)
@@ -190,6 +198,16 @@ class Connection(FSMModelMixin, models.Model):
 
     # Fields a transition writes; every other save leaves them alone.
     TRANSITION_FIELDS = ("status", "state_version", "status_changed_at", "resume_status")
+    PROBE_FIELDS = (
+        "consecutive_failures",
+        "next_probe_at",
+        "probe_claim",
+        "last_probe_at",
+        "last_probe_ok",
+        "last_probe_error",
+        "last_latency_ms",
+        "metadata",
+    )
 
     class Meta:
         ordering = ("name", "pk")
@@ -213,6 +231,7 @@ class Connection(FSMModelMixin, models.Model):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cas: tuple[str, int] | None = None
+        self._cas_claim = None
 
     def __str__(self) -> str:
         return self.name
@@ -235,6 +254,8 @@ class Connection(FSMModelMixin, models.Model):
             return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
         loaded_status, loaded_version = self._cas
         guarded = base_qs.filter(status=loaded_status, state_version=loaded_version)
+        if self._cas_claim is not None:
+            guarded = guarded.filter(probe_claim=self._cas_claim)
         updated = super()._do_update(guarded, using, pk_val, values, update_fields, forced_update)
         if not updated:
             raise ConcurrentTransition(
@@ -430,6 +451,31 @@ class ConnectionTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.from_status or '(new)'} → {self.to_status}"
+
+
+class ProbeRollup(models.Model):
+    """An hour of probe results older than the raw ones kept (Uptime Kuma's lesson: bound it)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rollups")
+    hour = models.DateTimeField()
+    ok_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_max_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-hour",)
+        constraints = [
+            models.UniqueConstraint(fields=("connection", "hour"), name="unique_rollup_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def latency_mean_ms(self) -> float | None:
+        return self.latency_sum_ms / self.latency_count if self.latency_count else None
 
 
 class ProbeResult(models.Model):

@@ -128,6 +128,34 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A batch is acknowledged only when done: a worker killed mid-batch loses nothing (the message
+# comes back, and the claims' lease lets the next round take those connections anyway).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_TASK_ROUTES = {"connections.tasks.probe_batch": {"queue": "probes"}}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Health probes: intervals and timeouts in seconds (see connections/health.py).
+PROBE_INTERVAL = env.int("PROBE_INTERVAL", default=30)  # default per connection
+PROBE_BACKOFF_MAX = env.int("PROBE_BACKOFF_MAX", default=600)  # cap for disconnected ones
+PROBE_TICK = env.float("PROBE_TICK", default=5.0)  # how often beat claims due connections
+PROBE_BATCH_SIZE = env.int("PROBE_BATCH_SIZE", default=250)  # connections per probes task
+PROBE_CONCURRENCY = env.int("PROBE_CONCURRENCY", default=500)  # probes in flight per batch
+PROBE_KUBERNETES_THREADS = env.int("PROBE_KUBERNETES_THREADS", default=16)
+PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=120)  # a lost batch is retried after
+PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
+PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
+# (connect, total) per kind; "default" for the rest.
+PROBE_TIMEOUTS = {
+    "default": (env.float("PROBE_CONNECT_TIMEOUT", default=3.0), env.float("PROBE_TIMEOUT", 5.0)),
+    "kubernetes": (
+        env.float("PROBE_CONNECT_TIMEOUT", default=3.0),
+        env.float("PROBE_KUBERNETES_TIMEOUT", default=8.0),
+    ),
+}
 
 LOGGING = {
     "version": 1,

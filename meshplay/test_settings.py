@@ -1,7 +1,7 @@
-"""Settings for the test suite: the real PostgreSQL (and Redis) of the machine.
+"""Settings for the test suite: the real PostgreSQL and Redis of the machine.
 
 Outside CI, a machine without PostgreSQL falls back to SQLite and the tests marked ``postgres``
-are skipped. With CI=true a missing service is an error, never a skip.
+are skipped (likewise Redis and ``redis``). With CI=true a missing service is an error, not a skip.
 """
 
 import socket
@@ -39,6 +39,16 @@ else:
         }
     }
     TESTS_ON_POSTGRES = False
+
+TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/12")
+if service_reachable(TEST_REDIS_URL, 6379):
+    CELERY_BROKER_URL = TEST_REDIS_URL
+    TESTS_WITH_REDIS = True
+elif CI:
+    raise ImproperlyConfigured(f"CI=true: Redis is required at {TEST_REDIS_URL}.")
+else:
+    CELERY_BROKER_URL = "memory://"
+    TESTS_WITH_REDIS = False
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -9,12 +9,14 @@ from connections.models import Connection
 
 
 def pytest_collection_modifyitems(config, items):
-    if settings.TESTS_ON_POSTGRES:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (not reachable; outside CI only)")
+    missing = {
+        "postgres": not settings.TESTS_ON_POSTGRES,
+        "redis": not settings.TESTS_WITH_REDIS,
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, absent in missing.items():
+            if absent and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker} (outside CI only)"))
 
 
 class _Endpoint(BaseHTTPRequestHandler):

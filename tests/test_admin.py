@@ -30,6 +30,7 @@ def form_data(conn, **extra):
         "owner": conn.owner_id or "",
         "credential": conn.credential_id or "",
         "failure_threshold": conn.failure_threshold,
+        "probe_interval": conn.probe_interval,
         "metadata": "{}",
     }
     data.update(extra)
@@ -117,7 +118,7 @@ def test_changelist_hides_tombstones_filters_and_searches(admin_client, make_con
 
 def test_adding_in_the_admin_runs_the_reachability_check(admin_client, http_endpoint, dead_url):
     add = reverse("admin:connections_connection_add")
-    base = {"kind": "http", "failure_threshold": 3, "metadata": "{}", "credential": ""}
+    base = {"kind": "http", "failure_threshold": 3, "probe_interval": 30, "metadata": "{}"}
     admin_client.post(add, {**base, "name": "up", "url": http_endpoint.url})
     admin_client.post(add, {**base, "name": "down", "url": dead_url})
     states = dict(Connection.objects.values_list("name", "status"))
@@ -131,7 +132,8 @@ def test_adding_in_the_admin_runs_the_reachability_check(admin_client, http_endp
 
 def test_bad_url_in_the_admin_gets_a_message_not_a_500(admin_client):
     add = reverse("admin:connections_connection_add")
-    base = {"kind": "http", "failure_threshold": 3, "metadata": "{}", "name": "x"}
+    base = {"kind": "http", "failure_threshold": 3, "probe_interval": 30, "metadata": "{}"}
+    base["name"] = "x"
     for url, message in [
         ("ftp://example.org", "Only http:// and https://"),
         ("http://", "no host"),

@@ -1,9 +1,21 @@
 """Health probes: one module per connection kind behind a small registry.
 
-A probe *returns* a ``ProbeOutcome``; it never touches the database. ``connections.lifecycle``
-applies outcomes. Kinds without a probe of their own use the generic HTTP probe.
+A probe *returns* a ``ProbeOutcome``; it never touches the database. ``connections.health``
+applies outcomes to connections. A kind without a probe of its own uses the generic HTTP probe.
+Importing the kind modules below registers their probes.
 """
 
-from .base import ProbeOutcome, check_reachability, get_probe, register_probe
+from . import grafana, http, kubernetes, prometheus, remote_provider  # noqa: F401
+from .base import HttpProbe, Probe, ProbeFailed, ProbeOutcome
+from .registry import check_reachability, get_probe, probe_many, register_probe
 
-__all__ = ("ProbeOutcome", "check_reachability", "get_probe", "register_probe")
+__all__ = (
+    "HttpProbe",
+    "Probe",
+    "ProbeFailed",
+    "ProbeOutcome",
+    "check_reachability",
+    "get_probe",
+    "probe_many",
+    "register_probe",
+)

@@ -1,3 +1,5 @@
+"""What every probe shares: the outcome, the address guard, timeouts and the HTTP helper."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,118 +38,147 @@ class ProbeOutcome:
         return f"{self.error_class}: {self.error}" if self.error_class else self.error
 
 
+class ProbeFailed(Exception):
+    """Raised inside a probe to end it with a failed outcome."""
+
+    def __init__(self, error_class: str, error: str, status_code: int | None = None) -> None:
+        super().__init__(error)
+        self.outcome = ProbeOutcome(
+            ok=False, error_class=error_class, error=error, status_code=status_code
+        )
+
+
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
 _METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
 
 
+def _forbidden_ip(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
+
+
 def refusal_for(url: str) -> str | None:
-    """Why a URL may not be probed (scheme, link-local metadata address), or None."""
+    """Why a URL may not be probed (scheme, link-local metadata address), or None.
+
+    Host names are resolved here; the check is a guard against configuration mistakes and
+    metadata-service probing, not against a resolver that answers differently a moment later.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return "only http and https URLs are probed"
-    if getattr(settings, "PROBE_ALLOW_LINK_LOCAL", False):
+    if settings.PROBE_ALLOW_LINK_LOCAL:
         return None
     host = parts.hostname or ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except (socket.gaierror, UnicodeError):
-        return None  # the probe itself reports the name error
+        addresses = {host} if ipaddress.ip_address(host) else set()
+    except ValueError:
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError):
+            return None  # the probe itself reports the name error
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip in _LINK_LOCAL_V4 or ip == _METADATA_V6:
-            return f"{host} resolves to the link-local metadata address {ip}, which is refused"
+        if _forbidden_ip(address):
+            return f"{host} is the link-local metadata address {address}, which is refused"
     return None
 
 
-class HttpProbe:
-    """GET one path; reachable when the server answers below 500 and accepts the credential."""
+def _needs_resolving(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host != "localhost"
+    return False
 
-    path = ""
-    connect_timeout = 3.0
-    total_timeout = 5.0
 
-    def auth_headers(self, connection: Connection) -> dict[str, str]:
-        credential = connection.credential
-        if credential is None:
-            return {}
-        secret = credential.get_secret()
-        if "token" in secret:
-            return {"Authorization": f"Bearer {secret['token']}"}
-        if "key" in secret:
-            return {"Authorization": f"Bearer {secret['key']}"}
-        if "username" in secret:
-            basic = httpx.BasicAuth(secret["username"], secret["password"])
-            request = next(basic.auth_flow(httpx.Request("GET", "http://x")))
-            return {"Authorization": request.headers["Authorization"]}
-        return {}
+class Probe:
+    """A probe returns a ProbeOutcome for one connection and never touches the database."""
 
-    def target(self, connection: Connection) -> str:
-        return connection.url.rstrip("/") + self.path if self.path else connection.url
+    kind = ""
 
-    def interpret(self, response: httpx.Response) -> ProbeOutcome:
-        if response.status_code in (401, 403):
-            return ProbeOutcome(
-                ok=False,
-                status_code=response.status_code,
-                error_class="auth",
-                error=f"authentication failed (HTTP {response.status_code})",
-            )
-        if response.status_code >= 500:
-            return ProbeOutcome(
-                ok=False,
-                status_code=response.status_code,
-                error_class="http",
-                error=f"server error (HTTP {response.status_code})",
-            )
-        return ProbeOutcome(ok=True, status_code=response.status_code)
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, total) seconds: PROBE_TIMEOUTS[kind], else PROBE_TIMEOUTS["default"]."""
+        table = settings.PROBE_TIMEOUTS
+        connect, total = table.get(self.kind, table["default"])
+        return float(connect), float(total)
+
+    async def check(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
+        raise NotImplementedError
 
     async def probe(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
-        url = self.target(connection)
-        refusal = await asyncio.to_thread(refusal_for, url)
+        url = connection.url
+        if _needs_resolving(url):
+            refusal = await asyncio.to_thread(refusal_for, url)
+        else:
+            refusal = refusal_for(url)
         if refusal:
             return ProbeOutcome(ok=False, error_class="refused", error=refusal)
-        timeout = httpx.Timeout(self.total_timeout, connect=self.connect_timeout)
+        _, total = self.timeouts()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.total_timeout):
-                response = await client.get(
-                    url, headers=self.auth_headers(connection), timeout=timeout
-                )
-        except (TimeoutError, httpx.TimeoutException):
-            return ProbeOutcome(
-                ok=False, error_class="timeout", error=f"no answer within {self.total_timeout:g}s"
+            async with asyncio.timeout(total):
+                outcome = await self.check(connection, client)
+        except ProbeFailed as failed:
+            outcome = failed.outcome
+        except TimeoutError:
+            outcome = ProbeOutcome(
+                ok=False, error_class="timeout", error=f"no answer within {total:g}s"
             )
-        except httpx.ConnectError as exc:
-            kind = "tls" if "SSL" in str(exc) or "certificate" in str(exc) else "connect"
-            return ProbeOutcome(ok=False, error_class=kind, error=str(exc) or "connection failed")
-        except httpx.HTTPError as exc:
-            return ProbeOutcome(ok=False, error_class="connect", error=str(exc) or repr(exc))
-        outcome = self.interpret(response)
-        outcome.latency_ms = (time.perf_counter() - started) * 1000
+        outcome.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return outcome
 
 
-_PROBES: dict[str, HttpProbe] = {}
-_DEFAULT = HttpProbe()
+def auth_headers(connection: Connection) -> dict[str, str]:
+    """HTTP auth from the connection's credential (bearer token, API key or basic auth)."""
+    credential = connection.credential
+    if credential is None:
+        return {}
+    secret = credential.get_secret()
+    if "token" in secret:
+        return {"Authorization": f"Bearer {secret['token']}"}
+    if "key" in secret:
+        return {"Authorization": f"Bearer {secret['key']}"}
+    if "username" in secret:
+        request = httpx.Request("GET", "http://localhost")
+        basic = httpx.BasicAuth(secret["username"], secret["password"])
+        return {"Authorization": next(basic.auth_flow(request)).headers["Authorization"]}
+    return {}
 
 
-def register_probe(kind: str, probe: HttpProbe) -> HttpProbe:
-    _PROBES[kind] = probe
-    return probe
+class HttpProbe(Probe):
+    """GET the connection's URL: reachable when it answers below 500 and accepts the credential."""
 
+    kind = "http"
 
-def get_probe(kind: str) -> HttpProbe:
-    return _PROBES.get(kind, _DEFAULT)
+    async def get(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One GET; transport errors, 401/403 and 5xx end the probe as failures."""
+        connect, total = self.timeouts()
+        try:
+            response = await client.get(
+                url, headers=headers, timeout=httpx.Timeout(total, connect=connect)
+            )
+        except httpx.TimeoutException as exc:
+            raise ProbeFailed("timeout", f"no answer within {total:g}s") from exc
+        except httpx.ConnectError as exc:
+            text = str(exc) or "connection failed"
+            tls = "SSL" in text or "certificate" in text
+            raise ProbeFailed("tls" if tls else "connect", text) from exc
+        except httpx.HTTPError as exc:
+            raise ProbeFailed("connect", str(exc) or type(exc).__name__) from exc
+        if response.status_code in (401, 403):
+            raise ProbeFailed(
+                "auth",
+                f"authentication failed (HTTP {response.status_code})",
+                response.status_code,
+            )
+        if response.status_code >= 500:
+            raise ProbeFailed(
+                "http", f"server error (HTTP {response.status_code})", response.status_code
+            )
+        return response
 
-
-def check_reachability(connection: Connection) -> ProbeOutcome:
-    """Run one probe now, synchronously (the Add / Register buttons), within its own timeout."""
-
-    async def run() -> ProbeOutcome:
-        async with httpx.AsyncClient(verify=True, follow_redirects=False) as client:
-            return await get_probe(connection.kind).probe(connection, client)
-
-    try:
-        return asyncio.run(run())
-    except Exception as exc:  # a probe must report, never crash its caller
-        return ProbeOutcome(ok=False, error_class="invalid", error=str(exc) or repr(exc))
+    async def check(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
+        response = await self.get(client, connection.url, auth_headers(connection))
+        return ProbeOutcome(ok=True, status_code=response.status_code)

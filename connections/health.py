@@ -1,0 +1,156 @@
+"""Applying probe outcomes: the one place a health check changes counters and states.
+
+``decide`` is the table's probe rules as a pure function; ``apply_outcomes`` writes a batch of
+outcomes, each under a compare-and-set on the version (and claim) the probe started from, so a
+result that raced with a user's action (maintenance, ignore, delete) is dropped, never applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import lifecycle
+from .choices import PROBED_STATES, Status, Trigger
+from .models import Connection, ProbeResult, is_self_connecting, resume_target
+from .probes import ProbeOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: str | None
+    reason: str
+    failures: int
+
+
+def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
+    """What one outcome does to a connection: the lifecycle spec's probe edges and rules."""
+    status = connection.status
+    if outcome.ok:
+        if status == Status.DISCOVERED:
+            return Decision(Status.REGISTERED, "reachable", 0)
+        if status == Status.REGISTERED and is_self_connecting(connection):
+            return Decision(Status.CONNECTED, "reachable; this kind connects itself", 0)
+        if status == Status.DISCONNECTED:
+            return Decision(resume_target(connection), "reachable again", 0)
+        return Decision(None, "", 0)
+
+    failures = connection.consecutive_failures + 1
+    if outcome.auth_failure and status == Status.CONNECTED:
+        return Decision(Status.DISCONNECTED, f"authentication failure: {outcome.error}", failures)
+    if failures < connection.failure_threshold or status == Status.DISCONNECTED:
+        return Decision(None, "", failures)
+    reason = f"unreachable after {failures} consecutive failed probes ({outcome.summary})"
+    if status == Status.REGISTERED and not connection.managed:
+        return Decision(Status.NOT_FOUND, reason, failures)
+    return Decision(Status.DISCONNECTED, reason, failures)
+
+
+def next_probe_time(
+    connection: Connection, status_after: str, failures: int, now: datetime
+) -> datetime | None:
+    """The connection's interval; growing (capped) while disconnected; none if not probed."""
+    if status_after not in PROBED_STATES:
+        return None
+    interval = connection.probe_interval or settings.PROBE_INTERVAL
+    if status_after == Status.DISCONNECTED:
+        steps = min(max(0, failures - connection.failure_threshold), 16)
+        delay = min(interval * 2**steps, max(settings.PROBE_BACKOFF_MAX, interval))
+    else:
+        delay = interval
+    return now + timedelta(seconds=delay)
+
+
+def _bookkeeping(
+    connection: Connection, outcome: ProbeOutcome, decision: Decision, now: datetime
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "consecutive_failures": decision.failures,
+        "next_probe_at": next_probe_time(
+            connection, decision.target or connection.status, decision.failures, now
+        ),
+        "probe_claim": None,
+        "last_probe_at": now,
+        "last_probe_ok": outcome.ok,
+        "last_probe_error": "" if outcome.ok else outcome.summary[:2000],
+        "last_latency_ms": outcome.latency_ms,
+    }
+    if outcome.metadata:
+        fields["metadata"] = {**connection.metadata, **outcome.metadata}
+    return fields
+
+
+def apply_outcomes(
+    pairs: Iterable[tuple[Connection, ProbeOutcome]],
+    *,
+    claim: Any = None,
+    now: datetime | None = None,
+) -> Counter:
+    """Apply a batch of outcomes; returns counts: applied, transitions, stale (dropped)."""
+    now = now or timezone.now()
+    stats: Counter = Counter()
+    results: list[ProbeResult] = []
+    released: list[int] = []
+    with transaction.atomic():
+        for connection, outcome in pairs:
+            decision = decide(connection, outcome)
+            fields = _bookkeeping(connection, outcome, decision, now)
+            if decision.target:
+                for name, value in fields.items():
+                    setattr(connection, name, value)
+                try:
+                    lifecycle.transition(
+                        connection,
+                        decision.target,
+                        trigger=Trigger.PROBE,
+                        reason=decision.reason,
+                        extra_fields=tuple(fields),
+                        claim=claim,
+                    )
+                except lifecycle.TransitionRefused:  # StaleState included
+                    stats["stale"] += 1
+                    released.append(connection.pk)
+                    continue
+                stats["transitions"] += 1
+            else:
+                guarded = Connection.objects.filter(
+                    pk=connection.pk,
+                    status=connection.status,
+                    state_version=connection.state_version,
+                )
+                if claim is not None:
+                    guarded = guarded.filter(probe_claim=claim)
+                if not guarded.update(**fields):
+                    stats["stale"] += 1
+                    released.append(connection.pk)
+                    continue
+            stats["applied"] += 1
+            stats["ok" if outcome.ok else "failed"] += 1
+            results.append(
+                ProbeResult(
+                    connection_id=connection.pk,
+                    checked_at=now,
+                    ok=outcome.ok,
+                    latency_ms=outcome.latency_ms,
+                    status_code=outcome.status_code,
+                    error_class=outcome.error_class,
+                    error=outcome.error[:2000],
+                )
+            )
+        ProbeResult.objects.bulk_create(results, batch_size=1000)
+        if released and claim is not None:
+            # a user acted meanwhile: give the row back to the scheduler at once
+            Connection.objects.filter(pk__in=released, probe_claim=claim).update(
+                probe_claim=None, next_probe_at=now
+            )
+    return stats

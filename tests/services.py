@@ -1,0 +1,167 @@
+"""Real services the tests start themselves: Prometheus (Debian's package) on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_binary(name: str) -> str:
+    """The path of a service binary; missing is a failure under CI, a skip elsewhere."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"'{name}' is not installed (Debian package {name}; see .ci/system-packages)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.1, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    detail = message() if callable(message) else message
+    raise AssertionError(f"timed out after {timeout}s waiting for {detail or condition}")
+
+
+class Prometheus:
+    """A real Prometheus on 127.0.0.1:<free port>, with its own config and storage."""
+
+    def __init__(self, scrape_targets: list[str] | None = None, scrape_interval: str = "1s"):
+        self.binary = require_binary("prometheus")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        targets = scrape_targets or [f"127.0.0.1:{self.port}"]
+        self.config = self.workdir / "prometheus.yml"
+        self.config.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            "scrape_configs:\n"
+            "  - job_name: targets\n"
+            "    static_configs:\n"
+            f"      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Prometheus:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "prometheus.log", "ab"),  # noqa: SIM115
+        )
+        wait_until(self.ready, timeout=60, message="Prometheus to be ready")
+        return self
+
+    def ready(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            log = (self.workdir / "prometheus.log").read_text()[-2000:]
+            raise RuntimeError(f"Prometheus exited: {log}")
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class CeleryWorker:
+    """A real Celery worker (with embedded beat) in its own process, on the test database."""
+
+    def __init__(self, database_name: str, broker_url: str, **env: str):
+        from django.conf import settings
+
+        root = Path(__file__).resolve().parent.parent
+        db = settings.DATABASES["default"]
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "meshplay.settings",
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:"
+                f"{db['PORT'] or 5432}/{database_name}"
+            ),
+            "CELERY_BROKER_URL": broker_url,
+            "CREDENTIAL_KEYS": ",".join(settings.CREDENTIAL_KEYS),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PROBE_TICK": "1",
+            **env,
+        }
+        self.root = root
+        self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, queues: str = "celery,probes", beat: bool = True) -> CeleryWorker:
+        import sys
+
+        command = [sys.executable, "-m", "celery", "-A", "meshplay", "worker", "-Q", queues]
+        command += ["--pool", "prefork", "--concurrency", "2", "--loglevel", "INFO"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if beat:
+            command += ["-B", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.root,
+            env=self.env,
+            stdout=open(self.log_path, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: b"ready." in self.log_path.read_bytes(), 60, message="worker ready")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a worker lost mid-task, no clean shutdown."""
+        import signal
+
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,237 @@
+"""Probe results drive the automatic edges: threshold, recovery, auth, backoff, races, history."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from connections import lifecycle, scheduling
+from connections.choices import Status, Trigger
+from connections.health import apply_outcomes
+from connections.history import prune_probe_history
+from connections.models import Connection, Credential, ProbeResult, ProbeRollup
+from connections.probes import ProbeOutcome
+
+pytestmark = pytest.mark.django_db
+
+
+def make_due(*conns):
+    Connection.objects.filter(pk__in=[c.pk for c in conns]).update(
+        next_probe_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def probe_round(*conns):
+    make_due(*conns)
+    stats = scheduling.run_round()
+    for conn in conns:
+        conn.refresh_from_db()
+    return stats
+
+
+def probe_history(conn):
+    return list(conn.history.filter(trigger=Trigger.PROBE).values_list("from_status", "to_status"))
+
+
+def test_one_failure_never_changes_state_the_threshold_does(http_endpoint, make_connection):
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url, failure_threshold=3)
+    http_endpoint.status = 500
+    for expected_failures in (1, 2):
+        probe_round(conn)
+        assert (conn.status, conn.consecutive_failures) == (Status.CONNECTED, expected_failures)
+    http_endpoint.status = 200  # one success resets the count
+    probe_round(conn)
+    assert (conn.status, conn.consecutive_failures) == (Status.CONNECTED, 0)
+    http_endpoint.status = 500
+    for _ in range(3):
+        probe_round(conn)
+    assert conn.status == Status.DISCONNECTED
+    row = conn.history.get()
+    assert (row.trigger, row.from_status) == (Trigger.PROBE, Status.CONNECTED)
+    assert "unreachable after 3 consecutive failed probes" in row.reason
+    assert "HTTP 500" in row.reason
+
+
+@pytest.mark.parametrize(
+    ("lost_from", "back_to"),
+    [(Status.CONNECTED, Status.CONNECTED), (Status.REGISTERED, Status.REGISTERED)],
+)
+def test_recovery_returns_to_what_was_lost(lost_from, back_to, http_endpoint, make_connection):
+    conn = make_connection(lost_from, url=http_endpoint.url, managed=True, failure_threshold=1)
+    http_endpoint.status = 502
+    probe_round(conn)
+    assert conn.status == Status.DISCONNECTED
+    http_endpoint.status = 200
+    probe_round(conn)
+    assert conn.status == back_to
+    assert probe_history(conn) == [(lost_from, Status.DISCONNECTED), (Status.DISCONNECTED, back_to)]
+
+
+def test_an_unreachable_unmanaged_registration_goes_to_not_found(dead_url, make_connection):
+    unmanaged = make_connection(Status.REGISTERED, url=dead_url, failure_threshold=2)
+    managed = make_connection(
+        Status.REGISTERED, url=dead_url + "/m", managed=True, failure_threshold=2
+    )
+    probe_round(unmanaged, managed)
+    probe_round(unmanaged, managed)
+    assert (unmanaged.status, managed.status) == (Status.NOT_FOUND, Status.DISCONNECTED)
+    # not_found is not probed any more
+    assert unmanaged.next_probe_at is None
+    stats = probe_round(unmanaged)
+    assert stats["claimed"] == 0
+
+
+def test_a_reachable_discovered_connection_registers(http_endpoint, make_connection):
+    conn = make_connection(Status.DISCOVERED, url=http_endpoint.url, managed=True)
+    probe_round(conn)
+    assert conn.status == Status.REGISTERED
+    assert probe_history(conn) == [(Status.DISCOVERED, Status.REGISTERED)]
+    probe_round(conn)  # an ordinary kind does not connect itself
+    assert conn.status == Status.REGISTERED
+
+
+def test_a_self_connecting_kind_connects_itself(http_endpoint, owner):
+    token = Credential(name="provider", kind="bearer_token", owner=owner)
+    token.set_secret({"token": "t0k"})
+    token.save()
+    created = lifecycle.create_manual_connection(
+        name="provider", kind="remote_provider", url=http_endpoint.url, user=owner, credential=token
+    )
+    conn = created.connection
+    assert conn.status == Status.REGISTERED
+    probe_round(conn)
+    assert conn.status == Status.CONNECTED
+    assert probe_history(conn) == [(Status.REGISTERED, Status.CONNECTED)]
+
+
+def test_an_auth_failure_disconnects_at_once_with_that_reason(http_endpoint, make_connection):
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url, failure_threshold=5)
+    http_endpoint.status = 401
+    probe_round(conn)
+    assert conn.status == Status.DISCONNECTED
+    assert "authentication failure" in conn.history.get().reason
+    assert conn.last_probe_error.startswith("auth:")
+
+
+def test_disconnected_connections_back_off_up_to_a_cap(dead_url, make_connection, settings):
+    settings.PROBE_BACKOFF_MAX = 100
+    conn = make_connection(
+        Status.CONNECTED, url=dead_url, managed=True, failure_threshold=1, probe_interval=10
+    )
+    delays = []
+    for _ in range(6):
+        probe_round(conn)
+        delays.append(round((conn.next_probe_at - conn.last_probe_at).total_seconds()))
+    assert conn.status == Status.DISCONNECTED
+    assert delays == [10, 20, 40, 80, 100, 100]
+
+
+def test_connections_outside_the_probed_states_are_never_claimed(make_connection, http_endpoint):
+    probed = [
+        make_connection(s, url=f"{http_endpoint.url}/{s}", managed=True)
+        for s in (Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED, Status.DISCONNECTED)
+    ]
+    unprobed = [
+        make_connection(s, url=f"{http_endpoint.url}/{s}")
+        for s in (Status.IGNORED, Status.MAINTENANCE, Status.NOT_FOUND, Status.DELETED)
+    ]
+    make_due(*probed, *unprobed)
+    token, ids = scheduling.claim_due(100)
+    assert sorted(ids) == sorted(c.pk for c in probed)
+
+
+def test_overlapping_claims_never_share_a_connection(make_connection):
+    conns = [make_connection(Status.CONNECTED) for _ in range(10)]
+    make_due(*conns)
+    _, first = scheduling.claim_due(6)
+    _, second = scheduling.claim_due(6)
+    _, third = scheduling.claim_due(6)
+    assert len(first) == 6 and len(second) == 4 and third == []
+    assert not set(first) & set(second)
+
+
+def test_a_probe_result_that_raced_with_maintenance_is_dropped(
+    http_endpoint, make_connection, owner
+):
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url, failure_threshold=1)
+    make_due(conn)
+    token, ids = scheduling.claim_due(10)
+    batch = scheduling.load_claimed(token, ids)  # the probe starts from this row
+    lifecycle.transition(conn, Status.MAINTENANCE, trigger=Trigger.USER, user=owner)
+    failed = ProbeOutcome(ok=False, error_class="connect", error="refused")
+    stats = apply_outcomes([(batch[0], failed)], claim=token)
+    assert (stats["stale"], stats["applied"]) == (1, 0)
+    conn.refresh_from_db()
+    assert conn.status == Status.MAINTENANCE
+    assert conn.consecutive_failures == 0
+    assert not ProbeResult.objects.filter(connection=conn).exists()
+    assert [h.trigger for h in conn.history.all()] == [Trigger.USER]
+
+
+def test_a_batch_whose_claim_was_taken_over_applies_nothing(http_endpoint, make_connection):
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url)
+    make_due(conn)
+    old_token, ids = scheduling.claim_due(10)
+    make_due(conn)  # the lease ran out (the old worker died) and a new round claims it
+    new_token, _ = scheduling.claim_due(10)
+    stats = scheduling.run_batch(old_token, ids)
+    assert stats["skipped"] == 1 and stats["applied"] == 0
+    assert scheduling.run_batch(new_token, ids)["applied"] == 1
+    assert ProbeResult.objects.filter(connection=conn).count() == 1
+
+
+def test_results_are_recorded_and_metadata_merged(http_endpoint, make_connection):
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url, metadata={"team": "sre"})
+    make_due(conn)
+    token, ids = scheduling.claim_due(10)
+    batch = scheduling.load_claimed(token, ids)
+    ok = ProbeOutcome(ok=True, latency_ms=12.5, status_code=200, metadata={"version": "2.42"})
+    apply_outcomes([(batch[0], ok)], claim=token)
+    conn.refresh_from_db()
+    assert conn.metadata == {"team": "sre", "version": "2.42"}
+    assert (conn.last_probe_ok, conn.last_latency_ms, conn.probe_claim) == (True, 12.5, None)
+    result = conn.probe_results.get()
+    assert (result.ok, result.latency_ms, result.status_code) == (True, 12.5, 200)
+
+
+def test_probe_history_is_bounded_and_rolled_up_per_hour(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    ProbeResult.objects.bulk_create(
+        ProbeResult(
+            connection=conn,
+            checked_at=start + timedelta(minutes=2 * i),
+            ok=i % 5 != 0,
+            latency_ms=float(i),
+        )
+        for i in range(150)
+    )
+    assert prune_probe_history(keep=50) == 100
+    kept = list(conn.probe_results.values_list("latency_ms", flat=True))
+    assert sorted(kept) == [float(i) for i in range(100, 150)]
+    rollups = list(conn.rollups.order_by("hour"))
+    assert [r.ok_count + r.failed_count for r in rollups] == [30, 30, 30, 10]
+    assert sum(r.failed_count for r in rollups) == 20
+    assert rollups[0].latency_mean_ms == pytest.approx(14.5)
+    assert rollups[0].latency_max_ms == 29.0
+    # pruning again changes nothing; adding results folds into the same hours
+    assert prune_probe_history(keep=50) == 0
+
+
+def test_deleting_purges_raw_results_and_rollups(make_connection, owner):
+    conn = make_connection(Status.CONNECTED)
+    ProbeResult.objects.create(connection=conn, ok=True)
+    ProbeRollup.objects.create(connection=conn, hour=timezone.now(), ok_count=3)
+    lifecycle.transition(conn, Status.DELETED, trigger=Trigger.USER, user=owner)
+    assert not ProbeResult.objects.filter(connection=conn).exists()
+    assert not ProbeRollup.objects.filter(connection=conn).exists()
+
+
+def test_probe_connections_command_runs_one_round(http_endpoint, make_connection, capsys):
+    conn = make_connection(Status.DISCOVERED, url=http_endpoint.url, managed=True)
+    make_due(conn)
+    call_command("probe_connections", "--once")
+    assert "probed 1: 1 ok, 0 failed, 1 state changes" in capsys.readouterr().out
+    conn.refresh_from_db()
+    assert conn.status == Status.REGISTERED

@@ -1,0 +1,134 @@
+"""The whole path for real: beat -> Redis -> Celery worker -> probes -> PostgreSQL."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection as db
+
+from connections import lifecycle
+from connections.choices import Status, Trigger
+from connections.models import Connection, ProbeResult
+from connections.periodic import ensure_periodic_tasks
+from tests.services import CeleryWorker, Prometheus, wait_until
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def broker():
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    yield settings.CELERY_BROKER_URL
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture
+def workers(broker):
+    started = []
+
+    def start(**env):
+        worker = CeleryWorker(db.settings_dict["NAME"], broker, **env).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def beat_every_second(settings):
+    settings.PROBE_TICK = 1
+    ensure_periodic_tasks()
+
+
+def status_of(conn):
+    return Connection.all_objects.get(pk=conn.pk).status
+
+
+def test_a_prometheus_connection_follows_reality(owner, workers, beat_every_second):
+    prometheus = Prometheus().start()
+    try:
+        conn = lifecycle.create_discovered_connection(
+            name="prometheus",
+            kind="prometheus",
+            url=prometheus.url,
+            identity="discovered|test-cluster/monitoring/prometheus:9090",
+            owner=owner,
+        )
+        Connection.objects.filter(pk=conn.pk).update(probe_interval=1, failure_threshold=2)
+        worker = workers()
+
+        wait_until(lambda: status_of(conn) == Status.REGISTERED, 30, message=worker.log)
+        conn = Connection.objects.get(pk=conn.pk)
+        assert conn.metadata["version"].startswith("2.")
+        lifecycle.transition(conn, Status.CONNECTED, trigger=Trigger.USER, user=owner)
+
+        prometheus.stop()
+        wait_until(lambda: status_of(conn) == Status.DISCONNECTED, 30, message=worker.log)
+        prometheus.start()
+        wait_until(lambda: status_of(conn) == Status.CONNECTED, 30, message=worker.log)
+    finally:
+        prometheus.close()
+
+    history = list(conn.history.values_list("from_status", "to_status", "trigger"))
+    assert history == [
+        ("", Status.DISCOVERED, Trigger.DISCOVERY),
+        (Status.DISCOVERED, Status.REGISTERED, Trigger.PROBE),
+        (Status.REGISTERED, Status.CONNECTED, Trigger.USER),
+        (Status.CONNECTED, Status.DISCONNECTED, Trigger.PROBE),
+        (Status.DISCONNECTED, Status.CONNECTED, Trigger.PROBE),
+    ]
+    lost = conn.history.get(to_status=Status.DISCONNECTED)
+    assert "unreachable after 2 consecutive failed probes" in lost.reason
+
+
+class SlowEndpoint(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.server.seen.append(self.path)
+        time.sleep(self.server.delay)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(make_connection, workers, beat_every_second):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowEndpoint)
+    server.seen, server.delay = [], 4.0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    conns = [
+        make_connection(Status.CONNECTED, url=f"{base}/{i}", probe_interval=60) for i in range(5)
+    ]
+    try:
+        first = workers(PROBE_CLAIM_LEASE="3")
+        wait_until(lambda: len(server.seen) == 5, 30, message=first.log)
+        first.kill()  # mid-batch: every probe is in flight
+        assert not ProbeResult.objects.exists()
+        server.delay = 0
+
+        second = workers(PROBE_CLAIM_LEASE="3")
+        wait_until(
+            lambda: ProbeResult.objects.values("connection").distinct().count() == 5,
+            30,
+            message=second.log,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    for conn in conns:
+        conn.refresh_from_db()
+        assert conn.last_probe_ok and conn.status == Status.CONNECTED
+        # probed once by the next round (interval 60 s): not twice
+        assert conn.probe_results.count() == 1
