@@ -7,6 +7,7 @@ result that raced with a user's action (maintenance, ignore, delete) is dropped,
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
@@ -99,44 +101,42 @@ def apply_outcomes(
     """Apply a batch of outcomes; returns counts: applied, transitions, stale (dropped)."""
     now = now or timezone.now()
     stats: Counter = Counter()
-    results: list[ProbeResult] = []
+    applied: list[tuple[Connection, ProbeOutcome]] = []
+    plain: list[tuple[Connection, ProbeOutcome, dict[str, Any]]] = []
     released: list[int] = []
     with transaction.atomic():
         for connection, outcome in pairs:
             decision = decide(connection, outcome)
             fields = _bookkeeping(connection, outcome, decision, now)
-            if decision.target:
-                for name, value in fields.items():
-                    setattr(connection, name, value)
-                try:
-                    lifecycle.transition(
-                        connection,
-                        decision.target,
-                        trigger=Trigger.PROBE,
-                        reason=decision.reason,
-                        extra_fields=tuple(fields),
-                        claim=claim,
-                    )
-                except lifecycle.TransitionRefused:  # StaleState included
-                    stats["stale"] += 1
-                    released.append(connection.pk)
-                    continue
-                stats["transitions"] += 1
-            else:
-                guarded = Connection.objects.filter(
-                    pk=connection.pk,
-                    status=connection.status,
-                    state_version=connection.state_version,
+            if not decision.target:
+                plain.append((connection, outcome, fields))
+                continue
+            for name, value in fields.items():
+                setattr(connection, name, value)
+            try:
+                lifecycle.transition(
+                    connection,
+                    decision.target,
+                    trigger=Trigger.PROBE,
+                    reason=decision.reason,
+                    extra_fields=tuple(fields),
+                    claim=claim,
                 )
-                if claim is not None:
-                    guarded = guarded.filter(probe_claim=claim)
-                if not guarded.update(**fields):
-                    stats["stale"] += 1
-                    released.append(connection.pk)
-                    continue
-            stats["applied"] += 1
-            stats["ok" if outcome.ok else "failed"] += 1
-            results.append(
+            except lifecycle.TransitionRefused:  # StaleState included
+                released.append(connection.pk)
+                continue
+            stats["transitions"] += 1
+            applied.append((connection, outcome))
+
+        updated = _compare_and_set_many(plain, claim)
+        for connection, outcome, _ in plain:
+            if connection.pk in updated:
+                applied.append((connection, outcome))
+            else:
+                released.append(connection.pk)
+
+        ProbeResult.objects.bulk_create(
+            (
                 ProbeResult(
                     connection_id=connection.pk,
                     checked_at=now,
@@ -146,11 +146,85 @@ def apply_outcomes(
                     error_class=outcome.error_class,
                     error=outcome.error[:2000],
                 )
-            )
-        ProbeResult.objects.bulk_create(results, batch_size=1000)
+                for connection, outcome in applied
+            ),
+            batch_size=1000,
+        )
         if released and claim is not None:
             # a user acted meanwhile: give the row back to the scheduler at once
             Connection.objects.filter(pk__in=released, probe_claim=claim).update(
                 probe_claim=None, next_probe_at=now
             )
+    stats["applied"] = len(applied)
+    stats["stale"] = len(released)
+    stats["ok"] = sum(1 for _, outcome in applied if outcome.ok)
+    stats["failed"] = len(applied) - stats["ok"]
     return stats
+
+
+# One UPDATE ... FROM (VALUES ...) per chunk: the bookkeeping of results that change no state,
+# each row guarded by the status, version and claim its probe started from.
+_BULK_SQL = """
+UPDATE connections_connection AS c SET
+    consecutive_failures = v.failures, next_probe_at = v.next_at, probe_claim = NULL,
+    last_probe_at = v.probed_at, last_probe_ok = v.ok, last_probe_error = v.error,
+    last_latency_ms = v.latency, metadata = COALESCE(v.metadata, c.metadata),
+    updated_at = v.probed_at
+FROM (VALUES {rows}) AS v(id, status, version, claim, failures, next_at, probed_at, ok, error,
+                          latency, metadata)
+WHERE c.id = v.id AND c.status = v.status AND c.state_version = v.version
+  AND (v.claim IS NULL OR c.probe_claim = v.claim)
+RETURNING c.id
+"""
+_BULK_ROW = (
+    "(%s::bigint, %s::varchar, %s::integer, %s::uuid, %s::integer, %s::timestamptz, "
+    "%s::timestamptz, %s::boolean, %s::text, %s::double precision, %s::jsonb)"
+)
+_CHUNK = 1000
+
+
+def _compare_and_set_many(
+    rows: list[tuple[Connection, ProbeOutcome, dict[str, Any]]], claim: Any
+) -> set[int]:
+    """Write each row's bookkeeping if it is still as the probe found it; the ids written."""
+    if db_connection.vendor != "postgresql":
+        return _compare_and_set_each(rows, claim)
+    updated: set[int] = set()
+    with db_connection.cursor() as cursor:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            params: list[Any] = []
+            for connection, _, fields in chunk:
+                metadata = fields.get("metadata")
+                params += [
+                    connection.pk,
+                    connection.status,
+                    connection.state_version,
+                    str(claim) if claim is not None else None,
+                    fields["consecutive_failures"],
+                    fields["next_probe_at"],
+                    fields["last_probe_at"],
+                    fields["last_probe_ok"],
+                    fields["last_probe_error"],
+                    fields["last_latency_ms"],
+                    json.dumps(metadata) if metadata is not None else None,
+                ]
+            cursor.execute(_BULK_SQL.format(rows=", ".join([_BULK_ROW] * len(chunk))), params)
+            updated.update(row[0] for row in cursor.fetchall())
+    return updated
+
+
+def _compare_and_set_each(
+    rows: list[tuple[Connection, ProbeOutcome, dict[str, Any]]], claim: Any
+) -> set[int]:
+    """The same guard, one UPDATE per row (SQLite and other databases)."""
+    updated = set()
+    for connection, _, fields in rows:
+        guarded = Connection.objects.filter(
+            pk=connection.pk, status=connection.status, state_version=connection.state_version
+        )
+        if claim is not None:
+            guarded = guarded.filter(probe_claim=claim)
+        if guarded.update(**fields, updated_at=fields["last_probe_at"]):
+            updated.add(connection.pk)
+    return updated

@@ -142,7 +142,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 PROBE_INTERVAL = env.int("PROBE_INTERVAL", default=30)  # default per connection
 PROBE_BACKOFF_MAX = env.int("PROBE_BACKOFF_MAX", default=600)  # cap for disconnected ones
 PROBE_TICK = env.float("PROBE_TICK", default=5.0)  # how often beat claims due connections
-PROBE_BATCH_SIZE = env.int("PROBE_BATCH_SIZE", default=250)  # connections per probes task
+PROBE_BATCH_SIZE = env.int("PROBE_BATCH_SIZE", default=2500)  # connections per probes task
 PROBE_CONCURRENCY = env.int("PROBE_CONCURRENCY", default=500)  # probes in flight per batch
 PROBE_KUBERNETES_THREADS = env.int("PROBE_KUBERNETES_THREADS", default=16)
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=120)  # a lost batch is retried after

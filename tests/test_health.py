@@ -235,3 +235,25 @@ def test_probe_connections_command_runs_one_round(http_endpoint, make_connection
     assert "probed 1: 1 ok, 0 failed, 1 state changes" in capsys.readouterr().out
     conn.refresh_from_db()
     assert conn.status == Status.REGISTERED
+
+
+@pytest.mark.parametrize("writer", ["_compare_and_set_many", "_compare_and_set_each"])
+def test_both_bulk_writers_apply_only_unchanged_rows(writer, make_connection, owner):
+    """The PostgreSQL statement and the per-row fallback (SQLite) guard rows alike."""
+    from connections import health
+
+    kept, raced = make_connection(Status.CONNECTED), make_connection(Status.CONNECTED)
+    make_due(kept, raced)
+    token, ids = scheduling.claim_due(10)
+    batch = {c.pk: c for c in scheduling.load_claimed(token, ids)}
+    lifecycle.transition(raced, Status.MAINTENANCE, trigger=Trigger.USER, user=owner)
+    outcome = ProbeOutcome(ok=False, error_class="connect", error="refused", metadata={"v": 1})
+    rows = [
+        (c, outcome, health._bookkeeping(c, outcome, health.decide(c, outcome), timezone.now()))
+        for c in batch.values()
+    ]
+    assert getattr(health, writer)(rows, token) == {kept.pk}
+    kept.refresh_from_db()
+    raced.refresh_from_db()
+    assert (kept.consecutive_failures, kept.metadata, kept.probe_claim) == (1, {"v": 1}, None)
+    assert (raced.consecutive_failures, raced.status) == (0, Status.MAINTENANCE)

