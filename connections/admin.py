@@ -8,13 +8,15 @@ front end, so it is compare-and-set, recorded, and Register runs the reachabilit
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
 from django_fsm.admin import FSMAdminMixin
 
 from . import lifecycle
 from .choices import STATUS_STYLE, Status
 from .models import Connection, ConnectionTransition, Credential
-from .secrets import secret_values
+from .secrets import WriteOnlyTextarea, secret_values
 
 
 def status_badge(status: str, label: str):
@@ -82,7 +84,13 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return Connection.all_objects.select_related("owner")
+        return Connection.all_objects.restrict(request.user).select_related("owner")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "credential":
+            # only credentials this user may use: their own and those shared with them
+            kwargs["queryset"] = Credential.objects.restrict(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -180,7 +188,7 @@ class CredentialForm(forms.ModelForm):
     username = forms.CharField(required=False, help_text="Basic auth only.")
     secret = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Token, password, API key or kubeconfig. Never shown again; leave blank to "
         "keep the stored secret.",
     )
@@ -211,6 +219,14 @@ class CredentialForm(forms.ModelForm):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).restrict(request.user)
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(self, request, *args, **kwargs):
+        return super().changeform_view(request, *args, **kwargs)
+
     list_display = ("name", "kind", "owner", "secret_state", "updated_at")
     list_filter = ("kind",)
     search_fields = ("name",)

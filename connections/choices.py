@@ -52,3 +52,38 @@ def get_status_color(status: str) -> str:
 
 def get_status_icon(status: str) -> str:
     return STATUS_STYLE[status][2]
+
+
+# What a user action toward each state is called, and the confirmation it asks for.
+USER_ACTIONS: dict[str, tuple[str, str]] = {
+    Status.REGISTERED: ("Register", "Run the reachability check now and register it if it passes?"),
+    Status.CONNECTED: ("Connect", "Start managing it: probes continue and data is collected."),
+    Status.MAINTENANCE: ("Start maintenance", "Take it offline for maintenance? Probes stop."),
+    Status.IGNORED: ("Ignore", "Stop managing it? Probes stop; collected data is kept."),
+    Status.NOT_FOUND: ("Mark not found", "Mark it not found?"),
+    Status.DELETED: ("Delete", "Delete it? Collected data is purged; its history is kept."),
+}
+# Leaving maintenance is the same edge whichever state it returns to.
+END_MAINTENANCE = ("End maintenance", "End maintenance and return to {target}?")
+
+
+def user_action(current: str, target: str) -> tuple[str, str]:
+    """(button label, confirmation text) for moving from ``current`` to ``target``."""
+    if current == Status.MAINTENANCE and target != Status.DELETED:
+        label, confirm = END_MAINTENANCE
+        return label, confirm.format(target=Status(target).label)
+    if current in (Status.IGNORED, Status.NOT_FOUND) and target == Status.REGISTERED:
+        return "Register again", USER_ACTIONS[target][1]
+    return USER_ACTIONS[target]
+
+
+# Bulk transitions offered above the table: (form value, label). "resume" ends maintenance,
+# each connection returning to the state it entered maintenance from.
+BULK_ACTIONS = [
+    (Status.REGISTERED, "Register"),
+    (Status.CONNECTED, "Connect"),
+    (Status.MAINTENANCE, "Start maintenance"),
+    ("resume", "End maintenance"),
+    (Status.IGNORED, "Ignore"),
+    (Status.DELETED, "Delete"),
+]

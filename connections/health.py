@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,6 +74,25 @@ def next_probe_time(
     return now + timedelta(seconds=delay)
 
 
+def clean_text(value: Any, limit: int = 2000) -> str:
+    """Text a probe brought back, safe to store: no NUL (PostgreSQL refuses it), bounded."""
+    return str(value).replace("\x00", "")[:limit]
+
+
+def clean_metadata(values: dict[str, Any]) -> dict[str, Any]:
+    """Probe metadata reduced to what JSON columns store everywhere: finite scalars, short text."""
+    cleaned: dict[str, Any] = {}
+    for key, value in list(values.items())[:50]:
+        if isinstance(value, bool) or value is None:
+            cleaned[clean_text(key, 100)] = value
+        elif isinstance(value, int | float):
+            if math.isfinite(value):
+                cleaned[clean_text(key, 100)] = value
+        else:
+            cleaned[clean_text(key, 100)] = clean_text(value, 500)
+    return cleaned
+
+
 def _bookkeeping(
     connection: Connection, outcome: ProbeOutcome, decision: Decision, now: datetime
 ) -> dict[str, Any]:
@@ -84,11 +104,12 @@ def _bookkeeping(
         "probe_claim": None,
         "last_probe_at": now,
         "last_probe_ok": outcome.ok,
-        "last_probe_error": "" if outcome.ok else outcome.summary[:2000],
+        "last_probe_error": "" if outcome.ok else clean_text(outcome.summary),
         "last_latency_ms": outcome.latency_ms,
     }
     if outcome.metadata:
-        fields["metadata"] = {**connection.metadata, **outcome.metadata}
+        current = connection.metadata if isinstance(connection.metadata, dict) else {}
+        fields["metadata"] = {**current, **clean_metadata(outcome.metadata)}
     return fields
 
 
@@ -118,7 +139,7 @@ def apply_outcomes(
                     connection,
                     decision.target,
                     trigger=Trigger.PROBE,
-                    reason=decision.reason,
+                    reason=clean_text(decision.reason),
                     extra_fields=tuple(fields),
                     claim=claim,
                 )
@@ -143,8 +164,8 @@ def apply_outcomes(
                     ok=outcome.ok,
                     latency_ms=outcome.latency_ms,
                     status_code=outcome.status_code,
-                    error_class=outcome.error_class,
-                    error=outcome.error[:2000],
+                    error_class=clean_text(outcome.error_class, 32),
+                    error=clean_text(outcome.error),
                 )
                 for connection, outcome in applied
             ),

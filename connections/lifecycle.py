@@ -11,7 +11,7 @@ read, which the user's action has bumped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -22,8 +22,15 @@ from django_fsm import ConcurrentTransition, Transition
 
 from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity
-from .models import Connection, ConnectionTransition, Credential, ProbeResult, ProbeRollup
-from .probes import ProbeOutcome, check_reachability
+from .models import (
+    Connection,
+    ConnectionTransition,
+    Credential,
+    ProbeResult,
+    ProbeRollup,
+    resume_target,
+)
+from .probes import ProbeOutcome, check_reachability, probe_many
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +102,9 @@ def available(
     return options
 
 
-def user_targets(connection: Connection, user: Any) -> list[str]:
-    """The states a user may move this connection to (what menus and the admin offer)."""
+def user_targets(connection: Connection, user: Any = None) -> list[str]:
+    """The states a user may move this connection to (what menus and the admin offer);
+    without ``user``, permission is the caller's business (it checked it for many rows)."""
     visible = {
         target: item
         for target, item in available(connection, Trigger.USER, user).items()
@@ -149,19 +157,25 @@ def transition(
         with transaction.atomic():
             connection._cas = (from_status, version)
             connection._cas_claim = claim
+            before = (connection.consecutive_failures, connection.next_probe_at)
             getattr(connection, item.name)()
             if connection.status in PROBED_STATES and from_status not in PROBED_STATES:
                 connection.next_probe_at = now  # probe it soon after it becomes probe-able
             connection.state_version = version + 1
             connection.status_changed_at = now
+            # Bookkeeping is written only where this transition changed it: the in-memory copy
+            # may be older than the row (a claim's lease, say).
+            touched = [
+                name
+                for name, old in zip(("consecutive_failures", "next_probe_at"), before, strict=True)
+                if getattr(connection, name) != old
+            ]
             connection.save(
-                update_fields=[
-                    *Connection.TRANSITION_FIELDS,
-                    "consecutive_failures",
-                    "next_probe_at",
-                    "updated_at",
-                    *extra_fields,
-                ]
+                update_fields=list(
+                    dict.fromkeys(
+                        [*Connection.TRANSITION_FIELDS, "updated_at", *touched, *extra_fields]
+                    )
+                )
             )
             record = ConnectionTransition.objects.create(
                 connection=connection,
@@ -207,14 +221,20 @@ def purge_collected_data(connection: Connection) -> None:
 
 
 def perform_user_action(
-    connection: Connection, target: str, *, user: Any, reason: str = ""
+    connection: Connection,
+    target: str,
+    *,
+    user: Any,
+    reason: str = "",
+    outcome: ProbeOutcome | None = None,
 ) -> ConnectionTransition:
-    """A user's action from any front end (admin, UI, API): Register runs the check first."""
+    """A user's action from any front end (admin, UI, API): Register runs the check first
+    (or uses ``outcome``, a check already run for it)."""
     if target != Status.REGISTERED:
         return transition(connection, target, trigger=Trigger.USER, user=user, reason=reason)
     if Status.REGISTERED not in available(connection, Trigger.USER):
         raise refusal(connection, target, Trigger.USER)
-    outcome = check_reachability(connection)
+    outcome = outcome or check_reachability(connection)
     if outcome.ok:
         return transition(
             connection,
@@ -236,6 +256,53 @@ def perform_user_action(
         f"failed ({outcome.summary}).",
         outcome,
     )
+
+
+@dataclass
+class BulkReport:
+    """What a bulk action did: the names changed, and (name, why) for each one refused."""
+
+    action: str
+    changed: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        names = ", ".join(self.changed[:10]) + (" …" if len(self.changed) > 10 else "")
+        return f"{self.action}: {len(self.changed)} connection(s) ({names})."
+
+
+def perform_bulk_action(
+    connections: list[Connection], target: str, *, user: Any, reason: str = ""
+) -> BulkReport:
+    """One user action on many connections; each refusal is reported by name, never skipped.
+
+    ``target="resume"`` ends maintenance (each back to where it came from). Register runs the
+    reachability checks of all eligible connections at once, concurrently.
+    """
+    action = "Ended maintenance" if target == "resume" else f"Moved to {LABELS.get(target)}"
+    report = BulkReport(action)
+    outcomes: dict[int, ProbeOutcome] = {}
+    if target == Status.REGISTERED:
+        eligible = [c for c in connections if Status.REGISTERED in available(c, Trigger.USER)]
+        outcomes = dict(zip([c.pk for c in eligible], probe_many(eligible), strict=True))
+    for connection in connections:
+        wanted = target
+        if target == "resume":
+            if connection.status != Status.MAINTENANCE:
+                report.refused.append((connection.name, "it is not in maintenance"))
+                continue
+            wanted = resume_target(connection)
+        try:
+            perform_user_action(
+                connection, wanted, user=user, reason=reason, outcome=outcomes.get(connection.pk)
+            )
+        except (TransitionRefused, RegistrationFailed) as exc:
+            report.refused.append((connection.name, str(exc)))
+        except PermissionDenied:
+            report.refused.append((connection.name, "you may not change its state"))
+        else:
+            report.changed.append(connection.name)
+    return report
 
 
 @dataclass
@@ -275,7 +342,7 @@ def _insert(connection: Connection, *, trigger: str, user: Any, reason: str) -> 
     return connection
 
 
-def create_manual_connection(
+def prepare_manual_connection(
     *,
     name: str,
     kind: str,
@@ -285,38 +352,63 @@ def create_manual_connection(
     metadata: dict | None = None,
     failure_threshold: int = 3,
     probe_interval: int | None = None,
-) -> Created:
-    """The user's "Add connection": the check runs at once; registered or not_found."""
-    fields = {
-        "name": name,
-        "kind": kind,
-        "url": url.strip(),
-        "owner": user,
-        "credential": credential,
-        "managed": False,
-        "metadata": metadata or {},
-        "failure_threshold": failure_threshold,
-        "probe_interval": probe_interval or settings.PROBE_INTERVAL,
-        "identity": endpoint_identity(kind, url.strip()),
-    }
-    _raise_if_duplicate(fields["identity"])
-    candidate = Connection(**fields)
+) -> Connection:
+    """An unsaved, validated "Add connection" (DuplicateConnection / ValidationError if not)."""
+    url = url.strip()
+    identity = endpoint_identity(kind, url)
+    _raise_if_duplicate(identity)
+    candidate = Connection(
+        name=name,
+        kind=kind,
+        url=url,
+        owner=user,
+        credential=credential,
+        managed=False,
+        metadata=metadata or {},
+        failure_threshold=failure_threshold,
+        probe_interval=probe_interval or settings.PROBE_INTERVAL,
+        identity=identity,
+    )
     candidate.full_clean(exclude=["identity"])
-    outcome = check_reachability(candidate)
+    return candidate
+
+
+def insert_manual_connection(
+    candidate: Connection, outcome: ProbeOutcome, *, user: Any, environments=()
+) -> Connection:
+    """Store a prepared connection as the reachability check decided: registered or not_found."""
+    fields = {
+        f.attname: getattr(candidate, f.attname)
+        for f in Connection._meta.concrete_fields
+        if f.attname not in ("id", "status")
+    }
+    fields["metadata"] = {**candidate.metadata, **outcome.metadata}
+    connection = Connection(
+        **fields,
+        status=Status.REGISTERED if outcome.ok else Status.NOT_FOUND,
+    )
+    connection.credential = candidate.credential
+    connection.last_probe_at = timezone.now()
+    connection.last_probe_ok = outcome.ok
+    connection.last_probe_error = "" if outcome.ok else outcome.summary
+    connection.last_latency_ms = outcome.latency_ms
     reason = (
         "reachability check passed"
         if outcome.ok
         else f"reachability check failed: {outcome.summary}"
     )
-    connection = Connection(
-        **{**fields, "metadata": {**fields["metadata"], **outcome.metadata}},
-        status=Status.REGISTERED if outcome.ok else Status.NOT_FOUND,
-        last_probe_at=timezone.now(),
-        last_probe_ok=outcome.ok,
-        last_probe_error="" if outcome.ok else outcome.summary,
-        last_latency_ms=outcome.latency_ms,
-    )
-    _insert(connection, trigger=Trigger.USER, user=user, reason=reason)
+    with transaction.atomic():
+        _insert(connection, trigger=Trigger.USER, user=user, reason=reason)
+        if environments:
+            connection.environments.add(*environments)
+    return connection
+
+
+def create_manual_connection(*, user: Any, environments=(), **fields: Any) -> Created:
+    """The user's "Add connection": the check runs at once; registered or not_found."""
+    candidate = prepare_manual_connection(user=user, **fields)
+    outcome = check_reachability(candidate)
+    connection = insert_manual_connection(candidate, outcome, user=user, environments=environments)
     return Created(connection, outcome)
 
 

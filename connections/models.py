@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +23,24 @@ from . import crypto
 from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity, validate_endpoint_url
 from .kinds import get_kind, kind_choices
+
+
+class CredentialQuerySet(models.QuerySet):
+    def restrict(self, user: Any, action: str = "view") -> CredentialQuerySet:
+        """Own credentials, and (to view and attach) those shared through an environment."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        if action != "view":
+            return self.filter(owner=user)
+        from environments.models import Environment
+
+        environments = Environment.objects.filter(_shared_with(user, editors_only=False))
+        shared = Environment.credentials.through.objects.filter(
+            environment__in=environments
+        ).values("credential_id")
+        return self.filter(Q(owner=user) | Q(pk__in=shared))
 
 
 class Credential(models.Model):
@@ -49,6 +68,8 @@ class Credential(models.Model):
     secret_ciphertext = models.TextField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CredentialQuerySet.as_manager()
 
     class Meta:
         ordering = ("name", "pk")
@@ -82,9 +103,19 @@ def can_administer(instance: Connection, user: Any) -> bool:
     """Who may take a user action on a connection (the ``permission=`` of user edges)."""
     if user is None or not getattr(user, "is_active", False):
         return False
-    if user.is_superuser or instance.owner_id == user.pk:
+    if user.is_staff or user.is_superuser or instance.owner_id == user.pk:
         return True
-    return user.has_perm("connections.transition_connection")
+    if user.has_perm("connections.transition_connection"):
+        return True
+    return Connection.objects.restrict(user, "change").filter(pk=instance.pk).exists()
+
+
+def _shared_with(user: Any, *, editors_only: bool) -> Q:
+    """Environments ``user`` owns or is a member of (as an editor, if asked)."""
+    membership = Q(memberships__user=user)
+    if editors_only:
+        membership &= Q(memberships__role="editor")
+    return Q(owner=user) | membership
 
 
 def is_managed(instance: Connection) -> bool:
@@ -116,6 +147,23 @@ ALL_BUT_DELETED = [status for status in Status.values if status != Status.DELETE
 
 
 class ConnectionQuerySet(models.QuerySet):
+    def restrict(self, user: Any, action: str = "view") -> ConnectionQuerySet:
+        """The one visibility rule (NetBox's ``restrict``), used by every view, the admin and
+        the API: staff see everything; others see what they own and the connections of the
+        environments they own or belong to. ``action="change"``: owned, or shared with them as
+        an editor."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_staff or user.is_superuser:
+            return self
+        from environments.models import Environment
+
+        environments = Environment.objects.filter(_shared_with(user, editors_only=action != "view"))
+        shared = Environment.connections.through.objects.filter(
+            environment__in=environments
+        ).values("connection_id")
+        return self.filter(Q(owner=user) | Q(pk__in=shared))
+
     def live(self) -> ConnectionQuerySet:
         return self.exclude(status=Status.DELETED)
 
@@ -173,10 +221,14 @@ class Connection(FSMModelMixin, models.Model):
 
     # Probe bookkeeping.
     failure_threshold = models.PositiveSmallIntegerField(
-        default=3, help_text="Consecutive failed probes before a reachable state is left."
+        default=3,
+        validators=[MinValueValidator(2), MaxValueValidator(100)],
+        help_text="Consecutive failed probes before a reachable state is left (one never is).",
     )
     probe_interval = models.PositiveIntegerField(
-        default=30, help_text="Seconds between health checks while reachable."
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="Seconds between health checks while reachable.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     next_probe_at = models.DateTimeField(
@@ -228,10 +280,23 @@ class Connection(FSMModelMixin, models.Model):
             models.Index(fields=("kind", "status"), name="connection_kind_status_idx"),
         ]
 
+    # What a probe result depends on: editing one of these invalidates results in flight.
+    ENDPOINT_FIELDS = ("url", "kind", "credential_id", "metadata")
+    PROBE_BOOKKEEPING = (
+        "consecutive_failures",
+        "next_probe_at",
+        "probe_claim",
+        "last_probe_at",
+        "last_probe_ok",
+        "last_probe_error",
+        "last_latency_ms",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cas: tuple[str, int] | None = None
         self._cas_claim = None
+        self._loaded_endpoint = self._endpoint()
 
     def __str__(self) -> str:
         return self.name
@@ -239,15 +304,41 @@ class Connection(FSMModelMixin, models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.managed or not self.identity:
             self.identity = endpoint_identity(self.kind, self.url)
+        edited = False
         if self._cas is None and not self._state.adding and kwargs.get("update_fields") is None:
-            # An ordinary edit (admin form, metadata) never writes the state: only a transition,
-            # through lifecycle.transition, does.
-            kwargs["update_fields"] = [
+            # An ordinary edit (admin form, metadata) never writes the state (only a transition,
+            # through lifecycle.transition, does) nor the probes' bookkeeping.
+            fields = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name not in self.TRANSITION_FIELDS
+                if not field.primary_key
+                and field.name not in self.TRANSITION_FIELDS
+                and field.name not in self.PROBE_BOOKKEEPING
             ]
+            edited = self._endpoint() != self._loaded_endpoint
+            if edited:
+                # A result probed against the old endpoint must not land: bump the version
+                # it is compared with, and probe the new endpoint soon, from a clean count.
+                self.state_version = models.F("state_version") + 1
+                self.consecutive_failures = 0
+                self.next_probe_at = timezone.now()
+                self.probe_claim = None
+                fields += ["state_version", "consecutive_failures", "next_probe_at", "probe_claim"]
+            kwargs["update_fields"] = fields
         super().save(*args, **kwargs)
+        if edited:
+            self.refresh_from_db(fields=["state_version"])
+        self._loaded_endpoint = self._endpoint()
+
+    def _endpoint(self) -> tuple:
+        # __dict__, not attributes: never load a deferred field just to remember it
+        values = [self.__dict__.get(name) for name in self.ENDPOINT_FIELDS]
+        values[-1] = json.dumps(values[-1], sort_keys=True, default=str)
+        return tuple(values)
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._loaded_endpoint = self._endpoint()
 
     def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
         if self._cas is None:
@@ -412,6 +503,8 @@ class Connection(FSMModelMixin, models.Model):
 
     def clean(self) -> None:
         super().clean()
+        if not isinstance(self.metadata, dict):
+            raise ValidationError({"metadata": "Metadata must be a JSON object ({...})."})
         if self.url and self.kind and not self.managed:
             self.identity = endpoint_identity(self.kind, self.url)
             twin = Connection.objects.filter(identity=self.identity).exclude(pk=self.pk).first()

@@ -3,7 +3,42 @@
 from typing import Any
 
 import yaml
+from django import forms
 from django.core.exceptions import ValidationError
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A secret box: what was typed is never sent back in a page, not even after an error."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+# What a stored kubeconfig may use. Commands (exec, auth-provider) would run on the worker, and
+# file paths would read the worker's disk: neither belongs in a credential.
+FORBIDDEN_USER_KEYS = ("exec", "auth-provider", "tokenFile", "client-certificate", "client-key")
+FORBIDDEN_CLUSTER_KEYS = ("certificate-authority",)
+
+
+def _named(document: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    entries = document.get(section) or []
+    if not isinstance(entries, list):
+        raise ValidationError(f"'{section}' must be a list.", code="kubeconfig_shape")
+    named: dict[str, dict[str, Any]] = {}
+    for position, entry in enumerate(entries, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ValidationError(
+                f"Entry {position} of '{section}' has no name.", code="kubeconfig_shape"
+            )
+        inner = entry.get(section[:-1], {})
+        if not isinstance(inner, dict):
+            raise ValidationError(
+                f"'{entry['name']}' in '{section}' must hold a mapping under '{section[:-1]}'.",
+                code="kubeconfig_shape",
+            )
+        named[entry["name"]] = entry
+    return named
 
 
 def parse_kubeconfig(text: str) -> dict[str, Any]:
@@ -22,36 +57,41 @@ def parse_kubeconfig(text: str) -> dict[str, Any]:
             "The kubeconfig must be a YAML mapping with clusters, users and contexts.",
             code="kubeconfig_shape",
         )
-    sections = {}
-    for section in ("clusters", "users", "contexts"):
-        entries = document.get(section) or []
-        if not isinstance(entries, list):
-            raise ValidationError(f"'{section}' must be a list.", code="kubeconfig_shape")
-        named = {}
-        for position, entry in enumerate(entries, start=1):
-            if not isinstance(entry, dict) or not entry.get("name"):
-                raise ValidationError(
-                    f"Entry {position} of '{section}' has no name.", code="kubeconfig_shape"
-                )
-            named[entry["name"]] = entry
-        sections[section] = named
-    if not sections["contexts"]:
+    clusters, users = _named(document, "clusters"), _named(document, "users")
+    contexts = _named(document, "contexts")
+    if not contexts:
         raise ValidationError("The kubeconfig has no contexts.", code="kubeconfig_no_contexts")
-    for name, entry in sections["contexts"].items():
+    for name, entry in users.items():
+        for key in FORBIDDEN_USER_KEYS:
+            if key in (entry.get("user") or {}):
+                raise ValidationError(
+                    f"User '{name}' uses '{key}', which is not accepted: store a token or "
+                    "client certificate data in the kubeconfig itself.",
+                    code="kubeconfig_forbidden",
+                )
+    for name, entry in clusters.items():
+        for key in FORBIDDEN_CLUSTER_KEYS:
+            if key in (entry.get("cluster") or {}):
+                raise ValidationError(
+                    f"Cluster '{name}' uses the file path '{key}': use "
+                    "'certificate-authority-data' instead.",
+                    code="kubeconfig_forbidden",
+                )
+    for name, entry in contexts.items():
         context = entry.get("context") or {}
         cluster, user = context.get("cluster"), context.get("user")
-        if cluster not in sections["clusters"]:
+        if not isinstance(cluster, str) or cluster not in clusters:
             raise ValidationError(
                 f"Context '{name}' refers to cluster '{cluster}', which the file does not define.",
                 code="kubeconfig_missing_cluster",
             )
-        if user is not None and user not in sections["users"]:
+        if user is not None and (not isinstance(user, str) or user not in users):
             raise ValidationError(
                 f"Context '{name}' refers to user '{user}', which the file does not define.",
                 code="kubeconfig_missing_user",
             )
-        server = (sections["clusters"][cluster].get("cluster") or {}).get("server")
-        if not server:
+        server = (clusters[cluster].get("cluster") or {}).get("server")
+        if not isinstance(server, str) or not server:
             raise ValidationError(
                 f"Cluster '{cluster}' (context '{name}') has no server URL.",
                 code="kubeconfig_no_server",
@@ -77,7 +117,14 @@ def validate_secret(kind: str, values: dict[str, Any]) -> dict[str, str]:
                 f"A {kind.replace('_', ' ')} credential needs a non-empty '{key}'.",
                 code="secret_missing",
             )
-        cleaned[key] = value.strip() if key != "kubeconfig" else value
+        if key != "kubeconfig":
+            value = value.strip()
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise ValidationError(
+                    f"The '{key}' contains a line break or control character.",
+                    code="secret_control_character",
+                )
+        cleaned[key] = value
     if kind == Credential.Kind.KUBECONFIG:
         parse_kubeconfig(cleaned["kubeconfig"])
     return cleaned

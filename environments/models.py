@@ -1,7 +1,23 @@
 """Environments group connections and their credentials, and share them with members."""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+
+class EnvironmentQuerySet(models.QuerySet):
+    def restrict(self, user: Any, action: str = "view") -> "EnvironmentQuerySet":
+        """Staff: all; others: owned, or a member (an editor, for ``action="change"``)."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_staff or user.is_superuser:
+            return self
+        membership = Q(memberships__user=user)
+        if action != "view":
+            membership &= Q(memberships__role=EnvironmentMembership.Role.EDITOR)
+        return self.filter(Q(owner=user) | Q(pk__in=Environment.objects.filter(membership)))
 
 
 class Environment(models.Model):
@@ -24,6 +40,8 @@ class Environment(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EnvironmentQuerySet.as_manager()
 
     class Meta:
         ordering = ("name", "pk")

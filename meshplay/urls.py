@@ -1,11 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "Meshplay Connections"
 admin.site.site_title = "Meshplay Connections"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("connections/", include("connections.urls")),
     path("admin/", admin.site.urls),
 ]

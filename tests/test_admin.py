@@ -196,3 +196,12 @@ def test_history_is_listed_read_only(admin_client, make_connection, owner):
     assert (
         admin_client.get(reverse("admin:connections_connectiontransition_add")).status_code == 403
     )
+
+
+def test_credential_admin_does_not_echo_a_secret_after_an_error(admin_client, admin_user):
+    response = admin_client.post(
+        reverse("admin:connections_credential_add"),
+        {"name": "", "kind": "bearer_token", "owner": admin_user.pk, "secret": SECRET},
+    )
+    assert response.status_code == 200  # the form comes back with "name is required"
+    assert SECRET not in response.content.decode()

@@ -54,7 +54,9 @@ _METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
 
 def _forbidden_ip(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    return ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_link_local or ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
 
 
 def refusal_for(url: str) -> str | None:
@@ -68,7 +70,7 @@ def refusal_for(url: str) -> str | None:
         return "only http and https URLs are probed"
     if settings.PROBE_ALLOW_LINK_LOCAL:
         return None
-    host = parts.hostname or ""
+    host = (parts.hostname or "").split("%")[0]
     try:
         addresses = {host} if ipaddress.ip_address(host) else set()
     except ValueError:
@@ -106,17 +108,17 @@ class Probe:
         raise NotImplementedError
 
     async def probe(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
-        url = connection.url
-        if _needs_resolving(url):
-            refusal = await asyncio.to_thread(refusal_for, url)
-        else:
-            refusal = refusal_for(url)
-        if refusal:
-            return ProbeOutcome(ok=False, error_class="refused", error=refusal)
         _, total = self.timeouts()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(total):
+            async with asyncio.timeout(total):  # the name lookup of the guard counts too
+                url = connection.url
+                if _needs_resolving(url):
+                    refusal = await asyncio.to_thread(refusal_for, url)
+                else:
+                    refusal = refusal_for(url)
+                if refusal:
+                    return ProbeOutcome(ok=False, error_class="refused", error=refusal)
                 outcome = await self.check(connection, client)
         except ProbeFailed as failed:
             outcome = failed.outcome
@@ -165,6 +167,8 @@ class HttpProbe(Probe):
             text = str(exc) or "connection failed"
             tls = "SSL" in text or "certificate" in text
             raise ProbeFailed("tls" if tls else "connect", text) from exc
+        except httpx.LocalProtocolError as exc:  # its text may quote a header: never keep it
+            raise ProbeFailed("invalid", "the credential cannot be sent as an HTTP header") from exc
         except httpx.HTTPError as exc:
             raise ProbeFailed("connect", str(exc) or type(exc).__name__) from exc
         if response.status_code in (401, 403):

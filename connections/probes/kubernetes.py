@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -19,7 +20,7 @@ from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
-from .base import Probe, ProbeFailed, ProbeOutcome
+from .base import Probe, ProbeFailed, ProbeOutcome, refusal_for
 from .registry import register_probe
 
 
@@ -101,6 +102,9 @@ class KubernetesProbe(Probe):
                 config, context=context, client_configuration=configuration, persist_config=False
             )
             configuration.retries = False
+            refusal = refusal_for(configuration.host)
+            if refusal:
+                raise ProbeFailed("refused", refusal)
             timeout = (connect, total)
             with k8s.ApiClient(configuration) as api:
                 version = k8s.VersionApi(api).get_code(_request_timeout=timeout)
@@ -131,6 +135,22 @@ class KubernetesProbe(Probe):
     async def check(self, connection, client) -> ProbeOutcome:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_pool(), self.run_blocking, connection)
+
+    async def probe(self, connection, client) -> ProbeOutcome:
+        # Wait for a free thread before the probe's clock starts: a busy pool is not the
+        # cluster's fault, and must not read as a timeout.
+        async with _slots():
+            return await super().probe(connection, client)
+
+
+_loop_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_slots:
+        _loop_slots[loop] = asyncio.Semaphore(settings.PROBE_KUBERNETES_THREADS)
+    return _loop_slots[loop]
 
 
 def encode_ca(pem: bytes | str) -> str:

@@ -1,0 +1,47 @@
+"""One FilterSet for the table, the bulk actions and (later) the API and exports."""
+
+import django_filters
+from django.db.models import Q
+
+from environments.models import Environment
+
+from .choices import Status
+from .kinds import kind_choices
+from .models import Connection
+
+
+def _environments(request):
+    user = getattr(request, "user", None)
+    return Environment.objects.restrict(user).order_by("name")
+
+
+class ConnectionFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, method="filter_status")
+    kind = django_filters.MultipleChoiceFilter(choices=kind_choices)
+    environment = django_filters.ModelMultipleChoiceFilter(
+        field_name="environments", queryset=_environments, label="Environment"
+    )
+    managed = django_filters.BooleanFilter(label="Managed")
+
+    class Meta:
+        model = Connection
+        fields = ("q", "status", "kind", "environment", "managed")
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(name__icontains=value) | Q(url__icontains=value))
+
+    def filter_status(self, queryset, name, values):
+        # Deleted connections are tombstones: only a status filter that names them shows them.
+        return queryset.filter(status__in=values) if values else queryset
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if Status.DELETED not in (self.form.cleaned_data.get("status") or ()):
+            queryset = queryset.exclude(status=Status.DELETED)
+        if self.form.cleaned_data.get("environment"):
+            queryset = queryset.distinct()
+        return queryset

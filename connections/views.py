@@ -1,0 +1,323 @@
+"""The connection pages. Every lookup goes through ``restrict(user)``: what a user may not see
+answers 404; state changes are POST and go through ``connections.lifecycle``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_tables2 import RequestConfig
+
+from environments.models import Environment
+
+from . import charts, lifecycle
+from .choices import BULK_ACTIONS, STATUS_STYLE, Status, user_action
+from .filters import ConnectionFilterSet
+from .forms import AddConnectionForm, BulkActionForm, KubeconfigImportForm
+from .imports import import_kubeconfig
+from .models import Connection
+from .tables import ConnectionTable
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def visible(request: HttpRequest):
+    return Connection.all_objects.restrict(request.user)
+
+
+def actions_for(connection: Connection) -> list[dict]:
+    """The menu of a row or page: the user edges open from its state, with their texts."""
+    actions = []
+    for target in lifecycle.user_targets(connection):
+        label, confirm = user_action(connection.status, target)
+        actions.append({"target": target, "label": label, "confirm": confirm})
+    return actions
+
+
+def editable_ids(user, ids: list[int]) -> set[int]:
+    if user.is_staff or user.is_superuser:
+        return set(ids)
+    return set(
+        Connection.all_objects.restrict(user, "change")
+        .filter(pk__in=ids)
+        .values_list("pk", flat=True)
+    )
+
+
+def _page_size(request: HttpRequest) -> int:
+    try:
+        size = int(request.GET.get("per_page", 50))
+    except ValueError:
+        return 50
+    return size if size in PAGE_SIZES else 50
+
+
+def _status_counts(request: HttpRequest) -> list[dict]:
+    """The summary strip: one count per state under the table's other filters."""
+    data = request.GET.copy()
+    data.pop("status", None)
+    filterset = ConnectionFilterSet(data, queryset=visible(request), request=request)
+    counts = dict(
+        filterset.qs.order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    strip = []
+    for status, label in Status.choices:
+        if status == Status.DELETED:
+            continue
+        query = data.copy()
+        query.setlist("status", [status])
+        query.pop("page", None)
+        strip.append(
+            {
+                "status": status,
+                "label": label,
+                "count": counts.get(status, 0),
+                "style": STATUS_STYLE[status],
+                "query": query.urlencode(),
+            }
+        )
+    return strip
+
+
+def table_context(request: HttpRequest) -> dict:
+    filterset = ConnectionFilterSet(request.GET, queryset=visible(request), request=request)
+    queryset = filterset.qs if filterset.is_valid() else Connection.objects.none()
+    table = ConnectionTable(queryset.prefetch_related("environments"))
+    RequestConfig(request, paginate={"per_page": _page_size(request)}).configure(table)
+    records = list(table.page.object_list.data) if table.page else []
+    can_change = editable_ids(request.user, [r.pk for r in records])
+    rows = [
+        {
+            "connection": record,
+            "style": STATUS_STYLE[record.status],
+            "actions": actions_for(record) if record.pk in can_change else [],
+            "environments": [e.name for e in record.environments.all()],
+        }
+        for record in records
+    ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {
+        "filterset": filterset,
+        "table": table,
+        "rows": rows,
+        "summary": _status_counts(request),
+        "query": query.urlencode(),
+        "current_query": request.GET.urlencode(),
+        "page_sizes": PAGE_SIZES,
+        "page_size": _page_size(request),
+        "bulk_environments": Environment.objects.restrict(request.user, "change"),
+        "bulk_actions": BULK_ACTIONS,
+    }
+
+
+@login_required
+def connection_list(request: HttpRequest) -> HttpResponse:
+    context = table_context(request)
+    status = 200 if context["filterset"].is_valid() else 400
+    if request.htmx:
+        return render(request, "connections/_table.html", context, status=status)
+    return render(request, "connections/list.html", context, status=status)
+
+
+@login_required
+def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
+    can_change = bool(editable_ids(request.user, [connection.pk]))
+    results = list(connection.probe_results.order_by("-checked_at")[:200])
+    rollups = list(connection.rollups.order_by("-hour")[: 24 * 14])
+    context = {
+        "connection": connection,
+        "style": STATUS_STYLE[connection.status],
+        "actions": actions_for(connection) if can_change else [],
+        "history": connection.history.select_related("user").order_by("-created_at", "-pk"),
+        "environments": connection.environments.restrict(request.user),
+        "uptime": charts.uptime(results, rollups),
+        "latency_chart": charts.latency_svg(results, rollups),
+        "results": results[:20],
+        "metadata": sorted(
+            (k, v) for k, v in connection.metadata.items() if k != "certificate_authority_data"
+        ),
+    }
+    return render(request, "connections/detail.html", context)
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _done(request: HttpRequest, fallback: str, status: int = 200) -> HttpResponse:
+    """After a POST: htmx gets the messages and a signal to refresh; browsers a redirect."""
+    if request.htmx:
+        response = render(request, "_messages.html", status=status)
+        response["HX-Trigger"] = "connections-changed"
+        return response
+    return _back(request, fallback)
+
+
+@login_required
+@require_POST
+def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(visible(request), pk=pk)
+    fallback = reverse("connections:detail", args=[pk])
+    target = request.POST.get("to", "")
+    if target not in Status.values:
+        messages.error(request, f"Unknown state '{target}'.")
+        return _done(request, fallback, 400)
+    try:
+        record = lifecycle.perform_user_action(
+            connection, target, user=request.user, reason=request.POST.get("reason", "")[:500]
+        )
+    except PermissionDenied:
+        messages.error(request, f"You may view '{connection.name}' but not change its state.")
+        return _done(request, fallback, 403)
+    except (lifecycle.TransitionRefused, lifecycle.RegistrationFailed) as exc:
+        messages.error(request, str(exc))
+        return _done(request, fallback, 409)
+    text = f"'{connection.name}' is now {record.get_to_status_display()}"
+    if record.reason and record.to_status == Status.NOT_FOUND:
+        text += f": {record.reason}"
+    messages.success(request, text + ".")
+    return _done(request, fallback)
+
+
+@login_required
+@require_POST
+def connection_bulk(request: HttpRequest) -> HttpResponse:
+    fallback = reverse("connections:list")
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return _done(request, fallback, 400)
+    data = form.cleaned_data
+    if data["all_matching"]:
+        filters = QueryDict(request.POST.get("query", ""))
+        filterset = ConnectionFilterSet(filters, queryset=visible(request), request=request)
+        if not filterset.is_valid():
+            messages.error(request, "The table's filters are not valid.")
+            return _done(request, fallback, 400)
+        connections = list(filterset.qs)
+    else:
+        connections = list(visible(request).filter(pk__in=data["ids"]))
+        if len(connections) != len(set(data["ids"])):
+            return render(request, "404.html", status=404)
+    verb, value = data["action"]
+    if verb == "transition":
+        report = lifecycle.perform_bulk_action(
+            connections, value, user=request.user, reason=data.get("reason") or ""
+        )
+    else:
+        environment = get_object_or_404(
+            Environment.objects.restrict(request.user, "change"), pk=value
+        )
+        report = _bulk_membership(request.user, connections, environment, verb == "assign")
+    if report.changed:
+        messages.success(request, report.summary())
+    for name, why in report.refused:
+        messages.warning(request, f"'{name}': {why}")
+    return _done(request, fallback)
+
+
+def _bulk_membership(user, connections, environment, assign: bool) -> lifecycle.BulkReport:
+    action = f"{'Assigned to' if assign else 'Removed from'} '{environment.name}'"
+    report = lifecycle.BulkReport(action)
+    allowed = editable_ids(user, [c.pk for c in connections])
+    chosen = []
+    for connection in connections:
+        if connection.pk not in allowed:
+            report.refused.append((connection.name, "you may not change it"))
+        elif connection.status == Status.DELETED:
+            report.refused.append((connection.name, "it is deleted"))
+        else:
+            report.changed.append(connection.name)
+            chosen.append(connection)
+    if assign:
+        environment.connections.add(*chosen)
+    else:
+        environment.connections.remove(*chosen)
+    return report
+
+
+@sensitive_post_parameters("new_credential_secret")
+@login_required
+def connection_add(request: HttpRequest) -> HttpResponse:
+    form = AddConnectionForm(request.POST or None, user=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic():
+                    credential = data.get("new_credential")
+                    if credential is not None:
+                        credential.save()
+                    candidate = lifecycle.prepare_manual_connection(
+                        name=data["name"],
+                        kind=data["kind"],
+                        url=data["url"],
+                        user=request.user,
+                        credential=credential or data.get("credential"),
+                        failure_threshold=data["failure_threshold"],
+                        probe_interval=data["probe_interval"],
+                    )
+                    outcome = lifecycle.check_reachability(candidate)
+                    connection = lifecycle.insert_manual_connection(
+                        candidate, outcome, user=request.user, environments=data["environments"]
+                    )
+            except lifecycle.DuplicateConnection as exc:
+                form.add_error("url", exc.message)
+                existing = exc.existing
+                if visible(request).filter(pk=existing.pk).exists():
+                    form.duplicate_of = existing
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                if outcome.ok:
+                    messages.success(request, f"'{connection.name}' is reachable: registered.")
+                else:
+                    messages.warning(
+                        request,
+                        f"'{connection.name}' could not be reached ({outcome.summary}): "
+                        "it is recorded as Not Found. Retry registration when it is up.",
+                    )
+                return redirect("connections:detail", pk=connection.pk)
+        status = 400
+    return render(request, "connections/add.html", {"form": form}, status=status)
+
+
+@sensitive_post_parameters("text")
+@login_required
+def kubeconfig_import(request: HttpRequest) -> HttpResponse:
+    form = KubeconfigImportForm(request.POST or None, request.FILES or None, user=request.user)
+    report = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            report = import_kubeconfig(
+                form.cleaned_data["document"],
+                user=request.user,
+                environments=form.cleaned_data["environments"],
+                visible=visible(request),
+            )
+        else:
+            status = 400
+    return render(
+        request, "connections/import.html", {"form": form, "report": report}, status=status
+    )
