@@ -1,7 +1,8 @@
 """One FilterSet for the table, the bulk actions and (later) the API and exports."""
 
 import django_filters
-from django.db.models import Q
+from django import forms
+from django.db.models import Count, Q
 
 from environments.models import Environment
 
@@ -17,12 +18,18 @@ def _environments(request):
 
 class ConnectionFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    status = django_filters.MultipleChoiceFilter(choices=Status.choices, method="filter_status")
-    kind = django_filters.MultipleChoiceFilter(choices=kind_choices)
+    # No join behind these two: no DISTINCT (django-filter adds one by default).
+    status = django_filters.MultipleChoiceFilter(
+        choices=Status.choices, method="filter_status", distinct=False
+    )
+    kind = django_filters.MultipleChoiceFilter(choices=kind_choices, distinct=False)
     environment = django_filters.ModelMultipleChoiceFilter(
         field_name="environments", queryset=_environments, label="Environment"
     )
-    managed = django_filters.BooleanFilter(label="Managed")
+    managed = django_filters.BooleanFilter(
+        label="Managed",
+        widget=forms.Select(choices=[("", "Any"), ("true", "Managed"), ("false", "Unmanaged")]),
+    )
 
     class Meta:
         model = Connection
@@ -38,10 +45,18 @@ class ConnectionFilterSet(django_filters.FilterSet):
         # Deleted connections are tombstones: only a status filter that names them shows them.
         return queryset.filter(status__in=values) if values else queryset
 
+    def counts_by_status(self) -> dict[str, int]:
+        """Rows per state under every filter but the status one (deleted ones included)."""
+        queryset = self.queryset
+        for name, value in self.form.cleaned_data.items():
+            if name != "status":
+                queryset = self.filters[name].filter(queryset, value)
+        distinct = bool(self.form.cleaned_data.get("environment"))
+        rows = queryset.order_by().values("status").annotate(n=Count("pk", distinct=distinct))
+        return {row["status"]: row["n"] for row in rows}
+
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
         if Status.DELETED not in (self.form.cleaned_data.get("status") or ()):
             queryset = queryset.exclude(status=Status.DELETED)
-        if self.form.cleaned_data.get("environment"):
-            queryset = queryset.distinct()
         return queryset

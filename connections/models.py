@@ -278,6 +278,8 @@ class Connection(FSMModelMixin, models.Model):
                 name="connection_probe_due_idx",
             ),
             models.Index(fields=("kind", "status"), name="connection_kind_status_idx"),
+            # the table's default order: a page is an index range, not a sort of every row
+            models.Index(fields=("name", "id"), name="connection_name_idx"),
         ]
 
     # What a probe result depends on: editing one of these invalidates results in flight.

@@ -10,7 +10,9 @@ class ConnectionTable(tables.Table):
     name = tables.Column(order_by=("name", "pk"))
     kind = tables.Column()
     url = tables.Column(verbose_name="URL / server")
-    environments = tables.Column(empty_values=(), order_by=("first_environment",))
+    environments = tables.Column(
+        verbose_name="Environments", empty_values=(), order_by=("first_environment",)
+    )
     status = tables.Column()
     last_probe_at = tables.Column(verbose_name="Last probe")
     created_at = tables.Column(verbose_name="Added")

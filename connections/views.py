@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -60,22 +60,13 @@ def _page_size(request: HttpRequest) -> int:
     return size if size in PAGE_SIZES else 50
 
 
-def _status_counts(request: HttpRequest) -> list[dict]:
-    """The summary strip: one count per state under the table's other filters."""
-    data = request.GET.copy()
-    data.pop("status", None)
-    filterset = ConnectionFilterSet(data, queryset=visible(request), request=request)
-    counts = dict(
-        filterset.qs.order_by()
-        .values_list("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
+def _summary(request: HttpRequest, counts: dict[str, int]) -> list[dict]:
+    """The summary strip: a count and a filter link per state."""
     strip = []
     for status, label in Status.choices:
         if status == Status.DELETED:
             continue
-        query = data.copy()
+        query = request.GET.copy()
         query.setlist("status", [status])
         query.pop("page", None)
         strip.append(
@@ -90,11 +81,37 @@ def _status_counts(request: HttpRequest) -> list[dict]:
     return strip
 
 
+class CountedPaginator(Paginator):
+    """A paginator told its count: the per-state counts already hold it, no COUNT(*) again."""
+
+    def __init__(self, object_list, per_page, *, known_count: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.known_count = known_count
+
+    @property
+    def count(self) -> int:
+        return self.known_count
+
+
 def table_context(request: HttpRequest) -> dict:
     filterset = ConnectionFilterSet(request.GET, queryset=visible(request), request=request)
-    queryset = filterset.qs if filterset.is_valid() else Connection.objects.none()
+    counts: dict[str, int] = {}
+    if filterset.is_valid():
+        queryset = filterset.qs
+        counts = filterset.counts_by_status()
+    else:
+        queryset = Connection.objects.none()
+    chosen = filterset.form.cleaned_data.get("status") if filterset.is_valid() else None
+    shown = chosen or [s for s in Status.values if s != Status.DELETED]
     table = ConnectionTable(queryset.prefetch_related("environments"))
-    RequestConfig(request, paginate={"per_page": _page_size(request)}).configure(table)
+    RequestConfig(
+        request,
+        paginate={
+            "per_page": _page_size(request),
+            "paginator_class": CountedPaginator,
+            "known_count": sum(counts.get(s, 0) for s in shown),
+        },
+    ).configure(table)
     records = list(table.page.object_list.data) if table.page else []
     can_change = editable_ids(request.user, [r.pk for r in records])
     rows = [
@@ -112,7 +129,7 @@ def table_context(request: HttpRequest) -> dict:
         "filterset": filterset,
         "table": table,
         "rows": rows,
-        "summary": _status_counts(request),
+        "summary": _summary(request, counts),
         "query": query.urlencode(),
         "current_query": request.GET.urlencode(),
         "page_sizes": PAGE_SIZES,

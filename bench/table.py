@@ -1,0 +1,155 @@
+"""Table page cost at 1,000 and at 100,000 connections.
+
+    python bench/table.py [--sizes 1000 100000] [--repeat 7]
+
+Fills the PostgreSQL database ``bench_table`` with connections spread over states, kinds and
+environments (each with its history), then times the connections table through the Django test
+client as a signed-in (non-staff) user: the first page, a filtered page (status + kind) and a deep
+page (the middle one). Prints the median time and the query count of each, and the ratio of the
+largest size to the smallest. Target: the same query count at every size, and a ratio of at most 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DB_NAME = "bench_table"
+PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+PER_PAGE = 50
+
+
+def prepare() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def fill(size: int):
+    """``size`` connections owned by 'bench', in 20 environments, each with a history row."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection as db
+
+    from connections.choices import Status
+    from connections.models import Connection, ConnectionTransition
+    from environments.models import Environment
+
+    with db.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE connections_connectiontransition, connections_proberesult, "
+            "connections_proberollup, environments_environment_connections, "
+            "environments_environmentmembership, environments_environment, "
+            "connections_connection CASCADE"
+        )
+    users = get_user_model().objects
+    user = users.filter(username="bench").first() or users.create_user("bench", password="x")
+    environments = Environment.objects.bulk_create(
+        Environment(name=f"env-{i:02d}", owner=user) for i in range(20)
+    )
+    states = [s for s in Status.values if s != Status.DELETED] * 3 + [Status.DELETED]
+    kinds = ["kubernetes", "prometheus", "grafana", "http", "remote_provider"]
+    batch = 5000
+    for start in range(0, size, batch):
+        created = Connection.objects.bulk_create(
+            Connection(
+                name=f"conn-{i:06d}",
+                kind=kinds[i % len(kinds)],
+                url=f"http://10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}:9090",
+                identity=f"bench|{i}",
+                status=states[i % len(states)],
+                managed=i % 2 == 0,
+                owner=user,
+            )
+            for i in range(start, min(start + batch, size))
+        )
+        ConnectionTransition.objects.bulk_create(
+            ConnectionTransition(connection=c, from_status="", to_status=c.status, trigger="user")
+            for c in created
+        )
+        Environment.connections.through.objects.bulk_create(
+            Environment.connections.through(
+                environment=environments[c.pk % len(environments)], connection=c
+            )
+            for c in created
+        )
+    with db.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return user
+
+
+def measure(user, size: int, repeat: int) -> dict[str, tuple[float, int]]:
+    from django.db import connection as db
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(user)
+    live = size - size // 22  # deleted ones are hidden
+    pages = {
+        "first page": {},
+        "filtered page": {"status": "connected", "kind": "prometheus"},
+        "deep page": {"page": max(1, live // PER_PAGE // 2)},
+    }
+    results = {}
+    for label, params in pages.items():
+        params = {**params, "per_page": PER_PAGE}
+        assert client.get("/connections/", params).status_code == 200  # warm up
+        times = []
+        for _ in range(repeat):
+            with CaptureQueriesContext(db) as queries:
+                started = time.perf_counter()
+                response = client.get("/connections/", params)
+                times.append(time.perf_counter() - started)
+            assert response.status_code == 200
+        results[label] = (statistics.median(times) * 1000, len(queries.captured_queries))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    prepare()
+    from django.conf import settings
+
+    settings.DEBUG = False
+    measured = {}
+    for size in args.sizes:
+        started = time.perf_counter()
+        user = fill(size)
+        print(f"filled {size} connections in {time.perf_counter() - started:.1f}s")
+        measured[size] = measure(user, size, args.repeat)
+        for label, (ms, queries) in measured[size].items():
+            print(f"  {size:>7} {label:<14} median {ms:7.1f} ms  {queries:2d} queries")
+    small, large = min(args.sizes), max(args.sizes)
+    for label in measured[small]:
+        (a, qa), (b, qb) = measured[small][label], measured[large][label]
+        verdict = "met" if qa == qb and b / a <= 2 else "MISSED"
+        print(
+            f"{label:<14} {large}/{small}: time ratio {b / a:.2f}, queries {qa} -> {qb} "
+            f"(target: same queries, ratio <= 2: {verdict})"
+        )
+
+
+if __name__ == "__main__":
+    main()

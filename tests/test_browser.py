@@ -1,0 +1,117 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against live_server."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connections as db_connections
+
+from connections.models import Connection
+from connections.scheduling import run_round
+from environments.models import Environment
+from tests.services import require_binary
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():
+    chromium = require_binary("chromium")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def prober():
+    """The background health checks, as the worker would run them, until the test ends."""
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                run_round()
+                stop.wait(0.5)
+        finally:
+            db_connections.close_all()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)
+
+
+def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model, http_endpoint):
+    user = django_user_model.objects.create_user("ana", password="pw-ana-2026")
+    env = Environment.objects.create(name="prod", owner=user)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmation of each action
+
+    page.goto(f"{live_server.url}/connections/")
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "pw-ana-2026")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/connections/")
+
+    # add a connection to a real local endpoint: the check runs, it is registered
+    page.click("text=Add connection")
+    page.select_option("select[name=kind]", "http")
+    page.fill("input[name=name]", "orders-api")
+    page.fill("input[name=url]", http_endpoint.url)
+    page.click("button:has-text('Add and check')")
+    page.wait_for_selector("text=is reachable: registered")
+    conn = Connection.objects.get(name="orders-api")
+    assert conn.status == "registered"
+    Connection.objects.filter(pk=conn.pk).update(probe_interval=1, failure_threshold=2)
+
+    # connect it from the status menu of its row
+    page.goto(f"{live_server.url}/connections/")
+    row = page.locator(f"tr[data-id='{conn.pk}']")
+    row.locator("summary").click()
+    row.locator("button:has-text('Connect')").click()
+    page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']", timeout=15000)
+
+    # the endpoint goes away: the row turns disconnected by itself, no reload
+    http_endpoint.shutdown()
+    http_endpoint.server_close()
+    page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='disconnected']", timeout=30000)
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "table.png"), full_page=True)
+
+    # filter by status: the URL carries the filter
+    page.select_option("form.filters select[name=status]", ["disconnected"])
+    page.wait_for_url("**status=disconnected**")
+    assert page.locator("#table-region tbody tr[data-id]").count() == 1
+
+    # bulk-assign to an environment
+    page.check(f"tr[data-id='{conn.pk}'] input[name=select]")
+    page.select_option("form#bulk select[name=action]", f"assign:{env.pk}")
+    page.click("form#bulk button[type=submit]")
+    page.wait_for_selector("text=Assigned to 'prod': 1 connection(s)")
+    assert list(env.connections.values_list("name", flat=True)) == ["orders-api"]
+
+    page.goto(f"{live_server.url}/connections/{conn.pk}/")
+    page.wait_for_selector("text=State timeline")
+    page.screenshot(path=str(ARTIFACTS / "connection.png"), full_page=True)
+    timeline = page.locator("ol.timeline").inner_text()
+    assert "Connected" in timeline and "Disconnected" in timeline
