@@ -7,7 +7,7 @@ front end, so it is compare-and-set, recorded, and Register runs the reachabilit
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
@@ -15,8 +15,8 @@ from django_fsm.admin import FSMAdminMixin
 
 from . import lifecycle
 from .choices import STATUS_STYLE, Status
+from .forms import CredentialForm
 from .models import Connection, ConnectionTransition, Credential
-from .secrets import WriteOnlyTextarea, secret_values
 
 
 def status_badge(status: str, label: str):
@@ -182,43 +182,17 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
         return True
 
 
-class CredentialForm(forms.ModelForm):
-    """The secret is write-only: never shown, blank on edit keeps the stored one."""
-
-    username = forms.CharField(required=False, help_text="Basic auth only.")
-    secret = forms.CharField(
-        required=False,
-        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="Token, password, API key or kubeconfig. Never shown again; leave blank to "
-        "keep the stored secret.",
-    )
-
-    class Meta:
-        model = Credential
+class CredentialAdminForm(CredentialForm):
+    class Meta(CredentialForm.Meta):
         fields = ("name", "kind", "owner")
 
-    def clean(self):
-        cleaned = super().clean()
-        kind, secret = cleaned.get("kind"), cleaned.get("secret", "")
-        if not kind:
-            return cleaned
-        if not secret:
-            if not self.instance.has_secret or kind != self.instance.kind:
-                self.add_error("secret", "Enter the secret for this kind of credential.")
-            return cleaned
-        try:
-            self.instance.kind = kind
-            self.instance.set_secret(
-                secret_values(kind, secret=secret, username=cleaned.get("username", ""))
-            )
-        except ValidationError as exc:
-            self.add_error("secret", exc)
-        return cleaned
+    def credential_owner(self):
+        return self.cleaned_data.get("owner")
 
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
-    form = CredentialForm
+    form = CredentialAdminForm
 
     def get_queryset(self, request):
         return super().get_queryset(request).restrict(request.user)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,6 +54,21 @@ class AddConnectionForm(forms.Form):
         self.user = user
         self.fields["credential"].queryset = Credential.objects.restrict(user)
         self.fields["environments"].queryset = Environment.objects.restrict(user, "change")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            parts = urlsplit(url.strip())
+            has_userinfo = bool(parts.username or parts.password)
+        except ValueError:
+            return url  # the model's validator names the problem
+        if has_userinfo:
+            self.data = self.data.copy()
+            self.data["url"] = ""  # never send a typed password back in the page
+            raise ValidationError(
+                "Put no user name or password in the URL: attach a credential instead."
+            )
+        return url
 
     def clean(self):
         cleaned = super().clean()
@@ -121,7 +139,7 @@ class BulkActionForm(forms.Form):
         verb, _, value = action.partition(":")
         if verb == "transition" and (value in Status.values or value == "resume"):
             return verb, value
-        if verb in ("assign", "unassign") and value.isdigit():
+        if verb in ("assign", "unassign") and re.fullmatch(r"[0-9]{1,9}", value):
             return verb, int(value)
         raise ValidationError(f"Unknown action '{action}'.")
 
@@ -136,4 +154,50 @@ class BulkActionForm(forms.Form):
         cleaned = super().clean()
         if not cleaned.get("all_matching") and not cleaned.get("ids"):
             raise ValidationError("Select at least one connection.")
+        return cleaned
+
+
+class CredentialForm(forms.ModelForm):
+    """The secret is write-only: never shown, and left blank on edit it keeps the stored one."""
+
+    username = forms.CharField(required=False, help_text="Basic auth only.")
+    secret = forms.CharField(
+        required=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Token, password, API key or kubeconfig. Never shown again; leave blank to "
+        "keep the stored secret.",
+    )
+
+    class Meta:
+        model = Credential
+        fields = ("name", "kind")
+
+    def __init__(self, *args, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def credential_owner(self):
+        return self.owner or self.instance.owner
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, secret = cleaned.get("kind"), cleaned.get("secret", "")
+        owner, name = self.credential_owner(), cleaned.get("name")
+        if owner is not None and name:
+            twins = Credential.objects.filter(owner=owner, name=name).exclude(pk=self.instance.pk)
+            if twins.exists():
+                self.add_error("name", "There is already a credential so named.")
+        if not kind:
+            return cleaned
+        if not secret:
+            if not self.instance.has_secret or kind != self.instance.kind:
+                self.add_error("secret", "Enter the secret for this kind of credential.")
+            return cleaned
+        try:
+            self.instance.kind = kind
+            self.instance.set_secret(
+                secret_values(kind, secret=secret, username=cleaned.get("username", ""))
+            )
+        except ValidationError as exc:
+            self.add_error("secret", exc)
         return cleaned

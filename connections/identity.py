@@ -20,13 +20,21 @@ def validate_endpoint_url(url: str) -> None:
         )
     if not parts.hostname:
         raise ValidationError("The URL has no host name.", code="missing_host")
+    if parts.username or parts.password:
+        raise ValidationError(
+            "Put no user name or password in the URL: attach a credential instead.",
+            code="userinfo_in_url",
+        )
     if port == 0:
         raise ValidationError("The URL's port must be between 1 and 65535.", code="bad_port")
 
 
 def endpoint_identity(kind: str, url: str) -> str:
     """``kind|scheme://host:port/path``: case, default ports and trailing slashes do not matter."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # unparseable: validate_endpoint_url says why
+        return f"{kind}|{url.strip().lower()}"
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:

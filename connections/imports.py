@@ -60,7 +60,7 @@ def import_kubeconfig(
     pending: list[tuple[Connection, Credential]] = []
     seen: set[str] = set()
     for context, server, single in split_contexts(document):
-        identity = endpoint_identity("kubernetes", server)
+        identity = endpoint_identity("kubernetes", server)  # never raises; validation below
         existing = Connection.objects.filter(identity=identity).first()
         if existing is not None or identity in seen:
             shown = (

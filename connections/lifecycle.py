@@ -217,6 +217,9 @@ def purge_collected_data(connection: Connection) -> None:
     """What deletion removes: probe history and anything collected, and environment membership."""
     ProbeResult.objects.filter(connection=connection).delete()
     ProbeRollup.objects.filter(connection=connection).delete()
+    # A tombstone holds no credential: the credential stays its owner's to delete.
+    Connection.all_objects.filter(pk=connection.pk).update(credential=None)
+    connection.credential = None
     connection.environments.clear()
 
 
@@ -230,10 +233,12 @@ def perform_user_action(
 ) -> ConnectionTransition:
     """A user's action from any front end (admin, UI, API): Register runs the check first
     (or uses ``outcome``, a check already run for it)."""
-    if target != Status.REGISTERED:
+    item = available(connection, Trigger.USER).get(target)
+    if item is not None and not item.has_perm(connection, user):
+        raise PermissionDenied(f"You may not change the state of '{connection.name}'.")
+    if item is None or item.name != "register":
+        # every other edge, ending maintenance toward Registered included, needs no check
         return transition(connection, target, trigger=Trigger.USER, user=user, reason=reason)
-    if Status.REGISTERED not in available(connection, Trigger.USER):
-        raise refusal(connection, target, Trigger.USER)
     outcome = outcome or check_reachability(connection)
     if outcome.ok:
         return transition(
@@ -283,7 +288,13 @@ def perform_bulk_action(
     report = BulkReport(action)
     outcomes: dict[int, ProbeOutcome] = {}
     if target == Status.REGISTERED:
-        eligible = [c for c in connections if Status.REGISTERED in available(c, Trigger.USER)]
+        eligible = [
+            c
+            for c in connections
+            if (item := available(c, Trigger.USER).get(Status.REGISTERED)) is not None
+            and item.name == "register"
+            and item.has_perm(c, user)  # nobody probes what they may not change
+        ]
         outcomes = dict(zip([c.pk for c in eligible], probe_many(eligible), strict=True))
     for connection in connections:
         wanted = target

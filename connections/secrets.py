@@ -20,6 +20,10 @@ FORBIDDEN_USER_KEYS = ("exec", "auth-provider", "tokenFile", "client-certificate
 FORBIDDEN_CLUSTER_KEYS = ("certificate-authority",)
 
 
+def _has_control_characters(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 def _named(document: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     entries = document.get(section) or []
     if not isinstance(entries, list):
@@ -30,6 +34,11 @@ def _named(document: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
         if not isinstance(name, str) or not name:
             raise ValidationError(
                 f"Entry {position} of '{section}' has no name.", code="kubeconfig_shape"
+            )
+        if _has_control_characters(name):
+            raise ValidationError(
+                f"Entry {position} of '{section}' has a control character in its name.",
+                code="kubeconfig_shape",
             )
         inner = entry.get(section[:-1], {})
         if not isinstance(inner, dict):
@@ -91,7 +100,7 @@ def parse_kubeconfig(text: str) -> dict[str, Any]:
                 code="kubeconfig_missing_user",
             )
         server = (clusters[cluster].get("cluster") or {}).get("server")
-        if not isinstance(server, str) or not server:
+        if not isinstance(server, str) or not server or _has_control_characters(server):
             raise ValidationError(
                 f"Cluster '{cluster}' (context '{name}') has no server URL.",
                 code="kubeconfig_no_server",
@@ -119,7 +128,7 @@ def validate_secret(kind: str, values: dict[str, Any]) -> dict[str, str]:
             )
         if key != "kubeconfig":
             value = value.strip()
-            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            if _has_control_characters(value):
                 raise ValidationError(
                     f"The '{key}' contains a line break or control character.",
                     code="secret_control_character",

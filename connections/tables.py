@@ -1,8 +1,9 @@
 """The connections table: columns and their sort orders (rendered by connections/_table.html)."""
 
 import django_tables2 as tables
-from django.db.models import Min
+from django.db.models import Case, IntegerField, Min, Q, Value, When
 
+from .choices import Status
 from .models import Connection
 
 
@@ -32,8 +33,22 @@ class ConnectionTable(tables.Table):
         )
         order_by = ("name",)
 
+    def order_status(self, queryset, is_descending):
+        """States in lifecycle order (the order of the spec's table), not alphabetical."""
+        rank = Case(
+            *(When(status=status, then=Value(i)) for i, status in enumerate(Status.values)),
+            output_field=IntegerField(),
+        )
+        queryset = queryset.annotate(status_rank=rank).order_by(
+            ("-" if is_descending else "") + "status_rank", "name", "pk"
+        )
+        return queryset, True
+
     def order_environments(self, queryset, is_descending):
-        queryset = queryset.annotate(first_environment=Min("environments__name")).order_by(
+        visible = getattr(self, "visible_environments", None)
+        condition = {"filter": Q(environments__in=visible)} if visible is not None else {}
+        first = Min("environments__name", **condition)
+        queryset = queryset.annotate(first_environment=first).order_by(
             ("-" if is_descending else "") + "first_environment", "pk"
         )
         return queryset, True

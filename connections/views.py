@@ -8,9 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -27,6 +29,11 @@ from .models import Connection
 from .tables import ConnectionTable
 
 PAGE_SIZES = (25, 50, 100, 200)
+
+
+def clean_reason(text: str | None) -> str:
+    """A reason typed by a user: bounded, and without NUL (PostgreSQL refuses it)."""
+    return (text or "").replace("\x00", "")[:500]
 
 
 def visible(request: HttpRequest):
@@ -93,8 +100,13 @@ class CountedPaginator(Paginator):
         return self.known_count
 
 
-def table_context(request: HttpRequest) -> dict:
-    filterset = ConnectionFilterSet(request.GET, queryset=visible(request), request=request)
+def table_context(
+    request: HttpRequest, *, base=None, table_url: str | None = None, order_by=None
+) -> dict:
+    """The table component: ``base`` scopes it (an environment's page), ``table_url`` is where
+    its fragment refreshes from."""
+    base = visible(request) if base is None else base
+    filterset = ConnectionFilterSet(request.GET, queryset=base, request=request)
     counts: dict[str, int] = {}
     if filterset.is_valid():
         queryset = filterset.qs
@@ -103,15 +115,21 @@ def table_context(request: HttpRequest) -> dict:
         queryset = Connection.objects.none()
     chosen = filterset.form.cleaned_data.get("status") if filterset.is_valid() else None
     shown = chosen or [s for s in Status.values if s != Status.DELETED]
-    table = ConnectionTable(queryset.prefetch_related("environments"))
-    RequestConfig(
-        request,
-        paginate={
-            "per_page": _page_size(request),
-            "paginator_class": CountedPaginator,
-            "known_count": sum(counts.get(s, 0) for s in shown),
-        },
-    ).configure(table)
+    # environment names only from environments the user may see
+    environments = Environment.objects.restrict(request.user).order_by("name")
+    table = ConnectionTable(
+        queryset.prefetch_related(Prefetch("environments", queryset=environments)),
+        order_by=order_by,
+    )
+    table.visible_environments = environments
+    RequestConfig(request, paginate=False).configure(table)  # the order, from ?sort=
+    per_page, total = _page_size(request), sum(counts.get(s, 0) for s in shown)
+    last_page = max(1, -(-total // per_page))
+    try:
+        number = min(max(1, int(request.GET.get("page", 1))), last_page)
+    except ValueError:
+        number = 1
+    table.paginate(CountedPaginator, per_page=per_page, page=number, known_count=total)
     records = list(table.page.object_list.data) if table.page else []
     can_change = editable_ids(request.user, [r.pk for r in records])
     rows = [
@@ -136,6 +154,7 @@ def table_context(request: HttpRequest) -> dict:
         "page_size": _page_size(request),
         "bulk_environments": Environment.objects.restrict(request.user, "change"),
         "bulk_actions": BULK_ACTIONS,
+        "table_url": table_url or reverse("connections:list"),
     }
 
 
@@ -143,9 +162,18 @@ def table_context(request: HttpRequest) -> dict:
 def connection_list(request: HttpRequest) -> HttpResponse:
     context = table_context(request)
     status = 200 if context["filterset"].is_valid() else 400
-    if request.htmx:
-        return render(request, "connections/_table.html", context, status=status)
-    return render(request, "connections/list.html", context, status=status)
+    return render_table_page(request, "connections/list.html", context, status)
+
+
+def render_table_page(request: HttpRequest, template: str, context: dict, status: int = 200):
+    """The whole page, or just the table fragment for htmx (not for a history restore, which
+    needs the whole page); caches keep the two apart."""
+    fragment = request.htmx and not request.htmx.history_restore_request
+    response = render(
+        request, "connections/_table.html" if fragment else template, context, status=status
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
@@ -160,6 +188,13 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "actions": actions_for(connection) if can_change else [],
         "history": connection.history.select_related("user").order_by("-created_at", "-pk"),
         "environments": connection.environments.restrict(request.user),
+        "can_change": can_change,
+        "editable_environment_ids": set(
+            Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
+        ),
+        "assignable_environments": Environment.objects.restrict(request.user, "change").exclude(
+            connections=connection
+        ),
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),
         "results": results[:20],
@@ -197,7 +232,7 @@ def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
         return _done(request, fallback, 400)
     try:
         record = lifecycle.perform_user_action(
-            connection, target, user=request.user, reason=request.POST.get("reason", "")[:500]
+            connection, target, user=request.user, reason=clean_reason(request.POST.get("reason"))
         )
     except PermissionDenied:
         messages.error(request, f"You may view '{connection.name}' but not change its state.")
@@ -237,7 +272,7 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
     verb, value = data["action"]
     if verb == "transition":
         report = lifecycle.perform_bulk_action(
-            connections, value, user=request.user, reason=data.get("reason") or ""
+            connections, value, user=request.user, reason=clean_reason(data.get("reason"))
         )
     else:
         environment = get_object_or_404(
@@ -298,10 +333,12 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                         candidate, outcome, user=request.user, environments=data["environments"]
                     )
             except lifecycle.DuplicateConnection as exc:
-                form.add_error("url", exc.message)
                 existing = exc.existing
                 if visible(request).filter(pk=existing.pk).exists():
+                    form.add_error("url", exc.message)
                     form.duplicate_of = existing
+                else:  # say so, without naming what the user may not see
+                    form.add_error("url", "This endpoint is already tracked by another user.")
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)

@@ -9,5 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("connections/", include("connections.urls")),
+    path("credentials/", include("connections.credential_urls")),
+    path("environments/", include("environments.urls")),
     path("admin/", admin.site.urls),
 ]

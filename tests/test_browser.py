@@ -42,8 +42,9 @@ def browser():
 
 @pytest.fixture
 def prober():
-    """The background health checks, as the worker would run them, until the test ends."""
+    """Starts the background health checks, as the worker would run them, until the test ends."""
     stop = threading.Event()
+    threads = []
 
     def loop():
         try:
@@ -53,11 +54,14 @@ def prober():
         finally:
             db_connections.close_all()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
+    def start():
+        threads.append(threading.Thread(target=loop, daemon=True))
+        threads[-1].start()
+
+    yield start
     stop.set()
-    thread.join(10)
+    for thread in threads:
+        thread.join(10)
 
 
 def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model, http_endpoint):
@@ -82,6 +86,7 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     conn = Connection.objects.get(name="orders-api")
     assert conn.status == "registered"
     Connection.objects.filter(pk=conn.pk).update(probe_interval=1, failure_threshold=2)
+    prober()  # from here on, the background checks run every half second
 
     # connect it from the status menu of its row
     page.goto(f"{live_server.url}/connections/")
@@ -115,3 +120,56 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     page.screenshot(path=str(ARTIFACTS / "connection.png"), full_page=True)
     timeline = page.locator("ol.timeline").inner_text()
     assert "Connected" in timeline and "Disconnected" in timeline
+
+
+def sign_in(page, live_server, username, password):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/connections/")
+
+
+def test_an_environment_goes_into_maintenance_and_back(
+    live_server, browser, django_user_model, make_connection
+):
+    user = django_user_model.objects.create_user("ops", password="pw-ops-2026")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, live_server, "ops", "pw-ops-2026")
+
+    # create the environment in the UI
+    page.click("nav >> text=Environments")
+    page.click("text=New environment")
+    page.fill("input[name=name]", "payments")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Environment 'payments' saved.")
+    env = Environment.objects.get(name="payments")
+
+    # assign three connections from the environment page
+    conns = [
+        make_connection("connected", name=f"svc-{i}", owner=user, url=f"http://127.0.0.1:1/{i}")
+        for i in range(3)
+    ]
+    page.reload()
+    page.select_option("select[name=connection]", [str(c.pk) for c in conns])
+    page.click("button:has-text('Assign')")
+    page.wait_for_selector("text=Assigned to 'payments'")
+    assert env.connections.count() == 3
+
+    # the whole environment into maintenance: all three rows change
+    page.select_option("select[name=to]", "maintenance")
+    page.click("button:has-text('Apply to all')")
+    page.wait_for_selector("text=Moved to Maintenance: 3 connection(s)")
+    for conn in conns:
+        page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='maintenance']")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "environment.png"), full_page=True)
+
+    # and out again: each returns to where it was
+    page.select_option("select[name=to]", "resume")
+    page.click("button:has-text('Apply to all')")
+    page.wait_for_selector("text=Ended maintenance: 3 connection(s)")
+    for conn in conns:
+        page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']")
+    assert set(Connection.objects.values_list("status", flat=True)) == {"connected"}

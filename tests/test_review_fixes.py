@@ -163,3 +163,110 @@ def test_a_users_transition_does_not_overwrite_a_claims_lease(make_connection, o
     leased = Connection.objects.get(pk=conn.pk).next_probe_at
     lifecycle.transition(loaded, Status.IGNORED, trigger=Trigger.USER, user=owner)
     assert Connection.objects.get(pk=conn.pk).next_probe_at == leased
+
+
+# ---- second review: the dashboard --------------------------------------------------------
+
+from django.test import Client  # noqa: E402
+
+from environments.models import Environment, EnvironmentMembership  # noqa: E402
+
+
+def signed_in(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_table_shows_only_environments_the_user_may_see(owner, stranger, make_connection):
+    conn = make_connection(Status.CONNECTED, name="shared-thing")
+    hidden = Environment.objects.create(name="HIDDEN-ENV", owner=stranger)
+    hidden.connections.add(conn)
+    mine = Environment.objects.create(name="mine", owner=owner)
+    mine.connections.add(conn)
+    client = signed_in(owner)
+    for params in ({}, {"sort": "environments"}, {"sort": "-environments"}):
+        body = client.get(reverse("connections:list"), params).content.decode()
+        assert "HIDDEN-ENV" not in body and "mine" in body
+
+
+def test_a_duplicate_of_someone_elses_connection_is_not_named(owner, stranger, make_connection):
+    make_connection(
+        Status.MAINTENANCE, name="acme-prod-db", owner=stranger, url="http://10.9.9.9:8080"
+    )
+    response = signed_in(owner).post(
+        reverse("connections:add"),
+        {
+            "kind": "http",
+            "name": "x",
+            "url": "HTTP://10.9.9.9:8080/",
+            "failure_threshold": 3,
+            "probe_interval": 30,
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "already tracked by another user" in body and "acme-prod-db" not in body
+
+
+def test_a_viewer_triggers_no_probe(owner, stranger, make_connection, http_endpoint):
+    conn = make_connection(Status.IGNORED, url=http_endpoint.url)
+    env = Environment.objects.create(name="e", owner=owner)
+    env.connections.add(conn)
+    EnvironmentMembership.objects.create(environment=env, user=stranger, role="viewer")
+    client = signed_in(stranger)
+    client.post(reverse("connections:transition", args=[conn.pk]), {"to": "registered"})
+    client.post(
+        reverse("connections:bulk"), {"action": "transition:registered", "ids": str(conn.pk)}
+    )
+    assert http_endpoint.requests == []
+    assert Connection.objects.get(pk=conn.pk).status == Status.IGNORED
+
+
+@pytest.mark.parametrize("per_page", ["-1", "100000", "abc"])
+def test_the_page_size_cannot_be_forced_past_the_choices(per_page, owner, make_connection):
+    for i in range(60):
+        make_connection(Status.CONNECTED, name=f"c{i:02d}")
+    response = signed_in(owner).get(reverse("connections:list"), {"per_page": per_page})
+    assert response.status_code == 200 and len(response.context["rows"]) == 50
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "-3", "99999"])
+def test_any_page_number_answers(page, owner, make_connection):
+    make_connection(Status.CONNECTED)
+    assert signed_in(owner).get(reverse("connections:list"), {"page": page}).status_code == 200
+
+
+def test_malformed_urls_and_nul_bytes_are_4xx(owner, make_connection):
+    client = signed_in(owner)
+    form = {"kind": "http", "name": "x", "failure_threshold": 3, "probe_interval": 30}
+    for url, message in [
+        ("http://[::1", "Not a valid URL"),
+        ("http://admin:hunter2@127.0.0.1:9", "no user name or password in the URL"),
+    ]:
+        response = client.post(reverse("connections:add"), {**form, "url": url})
+        assert response.status_code == 400 and message in response.content.decode()
+        assert "hunter2" not in response.content.decode()
+    kubeconfig = (
+        'clusters: [{name: c, cluster: {server: "https://[::1"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        'contexts: [{name: "a\\0b", context: {cluster: c, user: u}}]\n'
+    )
+    assert client.post(reverse("connections:import"), {"text": kubeconfig}).status_code == 400
+    conn = make_connection(Status.CONNECTED)
+    url = reverse("connections:transition", args=[conn.pk])
+    client.post(url, {"to": "maintenance", "reason": "a\x00b"})
+    assert conn.history.get().reason == "ab"
+    assert (
+        client.post(reverse("connections:bulk"), {"action": "assign:²", "ids": "1"}).status_code
+        == 302
+    )
+
+
+def test_a_history_restore_gets_the_whole_page(owner):
+    client = signed_in(owner)
+    response = client.get(
+        reverse("connections:list"), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert "<html" in response.content.decode()
+    assert "HX-Request" in response["Vary"]

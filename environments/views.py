@@ -1,0 +1,274 @@
+"""Environment pages: a group of connections and credentials, shared with members by role.
+
+Non-members get 404 everywhere; viewers see and change nothing; editors transition, assign and
+edit; only the owner manages members and deletes. Deleting an environment deletes nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from connections import lifecycle
+from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
+from connections.models import Connection, Credential
+from connections.views import (
+    clean_reason,
+    editable_ids,
+    render_table_page,
+    table_context,
+    visible,
+)
+
+from .forms import EnvironmentForm, MemberForm
+from .models import Environment, EnvironmentMembership
+
+
+def _environment(request: HttpRequest, pk: int, action: str = "view") -> tuple[Environment, bool]:
+    """The environment (404 unless the user may see it) and whether ``action`` is theirs:
+    "change" for editors and the owner, "own" for the owner alone."""
+    environment = get_object_or_404(Environment.objects.restrict(request.user), pk=pk)
+    if action == "own":
+        return environment, environment.owner_id == request.user.pk or request.user.is_superuser
+    if action == "change":
+        editable = Environment.objects.restrict(request.user, "change").filter(pk=pk)
+        return environment, editable.exists()
+    return environment, True
+
+
+def _forbidden(request: HttpRequest, environment: Environment, what: str) -> HttpResponse:
+    messages.error(request, f"You may view '{environment.name}' but not {what}.")
+    response = redirect("environments:detail", pk=environment.pk)
+    response.status_code = 303
+    return response
+
+
+@login_required
+def environment_list(request: HttpRequest) -> HttpResponse:
+    environments = list(
+        Environment.objects.restrict(request.user)
+        .select_related("owner")
+        .prefetch_related("memberships__user")
+        .annotate(credential_count=Count("credentials", distinct=True))
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    rows = (
+        Environment.connections.through.objects.filter(environment__in=environments)
+        .values_list("environment_id", "connection__status")
+        .annotate(n=Count("id"))
+    )
+    for environment_id, status, n in rows:
+        counts[environment_id][status] = n
+    for environment in environments:
+        environment.state_counts = [
+            {
+                "status": s,
+                "label": label,
+                "count": counts[environment.pk][s],
+                "style": STATUS_STYLE[s],
+            }
+            for s, label in Status.choices
+            if counts[environment.pk].get(s)
+        ]
+    return render(request, "environments/list.html", {"environments": environments})
+
+
+@login_required
+def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    environment, _ = _environment(request, pk)
+    url = reverse("environments:detail", args=[pk])
+    context = table_context(
+        request,
+        base=visible(request).filter(environments=environment),
+        table_url=url,
+        order_by=("status", "name"),
+    )
+    # "all rows matching the filters" on this page stays inside this environment
+    context["query"] = "&".join(filter(None, [context["query"], f"environment={environment.pk}"]))
+    can_change = Environment.objects.restrict(request.user, "change").filter(pk=pk).exists()
+    context.update(
+        {
+            "environment": environment,
+            "can_change": can_change,
+            "is_owner": environment.owner_id == request.user.pk or request.user.is_superuser,
+            "members": environment.memberships.select_related("user").order_by("user__username"),
+            "credentials": environment.credentials.select_related("owner").order_by("name"),
+            "group_actions": BULK_ACTIONS,
+            "addable": (
+                Connection.objects.restrict(request.user, "change")
+                .exclude(environments=environment)
+                .order_by("name")[:500]
+                if can_change
+                else []
+            ),
+            "addable_credentials": (
+                Credential.objects.filter(owner=request.user)
+                .exclude(environments=environment)
+                .order_by("name")
+                if can_change
+                else []
+            ),
+            "member_form": MemberForm(environment=environment),
+        }
+    )
+    return render_table_page(request, "environments/detail.html", context)
+
+
+@login_required
+def environment_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    environment = None
+    if pk is not None:
+        environment, allowed = _environment(request, pk, "change")
+        if not allowed:
+            return _forbidden(request, environment, "edit it")
+    owner = environment.owner if environment else request.user
+    form = EnvironmentForm(request.POST or None, instance=environment, owner=owner)
+    if request.method == "POST":
+        if form.is_valid():
+            environment = form.save(commit=False)
+            if environment.pk is None:
+                environment.owner = request.user
+            environment.save()
+            messages.success(request, f"Environment '{environment.name}' saved.")
+            return redirect("environments:detail", pk=environment.pk)
+        return render(request, "environments/form.html", {"form": form}, status=400)
+    return render(request, "environments/form.html", {"form": form, "environment": environment})
+
+
+@login_required
+@require_POST
+def environment_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    environment, allowed = _environment(request, pk, "own")
+    if not allowed:
+        return _forbidden(request, environment, "delete it (only its owner may)")
+    name = environment.name
+    environment.delete()  # memberships go with it; connections and credentials stay
+    messages.success(
+        request, f"Environment '{name}' deleted; its connections and credentials stay."
+    )
+    return redirect("environments:list")
+
+
+@login_required
+@require_POST
+def environment_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    """Act on the group: one transition on every connection of the environment it fits."""
+    environment, allowed = _environment(request, pk, "change")
+    if not allowed:
+        return _forbidden(request, environment, "change its connections")
+    target = request.POST.get("to", "")
+    if target not in {value for value, _ in BULK_ACTIONS}:
+        messages.error(request, f"Unknown action '{target}'.")
+        return redirect("environments:detail", pk=pk)
+    connections = list(visible(request).filter(environments=environment))
+    may_change = editable_ids(request.user, [c.pk for c in connections])
+    report = lifecycle.perform_bulk_action(
+        [c for c in connections if c.pk in may_change],
+        target,
+        user=request.user,
+        reason=clean_reason(request.POST.get("reason")) or f"environment '{environment.name}'",
+    )
+    report.refused += [
+        (c.name, "you may not change it") for c in connections if c.pk not in may_change
+    ]
+    if report.changed:
+        messages.success(request, report.summary())
+    for name, why in report.refused:
+        messages.warning(request, f"'{name}': {why}")
+    if not connections:
+        messages.info(request, "The environment has no connections.")
+    return redirect("environments:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def environment_connections(request: HttpRequest, pk: int) -> HttpResponse:
+    """Assign or remove connections (ids) from the environment page or a connection page."""
+    environment, allowed = _environment(request, pk, "change")
+    if not allowed:
+        return _forbidden(request, environment, "assign connections")
+    try:
+        ids = [int(x) for x in request.POST.getlist("connection")]
+    except ValueError:
+        messages.error(request, "Choose connections from the list.")
+        return redirect("environments:detail", pk=pk)
+    connections = list(Connection.objects.restrict(request.user).filter(pk__in=ids))
+    if len(connections) != len(set(ids)):
+        return render(request, "404.html", status=404)
+    may_change = editable_ids(request.user, ids)
+    changeable = [c for c in connections if c.pk in may_change]
+    for connection in connections:
+        if connection.pk not in may_change:
+            messages.warning(request, f"'{connection.name}': you may not change it.")
+    if request.POST.get("remove"):
+        environment.connections.remove(*changeable)
+        verb = "Removed from"
+    else:
+        environment.connections.add(*changeable)
+        verb = "Assigned to"
+    if changeable:
+        names = ", ".join(c.name for c in changeable)
+        messages.success(request, f"{verb} '{environment.name}': {names}.")
+    back = request.POST.get("next")
+    if back and back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("environments:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def environment_credentials(request: HttpRequest, pk: int) -> HttpResponse:
+    """Share one of your credentials through the environment, or stop sharing it."""
+    environment, allowed = _environment(request, pk, "change")
+    if not allowed:
+        return _forbidden(request, environment, "share credentials")
+    credential = get_object_or_404(
+        Credential.objects.restrict(request.user), pk=request.POST.get("credential") or 0
+    )
+    if request.POST.get("remove"):
+        environment.credentials.remove(credential)
+        messages.success(
+            request, f"'{credential.name}' is no longer shared in '{environment.name}'."
+        )
+    elif credential.owner_id != request.user.pk and not request.user.is_superuser:
+        messages.error(request, "You may share only your own credentials.")
+    else:
+        environment.credentials.add(credential)
+        messages.success(request, f"'{credential.name}' is shared in '{environment.name}'.")
+    return redirect("environments:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def environment_members(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner adds a member by username with a role, changes a role, or removes a member."""
+    environment, allowed = _environment(request, pk, "own")
+    if not allowed:
+        return _forbidden(request, environment, "manage its members")
+    remove = request.POST.get("remove")
+    if remove:
+        deleted, _ = EnvironmentMembership.objects.filter(
+            environment=environment, pk=remove
+        ).delete()
+        if deleted:
+            messages.success(request, "Member removed: their access is gone.")
+        return redirect("environments:detail", pk=pk)
+    form = MemberForm(request.POST, environment=environment)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("environments:detail", pk=pk)
+    user, role = form.cleaned_data["username"], form.cleaned_data["role"]
+    EnvironmentMembership.objects.update_or_create(
+        environment=environment, user=user, defaults={"role": role}
+    )
+    messages.success(request, f"{user.get_username()} is a {role} of '{environment.name}'.")
+    return redirect("environments:detail", pk=pk)
