@@ -250,16 +250,6 @@ class Connection(FSMModelMixin, models.Model):
 
     # Fields a transition writes; every other save leaves them alone.
     TRANSITION_FIELDS = ("status", "state_version", "status_changed_at", "resume_status")
-    PROBE_FIELDS = (
-        "consecutive_failures",
-        "next_probe_at",
-        "probe_claim",
-        "last_probe_at",
-        "last_probe_ok",
-        "last_probe_error",
-        "last_latency_ms",
-        "metadata",
-    )
 
     class Meta:
         ordering = ("name", "pk")
