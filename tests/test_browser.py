@@ -102,6 +102,11 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "table.png"), full_page=True)
+    # usable at 800 px: nothing wider than the window
+    page.set_viewport_size({"width": 800, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    page.screenshot(path=str(ARTIFACTS / "table-800.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # filter by status: the URL carries the filter
     page.select_option("form.filters select[name=status]", ["disconnected"])
