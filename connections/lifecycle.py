@@ -26,6 +26,7 @@ from .models import (
     Connection,
     ConnectionTransition,
     Credential,
+    DiscoveredResource,
     ProbeResult,
     ProbeRollup,
     resume_target,
@@ -217,6 +218,7 @@ def purge_collected_data(connection: Connection) -> None:
     """What deletion removes: probe history and anything collected, and environment membership."""
     ProbeResult.objects.filter(connection=connection).delete()
     ProbeRollup.objects.filter(connection=connection).delete()
+    DiscoveredResource.objects.filter(cluster=connection).delete()
     # A tombstone holds no credential: the credential stays its owner's to delete.
     Connection.all_objects.filter(pk=connection.pk).update(credential=None)
     connection.credential = None
@@ -431,6 +433,7 @@ def create_discovered_connection(
     identity: str,
     owner: Any = None,
     metadata: dict | None = None,
+    cluster: Connection | None = None,
 ) -> Connection:
     """Discovery found a resource it can integrate: a managed connection in ``discovered``."""
     connection = Connection(
@@ -439,6 +442,7 @@ def create_discovered_connection(
         url=url,
         identity=identity,
         owner=owner,
+        cluster=cluster,
         managed=True,
         metadata=metadata or {},
         status=Status.DISCOVERED,

@@ -207,6 +207,14 @@ class Connection(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="connections",
     )
+    cluster = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="discovered_connections",
+        help_text="For a discovered connection: the Kubernetes cluster it was found in.",
+    )
     identity = models.CharField(
         max_length=600,
         editable=False,
@@ -536,6 +544,39 @@ class ConnectionTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.from_status or '(new)'} → {self.to_status}"
+
+
+class DiscoveredResource(models.Model):
+    """What discovery saw in a cluster (a Service or a Deployment), kept per cluster connection."""
+
+    class Kind(models.TextChoices):
+        SERVICE = "service", "Service"
+        DEPLOYMENT = "deployment", "Deployment"
+
+    cluster = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="discovered_resources"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    labels = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # ports, image, type, external address
+    # "prometheus" or "grafana" when discovery can make a connection of it
+    integration = models.CharField(max_length=32, blank=True)
+    identity = models.CharField(max_length=600, blank=True)  # of the connection it would make
+    fingerprint = models.CharField(max_length=64)  # of labels + details: unchanged rows stay put
+    discovered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("namespace", "kind", "name")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("cluster", "kind", "namespace", "name"), name="unique_discovered_resource"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
 
 
 class ProbeRollup(models.Model):

@@ -6,6 +6,7 @@ PERIODIC_TASKS = {
     # name: (task, every N seconds)
     "Claim and probe due connections": ("connections.tasks.dispatch_due_probes", None),
     "Roll up old probe results": ("connections.tasks.prune_probe_history", 600),
+    "Discover connected clusters": ("connections.tasks.discover_clusters", 300),
 }
 
 

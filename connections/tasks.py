@@ -48,3 +48,28 @@ def probe_batch(token: str, ids: list[int]) -> dict:
 @shared_task(ignore_result=True)
 def prune_probe_history() -> int:
     return history.prune_probe_history()
+
+
+@shared_task(ignore_result=True)
+def discover_clusters() -> int:
+    """Beat: queue one discovery pass per connected Kubernetes cluster."""
+    from .models import Connection
+
+    clusters = Connection.objects.filter(kind="kubernetes", status="connected").values_list(
+        "pk", flat=True
+    )
+    for pk in clusters:
+        discover_cluster.apply_async(args=(pk,), queue="discovery")
+    return len(clusters)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def discover_cluster(pk: int) -> dict:
+    from . import discovery
+    from .models import Connection
+
+    cluster = Connection.objects.filter(pk=pk, kind="kubernetes", status="connected").first()
+    if cluster is None:
+        return {}
+    report = discovery.discover_cluster(cluster)
+    return {"created": len(report.created), "vanished": len(report.vanished)}

@@ -140,7 +140,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
-CELERY_TASK_ROUTES = {"connections.tasks.probe_batch": {"queue": "probes"}}
+CELERY_TASK_ROUTES = {
+    "connections.tasks.probe_batch": {"queue": "probes"},
+    "connections.tasks.discover_cluster": {"queue": "discovery"},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -54,6 +54,20 @@ def kubeconfig_for(connection) -> tuple[dict[str, Any], str | None]:
     return config, "ctx"
 
 
+def api_client_for(connection) -> k8s.ApiClient:
+    """The official client for a Kubernetes connection (no retries; link-local refused)."""
+    config, context = kubeconfig_for(connection)
+    configuration = k8s.Configuration()
+    load_kube_config_from_dict(
+        config, context=context, client_configuration=configuration, persist_config=False
+    )
+    configuration.retries = False
+    refusal = refusal_for(configuration.host)
+    if refusal:
+        raise ProbeFailed("refused", refusal)
+    return k8s.ApiClient(configuration)
+
+
 def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
     """A GET the generated API classes do not offer (/livez), with the client's own auth."""
     request = api.param_serialize(
@@ -67,7 +81,7 @@ def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
     return response
 
 
-def _failure_from(exc: Exception) -> ProbeFailed:
+def failure_from(exc: Exception) -> ProbeFailed:
     if isinstance(exc, k8s.exceptions.ApiException):
         if exc.status == 0:  # the client's wrapping of a transport error
             if "SSL" in str(exc.reason):
@@ -95,23 +109,14 @@ class KubernetesProbe(Probe):
 
     def run_blocking(self, connection) -> ProbeOutcome:
         connect, total = self.timeouts()
-        config, context = kubeconfig_for(connection)
-        configuration = k8s.Configuration()
         try:
-            load_kube_config_from_dict(
-                config, context=context, client_configuration=configuration, persist_config=False
-            )
-            configuration.retries = False
-            refusal = refusal_for(configuration.host)
-            if refusal:
-                raise ProbeFailed("refused", refusal)
             timeout = (connect, total)
-            with k8s.ApiClient(configuration) as api:
+            with api_client_for(connection) as api:
                 version = k8s.VersionApi(api).get_code(_request_timeout=timeout)
                 metadata = {
                     "version": version.git_version,
                     "platform": version.platform,
-                    "server": configuration.host,
+                    "server": api.configuration.host,
                 }
                 livez = _get_raw(api, "/livez", timeout)
                 if livez.status == 200:
@@ -129,7 +134,7 @@ class KubernetesProbe(Probe):
         except ProbeFailed:
             raise
         except Exception as exc:
-            raise _failure_from(exc) from exc
+            raise failure_from(exc) from exc
         return ProbeOutcome(ok=True, status_code=200, metadata=metadata)
 
     async def check(self, connection, client) -> ProbeOutcome:

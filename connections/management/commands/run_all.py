@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 "--scheduler",
                 "django_celery_beat.schedulers:DatabaseScheduler",
                 "-Q",
-                "celery,probes",
+                "celery,probes,discovery",
                 "--pool",
                 "prefork",
                 "--concurrency",

@@ -1,0 +1,204 @@
+"""Discovery end to end against the in-suite Kubernetes API server, through the real client."""
+
+import pytest
+
+from connections import discovery, lifecycle
+from connections.choices import Status, Trigger
+from connections.models import Connection, Credential, DiscoveredResource
+from connections.probes.kubernetes import encode_ca
+from environments.models import Environment
+from tests.kube_api import FakeKubernetesAPI
+
+pytestmark = pytest.mark.django_db
+
+TOKEN, LIMITED = "disc-admin-token", "disc-limited-token"
+
+
+@pytest.fixture
+def api():
+    with FakeKubernetesAPI(tokens={TOKEN: "admin", LIMITED: "limited"}) as server:
+        server.forbidden_resources = {"deployments"}
+        server.add_namespace("monitoring")
+        server.add_node("node-a")
+        server.add_node("node-b")
+        server.add_service(
+            "monitoring", "prometheus-server", {"app.kubernetes.io/name": "prometheus"}, [9090, 80]
+        )
+        server.add_service(
+            "monitoring",
+            "grafana",
+            {"app": "grafana"},
+            [3000],
+            type="LoadBalancer",
+            external_ip="127.0.0.1",
+        )
+        server.add_service("default", "web", {"app": "nginx"}, [80])
+        # a Service named plainly, in front of a Deployment running Prometheus's image
+        server.add_deployment("metrics", "tsdb", {"app": "tsdb"}, "prom/prometheus:v2.53.0")
+        server.add_service("metrics", "tsdb", {"app": "tsdb"}, [9090])
+        server.add_deployment("default", "web", {"app": "nginx"}, "nginx:1.27")
+        yield server
+
+
+@pytest.fixture
+def cluster(api, owner, make_connection):
+    credential = Credential(name="cluster token", kind="bearer_token", owner=owner)
+    credential.set_secret({"token": TOKEN})
+    credential.save()
+    return make_connection(
+        Status.CONNECTED,
+        name="prod-cluster",
+        kind="kubernetes",
+        url=api.url,
+        credential=credential,
+        metadata={"certificate_authority_data": encode_ca(api.ca_pem)},
+    )
+
+
+def discovered(cluster):
+    return {
+        c.metadata["namespace"] + "/" + c.name.split(" ")[0]: c
+        for c in cluster.discovered_connections.all()
+    }
+
+
+def test_a_first_pass_creates_managed_discovered_connections(api, cluster):
+    report = discovery.discover_cluster(cluster)
+    assert report.error == "" and report.forbidden == {}
+    found = discovered(cluster)
+    assert set(found) == {"monitoring/prometheus-server", "monitoring/grafana", "metrics/tsdb"}
+    prometheus = found["monitoring/prometheus-server"]
+    assert (prometheus.kind, prometheus.status, prometheus.managed) == (
+        "prometheus",
+        "discovered",
+        True,
+    )
+    assert prometheus.url == "http://prometheus-server.monitoring.svc:9090"
+    assert prometheus.identity == f"discovered|{api.cluster_uid}/monitoring/prometheus-server:9090"
+    assert found["monitoring/grafana"].url == "http://127.0.0.1:3000"  # the external address
+    assert (
+        found["monitoring/grafana"].metadata["in_cluster_url"]
+        == "http://grafana.monitoring.svc:3000"
+    )
+    assert found["metrics/tsdb"].kind == "prometheus"  # recognised through its Deployment
+    assert prometheus.history.get().trigger == Trigger.DISCOVERY
+    resources = DiscoveredResource.objects.filter(cluster=cluster)
+    assert resources.filter(kind="service").count() == 4
+    assert resources.filter(kind="deployment").count() == 2
+    cluster.refresh_from_db()
+    assert cluster.metadata["nodes"] == 2 and cluster.metadata["namespaces"] >= 4
+
+
+def test_a_second_pass_over_an_unchanged_cluster_writes_nothing(api, cluster):
+    discovery.discover_cluster(cluster)
+    before = Connection.all_objects.count(), DiscoveredResource.objects.count()
+    report = discovery.discover_cluster(cluster)
+    assert report.rows_written == 0 and report.created == []
+    assert (Connection.all_objects.count(), DiscoveredResource.objects.count()) == before
+
+
+def test_an_ignored_connection_stays_ignored(api, cluster, owner):
+    discovery.discover_cluster(cluster)
+    prometheus = discovered(cluster)["monitoring/prometheus-server"]
+    lifecycle.transition(prometheus, Status.IGNORED, trigger=Trigger.USER, user=owner)
+    api.add_service(  # it changes in the cluster: exposed outside now
+        "monitoring",
+        "prometheus-server",
+        {"app.kubernetes.io/name": "prometheus"},
+        [9090],
+        type="LoadBalancer",
+        external_ip="127.0.0.2",
+    )
+    discovery.discover_cluster(cluster)
+    api.remove_service("monitoring", "prometheus-server")  # and it vanishes
+    discovery.discover_cluster(cluster)
+    prometheus.refresh_from_db()
+    assert prometheus.status == Status.IGNORED
+    assert prometheus.url == "http://prometheus-server.monitoring.svc:9090"
+    assert [h.to_status for h in prometheus.history.all()] == [Status.DISCOVERED, Status.IGNORED]
+    assert Connection.all_objects.filter(identity=prometheus.identity).count() == 1
+
+
+def test_a_vanished_resource_disconnects_its_connection(api, cluster):
+    discovery.discover_cluster(cluster)
+    grafana = discovered(cluster)["monitoring/grafana"]
+    api.remove_service("monitoring", "grafana")
+    report = discovery.discover_cluster(cluster)
+    assert report.vanished == [grafana.identity]
+    grafana.refresh_from_db()
+    assert grafana.status == Status.DISCONNECTED
+    lost = grafana.history.last()
+    assert (lost.trigger, lost.reason) == (Trigger.DISCOVERY, "vanished from its cluster")
+
+
+def test_a_deleted_connection_is_discovered_afresh(api, cluster, owner):
+    discovery.discover_cluster(cluster)
+    old = discovered(cluster)["monitoring/prometheus-server"]
+    lifecycle.transition(old, Status.DELETED, trigger=Trigger.USER, user=owner)
+    discovery.discover_cluster(cluster)
+    fresh = Connection.objects.get(identity=old.identity)
+    assert fresh.pk != old.pk and fresh.status == Status.DISCOVERED
+    assert [h.to_status for h in fresh.history.all()] == [Status.DISCOVERED]
+    tombstone = Connection.all_objects.get(pk=old.pk)
+    assert [h.to_status for h in tombstone.history.all()] == [Status.DISCOVERED, Status.DELETED]
+
+
+def test_a_forbidden_resource_type_is_reported_and_the_rest_goes_on(api, cluster):
+    cluster.credential.set_secret({"token": LIMITED})
+    cluster.credential.save()
+    report = discovery.discover_cluster(cluster)
+    assert "deployments" in report.forbidden
+    assert 'cannot list resource "deployments"' in report.forbidden["deployments"]
+    assert {"monitoring/prometheus-server", "monitoring/grafana"} <= set(discovered(cluster))
+    cluster.refresh_from_db()
+    assert "deployments" in cluster.metadata["discovery_forbidden"]
+
+
+def test_large_lists_are_read_in_pages(api, cluster):
+    for i in range(1200):
+        api.add_service("bulk", f"svc-{i:04d}", {"app": "svc"}, [8080])
+    discovery.discover_cluster(cluster)
+    assert DiscoveredResource.objects.filter(cluster=cluster, namespace="bulk").count() == 1200
+    pages = [q for m, path, q in api.requests if path == "/api/v1/services"]
+    assert len(pages) == 3 and all(q.get("limit") == "500" for q in pages)
+    assert "continue" in pages[1] and "continue" in pages[2]
+
+
+def test_discovered_connections_join_the_clusters_environments(api, cluster, owner):
+    env = Environment.objects.create(name="prod", owner=owner)
+    env.connections.add(cluster)
+    discovery.discover_cluster(cluster)
+    assert set(env.connections.values_list("kind", flat=True)) == {
+        "kubernetes",
+        "prometheus",
+        "grafana",
+    }
+
+
+def test_deleting_the_cluster_purges_what_discovery_saw(api, cluster, owner):
+    discovery.discover_cluster(cluster)
+    assert DiscoveredResource.objects.filter(cluster=cluster).exists()
+    lifecycle.transition(cluster, Status.DELETED, trigger=Trigger.USER, user=owner)
+    assert not DiscoveredResource.objects.filter(cluster=cluster).exists()
+
+
+def test_an_unreachable_cluster_is_reported_not_raised(api, cluster):
+    api.set_down(True)
+    report = discovery.discover_cluster(cluster)
+    assert report.error.startswith("connect:")
+    assert not cluster.discovered_connections.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "image", "expected"),
+    [
+        ("x", {"app.kubernetes.io/name": "prometheus"}, "", "prometheus"),
+        ("kube-prometheus-stack-prometheus", {}, "", "prometheus"),
+        ("prometheus-operator", {}, "", ""),
+        ("node-exporter", {}, "prom/node-exporter", ""),
+        ("dash", {}, "grafana/grafana:11.2.0", "grafana"),
+        ("web", {"app": "nginx"}, "nginx", ""),
+    ],
+)
+def test_recognition(name, labels, image, expected):
+    assert discovery.recognise(name, labels, image) == expected
