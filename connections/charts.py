@@ -66,3 +66,26 @@ def latency_svg(
         line=line,
         failures=failures,
     )
+
+
+def line_svg(points: list[tuple], width: int = 360, height: int = 60) -> SafeString:
+    """A small line of (time, value) points, for a scraped value's last day."""
+    if len(points) < 2:
+        return mark_safe("")
+    start, end = points[0][0], points[-1][0]
+    span = max((end - start).total_seconds(), 1)
+    low = min(v for _, v in points)
+    high = max(v for _, v in points)
+    rise = (high - low) or 1.0
+    coords = " ".join(
+        f"{round(4 + (width - 8) * (t - start).total_seconds() / span, 1)},"
+        f"{round(height - 4 - (height - 8) * (v - low) / rise, 1)}"
+        for t, v in points
+    )
+    return format_html(
+        '<svg class="chart spark" viewBox="0 0 {} {}" role="img" aria-label="last day">'
+        '<polyline points="{}" class="chart-line"/></svg>',
+        width,
+        height,
+        coords,
+    )

@@ -27,6 +27,7 @@ from .models import (
     ConnectionTransition,
     Credential,
     DiscoveredResource,
+    MetricSample,
     ProbeResult,
     ProbeRollup,
     resume_target,
@@ -219,6 +220,7 @@ def purge_collected_data(connection: Connection) -> None:
     ProbeResult.objects.filter(connection=connection).delete()
     ProbeRollup.objects.filter(connection=connection).delete()
     DiscoveredResource.objects.filter(cluster=connection).delete()
+    MetricSample.objects.filter(connection=connection).delete()
     # A tombstone holds no credential: the credential stays its owner's to delete.
     Connection.all_objects.filter(pk=connection.pk).update(credential=None)
     connection.credential = None

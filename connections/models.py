@@ -579,6 +579,25 @@ class DiscoveredResource(models.Model):
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
+class MetricSample(models.Model):
+    """A summary value scraped from a connected connection (Prometheus targets up, Grafana
+    dashboards …); kept for a bounded time, kept when ignored, purged when deleted."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="samples")
+    name = models.CharField(max_length=64)
+    value = models.FloatField()
+    scraped_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-scraped_at", "name")
+        indexes = [
+            models.Index(fields=("connection", "name", "-scraped_at"), name="sample_conn_name_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.name}={self.value}"
+
+
 class ProbeRollup(models.Model):
     """An hour of probe results older than the raw ones kept (Uptime Kuma's lesson: bound it)."""
 

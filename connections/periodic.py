@@ -2,19 +2,23 @@
 
 from django.conf import settings
 
+# name: (task, the setting that holds its interval in seconds)
 PERIODIC_TASKS = {
-    # name: (task, every N seconds)
-    "Claim and probe due connections": ("connections.tasks.dispatch_due_probes", None),
-    "Roll up old probe results": ("connections.tasks.prune_probe_history", 600),
-    "Discover connected clusters": ("connections.tasks.discover_clusters", 300),
+    "Claim and probe due connections": ("connections.tasks.dispatch_due_probes", "PROBE_TICK"),
+    "Roll up old probe results": ("connections.tasks.prune_probe_history", "PRUNE_INTERVAL"),
+    "Discover connected clusters": ("connections.tasks.discover_clusters", "DISCOVERY_INTERVAL"),
+    "Scrape connected Prometheus and Grafana": (
+        "connections.tasks.scrape_connected",
+        "SCRAPE_INTERVAL",
+    ),
 }
 
 
 def ensure_periodic_tasks(**kwargs) -> None:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    for name, (task, seconds) in PERIODIC_TASKS.items():
-        every = seconds or max(1, round(settings.PROBE_TICK))
+    for name, (task, setting) in PERIODIC_TASKS.items():
+        every = max(1, round(getattr(settings, setting)))
         schedule, _ = IntervalSchedule.objects.get_or_create(
             every=every, period=IntervalSchedule.SECONDS
         )

@@ -51,6 +51,14 @@ def prune_probe_history() -> int:
 
 
 @shared_task(ignore_result=True)
+def scrape_connected() -> dict:
+    """Beat: scrape the summary of every connected Prometheus and Grafana."""
+    from . import scrape
+
+    return scrape.scrape_connected()
+
+
+@shared_task(ignore_result=True)
 def discover_clusters() -> int:
     """Beat: queue one discovery pass per connected Kubernetes cluster."""
     from .models import Connection

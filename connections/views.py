@@ -3,6 +3,8 @@ answers 404; state changes are POST and go through ``connections.lifecycle``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,6 +14,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
@@ -25,7 +28,7 @@ from .choices import BULK_ACTIONS, STATUS_STYLE, Status, user_action
 from .filters import ConnectionFilterSet
 from .forms import AddConnectionForm, BulkActionForm, KubeconfigImportForm
 from .imports import import_kubeconfig
-from .models import Connection
+from .models import Connection, DiscoveredResource
 from .tables import ConnectionTable
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -181,6 +184,14 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
     can_change = bool(editable_ids(request.user, [connection.pk]))
     results = list(connection.probe_results.order_by("-checked_at")[:200])
+    series: dict[str, list] = {}
+    day_ago = timezone.now() - timedelta(days=1)
+    for sample in connection.samples.filter(scraped_at__gte=day_ago).order_by("scraped_at"):
+        series.setdefault(sample.name, []).append((sample.scraped_at, sample.value))
+    collected = [
+        {"name": name, "current": points[-1][1], "chart": charts.line_svg(points)}
+        for name, points in sorted(series.items())
+    ]
     rollups = list(connection.rollups.order_by("-hour")[: 24 * 14])
     context = {
         "connection": connection,
@@ -198,11 +209,65 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),
         "results": results[:20],
+        "collected": collected,
         "metadata": sorted(
             (k, v) for k, v in connection.metadata.items() if k != "certificate_authority_data"
         ),
     }
+    if connection.kind == "kubernetes":
+        context["discovered"] = discovered_browser(request, connection, can_change)
     return render(request, "connections/detail.html", context)
+
+
+RESOURCES_PER_PAGE = 100
+
+
+def discovered_browser(request: HttpRequest, cluster: Connection, can_change: bool) -> dict:
+    """What discovery saw in a cluster, filterable by kind and namespace, a page at a time;
+    integrable resources link to their connection, with Register where it is open."""
+    resources = cluster.discovered_resources.all()
+    kind, namespace = request.GET.get("rkind", ""), request.GET.get("rns", "")
+    if kind in DiscoveredResource.Kind.values:
+        resources = resources.filter(kind=kind)
+    if namespace:
+        resources = resources.filter(namespace=namespace)
+    try:
+        page = max(1, int(request.GET.get("rpage", 1)))
+    except ValueError:
+        page = 1
+    start = (page - 1) * RESOURCES_PER_PAGE
+    rows = list(resources[start : start + RESOURCES_PER_PAGE + 1])
+    more = len(rows) > RESOURCES_PER_PAGE
+    rows = rows[:RESOURCES_PER_PAGE]
+    connections = {
+        c.identity: c
+        for c in visible(request).filter(identity__in=[r.identity for r in rows if r.identity])
+    }
+    for row in rows:
+        row.connection = connections.get(row.identity)
+        row.can_register = bool(
+            can_change
+            and row.connection is not None
+            and Status.REGISTERED in lifecycle.user_targets(row.connection)
+        )
+    namespaces = (
+        cluster.discovered_resources.order_by("namespace")
+        .values_list("namespace", flat=True)
+        .distinct()
+    )
+    query = request.GET.copy()
+    query.pop("rpage", None)
+    return {
+        "rows": rows,
+        "kind": kind,
+        "namespace": namespace,
+        "namespaces": namespaces,
+        "page": page,
+        "more": more,
+        "query": query.urlencode(),
+        "total": cluster.discovered_resources.count(),
+        "forbidden": cluster.metadata.get("discovery_forbidden") or {},
+    }
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:

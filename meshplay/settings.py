@@ -157,6 +157,10 @@ PROBE_KUBERNETES_THREADS = env.int("PROBE_KUBERNETES_THREADS", default=16)
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=120)  # a lost batch is retried after
 PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
 PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
+SCRAPE_INTERVAL = env.int("SCRAPE_INTERVAL", default=60)  # connected Prometheus / Grafana
+DISCOVERY_INTERVAL = env.int("DISCOVERY_INTERVAL", default=300)  # connected clusters
+PRUNE_INTERVAL = env.int("PRUNE_INTERVAL", default=600)  # rolling up old probe results
+SCRAPE_RETENTION = env.int("SCRAPE_RETENTION", default=7 * 24 * 3600)  # seconds of samples kept
 # (connect, total) per kind; "default" for the rest.
 PROBE_TIMEOUTS = {
     "default": (env.float("PROBE_CONNECT_TIMEOUT", default=3.0), env.float("PROBE_TIMEOUT", 5.0)),

@@ -202,3 +202,45 @@ def test_an_unreachable_cluster_is_reported_not_raised(api, cluster):
 )
 def test_recognition(name, labels, image, expected):
     assert discovery.recognise(name, labels, image) == expected
+
+
+def test_the_cluster_page_browses_what_discovery_saw(api, cluster, owner, client, http_endpoint):
+    discovery.discover_cluster(cluster)
+    client.force_login(owner)
+    page = f"/connections/{cluster.pk}/"
+    body = client.get(page).content.decode()
+    assert "Discovered in this cluster" in body and "(6 resources)" in body
+    only = client.get(page, {"rkind": "deployment", "rns": "metrics"}).content.decode()
+    assert "tsdb" in only and "prometheus-server" not in only
+    services = client.get(page, {"rkind": "service", "rns": "monitoring"})
+    rows = {r.name: r for r in services.context["discovered"]["rows"]}
+    assert rows["grafana"].can_register and rows["grafana"].connection.status == "discovered"
+    # Register runs the reachability check: point it at a live endpoint first
+    grafana = rows["grafana"].connection
+    Connection.objects.filter(pk=grafana.pk).update(url=http_endpoint.url)
+    client.post(f"/connections/{grafana.pk}/transition/", {"to": "registered"})
+    grafana.refresh_from_db()
+    assert grafana.status == Status.REGISTERED
+
+
+def test_a_forbidden_resource_type_shows_on_the_cluster_page(api, cluster, owner, client):
+    cluster.credential.set_secret({"token": LIMITED})
+    cluster.credential.save()
+    discovery.discover_cluster(cluster)
+    client.force_login(owner)
+    body = client.get(f"/connections/{cluster.pk}/").content.decode()
+    assert "Discovery may not read deployments" in body
+
+
+def test_the_beat_task_queues_connected_clusters_and_the_pass_runs(api, cluster):
+    from connections import tasks
+    from meshplay.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        assert tasks.discover_clusters() == 1
+    finally:
+        app.conf.task_always_eager = False
+    assert cluster.discovered_connections.count() == 3
+    # a cluster that is not connected is left alone
+    assert tasks.discover_cluster(cluster.pk + 999) == {}

@@ -1,0 +1,114 @@
+"""Data of connected connections: a periodic scrape of a small summary through their APIs.
+
+Prometheus: targets up and down (the ``up`` query), active targets, head series, version.
+Grafana: version, dashboards and datasources (with the credential). Only ``connected``
+connections are scraped: ignoring one stops the scrape and keeps its samples; deleting it purges
+them. Samples older than SCRAPE_RETENTION are removed by the same task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from .choices import Status
+from .health import clean_metadata
+from .models import Connection, MetricSample
+from .probes.base import auth_headers, refusal_for
+
+log = logging.getLogger(__name__)
+
+
+async def _json(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
+    response = await client.get(url, headers=headers)
+    response.raise_for_status()
+    return response.json()
+
+
+async def scrape_prometheus(connection: Connection, client: httpx.AsyncClient) -> dict[str, Any]:
+    base, headers = connection.url.rstrip("/"), auth_headers(connection)
+    up = await _json(client, f"{base}/api/v1/query?query=up", headers)
+    values = [float(r["value"][1]) for r in (up.get("data") or {}).get("result") or []]
+    targets = await _json(client, f"{base}/api/v1/targets?state=active", headers)
+    tsdb = await _json(client, f"{base}/api/v1/status/tsdb", headers)
+    build = await _json(client, f"{base}/api/v1/status/buildinfo", headers)
+    return {
+        "samples": {
+            "targets_up": sum(1 for v in values if v == 1),
+            "targets_down": sum(1 for v in values if v != 1),
+            "active_targets": len((targets.get("data") or {}).get("activeTargets") or []),
+            "series": ((tsdb.get("data") or {}).get("headStats") or {}).get("numSeries", 0),
+        },
+        "metadata": {"version": (build.get("data") or {}).get("version", "")},
+    }
+
+
+async def scrape_grafana(connection: Connection, client: httpx.AsyncClient) -> dict[str, Any]:
+    base, headers = connection.url.rstrip("/"), auth_headers(connection)
+    health = await _json(client, f"{base}/api/health", headers)
+    dashboards = await _json(client, f"{base}/api/search?type=dash-db&limit=5000", headers)
+    datasources = await _json(client, f"{base}/api/datasources", headers)
+    return {
+        "samples": {"dashboards": len(dashboards), "datasources": len(datasources)},
+        "metadata": {"version": health.get("version", "")},
+    }
+
+
+SCRAPERS = {"prometheus": scrape_prometheus, "grafana": scrape_grafana}
+
+
+async def _scrape_all(connections: list[Connection]) -> list[dict[str, Any] | Exception]:
+    connect, total = settings.PROBE_TIMEOUTS["default"]
+    timeout = httpx.Timeout(total, connect=connect)
+    slots = asyncio.Semaphore(settings.PROBE_CONCURRENCY)
+
+    async def one(connection: Connection, client: httpx.AsyncClient):
+        async with slots:
+            refusal = await asyncio.to_thread(refusal_for, connection.url)
+            if refusal:
+                return RuntimeError(refusal)
+            try:
+                async with asyncio.timeout(total * 4):
+                    return await SCRAPERS[connection.kind](connection, client)
+            except Exception as exc:  # one failed scrape is its own problem only
+                return exc
+
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        return await asyncio.gather(*(one(c, client) for c in connections))
+
+
+def scrape_connected(now=None) -> dict[str, int]:
+    """Scrape every connected Prometheus and Grafana once; store samples; prune old ones."""
+    now = now or timezone.now()
+    connections = list(
+        Connection.objects.filter(status=Status.CONNECTED, kind__in=list(SCRAPERS)).select_related(
+            "credential"
+        )
+    )
+    results = asyncio.run(_scrape_all(connections)) if connections else []
+    samples, scraped, failed = [], 0, 0
+    for connection, result in zip(connections, results, strict=True):
+        if isinstance(result, Exception):
+            failed += 1
+            log.info("scrape failed connection=%s error=%s", connection.pk, type(result).__name__)
+            continue
+        scraped += 1
+        samples += [
+            MetricSample(connection=connection, name=name, value=float(value), scraped_at=now)
+            for name, value in result["samples"].items()
+        ]
+        metadata = clean_metadata(result["metadata"])
+        if any(connection.metadata.get(k) != v for k, v in metadata.items()):
+            Connection.objects.filter(pk=connection.pk, status=Status.CONNECTED).update(
+                metadata={**connection.metadata, **metadata}
+            )
+    MetricSample.objects.bulk_create(samples, batch_size=1000)
+    cutoff = now - timedelta(seconds=settings.SCRAPE_RETENTION)
+    pruned, _ = MetricSample.objects.filter(scraped_at__lt=cutoff).delete()
+    return {"scraped": scraped, "failed": failed, "samples": len(samples), "pruned": pruned}
