@@ -18,6 +18,13 @@ class Status(models.TextChoices):
     NOT_FOUND = "not_found", "Not Found"
 
 
+class CredentialKind(models.TextChoices):
+    BEARER_TOKEN = "bearer_token", "Bearer token"
+    BASIC_AUTH = "basic_auth", "Basic auth"
+    API_KEY = "api_key", "API key"
+    KUBECONFIG = "kubeconfig", "Kubeconfig"
+
+
 class Trigger(models.TextChoices):
     USER = "user", "User"
     PROBE = "probe", "Probe"

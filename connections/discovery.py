@@ -43,7 +43,7 @@ LABEL_KEYS = ("app.kubernetes.io/name", "app")
 def recognise(name: str, labels: dict[str, str], image: str = "") -> str:
     """The integration a resource is, from its labels first, then its name or image; or ""."""
     for kind, rule in INTEGRATIONS.items():
-        values = [labels.get(key, "").lower() for key in LABEL_KEYS]
+        values = [str(labels.get(key, "")).lower() for key in LABEL_KEYS]
         if kind in values:
             return kind
         text = f"{name} {image}".lower()
@@ -62,6 +62,7 @@ class DiscoveryReport:
     updated: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
     rows_written: int = 0
+    skipped: int = 0  # objects too odd to keep (bad names, shapes, duplicates)
     error: str = ""
 
 
@@ -93,6 +94,25 @@ def _status_message(exc: Exception) -> str:
         return "forbidden"
 
 
+def _name(value: Any) -> str:
+    """A Kubernetes name as discovery keeps it; ValueError for anything a cluster cannot mean."""
+    if not isinstance(value, str) or not value or len(value) > 253:
+        raise ValueError("bad name")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError("control character in a name")
+    return value
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k)[:317].replace("\x00", ""): str(v)[:63].replace("\x00", "")
+        for k, v in value.items()
+        if isinstance(k, str)
+    }
+
+
 def _fingerprint(labels: dict, details: dict) -> str:
     raw = json.dumps([labels, details], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -100,13 +120,21 @@ def _fingerprint(labels: dict, details: dict) -> str:
 
 def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]]) -> dict[str, Any]:
     meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-    namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    labels = meta.get("labels") or {}
-    ports = [p.get("port") for p in spec.get("ports") or [] if isinstance(p.get("port"), int)]
+    namespace, name = _name(meta.get("namespace")), _name(meta.get("name"))
+    labels = _labels(meta.get("labels"))
+    ports = [
+        p["port"]
+        for p in spec.get("ports") or []
+        if isinstance(p, dict) and isinstance(p.get("port"), int) and 0 < p["port"] < 65536
+    ]
     ingress = ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    external = next((i.get("ip") or i.get("hostname") for i in ingress if i), None)
+    external = next(
+        (i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict) and i), None
+    )
+    if external is not None and (not isinstance(external, str) or len(external) > 253):
+        external = None
     integration = recognise(name, labels)
-    selector = spec.get("selector") or {}
+    selector = _labels(spec.get("selector"))
     if not integration and selector:  # a Service in front of a recognised Deployment
         for pod_labels, kind in recognised.get(namespace, ()):
             if selector.items() <= pod_labels.items():
@@ -127,18 +155,21 @@ def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]])
 
 def _deployment_resource(item: dict) -> dict[str, Any]:
     meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+    namespace, name = _name(meta.get("namespace")), _name(meta.get("name"))
     template = (spec.get("template") or {}).get("metadata") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    image = containers[0].get("image", "") if containers else ""
-    labels = meta.get("labels") or {}
+    first = containers[0] if containers and isinstance(containers[0], dict) else {}
+    image = str(first.get("image", ""))[:500].replace("\x00", "")
+    labels = _labels(meta.get("labels"))
+    replicas = spec.get("replicas") if isinstance(spec.get("replicas"), int) else None
     return {
         "kind": DiscoveredResource.Kind.DEPLOYMENT,
-        "namespace": meta.get("namespace", ""),
-        "name": meta.get("name", ""),
+        "namespace": namespace,
+        "name": name,
         "labels": labels,
-        "details": {"image": image, "replicas": spec.get("replicas")},
-        "integration": recognise(meta.get("name", ""), labels, image),
-        "pod_labels": template.get("labels") or labels,
+        "details": {"image": image, "replicas": replicas},
+        "integration": recognise(name, labels, image),
+        "pod_labels": _labels(template.get("labels")) or labels,
     }
 
 
@@ -161,31 +192,42 @@ def discover_cluster(cluster: Connection) -> DiscoveryReport:
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
             cluster_id = cluster.metadata.get("cluster_id") or ""
             if not cluster_id:
-                raw = core.read_namespace(
-                    "kube-system", _preload_content=False, _request_timeout=TIMEOUT
-                )
-                cluster_id = json.loads(raw.data)["metadata"]["uid"]
+                try:
+                    raw = core.read_namespace(
+                        "kube-system", _preload_content=False, _request_timeout=TIMEOUT
+                    )
+                    cluster_id = json.loads(raw.data)["metadata"]["uid"]
+                except k8s.exceptions.ApiException as exc:
+                    if exc.status not in (403, 404):
+                        raise
+                    cluster_id = f"connection-{cluster.pk}"  # RBAC hides kube-system
             namespaces = _list_all(core.list_namespace, report, "namespaces")
             nodes = _list_all(core.list_node, report, "nodes")
             services = _list_all(core.list_service_for_all_namespaces, report, "services")
             deployments = _list_all(apps.list_deployment_for_all_namespaces, report, "deployments")
     except ProbeFailed as failed:
         report.error = failed.outcome.summary
-        return report
     except Exception as exc:  # unreachable, auth, TLS: the probe's business, not a crash here
         report.error = failure_from(exc).outcome.summary
+    if report.error:
+        if cluster.metadata.get("discovery_error") != report.error:
+            cluster.metadata = {**cluster.metadata, "discovery_error": report.error}
+            Connection.objects.filter(pk=cluster.pk).update(metadata=cluster.metadata)
         return report
 
-    deployment_rows = [_deployment_resource(item) for item in deployments]
+    deployment_rows = _parse(deployments, _deployment_resource, report)
     recognised: dict[str, list[tuple[dict, str]]] = {}
     for row in deployment_rows:
         pod_labels = row.pop("pod_labels")
         if row["integration"]:
             recognised.setdefault(row["namespace"], []).append((pod_labels, row["integration"]))
-    service_rows = [_service_resource(item, recognised) for item in services]
+    service_rows = _parse(services, lambda item: _service_resource(item, recognised), report)
     for row in service_rows:
         if row["integration"]:
-            port = _endpoint(row)[0]
+            port, url, _ = _endpoint(row)
+            if len(url) > 500:  # too long for a connection: kept as a resource only
+                row["integration"] = ""
+                continue
             row["identity"] = discovered_identity(cluster_id, row["namespace"], row["name"], port)
     report.counts = {
         "namespaces": len(namespaces),
@@ -193,14 +235,24 @@ def discover_cluster(cluster: Connection) -> DiscoveryReport:
         "services": len(service_rows),
         "deployments": len(deployment_rows),
     }
+    # A list RBAC refused is not an empty list: nothing of that kind is deleted, and no
+    # connection is called vanished when its Service (or the Deployment that marks it) is unseen.
+    complete = {
+        DiscoveredResource.Kind.SERVICE: "services" not in report.forbidden,
+        DiscoveredResource.Kind.DEPLOYMENT: "deployments" not in report.forbidden,
+    }
     with transaction.atomic():
-        report.rows_written += _store_resources(cluster, service_rows + deployment_rows)
-        _sync_connections(cluster, service_rows, report)
+        if not _lock(cluster):
+            report.error = "another discovery pass of this cluster is running"
+            return report
+        report.rows_written += _store_resources(cluster, service_rows + deployment_rows, complete)
+        _sync_connections(cluster, service_rows, report, judge_vanished=all(complete.values()))
         summary = {
             "cluster_id": cluster_id,
             "namespaces": len(namespaces) if "namespaces" not in report.forbidden else None,
             "nodes": len(nodes) if "nodes" not in report.forbidden else None,
             "discovery_forbidden": report.forbidden,
+            "discovery_error": "",
         }
         current = {key: cluster.metadata.get(key) for key in summary}
         if current != summary:
@@ -219,8 +271,39 @@ def discover_cluster(cluster: Connection) -> DiscoveryReport:
     return report
 
 
-def _store_resources(cluster: Connection, rows: list[dict[str, Any]]) -> int:
-    """Keep the cluster's resources as seen: insert new, update changed, delete gone."""
+def _parse(items: list, build, report: DiscoveryReport) -> list[dict[str, Any]]:
+    """Each listed object as a row; objects too odd to keep (or listed twice) are skipped."""
+    rows, seen = [], set()
+    for item in items:
+        try:
+            row = build(item) if isinstance(item, dict) else None
+        except (ValueError, TypeError, AttributeError, KeyError):
+            row = None
+        key = row and (row["kind"], row["namespace"], row["name"])
+        if row is None or key in seen:
+            report.skipped += 1
+            continue
+        seen.add(key)
+        rows.append(row)
+    return rows
+
+
+def _lock(cluster: Connection) -> bool:
+    """One pass per cluster at a time (a redelivered task must not overlap a running one)."""
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        return True
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [7301, cluster.pk])
+        return bool(cursor.fetchone()[0])
+
+
+def _store_resources(
+    cluster: Connection, rows: list[dict[str, Any]], complete: dict[str, bool]
+) -> int:
+    """Keep the cluster's resources as seen: insert new, update changed, delete gone (only of
+    the kinds whose list was complete)."""
     existing = {
         (r.kind, r.namespace, r.name): r
         for r in DiscoveredResource.objects.filter(cluster=cluster).only(
@@ -251,7 +334,7 @@ def _store_resources(cluster: Connection, rows: list[dict[str, Any]]) -> int:
             for name, value in fields.items():
                 setattr(current, name, value)
             changed.append(current)
-    gone = [r.pk for key, r in existing.items() if key not in seen]
+    gone = [r.pk for key, r in existing.items() if key not in seen and complete[key[0]]]
     DiscoveredResource.objects.bulk_create(new, batch_size=2000)
     DiscoveredResource.objects.bulk_update(
         changed, ["labels", "details", "integration", "identity", "fingerprint"], batch_size=1000
@@ -262,7 +345,11 @@ def _store_resources(cluster: Connection, rows: list[dict[str, Any]]) -> int:
 
 
 def _sync_connections(
-    cluster: Connection, services: list[dict[str, Any]], report: DiscoveryReport
+    cluster: Connection,
+    services: list[dict[str, Any]],
+    report: DiscoveryReport,
+    *,
+    judge_vanished: bool,
 ) -> None:
     integrable = {row["identity"]: row for row in services if row.get("identity")}
     live = {c.identity: c for c in Connection.objects.filter(identity__in=list(integrable))}
@@ -284,11 +371,18 @@ def _sync_connections(
                 connection.environments.add(*environments)
             report.created.append(identity)
             report.rows_written += 2  # the connection and its history row
-        elif existing.status != Status.IGNORED and existing.url != url:
+        elif (
+            existing.cluster_id == cluster.pk  # never another cluster's (or user's) connection
+            and existing.managed
+            and existing.status in (Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED)
+            and existing.url != url
+        ):
             existing.url = url  # an edit of the endpoint: results in flight are dropped
             existing.save()
             report.updated.append(identity)
             report.rows_written += 1
+    if not judge_vanished:
+        return
     # what this cluster's discovery created earlier and is gone now
     lost = Connection.objects.filter(
         cluster=cluster,

@@ -43,3 +43,6 @@ register_kind(
         credential_kinds=("bearer_token",),
     )
 )
+
+
+KIND_CHOICES = kind_choices()  # for the API schema's enum names; the registry is filled above

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
 
 from . import crypto
-from .choices import PROBED_STATES, Status, Trigger
+from .choices import PROBED_STATES, CredentialKind, Status, Trigger
 from .identity import endpoint_identity, validate_endpoint_url
 from .kinds import get_kind, kind_choices
 
@@ -46,11 +46,7 @@ class CredentialQuerySet(models.QuerySet):
 class Credential(models.Model):
     """A secret a connection authenticates with, encrypted at rest; never read back to a user."""
 
-    class Kind(models.TextChoices):
-        BEARER_TOKEN = "bearer_token", "Bearer token"
-        BASIC_AUTH = "basic_auth", "Basic auth"
-        API_KEY = "api_key", "API key"
-        KUBECONFIG = "kubeconfig", "Kubeconfig"
+    Kind = CredentialKind
 
     # The keys each kind's secret holds; every one is required.
     SECRET_KEYS: dict[str, tuple[str, ...]] = {
@@ -642,3 +638,38 @@ class ProbeResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"
+
+
+class ApiToken(models.Model):
+    """A per-user API token: shown once when created, stored as a SHA-256 hash, revocable."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, editable=False)  # shown, to tell tokens apart
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: Any, name: str) -> tuple[ApiToken, str]:
+        """A new token and its key; the key exists only in this return value."""
+        import secrets
+
+        key = "mpc_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, prefix=key[:10], key_hash=cls.hash(key))
+        return token, key

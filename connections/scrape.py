@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,17 @@ from .probes.base import auth_headers, refusal_for
 log = logging.getLogger(__name__)
 
 
+def number(value: Any) -> float | None:
+    """A finite number from an API's answer, or None (NaN, inf, text, null are not samples)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None
+
+
 async def _json(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
     response = await client.get(url, headers=headers)
     response.raise_for_status()
@@ -34,7 +46,8 @@ async def _json(client: httpx.AsyncClient, url: str, headers: dict[str, str]) ->
 async def scrape_prometheus(connection: Connection, client: httpx.AsyncClient) -> dict[str, Any]:
     base, headers = connection.url.rstrip("/"), auth_headers(connection)
     up = await _json(client, f"{base}/api/v1/query?query=up", headers)
-    values = [float(r["value"][1]) for r in (up.get("data") or {}).get("result") or []]
+    results = (up.get("data") or {}).get("result") or []
+    values = [number((r.get("value") or [None, None])[1]) for r in results if isinstance(r, dict)]
     targets = await _json(client, f"{base}/api/v1/targets?state=active", headers)
     tsdb = await _json(client, f"{base}/api/v1/status/tsdb", headers)
     build = await _json(client, f"{base}/api/v1/status/buildinfo", headers)
@@ -43,7 +56,7 @@ async def scrape_prometheus(connection: Connection, client: httpx.AsyncClient) -
             "targets_up": sum(1 for v in values if v == 1),
             "targets_down": sum(1 for v in values if v != 1),
             "active_targets": len((targets.get("data") or {}).get("activeTargets") or []),
-            "series": ((tsdb.get("data") or {}).get("headStats") or {}).get("numSeries", 0),
+            "series": number(((tsdb.get("data") or {}).get("headStats") or {}).get("numSeries")),
         },
         "metadata": {"version": (build.get("data") or {}).get("version", "")},
     }
@@ -55,7 +68,10 @@ async def scrape_grafana(connection: Connection, client: httpx.AsyncClient) -> d
     dashboards = await _json(client, f"{base}/api/search?type=dash-db&limit=5000", headers)
     datasources = await _json(client, f"{base}/api/datasources", headers)
     return {
-        "samples": {"dashboards": len(dashboards), "datasources": len(datasources)},
+        "samples": {
+            "dashboards": len(dashboards) if isinstance(dashboards, list) else None,
+            "datasources": len(datasources) if isinstance(datasources, list) else None,
+        },
         "metadata": {"version": health.get("version", "")},
     }
 
@@ -93,15 +109,24 @@ def scrape_connected(now=None) -> dict[str, int]:
     )
     results = asyncio.run(_scrape_all(connections)) if connections else []
     samples, scraped, failed = [], 0, 0
+    # a connection deleted (or ignored) while it was scraped gets no samples: its data is gone
+    still = set(
+        Connection.objects.filter(
+            pk__in=[c.pk for c in connections], status=Status.CONNECTED
+        ).values_list("pk", flat=True)
+    )
     for connection, result in zip(connections, results, strict=True):
-        if isinstance(result, Exception):
+        if connection.pk not in still:
+            continue
+        if isinstance(result, Exception) or not isinstance(result, dict):
             failed += 1
             log.info("scrape failed connection=%s error=%s", connection.pk, type(result).__name__)
             continue
         scraped += 1
         samples += [
-            MetricSample(connection=connection, name=name, value=float(value), scraped_at=now)
+            MetricSample(connection=connection, name=name, value=value, scraped_at=now)
             for name, value in result["samples"].items()
+            if number(value) is not None
         ]
         metadata = clean_metadata(result["metadata"])
         if any(connection.metadata.get(k) != v for k, v in metadata.items()):

@@ -215,24 +215,25 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
     }
     if connection.kind == "kubernetes":
-        context["discovered"] = discovered_browser(request, connection, can_change)
+        context["discovered"] = discovered_browser(request, connection)
     return render(request, "connections/detail.html", context)
 
 
 RESOURCES_PER_PAGE = 100
 
 
-def discovered_browser(request: HttpRequest, cluster: Connection, can_change: bool) -> dict:
+def discovered_browser(request: HttpRequest, cluster: Connection) -> dict:
     """What discovery saw in a cluster, filterable by kind and namespace, a page at a time;
     integrable resources link to their connection, with Register where it is open."""
     resources = cluster.discovered_resources.all()
-    kind, namespace = request.GET.get("rkind", ""), request.GET.get("rns", "")
+    kind = request.GET.get("rkind", "")
+    namespace = request.GET.get("rns", "").replace("\x00", "")[:253]
     if kind in DiscoveredResource.Kind.values:
         resources = resources.filter(kind=kind)
     if namespace:
         resources = resources.filter(namespace=namespace)
     try:
-        page = max(1, int(request.GET.get("rpage", 1)))
+        page = min(max(1, int(request.GET.get("rpage", 1))), 100_000)
     except ValueError:
         page = 1
     start = (page - 1) * RESOURCES_PER_PAGE
@@ -241,13 +242,16 @@ def discovered_browser(request: HttpRequest, cluster: Connection, can_change: bo
     rows = rows[:RESOURCES_PER_PAGE]
     connections = {
         c.identity: c
-        for c in visible(request).filter(identity__in=[r.identity for r in rows if r.identity])
+        for c in visible(request)
+        .live()
+        .filter(identity__in=[r.identity for r in rows if r.identity])
     }
+    may_change = editable_ids(request.user, [c.pk for c in connections.values()])
     for row in rows:
         row.connection = connections.get(row.identity)
         row.can_register = bool(
-            can_change
-            and row.connection is not None
+            row.connection is not None
+            and row.connection.pk in may_change
             and Status.REGISTERED in lifecycle.user_targets(row.connection)
         )
     namespaces = (

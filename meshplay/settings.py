@@ -38,6 +38,9 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "connections",
     "environments",
@@ -121,6 +124,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# load balancers and Prometheus reach these over plain HTTP inside the network
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -157,6 +162,8 @@ PROBE_KUBERNETES_THREADS = env.int("PROBE_KUBERNETES_THREADS", default=16)
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=120)  # a lost batch is retried after
 PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
 PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
+# Optional allow-list of networks probes, discovery and scrapes may reach (empty: any).
+PROBE_ALLOWED_NETWORKS = env.list("PROBE_ALLOWED_NETWORKS", default=[])
 SCRAPE_INTERVAL = env.int("SCRAPE_INTERVAL", default=60)  # connected Prometheus / Grafana
 DISCOVERY_INTERVAL = env.int("DISCOVERY_INTERVAL", default=300)  # connected clusters
 PRUNE_INTERVAL = env.int("PRUNE_INTERVAL", default=600)  # rolling up old probe results
@@ -168,6 +175,35 @@ PROBE_TIMEOUTS = {
         env.float("PROBE_CONNECT_TIMEOUT", default=3.0),
         env.float("PROBE_KUBERNETES_TIMEOUT", default=8.0),
     ),
+}
+
+REST_FRAMEWORK = {
+    # token first: an anonymous request then gets 401 with WWW-Authenticate, not 403
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "connections.api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "connections.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Meshplay Connections API",
+    "DESCRIPTION": "Connections, their lifecycle, environments and credentials.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # vendored assets: nothing from a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectionStatusEnum": "connections.choices.Status",
+        "ConnectionKindEnum": "connections.kinds.KIND_CHOICES",
+        "CredentialKindEnum": "connections.choices.CredentialKind",
+        "BulkActionEnum": "connections.choices.BULK_ACTIONS",
+        "TriggerEnum": "connections.choices.Trigger",
+    },
 }
 
 LOGGING = {

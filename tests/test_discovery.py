@@ -244,3 +244,84 @@ def test_the_beat_task_queues_connected_clusters_and_the_pass_runs(api, cluster)
     assert cluster.discovered_connections.count() == 3
     # a cluster that is not connected is left alone
     assert tasks.discover_cluster(cluster.pk + 999) == {}
+
+
+# ---- review: odd clusters, refused lists, colliding identities ---------------------------
+
+
+def test_odd_objects_are_skipped_and_the_pass_goes_on(api, cluster):
+    api.add_service("monitoring", "p" * 300, {"app": "prometheus"}, [9090])  # name too long
+    api.add_service("monitoring", "numbers", {"app": 5, "tier": None}, [9090])  # odd labels
+    report = discovery.discover_cluster(cluster)
+    assert report.error == "" and report.skipped == 1
+    assert "monitoring/prometheus-server" in discovered(cluster)
+    kept = DiscoveredResource.objects.get(cluster=cluster, name="numbers")
+    assert kept.labels == {"app": "5", "tier": "None"}
+
+
+def test_a_forbidden_list_is_not_an_empty_one(api, cluster):
+    discovery.discover_cluster(cluster)
+    before = set(discovered(cluster))
+    cluster.credential.set_secret({"token": LIMITED})
+    cluster.credential.save()
+    api.forbid("services")
+    report = discovery.discover_cluster(cluster)
+    assert "services" in report.forbidden and report.vanished == []
+    assert {c.status for c in cluster.discovered_connections.all()} == {"discovered"}
+    assert set(discovered(cluster)) == before
+    assert DiscoveredResource.objects.filter(cluster=cluster, kind="service").count() == 4
+
+
+def test_another_cluster_claiming_the_same_identity_changes_nothing(api, cluster, stranger):
+    discovery.discover_cluster(cluster)
+    mine = discovered(cluster)["monitoring/prometheus-server"]
+    credential = Credential(name="theirs", kind="bearer_token", owner=stranger)
+    credential.set_secret({"token": TOKEN})
+    credential.save()
+    impostor = Connection.objects.create(
+        name="impostor",
+        kind="kubernetes",
+        url=api.url.replace("127.0.0.1", "localhost"),
+        status="connected",
+        owner=stranger,
+        credential=credential,
+        metadata={"certificate_authority_data": cluster.metadata["certificate_authority_data"]},
+    )
+    api.add_service(
+        "monitoring",
+        "prometheus-server",
+        {"app.kubernetes.io/name": "prometheus"},
+        [9090],
+        type="LoadBalancer",
+        external_ip="127.0.0.9",
+    )
+    discovery.discover_cluster(impostor)
+    mine.refresh_from_db()
+    assert mine.url == "http://prometheus-server.monitoring.svc:9090" and mine.owner != stranger
+    assert not impostor.discovered_connections.filter(identity=mine.identity).exists()
+
+
+def test_a_cluster_that_hides_kube_system_is_still_discovered(api, cluster):
+    api.forbid("namespaces")
+    cluster.credential.set_secret({"token": LIMITED})
+    cluster.credential.save()
+    cluster.metadata = {k: v for k, v in cluster.metadata.items() if k != "cluster_id"}
+    report = discovery.discover_cluster(cluster)
+    assert report.error == "" and "namespaces" in report.forbidden
+    assert discovered(cluster)["monitoring/grafana"].identity.startswith(
+        f"discovered|connection-{cluster.pk}/"
+    )
+
+
+def test_an_unreachable_cluster_records_why(api, cluster):
+    api.set_down(True)
+    discovery.discover_cluster(cluster)
+    cluster.refresh_from_db()
+    assert cluster.metadata["discovery_error"].startswith("connect:")
+
+
+def test_odd_browser_parameters_are_not_a_500(api, cluster, owner, client):
+    discovery.discover_cluster(cluster)
+    client.force_login(owner)
+    for params in ({"rns": "a\x00b"}, {"rpage": "9" * 30}, {"rkind": "<x>"}):
+        assert client.get(f"/connections/{cluster.pk}/", params).status_code == 200

@@ -102,6 +102,7 @@ def test_link_local_metadata_addresses_are_refused_without_any_traffic(url):
 
 
 def test_link_local_refusal_can_be_lifted_by_a_setting(settings):
+    settings.PROBE_ALLOWED_NETWORKS = []
     settings.PROBE_ALLOW_LINK_LOCAL = True
     assert refusal_for("http://169.254.169.254/") is None
     settings.PROBE_ALLOW_LINK_LOCAL = False
@@ -176,3 +177,13 @@ def test_probes_run_concurrently_and_keep_their_order(http_endpoint, silent_url,
     assert [o.ok for o in outcomes] == [i == 3 for i in range(21)]
     # 20 hung servers in parallel cost one timeout, not twenty
     assert max(o.latency_ms for o in outcomes) < 2000
+
+
+def test_the_allow_list_refuses_anything_outside_it_without_a_name_lookup(settings):
+    settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    assert refusal_for("http://127.0.0.1:9/") is None
+    assert refusal_for("http://localhost:9/") is None
+    assert "outside PROBE_ALLOWED_NETWORKS" in refusal_for("http://10.1.2.3/")
+    assert "outside PROBE_ALLOWED_NETWORKS" in refusal_for("http://example.invalid/")
+    outcome = check_reachability(connection("http", "http://192.0.2.7/"))
+    assert (outcome.ok, outcome.error_class) == (False, "refused")

@@ -151,3 +151,18 @@ def test_samples_are_shown_on_the_connection_page(client, make_connection, owner
     body = client.get(f"/connections/{conn.pk}/").content.decode()
     assert "<svg" in body
     assert "<td>targets_up</td><td>5</td>" in body  # the current value
+
+
+def test_odd_numbers_from_an_api_are_not_samples():
+    from connections.scrape import number
+
+    assert [number(v) for v in ("5", 3, "NaN", 1e400, "abc", None, [1], True)] == [
+        5.0,
+        3.0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]

@@ -60,20 +60,35 @@ def _forbidden_ip(address: str) -> bool:
 
 
 def refusal_for(url: str) -> str | None:
-    """Why a URL may not be probed (scheme, link-local metadata address), or None.
+    """Why a URL may not be probed (scheme, link-local metadata address, outside the
+    PROBE_ALLOWED_NETWORKS allow-list), or None.
 
     Host names are resolved here; the check is a guard against configuration mistakes and
     metadata-service probing, not against a resolver that answers differently a moment later.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").split("%")[0]
+    except ValueError:
+        return "the URL cannot be parsed"
     if parts.scheme not in ("http", "https"):
         return "only http and https URLs are probed"
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if settings.PROBE_ALLOWED_NETWORKS:  # decided before any name lookup
+        ip = literal or (ipaddress.ip_address("127.0.0.1") if host == "localhost" else None)
+        networks = [ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS]
+        if ip is None or not any(ip.version == n.version and ip in n for n in networks):
+            if literal is not None and _forbidden_ip(host) and not settings.PROBE_ALLOW_LINK_LOCAL:
+                return f"{host} is the link-local metadata address {literal}, which is refused"
+            return f"{host or 'the host'} is outside PROBE_ALLOWED_NETWORKS"
     if settings.PROBE_ALLOW_LINK_LOCAL:
         return None
-    host = (parts.hostname or "").split("%")[0]
-    try:
-        addresses = {host} if ipaddress.ip_address(host) else set()
-    except ValueError:
+    if literal is not None:
+        addresses = {host}
+    else:
         try:
             addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
         except (OSError, UnicodeError):

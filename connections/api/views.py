@@ -1,0 +1,383 @@
+"""The REST API: the same querysets, FilterSet and lifecycle functions as the pages."""
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from connections import lifecycle
+from connections.choices import Status
+from connections.filters import ConnectionFilterSet
+from connections.imports import import_kubeconfig
+from connections.models import Connection, Credential
+from connections.secrets import parse_kubeconfig
+from connections.views import editable_ids
+from environments.models import Environment, EnvironmentMembership
+
+from . import serializers as s
+from .errors import error
+
+
+class Pages(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        summary = getattr(self, "summary", None)
+        if summary is not None:
+            response.data["summary"] = summary
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        schema = super().get_paginated_response_schema(schema)
+        schema["properties"]["summary"] = {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "connections per state under the other filters (connections only)",
+        }
+        return schema
+
+
+def _report(report: lifecycle.BulkReport) -> dict:
+    return {
+        "changed": report.changed,
+        "refused": [{"name": name, "reason": why} for name, why in report.refused],
+    }
+
+
+class ConnectionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Connections the caller may see (owned, shared through environments; staff: all)."""
+
+    serializer_class = s.ConnectionSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pages
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filterset_class = ConnectionFilterSet
+    ordering_fields = [
+        "name",
+        "kind",
+        "url",
+        "status",
+        "last_probe_at",
+        "created_at",
+        "managed",
+        "id",
+    ]
+    ordering = ["name", "id"]
+
+    def get_queryset(self):
+        user = self.request.user
+        environments = Environment.objects.restrict(user)
+        return (
+            Connection.all_objects.restrict(user)
+            .select_related("owner")
+            .prefetch_related(Prefetch("environments", queryset=environments))
+        )
+
+    def list(self, request, *args, **kwargs):
+        filterset = ConnectionFilterSet(
+            request.query_params, queryset=self.get_queryset(), request=request
+        )
+        if filterset.is_valid():
+            counts = filterset.counts_by_status()
+            self.paginator.summary = {
+                state: counts.get(state, 0) for state in Status.values if state != Status.DELETED
+            }
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=s.ConnectionCreateSerializer, responses={201: s.ConnectionSerializer})
+    def create(self, request):
+        """Add a connection: the reachability check decides registered or not_found."""
+        data = s.ConnectionCreateSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            candidate = lifecycle.prepare_manual_connection(
+                name=values["name"],
+                kind=values["kind"],
+                url=values["url"],
+                user=request.user,
+                credential=values.get("credential"),
+                failure_threshold=values["failure_threshold"],
+                probe_interval=values.get("probe_interval"),
+            )
+        except lifecycle.DuplicateConnection as exc:
+            visible = self.get_queryset().filter(pk=exc.existing.pk).exists()
+            extra = {"existing": exc.existing.pk} if visible else {}
+            message = (
+                exc.message if visible else "This endpoint is already tracked by another user."
+            )
+            return error(409, "duplicate", message, **extra)
+        outcome = lifecycle.check_reachability(candidate)
+        connection = lifecycle.insert_manual_connection(
+            candidate, outcome, user=request.user, environments=values.get("environments", [])
+        )
+        body = s.ConnectionSerializer(
+            self.get_queryset().get(pk=connection.pk), context={"request": request}
+        )
+        return Response(body.data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        if not editable_ids(self.request.user, [serializer.instance.pk]):
+            raise lifecycle.PermissionDenied("You may view this connection but not change it.")
+        serializer.save()
+
+    @extend_schema(request=s.TransitionSerializer, responses={200: s.ConnectionSerializer})
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        """Move the connection to a state; 409 names the current state and the allowed ones."""
+        connection = self.get_object()
+        body = s.TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        lifecycle.perform_user_action(
+            connection,
+            body.validated_data["to"],
+            user=request.user,
+            reason=body.validated_data["reason"].replace("\x00", ""),
+        )
+        return Response(s.ConnectionSerializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(responses={200: s.HistorySerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        connection = self.get_object()
+        rows = connection.history.select_related("user").order_by("created_at", "pk")
+        return Response(s.HistorySerializer(rows, many=True).data)
+
+    @extend_schema(request=s.BulkTransitionSerializer, responses={200: s.BulkReportSerializer})
+    @action(detail=False, methods=["post"], url_path="bulk-transition")
+    def bulk_transition(self, request):
+        body = s.BulkTransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ids = set(body.validated_data["ids"])
+        connections = list(self.get_queryset().filter(pk__in=ids))
+        if len(connections) != len(ids):
+            return error(
+                404, "not_found", "Some of these connections do not exist or are not yours."
+            )
+        report = lifecycle.perform_bulk_action(
+            connections,
+            body.validated_data["to"],
+            user=request.user,
+            reason=body.validated_data["reason"].replace("\x00", ""),
+        )
+        return Response(_report(report))
+
+
+class CredentialViewSet(viewsets.ModelViewSet):
+    """Credentials: names and kinds; the secret is write-only and never returned."""
+
+    serializer_class = s.CredentialSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pages
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return (
+            Credential.objects.restrict(self.request.user)
+            .select_related("owner")
+            .order_by("name", "pk")
+        )
+
+    def _own(self, credential):
+        if credential.owner_id != self.request.user.pk and not self.request.user.is_superuser:
+            raise lifecycle.PermissionDenied("Only the owner changes or deletes a credential.")
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_update(self, serializer):
+        self._own(serializer.instance)
+        serializer.save()
+
+    def destroy(self, request, *args, **kwargs):
+        credential = self.get_object()
+        self._own(credential)
+        users = list(
+            credential.connections.exclude(status=Status.DELETED).values_list("name", flat=True)
+        )
+        if users:
+            return error(
+                409,
+                "in_use",
+                f"'{credential.name}' is in use by: {', '.join(users)}.",
+                used_by=users,
+            )
+        credential.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnvironmentViewSet(viewsets.ModelViewSet):
+    """Environments: editors change and act on the group; the owner manages members."""
+
+    serializer_class = s.EnvironmentSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pages
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return (
+            Environment.objects.restrict(self.request.user)
+            .select_related("owner")
+            .prefetch_related("memberships__user")
+            .order_by("name", "pk")
+        )
+
+    def _require(self, environment, action: str):
+        if action == "own":
+            allowed = environment.owner_id == self.request.user.pk or self.request.user.is_superuser
+        else:
+            allowed = (
+                Environment.objects.restrict(self.request.user, "change")
+                .filter(pk=environment.pk)
+                .exists()
+            )
+        if not allowed:
+            raise lifecycle.PermissionDenied(
+                f"You may view '{environment.name}' but not {action} it."
+            )
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_update(self, serializer):
+        self._require(serializer.instance, "change")
+        serializer.save()
+
+    def perform_destroy(self, instance):
+        self._require(instance, "own")
+        instance.delete()  # its connections and credentials stay
+
+    @extend_schema(request=s.MemberSerializer, responses={200: s.MemberSerializer(many=True)})
+    @action(detail=True, methods=["get", "post"])
+    def members(self, request, pk=None):
+        environment = self.get_object()
+        if request.method == "POST":
+            self._require(environment, "own")
+            body = s.MemberSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            user = body.validated_data["user"]
+            if user.pk == environment.owner_id:
+                return error(400, "invalid", "The owner is always a member.")
+            EnvironmentMembership.objects.update_or_create(
+                environment=environment, user=user, defaults={"role": body.validated_data["role"]}
+            )
+        rows = environment.memberships.select_related("user").order_by("user__username")
+        return Response(s.MemberSerializer(rows, many=True).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<member_id>[0-9]+)")
+    def remove_member(self, request, pk=None, member_id=None):
+        environment = self.get_object()
+        self._require(environment, "own")
+        get_object_or_404(EnvironmentMembership, environment=environment, pk=member_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=s.AssignSerializer, responses={200: s.BulkReportSerializer})
+    @action(detail=True, methods=["post"])
+    def connections(self, request, pk=None):
+        environment = self.get_object()
+        self._require(environment, "change")
+        body = s.AssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        add, remove = body.validated_data.get("add", []), body.validated_data.get("remove", [])
+        ids = set(add) | set(remove)
+        found = {c.pk: c for c in Connection.objects.restrict(request.user).filter(pk__in=ids)}
+        if len(found) != len(ids):
+            return error(
+                404, "not_found", "Some of these connections do not exist or are not yours."
+            )
+        may_change = editable_ids(request.user, list(ids))
+        report = lifecycle.BulkReport("Membership")
+        with transaction.atomic():
+            for pk_, verb in [(i, "add") for i in add] + [(i, "remove") for i in remove]:
+                connection = found[pk_]
+                if pk_ not in may_change:
+                    report.refused.append((connection.name, "you may not change it"))
+                    continue
+                getattr(environment.connections, verb)(connection)
+                report.changed.append(connection.name)
+        return Response(_report(report))
+
+    @extend_schema(request=s.GroupTransitionSerializer, responses={200: s.BulkReportSerializer})
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        """Act on the group: the transition on every connection of the environment it fits."""
+        environment = self.get_object()
+        self._require(environment, "change")
+        body = s.GroupTransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        connections = list(
+            Connection.objects.restrict(request.user).filter(environments=environment)
+        )
+        may_change = editable_ids(request.user, [c.pk for c in connections])
+        report = lifecycle.perform_bulk_action(
+            [c for c in connections if c.pk in may_change],
+            body.validated_data["to"],
+            user=request.user,
+            reason=body.validated_data["reason"].replace("\x00", "")
+            or f"environment '{environment.name}'",
+        )
+        report.refused += [
+            (c.name, "you may not change it") for c in connections if c.pk not in may_change
+        ]
+        return Response(_report(report))
+
+
+class KubeconfigImportView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=s.KubeconfigImportSerializer,
+        responses={
+            200: inline_serializer(
+                "KubeconfigImportReport",
+                {
+                    "created": s.ConnectionSerializer(many=True),
+                    "present": serializers.ListField(child=serializers.DictField()),
+                    "errors": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+    )
+    def post(self, request):
+        """Every context becomes a Kubernetes connection with its own credential."""
+        body = s.KubeconfigImportSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        try:
+            document = parse_kubeconfig(body.validated_data["kubeconfig"])
+        except DjangoValidationError as exc:
+            return error(400, "invalid", exc.messages[0], fields={"kubeconfig": exc.messages})
+        report = import_kubeconfig(
+            document,
+            user=request.user,
+            environments=body.validated_data.get("environments", []),
+            visible=Connection.objects.restrict(request.user),
+        )
+        return Response(
+            {
+                "created": s.ConnectionSerializer([c for c, _ in report.created], many=True).data,
+                "present": [
+                    {"context": name, "connection": c.pk if c else None}
+                    for name, c in report.present
+                ],
+                "errors": [{"context": name, "message": m} for name, m in report.errors],
+            }
+        )

@@ -1,0 +1,277 @@
+"""The REST API: both kinds of auth, the visibility rule, the lifecycle's answers, every group."""
+
+import pytest
+import yaml
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from connections.choices import Status
+from connections.models import ApiToken, Connection, Credential
+from environments.models import Environment, EnvironmentMembership
+from tests.kube_api import FakeKubernetesAPI
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "api-SECRET-never-returned-77"
+
+
+@pytest.fixture
+def token_client(owner):
+    _, key = ApiToken.issue(owner, "tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+@pytest.fixture
+def session_client(owner):
+    client = APIClient()
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture(params=["token", "session"])
+def api(request, token_client, session_client):
+    return token_client if request.param == "token" else session_client
+
+
+def test_anonymous_and_revoked_tokens_are_refused(owner):
+    assert APIClient().get("/api/connections/").status_code == 401
+    token, key = ApiToken.issue(owner, "old")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/api/connections/").status_code == 200
+    token.revoked_at = token.created_at
+    token.save()
+    refused = client.get("/api/connections/")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["message"] == "Invalid or revoked token."
+
+
+def test_tokens_are_stored_hashed_and_shown_once(owner, client):
+    client.force_login(owner)
+    page = client.post("/accounts/tokens/", {"name": "ci"}).content.decode()
+    token = ApiToken.objects.get(name="ci")
+    key = page.split('id="new-key">')[1].split("<")[0]
+    assert (
+        key.startswith("mpc_")
+        and token.key_hash == ApiToken.hash(key)
+        and key not in token.key_hash
+    )
+    assert key not in client.get("/accounts/tokens/").content.decode()
+    client.post(f"/accounts/tokens/{token.pk}/revoke/")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_list_filters_orders_pages_and_counts_per_state(api, make_connection):
+    for i, (status, kind) in enumerate(
+        [("connected", "prometheus"), ("connected", "http"), ("disconnected", "http")]
+    ):
+        make_connection(status, name=f"c{i}", kind=kind)
+    body = api.get("/api/connections/", {"kind": "http", "ordering": "-name"}).json()
+    assert [c["name"] for c in body["results"]] == ["c2", "c1"]
+    assert body["summary"]["connected"] == 1 and body["summary"]["disconnected"] == 1
+    paged = api.get("/api/connections/", {"page_size": 2}).json()
+    assert paged["count"] == 3 and len(paged["results"]) == 2 and paged["next"]
+    bad = api.get("/api/connections/", {"status": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
+
+
+def test_another_users_objects_are_404(api, stranger, make_connection):
+    theirs = make_connection("connected", owner=stranger)
+    env = Environment.objects.create(name="theirs", owner=stranger)
+    cred = Credential(name="theirs", kind="api_key", owner=stranger)
+    cred.set_secret({"key": "k"})
+    cred.save()
+    assert api.get(f"/api/connections/{theirs.pk}/").status_code == 404
+    assert (
+        api.post(f"/api/connections/{theirs.pk}/transition/", {"to": "maintenance"}).status_code
+        == 404
+    )
+    assert api.get(f"/api/environments/{env.pk}/").status_code == 404
+    assert api.get(f"/api/credentials/{cred.pk}/").status_code == 404
+    bulk = api.post(
+        "/api/connections/bulk-transition/", {"ids": [theirs.pk], "to": "ignored"}, format="json"
+    )
+    assert bulk.status_code == 404
+    assert Connection.objects.get(pk=theirs.pk).status == "connected"
+
+
+def test_create_runs_the_reachability_check(api, http_endpoint, dead_url):
+    up = api.post(
+        "/api/connections/", {"name": "up", "kind": "http", "url": http_endpoint.url}, format="json"
+    )
+    assert up.status_code == 201 and up.json()["status"] == "registered"
+    down = api.post(
+        "/api/connections/", {"name": "down", "kind": "http", "url": dead_url}, format="json"
+    )
+    assert down.status_code == 201 and down.json()["status"] == "not_found"
+    assert "connect" in down.json()["last_probe_error"]
+    dup = api.post(
+        "/api/connections/",
+        {"name": "x", "kind": "http", "url": http_endpoint.url + "/"},
+        format="json",
+    )
+    assert dup.status_code == 409 and dup.json()["error"]["existing"] == up.json()["id"]
+    bad = api.post(
+        "/api/connections/", {"name": "x", "kind": "http", "url": "ftp://x"}, format="json"
+    )
+    assert bad.status_code == 400 and "url" in bad.json()["error"]["fields"]
+
+
+def test_update_and_the_viewer_rule(api, owner, stranger, make_connection):
+    conn = make_connection("connected", name="old")
+    changed = api.patch(
+        f"/api/connections/{conn.pk}/", {"name": "new", "metadata": {"team": "sre"}}, format="json"
+    )
+    assert changed.status_code == 200 and changed.json()["name"] == "new"
+    assert changed.json()["status"] == "connected"  # not writable
+    api.patch(f"/api/connections/{conn.pk}/", {"status": "deleted"}, format="json")
+    assert Connection.objects.get(pk=conn.pk).status == "connected"
+    env = Environment.objects.create(name="e", owner=owner)
+    env.connections.add(conn)
+    EnvironmentMembership.objects.create(environment=env, user=stranger, role="viewer")
+    viewer = APIClient()
+    viewer.force_login(stranger)
+    assert viewer.get(f"/api/connections/{conn.pk}/").status_code == 200
+    assert (
+        viewer.patch(f"/api/connections/{conn.pk}/", {"name": "x"}, format="json").status_code
+        == 403
+    )
+    assert (
+        viewer.post(
+            f"/api/connections/{conn.pk}/transition/", {"to": "ignored"}, format="json"
+        ).status_code
+        == 403
+    )
+
+
+def test_transition_answers_200_or_409_naming_the_state(api, make_connection):
+    conn = make_connection("connected")
+    ok = api.post(
+        f"/api/connections/{conn.pk}/transition/",
+        {"to": "maintenance", "reason": "patching"},
+        format="json",
+    )
+    assert ok.status_code == 200 and ok.json()["status"] == "maintenance"
+    refused = api.post(
+        f"/api/connections/{conn.pk}/transition/", {"to": "disconnected"}, format="json"
+    )
+    assert refused.status_code == 409
+    body = refused.json()["error"]
+    assert body["current"] == "maintenance" and body["allowed"] == ["connected", "deleted"]
+    assert "is Maintenance" in body["message"]
+    bad = api.post(f"/api/connections/{conn.pk}/transition/", {"to": "flying"}, format="json")
+    assert bad.status_code == 400 and "to" in bad.json()["error"]["fields"]
+    history = api.get(f"/api/connections/{conn.pk}/history/").json()
+    assert [(h["from_status"], h["to_status"], h["reason"]) for h in history] == [
+        ("connected", "maintenance", "patching")
+    ]
+
+
+def test_bulk_transition_reports_refusals_by_name(api, make_connection):
+    a, b = make_connection("connected", name="a"), make_connection("ignored", name="b")
+    body = api.post(
+        "/api/connections/bulk-transition/",
+        {"ids": [a.pk, b.pk], "to": "maintenance"},
+        format="json",
+    ).json()
+    assert body["changed"] == ["a"] and body["refused"][0]["name"] == "b"
+
+
+def test_credentials_never_return_their_secret(api, make_connection):
+    created = api.post(
+        "/api/credentials/", {"name": "t", "kind": "bearer_token", "secret": SECRET}, format="json"
+    )
+    assert created.status_code == 201 and SECRET not in created.content.decode()
+    assert "secret" not in created.json()
+    pk = created.json()["id"]
+    assert Credential.objects.get(pk=pk).get_secret() == {"token": SECRET}
+    listed = api.get("/api/credentials/").content.decode()
+    assert "t" in listed and SECRET not in listed
+    api.patch(f"/api/credentials/{pk}/", {"secret": "rotated"}, format="json")
+    assert Credential.objects.get(pk=pk).get_secret() == {"token": "rotated"}
+    make_connection("connected", name="user", credential=Credential.objects.get(pk=pk))
+    in_use = api.delete(f"/api/credentials/{pk}/")
+    assert in_use.status_code == 409 and in_use.json()["error"]["used_by"] == ["user"]
+    bad = api.post(
+        "/api/credentials/",
+        {"name": "k", "kind": "kubeconfig", "secret": "contexts: []"},
+        format="json",
+    )
+    assert bad.status_code == 400 and "no contexts" in bad.json()["error"]["message"]
+
+
+def test_environments_members_assignment_and_group_transition(
+    api, owner, stranger, make_connection
+):
+    env = api.post("/api/environments/", {"name": "prod", "description": "p"}, format="json").json()
+    conns = [make_connection("connected", name=f"s{i}") for i in range(3)]
+    assigned = api.post(
+        f"/api/environments/{env['id']}/connections/", {"add": [c.pk for c in conns]}, format="json"
+    )
+    assert sorted(assigned.json()["changed"]) == ["s0", "s1", "s2"]
+    group = api.post(
+        f"/api/environments/{env['id']}/transition/", {"to": "maintenance"}, format="json"
+    ).json()
+    assert sorted(group["changed"]) == ["s0", "s1", "s2"]
+    assert set(Connection.objects.values_list("status", flat=True)) == {"maintenance"}
+    api.post(f"/api/environments/{env['id']}/transition/", {"to": "resume"}, format="json")
+    assert set(Connection.objects.values_list("status", flat=True)) == {"connected"}
+    members = api.post(
+        f"/api/environments/{env['id']}/members/",
+        {"username": "stranger", "role": "viewer"},
+        format="json",
+    )
+    assert members.json() == [
+        {"id": members.json()[0]["id"], "username": "stranger", "role": "viewer"}
+    ]
+    viewer = APIClient()
+    viewer.force_login(stranger)
+    assert viewer.get(f"/api/environments/{env['id']}/").status_code == 200
+    assert (
+        viewer.post(
+            f"/api/environments/{env['id']}/transition/", {"to": "maintenance"}, format="json"
+        ).status_code
+        == 403
+    )
+    assert (
+        api.delete(f"/api/environments/{env['id']}/members/{members.json()[0]['id']}/").status_code
+        == 204
+    )
+    assert viewer.get(f"/api/environments/{env['id']}/").status_code == 404
+    assert api.delete(f"/api/environments/{env['id']}/").status_code == 204
+    assert Connection.objects.count() == 3
+
+
+def test_kubeconfig_import(api):
+    with FakeKubernetesAPI(tokens={"tok": "admin"}) as cluster:
+        text = yaml.safe_dump(cluster.kubeconfig("tok", context="east"))
+        body = api.post("/api/kubeconfig-import/", {"kubeconfig": text}, format="json").json()
+        assert [c["name"] for c in body["created"]] == ["east"] and body["created"][0][
+            "status"
+        ] == "registered"
+        again = api.post("/api/kubeconfig-import/", {"kubeconfig": text}, format="json").json()
+        assert again["created"] == [] and again["present"][0]["context"] == "east"
+    bad = api.post("/api/kubeconfig-import/", {"kubeconfig": "a: ["}, format="json")
+    assert bad.status_code == 400 and "not valid YAML" in bad.json()["error"]["message"]
+
+
+def test_the_schema_validates_and_the_reference_page_is_vendored(session_client, tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yaml"))
+    schema = yaml.safe_load((tmp_path / "s.yaml").read_text())
+    assert "/api/connections/{id}/transition/" in schema["paths"]
+    assert session_client.get("/api/schema/").status_code == 200
+    docs = session_client.get("/api/docs/").content.decode()
+    assert "drf_spectacular_sidecar" in docs and "cdn" not in docs.lower()
+
+
+def test_health_readiness_and_metrics(client, make_connection):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    make_connection(Status.CONNECTED, kind="prometheus")
+    text = client.get("/metrics").content.decode()
+    assert 'meshplay_connections{kind="prometheus",state="connected"} 1.0' in text
+    assert "meshplay_probe_backlog" in text and "meshplay_last_beat_tick_timestamp_seconds" in text
