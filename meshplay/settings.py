@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Connections, their lifecycle, environments and credentials.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],  # the schema is public
     "SWAGGER_UI_DIST": "SIDECAR",  # vendored assets: nothing from a CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
