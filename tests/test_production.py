@@ -106,6 +106,18 @@ def test_the_procfile_names_web_worker_and_beat():
     assert "gunicorn meshplay.wsgi" in processes["web"]
     assert "-Q celery,probes,discovery" in processes["worker"]
     assert "DatabaseScheduler" in processes["beat"]
+    import subprocess
+    import sys
+
+    checked = subprocess.run(
+        [sys.executable, "-m", "honcho", "check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "web, worker, beat" in checked.stderr + checked.stdout
 
 
 @pytest.mark.django_db(transaction=False)
@@ -196,3 +208,59 @@ def test_each_transition_logs_one_line_without_secrets(caplog, make_connection, 
     expected = f"connection={conn.pk} from=connected to=maintenance trigger=user user={owner.pk}"
     assert lines == [f"transition {expected}"]
     assert "LOG-SECRET-123" not in caplog.text
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=False)
+def test_honcho_starts_web_worker_and_beat(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.services import free_port
+
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "DATABASE_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="meshplay.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        REDIS_URL=django_settings.CELERY_BROKER_URL,
+        PORT=str(port),
+        HOST="127.0.0.1",
+        WEB_CONCURRENCY="1",
+        WORKER_CONCURRENCY="1",
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    log = tmp_path / "honcho.log"
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "start"],
+        cwd=root,
+        env=env,
+        stdout=open(log, "wb"),  # noqa: SIM115  (the child keeps writing to it)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+
+        def healthy():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, message=lambda: log.read_text(errors="replace")[-3000:])
+        wait_until(lambda: "ready." in log.read_text(errors="replace"), 60, message="worker")
+        wait_until(lambda: "beat: Starting" in log.read_text(errors="replace"), 60, message="beat")
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(30)
