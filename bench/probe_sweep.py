@@ -22,13 +22,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _setup import ROOT, django_on_postgres
 
 DB_NAME = "bench_probe_sweep"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
@@ -117,26 +114,8 @@ async def bare_loop(urls: list[str], concurrency: int, connect: float, total: fl
 # ---- our path ------------------------------------------------------------------------------
 
 
-def prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
 def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
-    os.environ["CELERY_BROKER_URL"] = BROKER
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_postgres(DB_NAME, CELERY_BROKER_URL=BROKER)
 
 
 def create_connections(urls: list[str]) -> None:
@@ -207,7 +186,6 @@ def main() -> None:
     parser.add_argument("--worker-concurrency", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
 
-    prepare_database()
     setup_django()
     import redis
     from django.conf import settings

@@ -12,36 +12,17 @@ largest size to the smallest. Target: the same query count at every size, and a 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _setup import django_on_postgres
 
 DB_NAME = "bench_table"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 PER_PAGE = 50
 
 
 def prepare() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    django_on_postgres(DB_NAME, ALLOWED_HOSTS="testserver", LOG_LEVEL="WARNING")
 
 
 def fill(size: int):

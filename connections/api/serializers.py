@@ -50,21 +50,12 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         )
-        read_only_fields = (
-            "kind",
-            "status",
-            "managed",
-            "owner",
-            "environments",
-            "cluster",
-            "identity",
-            "last_probe_at",
-            "last_probe_ok",
-            "last_probe_error",
-            "last_latency_ms",
-            "status_changed_at",
-            "created_at",
-            "updated_at",
+        # everything but what a PATCH may change
+        read_only_fields = tuple(
+            f
+            for f in fields
+            if f
+            not in ("name", "url", "metadata", "credential", "failure_threshold", "probe_interval")
         )
 
     def __init__(self, *args, **kwargs):
