@@ -1,4 +1,4 @@
-"""Connections, their credentials, their lifecycle history and what probes collected.
+"""Connections and their lifecycle history.
 
 ``Connection.status`` is a protected django-fsm field: the ``@transition`` methods below are the
 edges of ``shared/spec/lifecycle.md`` and nothing else. Callers never call them directly; they go
@@ -19,80 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
 
-from . import crypto
-from .choices import PROBED_STATES, CredentialKind, Status, Trigger
-from .identity import endpoint_identity, validate_endpoint_url
-from .kinds import get_kind, kind_choices
+from connections.choices import PROBED_STATES, Status, Trigger
+from connections.identity import endpoint_identity, validate_endpoint_url
+from connections.kinds import get_kind, kind_choices
 
-
-class CredentialQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> CredentialQuerySet:
-        """Own credentials, and (to view and attach) those shared through an environment."""
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser:
-            return self
-        if action != "view":
-            return self.filter(owner=user)
-        from environments.models import Environment
-
-        environments = Environment.objects.filter(_shared_with(user, editors_only=False))
-        shared = Environment.credentials.through.objects.filter(
-            environment__in=environments
-        ).values("credential_id")
-        return self.filter(Q(owner=user) | Q(pk__in=shared))
-
-
-class Credential(models.Model):
-    """A secret a connection authenticates with, encrypted at rest; never read back to a user."""
-
-    Kind = CredentialKind
-
-    # The keys each kind's secret holds; every one is required.
-    SECRET_KEYS: dict[str, tuple[str, ...]] = {
-        Kind.BEARER_TOKEN: ("token",),
-        Kind.BASIC_AUTH: ("username", "password"),
-        Kind.API_KEY: ("key",),
-        Kind.KUBECONFIG: ("kubeconfig",),
-    }
-
-    name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"
-    )
-    secret_ciphertext = models.TextField(editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = CredentialQuerySet.as_manager()
-
-    class Meta:
-        ordering = ("name", "pk")
-        constraints = [
-            models.UniqueConstraint(fields=("owner", "name"), name="unique_credential_per_owner")
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"<Credential {self.pk} {self.name!r} ({self.kind})>"
-
-    def set_secret(self, values: dict[str, str]) -> None:
-        """Validate and encrypt; raises ValidationError naming what is wrong."""
-        from .secrets import validate_secret
-
-        cleaned = validate_secret(self.kind, values)
-        self.secret_ciphertext = crypto.encrypt(json.dumps(cleaned).encode())
-
-    def get_secret(self) -> dict[str, str]:
-        """The decrypted secret, for a probe or a client; never for a page or a log."""
-        return json.loads(crypto.decrypt(self.secret_ciphertext))
-
-    @property
-    def has_secret(self) -> bool:
-        return bool(self.secret_ciphertext)
+from .credentials import Credential, _shared_with
 
 
 def can_administer(instance: Connection, user: Any) -> bool:
@@ -104,14 +35,6 @@ def can_administer(instance: Connection, user: Any) -> bool:
     if user.has_perm("connections.transition_connection"):
         return True
     return Connection.objects.restrict(user, "change").filter(pk=instance.pk).exists()
-
-
-def _shared_with(user: Any, *, editors_only: bool) -> Q:
-    """Environments ``user`` owns or is a member of (as an editor, if asked)."""
-    membership = Q(memberships__user=user)
-    if editors_only:
-        membership &= Q(memberships__role="editor")
-    return Q(owner=user) | membership
 
 
 def is_managed(instance: Connection) -> bool:
@@ -540,136 +463,3 @@ class ConnectionTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.from_status or '(new)'} → {self.to_status}"
-
-
-class DiscoveredResource(models.Model):
-    """What discovery saw in a cluster (a Service or a Deployment), kept per cluster connection."""
-
-    class Kind(models.TextChoices):
-        SERVICE = "service", "Service"
-        DEPLOYMENT = "deployment", "Deployment"
-
-    cluster = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="discovered_resources"
-    )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    namespace = models.CharField(max_length=253)
-    name = models.CharField(max_length=253)
-    labels = models.JSONField(default=dict, blank=True)
-    details = models.JSONField(default=dict, blank=True)  # ports, image, type, external address
-    # "prometheus" or "grafana" when discovery can make a connection of it
-    integration = models.CharField(max_length=32, blank=True)
-    identity = models.CharField(max_length=600, blank=True)  # of the connection it would make
-    fingerprint = models.CharField(max_length=64)  # of labels + details: unchanged rows stay put
-    discovered_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ("namespace", "kind", "name")
-        constraints = [
-            models.UniqueConstraint(
-                fields=("cluster", "kind", "namespace", "name"), name="unique_discovered_resource"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
-
-
-class MetricSample(models.Model):
-    """A summary value scraped from a connected connection (Prometheus targets up, Grafana
-    dashboards …); kept for a bounded time, kept when ignored, purged when deleted."""
-
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="samples")
-    name = models.CharField(max_length=64)
-    value = models.FloatField()
-    scraped_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ("-scraped_at", "name")
-        indexes = [
-            models.Index(fields=("connection", "name", "-scraped_at"), name="sample_conn_name_idx")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} {self.name}={self.value}"
-
-
-class ProbeRollup(models.Model):
-    """An hour of probe results older than the raw ones kept (Uptime Kuma's lesson: bound it)."""
-
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rollups")
-    hour = models.DateTimeField()
-    ok_count = models.PositiveIntegerField(default=0)
-    failed_count = models.PositiveIntegerField(default=0)
-    latency_sum_ms = models.FloatField(default=0)
-    latency_count = models.PositiveIntegerField(default=0)
-    latency_max_ms = models.FloatField(null=True, blank=True)
-
-    class Meta:
-        ordering = ("-hour",)
-        constraints = [
-            models.UniqueConstraint(fields=("connection", "hour"), name="unique_rollup_hour")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} {self.hour:%Y-%m-%d %H:00}"
-
-    @property
-    def latency_mean_ms(self) -> float | None:
-        return self.latency_sum_ms / self.latency_count if self.latency_count else None
-
-
-class ProbeResult(models.Model):
-    """One raw health-check result; bounded per connection and purged with the connection."""
-
-    connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="probe_results"
-    )
-    checked_at = models.DateTimeField(default=timezone.now)
-    ok = models.BooleanField()
-    latency_ms = models.FloatField(null=True, blank=True)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error_class = models.CharField(max_length=32, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ("-checked_at", "-pk")
-        indexes = [models.Index(fields=("connection", "-checked_at"), name="probe_conn_time_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"
-
-
-class ApiToken(models.Model):
-    """A per-user API token: shown once when created, stored as a SHA-256 hash, revocable."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12, editable=False)  # shown, to tell tokens apart
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ("-created_at",)
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @staticmethod
-    def hash(key: str) -> str:
-        import hashlib
-
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    @classmethod
-    def issue(cls, user: Any, name: str) -> tuple[ApiToken, str]:
-        """A new token and its key; the key exists only in this return value."""
-        import secrets
-
-        key = "mpc_" + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, prefix=key[:10], key_hash=cls.hash(key))
-        return token, key

@@ -1,0 +1,107 @@
+"""What is collected about connections: probe results and roll-ups, scraped samples, and the
+resources discovery saw. All of it is purged when its connection is deleted."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .connection import Connection
+
+
+class DiscoveredResource(models.Model):
+    """What discovery saw in a cluster (a Service or a Deployment), kept per cluster connection."""
+
+    class Kind(models.TextChoices):
+        SERVICE = "service", "Service"
+        DEPLOYMENT = "deployment", "Deployment"
+
+    cluster = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="discovered_resources"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    labels = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # ports, image, type, external address
+    # "prometheus" or "grafana" when discovery can make a connection of it
+    integration = models.CharField(max_length=32, blank=True)
+    identity = models.CharField(max_length=600, blank=True)  # of the connection it would make
+    fingerprint = models.CharField(max_length=64)  # of labels + details: unchanged rows stay put
+    discovered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("namespace", "kind", "name")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("cluster", "kind", "namespace", "name"), name="unique_discovered_resource"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class MetricSample(models.Model):
+    """A summary value scraped from a connected connection (Prometheus targets up, Grafana
+    dashboards …); kept for a bounded time, kept when ignored, purged when deleted."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="samples")
+    name = models.CharField(max_length=64)
+    value = models.FloatField()
+    scraped_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-scraped_at", "name")
+        indexes = [
+            models.Index(fields=("connection", "name", "-scraped_at"), name="sample_conn_name_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.name}={self.value}"
+
+
+class ProbeRollup(models.Model):
+    """An hour of probe results older than the raw ones kept (Uptime Kuma's lesson: bound it)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rollups")
+    hour = models.DateTimeField()
+    ok_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_max_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-hour",)
+        constraints = [
+            models.UniqueConstraint(fields=("connection", "hour"), name="unique_rollup_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def latency_mean_ms(self) -> float | None:
+        return self.latency_sum_ms / self.latency_count if self.latency_count else None
+
+
+class ProbeResult(models.Model):
+    """One raw health-check result; bounded per connection and purged with the connection."""
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="probe_results"
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-checked_at", "-pk")
+        indexes = [models.Index(fields=("connection", "-checked_at"), name="probe_conn_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"
