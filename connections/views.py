@@ -21,6 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from environments.actions import change_membership
 from environments.models import Environment
 
 from . import charts, lifecycle
@@ -28,6 +29,7 @@ from .choices import BULK_ACTIONS, STATUS_STYLE, Status, user_action
 from .filters import ConnectionFilterSet
 from .forms import AddConnectionForm, BulkActionForm, KubeconfigImportForm
 from .imports import import_kubeconfig
+from .lifecycle import editable_ids
 from .models import Connection, DiscoveredResource
 from .tables import ConnectionTable
 
@@ -50,16 +52,6 @@ def actions_for(connection: Connection) -> list[dict]:
         label, confirm = user_action(connection.status, target)
         actions.append({"target": target, "label": label, "confirm": confirm})
     return actions
-
-
-def editable_ids(user, ids: list[int]) -> set[int]:
-    if user.is_staff or user.is_superuser:
-        return set(ids)
-    return set(
-        Connection.all_objects.restrict(user, "change")
-        .filter(pk__in=ids)
-        .values_list("pk", flat=True)
-    )
 
 
 def _page_size(request: HttpRequest) -> int:
@@ -347,32 +339,12 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         environment = get_object_or_404(
             Environment.objects.restrict(request.user, "change"), pk=value
         )
-        report = _bulk_membership(request.user, connections, environment, verb == "assign")
+        report = change_membership(environment, request.user, connections, assign=verb == "assign")
     if report.changed:
         messages.success(request, report.summary())
     for name, why in report.refused:
         messages.warning(request, f"'{name}': {why}")
     return _done(request, fallback)
-
-
-def _bulk_membership(user, connections, environment, assign: bool) -> lifecycle.BulkReport:
-    action = f"{'Assigned to' if assign else 'Removed from'} '{environment.name}'"
-    report = lifecycle.BulkReport(action)
-    allowed = editable_ids(user, [c.pk for c in connections])
-    chosen = []
-    for connection in connections:
-        if connection.pk not in allowed:
-            report.refused.append((connection.name, "you may not change it"))
-        elif connection.status == Status.DELETED:
-            report.refused.append((connection.name, "it is deleted"))
-        else:
-            report.changed.append(connection.name)
-            chosen.append(connection)
-    if assign:
-        environment.connections.add(*chosen)
-    else:
-        environment.connections.remove(*chosen)
-    return report
 
 
 @sensitive_post_parameters("new_credential_secret")

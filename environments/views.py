@@ -16,17 +16,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from connections import lifecycle
 from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
 from connections.models import Connection, Credential
 from connections.views import (
     clean_reason,
-    editable_ids,
     render_table_page,
     table_context,
     visible,
 )
 
+from .actions import change_membership, group_transition
 from .forms import EnvironmentForm, MemberForm
 from .models import Environment, EnvironmentMembership
 
@@ -167,22 +166,14 @@ def environment_transition(request: HttpRequest, pk: int) -> HttpResponse:
     if target not in {value for value, _ in BULK_ACTIONS}:
         messages.error(request, f"Unknown action '{target}'.")
         return redirect("environments:detail", pk=pk)
-    connections = list(visible(request).filter(environments=environment))
-    may_change = editable_ids(request.user, [c.pk for c in connections])
-    report = lifecycle.perform_bulk_action(
-        [c for c in connections if c.pk in may_change],
-        target,
-        user=request.user,
-        reason=clean_reason(request.POST.get("reason")) or f"environment '{environment.name}'",
+    report = group_transition(
+        environment, request.user, target, clean_reason(request.POST.get("reason"))
     )
-    report.refused += [
-        (c.name, "you may not change it") for c in connections if c.pk not in may_change
-    ]
     if report.changed:
         messages.success(request, report.summary())
     for name, why in report.refused:
         messages.warning(request, f"'{name}': {why}")
-    if not connections:
+    if not report.changed and not report.refused:
         messages.info(request, "The environment has no connections.")
     return redirect("environments:detail", pk=pk)
 
@@ -202,20 +193,13 @@ def environment_connections(request: HttpRequest, pk: int) -> HttpResponse:
     connections = list(Connection.objects.restrict(request.user).filter(pk__in=ids))
     if len(connections) != len(set(ids)):
         return render(request, "404.html", status=404)
-    may_change = editable_ids(request.user, ids)
-    changeable = [c for c in connections if c.pk in may_change]
-    for connection in connections:
-        if connection.pk not in may_change:
-            messages.warning(request, f"'{connection.name}': you may not change it.")
-    if request.POST.get("remove"):
-        environment.connections.remove(*changeable)
-        verb = "Removed from"
-    else:
-        environment.connections.add(*changeable)
-        verb = "Assigned to"
-    if changeable:
-        names = ", ".join(c.name for c in changeable)
-        messages.success(request, f"{verb} '{environment.name}': {names}.")
+    report = change_membership(
+        environment, request.user, connections, assign=not request.POST.get("remove")
+    )
+    if report.changed:
+        messages.success(request, f"{report.action}: {', '.join(report.changed)}.")
+    for name, why in report.refused:
+        messages.warning(request, f"'{name}': {why}.")
     back = request.POST.get("next")
     if back and back.startswith("/") and not back.startswith("//"):
         return redirect(back)

@@ -17,9 +17,10 @@ from connections import lifecycle
 from connections.choices import Status
 from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
+from connections.lifecycle import editable_ids
 from connections.models import Connection, Credential
 from connections.secrets import parse_kubeconfig
-from connections.views import editable_ids
+from environments.actions import change_membership, group_transition
 from environments.models import Environment, EnvironmentMembership
 
 from . import serializers as s
@@ -302,17 +303,19 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
             return error(
                 404, "not_found", "Some of these connections do not exist or are not yours."
             )
-        may_change = editable_ids(request.user, list(ids))
-        report = lifecycle.BulkReport("Membership")
         with transaction.atomic():
-            for pk_, verb in [(i, "add") for i in add] + [(i, "remove") for i in remove]:
-                connection = found[pk_]
-                if pk_ not in may_change:
-                    report.refused.append((connection.name, "you may not change it"))
-                    continue
-                getattr(environment.connections, verb)(connection)
-                report.changed.append(connection.name)
-        return Response(_report(report))
+            added = change_membership(
+                environment, request.user, [found[i] for i in add], assign=True
+            )
+            removed = change_membership(
+                environment, request.user, [found[i] for i in remove], assign=False
+            )
+        return Response(
+            {
+                "changed": added.changed + removed.changed,
+                "refused": _report(added)["refused"] + _report(removed)["refused"],
+            }
+        )
 
     @extend_schema(request=s.GroupTransitionSerializer, responses={200: s.BulkReportSerializer})
     @action(detail=True, methods=["post"])
@@ -322,20 +325,12 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
         self._require(environment, "change")
         body = s.GroupTransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        connections = list(
-            Connection.objects.restrict(request.user).filter(environments=environment)
-        )
-        may_change = editable_ids(request.user, [c.pk for c in connections])
-        report = lifecycle.perform_bulk_action(
-            [c for c in connections if c.pk in may_change],
+        report = group_transition(
+            environment,
+            request.user,
             body.validated_data["to"],
-            user=request.user,
-            reason=body.validated_data["reason"].replace("\x00", "")
-            or f"environment '{environment.name}'",
+            body.validated_data["reason"].replace("\x00", ""),
         )
-        report.refused += [
-            (c.name, "you may not change it") for c in connections if c.pk not in may_change
-        ]
         return Response(_report(report))
 
 
