@@ -266,7 +266,16 @@ def discovered_browser(request: HttpRequest, cluster: Connection) -> dict:
     }
 
 
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+def report_messages(request: HttpRequest, report: lifecycle.BulkReport) -> None:
+    """A bulk action's result as messages: what changed, then each refusal by name."""
+    if report.changed:
+        messages.success(request, report.summary())
+    for name, why in report.refused:
+        messages.warning(request, f"'{name}': {why}")
+
+
+def back(request: HttpRequest, fallback: str) -> HttpResponse:
+    """To ``next`` if it is a URL of this site, else to ``fallback``."""
     target = request.POST.get("next") or request.GET.get("next")
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}):
         return redirect(target)
@@ -279,7 +288,7 @@ def _done(request: HttpRequest, fallback: str, status: int = 200) -> HttpRespons
         response = render(request, "_messages.html", status=status)
         response["HX-Trigger"] = "connections-changed"
         return response
-    return _back(request, fallback)
+    return back(request, fallback)
 
 
 @login_required
@@ -340,10 +349,7 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
             Environment.objects.restrict(request.user, "change"), pk=value
         )
         report = change_membership(environment, request.user, connections, assign=verb == "assign")
-    if report.changed:
-        messages.success(request, report.summary())
-    for name, why in report.refused:
-        messages.warning(request, f"'{name}': {why}")
+    report_messages(request, report)
     return _done(request, fallback)
 
 

@@ -19,8 +19,10 @@ from django.views.decorators.http import require_POST
 from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
 from connections.models import Connection, Credential
 from connections.views import (
+    back,
     clean_reason,
     render_table_page,
+    report_messages,
     table_context,
     visible,
 )
@@ -169,10 +171,7 @@ def environment_transition(request: HttpRequest, pk: int) -> HttpResponse:
     report = group_transition(
         environment, request.user, target, clean_reason(request.POST.get("reason"))
     )
-    if report.changed:
-        messages.success(request, report.summary())
-    for name, why in report.refused:
-        messages.warning(request, f"'{name}': {why}")
+    report_messages(request, report)
     if not report.changed and not report.refused:
         messages.info(request, "The environment has no connections.")
     return redirect("environments:detail", pk=pk)
@@ -196,14 +195,8 @@ def environment_connections(request: HttpRequest, pk: int) -> HttpResponse:
     report = change_membership(
         environment, request.user, connections, assign=not request.POST.get("remove")
     )
-    if report.changed:
-        messages.success(request, f"{report.action}: {', '.join(report.changed)}.")
-    for name, why in report.refused:
-        messages.warning(request, f"'{name}': {why}.")
-    back = request.POST.get("next")
-    if back and back.startswith("/") and not back.startswith("//"):
-        return redirect(back)
-    return redirect("environments:detail", pk=pk)
+    report_messages(request, report)
+    return back(request, reverse("environments:detail", args=[pk]))
 
 
 @login_required
