@@ -1,121 +1,237 @@
-"""Probe sweep: N connections through the real claim -> batch -> apply path, vs a bare loop.
+"""Probe sweep: N connections through beat's dispatch -> Redis -> a real worker -> PostgreSQL,
+against bare httpx, aiohttp and raw-stream loops on the same fleet in the same run.
 
     python bench/probe_sweep.py [--connections 10000] [--rounds 2] [--hang 0.02]
+                                [--worker-concurrency 2] [--batch-size N] [--probe-concurrency N]
+    python bench/probe_sweep.py --sweep          # worker/batch/concurrency grid, one table
+    python bench/probe_sweep.py --connections 100000 --rounds 1
 
 Sets up (PostgreSQL database ``bench_probe_sweep``, Redis db 13 as the broker):
-- a loopback fleet in its own process: asyncio HTTP servers on several ports; a share of the
-  endpoints (``--hang``) accept the connection and never answer, to exercise timeouts;
-- N connections to it (state connected), and a real Celery worker process on the probes queue.
+- a loopback fleet in processes of its own (bench/_harness.py: uvloop protocol servers on
+  ``--hosts`` distinct address:port pairs, SO_REUSEPORT over ``--fleet-processes``); a share
+  (``--hang``, picked at random) of the endpoints accept and never answer;
+- N connections to it (state connected, interval 3600 s so that only the round probes them),
+  and a real Celery worker (prefork) on the probes queue, DEBUG=false, logging at INFO.
 
-Each round marks every connection due, then does what beat does (``dispatch_due_probes``:
-claim with SKIP LOCKED, queue batches) and waits until every connection has a new result. In the
-same run, a bare asyncio + httpx loop GETs the same URLs with the same concurrency and timeouts.
-Prints probes per second for both, their ratio, and the wall time of a full round.
+A round marks every connection due now (one UPDATE; the clock starts when it commits), then
+does what beat does: ``dispatch_due_probes`` at once and again every PROBE_TICK while the round
+lasts, and ends at the first poll of PostgreSQL that finds every connection with a
+``last_probe_at`` from this round. Before it, each bare loop (in a process of its own, on
+uvloop) GETs the same URLs with the same number in flight (PROBE_CONCURRENCY x worker
+processes) and the same timeouts. Targets: a round within timeout + 5 s, and at least 0.6x the
+rate of the bare aiohttp loop. The raw-stream loop is the ceiling the fleet allows.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
+import json
+import math
 import os
+import random
+import resource
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 
-from _setup import ROOT, django_on_postgres
+from _harness import (
+    LOOP_NAME,
+    CpuMeter,
+    Ticker,
+    Worker,
+    batch_summary,
+    raise_nofile,
+    run_loop,
+    start_fleet,
+    uptime,
+)
+from _setup import django_on_postgres
 
 DB_NAME = "bench_probe_sweep"
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+BARE_KINDS = ("raw", "aiohttp", "httpx")
 
 
-# ---- the fleet ---------------------------------------------------------------------------
+# ---- the bare loops (each in a child process: python probe_sweep.py --bare-child KIND) -----
 
 
-async def _serve(ports: list[int], ready) -> None:
-    async def handle(reader, writer):
-        try:
-            request = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            writer.close()
-            return
-        if b" /hang/" in request.split(b"\r\n", 1)[0]:
-            await asyncio.sleep(3600)  # accepted, never answered
-            return
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-            b"Connection: close\r\n\r\nok"
-        )
-        try:
-            await writer.drain()
-        finally:
-            writer.close()
+async def _bare_raw(urls, concurrency, connect, total, done):
+    import asyncio
+    from urllib.parse import urlsplit
 
-    servers = [
-        await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096) for port in ports
-    ]
-    ready.set()
-    await asyncio.gather(*(server.serve_forever() for server in servers))
+    slots = asyncio.Semaphore(concurrency)
 
+    async def one(url):
+        parts = urlsplit(url)
+        request = (
+            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: bare\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n"
+        ).encode()
+        async with slots:
+            writer = None
+            try:
+                async with asyncio.timeout(total):
+                    async with asyncio.timeout(connect):
+                        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                    writer.write(request)
+                    line = await reader.readline()
+                    ok = int(line.split()[1]) < 500
+            except (TimeoutError, OSError, ValueError, IndexError):
+                ok = False
+            finally:
+                if writer is not None:
+                    writer.close()
+            return done(ok)
 
-def _fleet_main(ports: list[int], ready) -> None:
-    asyncio.run(_serve(ports, ready))
-
-
-def start_fleet(count: int) -> tuple[multiprocessing.Process, list[int]]:
-    import socket
-
-    ports = []
-    for _ in range(count):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    ready = multiprocessing.Event()
-    process = multiprocessing.Process(target=_fleet_main, args=(ports, ready), daemon=True)
-    process.start()
-    if not ready.wait(30):
-        raise RuntimeError("the fleet did not start")
-    return process, ports
+    return await asyncio.gather(*(one(url) for url in urls))
 
 
-def fleet_urls(n: int, ports: list[int], hang: float) -> list[str]:
-    every = round(1 / hang) if hang else 0
-    urls = []
-    for i in range(n):
-        kind = "hang" if every and i % every == 0 else "e"
-        urls.append(f"http://127.0.0.1:{ports[i % len(ports)]}/{kind}/{i}")
-    return urls
+async def _bare_aiohttp(urls, concurrency, connect, total, done):
+    import asyncio
+
+    import aiohttp
+
+    slots = asyncio.Semaphore(concurrency)
+    timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
+
+    async def one(session, url):
+        async with slots:
+            try:
+                async with session.get(url, allow_redirects=False, timeout=timeout) as response:
+                    await response.content.read(256 * 1024)
+                    return done(response.status < 500)
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                return done(False)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        return await asyncio.gather(*(one(session, url) for url in urls))
 
 
-# ---- the bare loop -------------------------------------------------------------------------
+async def _bare_httpx(urls, concurrency, connect, total, done):
+    import asyncio
 
-
-async def bare_loop(urls: list[str], concurrency: int, connect: float, total: float) -> int:
     import httpx
 
     slots = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     timeout = httpx.Timeout(total, connect=connect)
 
-    async def get(client, url):
+    async def one(client, url):
         async with slots:
             try:
                 async with asyncio.timeout(total):
-                    response = await client.get(url, timeout=timeout)
-                return response.status_code < 500
+                    response = await client.get(url)
+                return done(response.status_code < 500)
             except (TimeoutError, httpx.HTTPError):
-                return False
+                return done(False)
 
-    async with httpx.AsyncClient(limits=limits) as client:
-        results = await asyncio.gather(*(get(client, url) for url in urls))
-    return sum(results)
-
-
-# ---- our path ------------------------------------------------------------------------------
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        return await asyncio.gather(*(one(client, url) for url in urls))
 
 
-def setup_django() -> None:
-    django_on_postgres(DB_NAME, CELERY_BROKER_URL=BROKER)
+def bare_child(kind: str, path: str, concurrency: int, connect: float, total: float) -> None:
+    """Read URLs, say ready, wait for 'go' on stdin, run, print what happened as JSON."""
+    raise_nofile()
+    with open(path) as handle:
+        urls = handle.read().split()
+    loop_function = {"raw": _bare_raw, "aiohttp": _bare_aiohttp, "httpx": _bare_httpx}[kind]
+    last_ok = [0.0]
+
+    def done(ok):
+        if ok:
+            last_ok[0] = time.time()
+        return ok
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.time()
+    results = run_loop(loop_function(urls, concurrency, connect, total, done))
+    ended = time.time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "ended": ended,
+                "ok": sum(results),
+                "last_ok": last_ok[0],
+                "cpu": usage.ru_utime + usage.ru_stime,
+            }
+        )
+    )
+
+
+@dataclass
+class BareResult:
+    kind: str
+    seconds: float
+    ok: int
+    healthy_done: float  # seconds until the last successful GET ended
+    processes: int
+    cpu: float  # CPU seconds of the loop's processes (imports included)
+
+
+def run_bare(
+    kind: str, urls: list[str], concurrency: int, connect: float, total: float, processes: int = 1
+) -> BareResult:
+    """The bare loop over ``urls`` in ``processes`` processes (``concurrency`` in flight in all)."""
+    children, files = [], []
+    for index in range(processes):
+        part = urls[index::processes]
+        handle = tempfile.NamedTemporaryFile("w", suffix=".urls", delete=False)  # noqa: SIM115
+        handle.write("\n".join(part))
+        handle.close()
+        files.append(handle.name)
+        command = [sys.executable, __file__, "--bare-child", kind, "--bare-file", handle.name]
+        command += ["--bare-concurrency", str(max(1, concurrency // processes))]
+        command += ["--bare-timeouts", f"{connect},{total}"]
+        children.append(
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        )
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bare {kind} child did not start")
+    started = time.time()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    reports = []
+    for child in children:
+        out, _ = child.communicate(timeout=1800)
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    for name in files:
+        os.unlink(name)
+    ended = max(r["ended"] for r in reports)
+    last_ok = max(r["last_ok"] for r in reports)
+    return BareResult(
+        kind,
+        ended - started,
+        sum(r["ok"] for r in reports),
+        last_ok - started,
+        processes,
+        sum(r["cpu"] for r in reports),
+    )
+
+
+# ---- the fleet's URLs and our connections ------------------------------------------------
+
+
+def fleet_urls(n: int, endpoints: list[tuple[str, int]], hang: float, seed: int = 7) -> list[str]:
+    """Endpoint i on host i mod hosts; round(n * hang) of them, at random, never answer."""
+    hung = set(random.Random(seed).sample(range(n), round(n * hang)))
+    urls = []
+    for i in range(n):
+        host, port = endpoints[i % len(endpoints)]
+        urls.append(f"http://{host}:{port}/{'hang' if i in hung else 'e'}/{i}")
+    return urls
+
+
+def setup_django(**env: str) -> None:
+    django_on_postgres(DB_NAME, CELERY_BROKER_URL=BROKER, DEBUG="false", **env)
 
 
 def create_connections(urls: list[str]) -> None:
@@ -131,48 +247,227 @@ def create_connections(urls: list[str]) -> None:
                 identity=f"http|{url}",
                 status="connected",
                 probe_interval=3600,
+                next_probe_at=None,
             )
             for i, url in enumerate(urls)
         ),
-        batch_size=2000,
+        batch_size=5000,
     )
 
 
-def start_worker(pool: str, concurrency: int) -> subprocess.Popen:
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "celery", "-A", "meshplay", "worker", "-Q", "probes"]
-    command += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    worker = subprocess.Popen(command, cwd=ROOT, env=env)
-    time.sleep(4)  # let it connect and start consuming
-    return worker
+# ---- our round -----------------------------------------------------------------------------
 
 
-def our_round(n: int) -> tuple[float, int]:
-    from datetime import timedelta
+@dataclass
+class OurRound:
+    seconds: float  # from the commit that made every row due to the poll that found all written
+    ok: int
+    failed: int
+    update_seconds: float
+    first_start: float  # seconds from due to the first probe's start
+    healthy_done: float  # ... to the end of the last successful probe (from its result row)
+    probes: int  # result rows written in the round (N if nothing was probed twice)
+    ticks: int
+    dispatch_first: float  # seconds the first dispatch took
+    dispatched_first: int
+    dispatched_total: int
+    batches_first: int
+    worker: dict
+    cpu: str
+    worker_cpu: float
+    poll: float
 
+
+def drain(redis_client, timeout: float = 120) -> None:
+    """Wait until no batch is queued and no row is still claimed (the previous round's tail)."""
+    from connections.models import Connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            not redis_client.llen("probes")
+            and not Connection.objects.filter(probe_claim__isnull=False).exists()
+        ):
+            time.sleep(1)
+            return
+        time.sleep(0.5)
+    print("  (warning: the previous round's tail did not drain)")
+
+
+def our_round(n: int, worker: Worker, meter: CpuMeter, tick: float) -> OurRound:
+    from django.conf import settings
+    from django.db import connection as db_connection
+    from django.db import transaction
+    from django.db.models import Min, Q
     from django.utils import timezone
 
-    from connections.models import Connection
-    from connections.tasks import dispatch_due_probes
+    from connections.models import Connection, ProbeResult
 
-    start_at = timezone.now()
-    Connection.objects.update(next_probe_at=start_at - timedelta(seconds=1))
-    started = time.perf_counter()
-    while dispatch_due_probes():
-        pass
-    pending = Connection.objects.filter(last_probe_at__lt=start_at) | Connection.objects.filter(
-        last_probe_at__isnull=True
+    poll = 0.1 if n <= 20_000 else 0.25
+    log_from = worker.log_path.stat().st_size
+    # every round from the same start: connected, no failure counted, nothing claimed
+    Connection.objects.update(
+        status="connected", consecutive_failures=0, probe_claim=None, probe_due_at=None
     )
-    deadline = time.monotonic() + 600
-    while pending.exists():
+    marked_at = timezone.now()
+    update_started = time.perf_counter()
+    with transaction.atomic(), db_connection.cursor() as cursor:
+        # all due now, in a random order (claims take the earliest first): the hung endpoints
+        # are spread over the batches as in round 1, not left where the heap put them
+        cursor.execute(
+            "UPDATE connections_connection SET next_probe_at = "
+            "%s - random() * interval '1 millisecond' WHERE status <> 'deleted'",
+            [marked_at],
+        )
+    # the clock starts when every row is due and visible as due
+    t0, due_at = time.monotonic(), timezone.now()
+    update_seconds = time.perf_counter() - update_started
+    cpu_before = meter.snapshot()
+
+    ticker = Ticker(tick)
+    ticker.start(t0)
+    ticker.fire()  # beat's tick, at the moment they are due
+    dispatch_first, dispatched_first = ticker.calls[0][1], ticker.calls[0][2]
+    pending = Connection.objects.filter(
+        Q(last_probe_at__lt=marked_at) | Q(last_probe_at__isnull=True)
+    )
+    deadline = t0 + 1800
+    while True:
+        if not pending.exists():
+            seconds = time.monotonic() - t0
+            break
         if time.monotonic() > deadline:
             raise RuntimeError(f"round not finished: {pending.count()} connections unprobed")
-        time.sleep(0.1)
-    wall = time.perf_counter() - started
+        if ticker.due():
+            ticker.fire()  # beat keeps ticking while the round lasts
+        time.sleep(max(0.0, min(poll, ticker.next_at - time.monotonic())))
+    cpu_after = meter.snapshot()
+    cpu = CpuMeter.describe(cpu_before, cpu_after)
+    worker_cpu = cpu_after["worker"] - cpu_before["worker"]
+
     ok = Connection.objects.filter(last_probe_ok=True).count()
-    assert ok + Connection.objects.filter(last_probe_ok=False).count() == n
-    return wall, ok
+    failed = Connection.objects.filter(last_probe_ok=False).count()
+    results = ProbeResult.objects.filter(checked_at__gte=marked_at)
+    first = results.aggregate(first=Min("checked_at"))["first"]
+    healthy_end = 0.0
+    for checked_at, latency in results.filter(ok=True).values_list("checked_at", "latency_ms"):
+        end = (checked_at - due_at).total_seconds() + (latency or 0) / 1000
+        healthy_end = max(healthy_end, end)
+    time.sleep(0.5)  # let the worker log the batches that just ended
+    with open(worker.log_path, errors="replace") as handle:
+        handle.seek(log_from)
+        worker_log = handle.read()
+    return OurRound(
+        seconds=seconds,
+        ok=ok,
+        failed=failed,
+        update_seconds=update_seconds,
+        first_start=(first - due_at).total_seconds() if first else float("nan"),
+        healthy_done=healthy_end,
+        probes=results.count(),
+        ticks=len(ticker.calls),
+        dispatch_first=dispatch_first,
+        dispatched_first=dispatched_first,
+        dispatched_total=sum(max(c[2], 0) for c in ticker.calls),
+        batches_first=math.ceil(dispatched_first / settings.PROBE_BATCH_SIZE),
+        worker=batch_summary(worker_log),
+        cpu=cpu,
+        worker_cpu=worker_cpu,
+        poll=poll,
+    )
+
+
+# ---- one configuration ---------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    worker_concurrency: int
+    batch_size: int
+    probe_concurrency: int
+
+    def label(self) -> str:
+        return (
+            f"prefork x{self.worker_concurrency}, PROBE_BATCH_SIZE {self.batch_size}, "
+            f"PROBE_CONCURRENCY {self.probe_concurrency}"
+        )
+
+
+def run_config(config: Config, args, urls, fleet, redis_client) -> list[dict]:
+    from django.conf import settings
+
+    connect, total = settings.PROBE_TIMEOUTS["default"]
+    settings.PROBE_BATCH_SIZE = config.batch_size  # the dispatch runs in this process
+    worker = Worker(
+        queues="probes",
+        pool=args.pool,
+        concurrency=config.worker_concurrency,
+        PROBE_BATCH_SIZE=str(config.batch_size),
+        PROBE_CONCURRENCY=str(config.probe_concurrency),
+    ).start()
+    meter = CpuMeter(
+        trees={"fleet": fleet.pids, "worker": [worker.pid]}, single={"bench": [os.getpid()]}
+    )
+    bare_concurrency = args.bare_concurrency or config.probe_concurrency * config.worker_concurrency
+    n = len(urls)
+    rows = []
+    print(
+        f"\n== {config.label()}; bare loops: {bare_concurrency} in flight, "
+        f"{args.bare_processes} process(es), {LOOP_NAME}",
+        flush=True,
+    )
+    try:
+        for round_number in range(1, args.rounds + 1):
+            bare = {}
+            for kind in args.bare:
+                before = meter.snapshot()
+                bare[kind] = run_bare(
+                    kind, urls, bare_concurrency, connect, total, args.bare_processes
+                )
+                b = bare[kind]
+                print(
+                    f"  bare {kind:8s} {b.seconds:7.2f}s {n / b.seconds:7.0f} probes/s "
+                    f"({b.ok} ok; last success at {b.healthy_done:.2f}s; loop CPU {b.cpu:.1f}s) | "
+                    f"{CpuMeter.describe(before, meter.snapshot())}",
+                    flush=True,
+                )
+            drain(redis_client)
+            ours = our_round(n, worker, meter, settings.PROBE_TICK)
+            rate = n / ours.seconds
+            w = ours.worker
+            print(
+                f"  round {round_number}: ours {ours.seconds:7.2f}s {rate:7.0f} probes/s "
+                f"({ours.ok} ok, {ours.failed} failed; poll every {ours.poll}s)\n"
+                f"    due->first probe start {ours.first_start:.2f}s, last successful probe "
+                f"ended {ours.healthy_done:.2f}s, UPDATE marking all due {ours.update_seconds:.2f}s"
+                f"\n    dispatch: first tick {ours.dispatch_first:.2f}s for "
+                f"{ours.dispatched_first} rows in {ours.batches_first} batches; {ours.ticks} ticks,"
+                f" {ours.dispatched_total} rows dispatched in all; result rows {ours.probes}\n"
+                f"    worker: {w['batches']} batches run ({w['empty']} found nothing still "
+                f"theirs), {w['skipped']} rows skipped, {w['stale']} results dropped as stale, "
+                f"longest batch {w['longest']:.1f}s, {w['errors']} errors\n    {ours.cpu}; "
+                f"worker CPU {ours.worker_cpu:.1f}s",
+                flush=True,
+            )
+            row = {
+                "config": config.label(),
+                "round": ours.seconds,
+                "ours": rate,
+                "ticks": ours.ticks,
+                "dispatch": ours.dispatch_first,
+                "batches": ours.batches_first,
+                "dup": ours.probes - n,
+                "load": os.getloadavg()[0],
+            }
+            for kind, b in bare.items():
+                row[kind] = n / b.seconds
+            rows.append(row)
+            parts = [f"{kind} {rate / row[kind]:.2f}x" for kind in bare]
+            print(f"    ratio ours/bare: {', '.join(parts)} | {uptime()}", flush=True)
+            drain(redis_client)
+    finally:
+        worker.stop()
+    return rows
 
 
 def main() -> None:
@@ -180,47 +475,101 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--hang", type=float, default=0.02)
-    parser.add_argument("--ports", type=int, default=16)
-    # as deployed: one prefork process per core on the probes queue
+    parser.add_argument("--hosts", type=int, default=256, help="distinct address:port pairs")
+    parser.add_argument("--fleet-processes", type=int, default=2)
     parser.add_argument("--pool", default="prefork")
-    parser.add_argument("--worker-concurrency", type=int, default=os.cpu_count() or 2)
+    # the Procfile's default: two prefork processes per core
+    parser.add_argument("--worker-concurrency", type=int, default=2 * (os.cpu_count() or 2))
+    parser.add_argument("--batch-size", type=int, default=0, help="default: settings")
+    parser.add_argument("--probe-concurrency", type=int, default=0, help="default: settings")
+    parser.add_argument("--bare", default=",".join(BARE_KINDS), help="which bare loops")
+    parser.add_argument("--bare-processes", type=int, default=1)
+    parser.add_argument(
+        "--bare-concurrency",
+        type=int,
+        default=0,
+        help="default: PROBE_CONCURRENCY x worker processes",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="prefork 2/4 x batch 1000/2500/5000 x PROBE_CONCURRENCY 500/1000",
+    )
+    parser.add_argument("--bare-child", choices=BARE_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-file", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-timeouts", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_child:
+        connect, total = (float(x) for x in args.bare_timeouts.split(","))
+        bare_child(args.bare_child, args.bare_file, args.bare_concurrency, connect, total)
+        return
+    args.bare = [kind for kind in args.bare.split(",") if kind]
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups
+    raise_nofile()
     setup_django()
     import redis
     from django.conf import settings
 
-    redis.Redis.from_url(BROKER).flushdb()
+    redis_client = redis.Redis.from_url(BROKER)
+    redis_client.flushdb()
     connect, total = settings.PROBE_TIMEOUTS["default"]
-    concurrency = settings.PROBE_CONCURRENCY
-
-    fleet, ports = start_fleet(args.ports)
-    urls = fleet_urls(args.connections, ports, args.hang)
+    fleet = start_fleet(args.hosts, args.fleet_processes)
+    urls = fleet_urls(args.connections, fleet.endpoints, args.hang)
+    created = time.perf_counter()
     create_connections(urls)
-    worker = start_worker(args.pool, args.worker_concurrency)
     print(
-        f"{args.connections} connections, {args.hang:.0%} never answer, timeout {total:g}s, "
-        f"batch {settings.PROBE_BATCH_SIZE}, concurrency {concurrency}/batch, "
-        f"worker --pool {args.pool} --concurrency {args.worker_concurrency}"
+        f"{args.connections} connections ({time.perf_counter() - created:.1f}s to create), "
+        f"{args.hang:.0%} never answer, timeouts connect {connect:g}s / total {total:g}s; "
+        f"fleet: {len(fleet.endpoints)} loopback hosts in {args.fleet_processes} uvloop "
+        f"processes (SO_REUSEPORT); PROBE_TICK {settings.PROBE_TICK:g}s, PROBE_CLAIM_LEASE "
+        f"{settings.PROBE_CLAIM_LEASE}s, PROBE_PER_HOST_CONCURRENCY "
+        f"{settings.PROBE_PER_HOST_CONCURRENCY}; {os.cpu_count()} cores; {uptime()}",
+        flush=True,
     )
-    try:
-        for round_number in range(1, args.rounds + 1):
-            started = time.perf_counter()
-            bare_ok = asyncio.run(bare_loop(urls, concurrency, connect, total))
-            bare = time.perf_counter() - started
-            wall, ok = our_round(args.connections)
-            bare_rate, our_rate = args.connections / bare, args.connections / wall
-            print(
-                f"round {round_number}: ours {wall:6.2f}s {our_rate:7.0f} probes/s ({ok} ok) | "
-                f"bare loop {bare:6.2f}s {bare_rate:7.0f} probes/s ({bare_ok} ok) | "
-                f"ratio {our_rate / bare_rate:.2f} | target round <= {total + 20:g}s: "
-                f"{'met' if wall <= total + 20 else 'MISSED'}"
+    if args.sweep:
+        configs = [
+            Config(wc, bs, pc) for wc in (2, 4) for bs in (1000, 2500, 5000) for pc in (500, 1000)
+        ]
+    else:
+        configs = [
+            Config(
+                args.worker_concurrency,
+                args.batch_size or settings.PROBE_BATCH_SIZE,
+                args.probe_concurrency or settings.PROBE_CONCURRENCY,
             )
+        ]
+    rows = []
+    try:
+        for config in configs:
+            rows += run_config(config, args, urls, fleet, redis_client)
     finally:
-        worker.terminate()
-        worker.wait(30)
-        fleet.terminate()
-        redis.Redis.from_url(BROKER).flushdb()
+        fleet.stop()
+        redis_client.flushdb()
+
+    target = total + 5
+    print(
+        f"\n==== summary: {args.connections} connections, {args.hang:.0%} hung, "
+        f"timeout {total:g}s; targets: round <= {target:g}s, ours >= 0.6x bare aiohttp"
+    )
+    header = f"{'configuration':62s} {'round':>7s} {'ours/s':>7s} " + " ".join(
+        f"{kind + '/s':>9s}" for kind in args.bare
+    )
+    header += f" {'x aiohttp':>9s} {'batches':>7s} {'dispatch':>8s} {'dup':>5s} {'load1':>5s}"
+    print(header)
+    for row in rows:
+        line = f"{row['config']:62s} {row['round']:6.2f}s {row['ours']:7.0f} "
+        line += " ".join(f"{row[kind]:9.0f}" for kind in args.bare)
+        ratio = row["ours"] / row["aiohttp"] if "aiohttp" in row else float("nan")
+        verdict = (
+            ("met" if row["round"] <= target else "MISSED")
+            + "/"
+            + ("met" if ratio >= 0.6 else "MISSED")
+        )
+        line += f" {ratio:9.2f} {row['batches']:7d} {row['dispatch']:7.2f}s {row['dup']:5d}"
+        line += f" {row['load']:5.2f}  {verdict}"
+        print(line)
+    print(uptime())
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ front end, so it is compare-and-set, recorded, and Register runs the reachabilit
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.utils.decorators import method_decorator
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.debug import sensitive_post_parameters
 from django_fsm.admin import FSMAdminMixin
+
+from credentials.models import Credential
 
 from . import lifecycle
 from .choices import STATUS_STYLE, Status
-from .forms import CredentialForm
-from .models import Connection, ConnectionTransition, Credential
+from .editing import validate_connection
+from .models import Connection, ConnectionTransition
 
 
 def status_badge(status: str, label: str):
@@ -44,7 +45,25 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.live()
 
 
-class ConnectionAddForm(forms.ModelForm):
+class ConnectionAdminForm(forms.ModelForm):
+    """Runs the rules every entry point runs (``editing.validate_connection``) for the user
+    at the admin, so the admin can neither attach a credential outside its bounds nor move a
+    connection out of them."""
+
+    acting_user = None
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        previous = Connection.all_objects.filter(pk=self.instance.pk).first()
+        try:
+            validate_connection(self.instance, user=self.acting_user, previous=previous)
+        except ValidationError as exc:
+            self._update_errors(exc)
+
+
+class ConnectionAddForm(ConnectionAdminForm):
     class Meta:
         model = Connection
         fields = (
@@ -54,6 +73,7 @@ class ConnectionAddForm(forms.ModelForm):
             "credential",
             "failure_threshold",
             "probe_interval",
+            "retry_interval",
             "metadata",
         )
 
@@ -88,14 +108,18 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "credential":
-            # only credentials this user may use: their own and those shared with them
-            kwargs["queryset"] = Credential.objects.restrict(request.user)
+            # only credentials this user may attach: their own, and those shared with them
+            # as an editor (the bounds are checked by the form)
+            kwargs["queryset"] = Credential.objects.restrict(request.user, "use")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    form = ConnectionAdminForm
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ConnectionAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"acting_user": request.user})
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()
@@ -127,6 +151,11 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
     def badge(self, obj: Connection):
         return status_badge(obj.status, obj.get_status_display())
 
+    def fsm_transition_view(self, request, object_id, transition_name, **kwargs):
+        """django-fsm-2's page for transitions with a form: none of ours has one (they are
+        buttons on the change page, through lifecycle), so every name is not found."""
+        raise Http404("No such transition page.")
+
     def get_fsm_label(self, transition) -> str:
         label = transition.custom.get("label") or transition.name
         return label
@@ -144,6 +173,7 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
             metadata=obj.metadata,
             failure_threshold=obj.failure_threshold,
             probe_interval=obj.probe_interval,
+            retry_interval=obj.retry_interval,
         )
         obj.pk = created.connection.pk
         obj.refresh_from_db()
@@ -180,36 +210,6 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
         return True
-
-
-class CredentialAdminForm(CredentialForm):
-    class Meta(CredentialForm.Meta):
-        fields = ("name", "kind", "owner")
-
-    def credential_owner(self):
-        return self.cleaned_data.get("owner")
-
-
-@admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
-    form = CredentialAdminForm
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).restrict(request.user)
-
-    @method_decorator(sensitive_post_parameters("secret"))
-    def changeform_view(self, request, *args, **kwargs):
-        return super().changeform_view(request, *args, **kwargs)
-
-    list_display = ("name", "kind", "owner", "secret_state", "updated_at")
-    list_filter = ("kind",)
-    search_fields = ("name",)
-    autocomplete_fields = ("owner",)
-    readonly_fields = ("secret_state",)
-
-    @admin.display(description="Secret")
-    def secret_state(self, obj: Credential) -> str:
-        return "•••••••• (stored encrypted)" if obj.has_secret else "not set"
 
 
 @admin.register(ConnectionTransition)

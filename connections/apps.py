@@ -8,7 +8,6 @@ class ConnectionsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import checks  # noqa: F401  (registers the system checks)
         from .periodic import ensure_periodic_tasks
 
         post_migrate.connect(ensure_periodic_tasks, sender=self)

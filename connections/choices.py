@@ -18,17 +18,11 @@ class Status(models.TextChoices):
     NOT_FOUND = "not_found", "Not Found"
 
 
-class CredentialKind(models.TextChoices):
-    BEARER_TOKEN = "bearer_token", "Bearer token"
-    BASIC_AUTH = "basic_auth", "Basic auth"
-    API_KEY = "api_key", "API key"
-    KUBECONFIG = "kubeconfig", "Kubeconfig"
-
-
 class Trigger(models.TextChoices):
     USER = "user", "User"
     PROBE = "probe", "Probe"
     DISCOVERY = "discovery", "Discovery"
+    SCHEDULE = "schedule", "Schedule"
     SYSTEM = "system", "System"
 
 
@@ -39,6 +33,14 @@ PROBED_STATES = (
     Status.CONNECTED,
     Status.DISCONNECTED,
 )
+
+
+class MaintenanceSource(models.TextChoices):
+    """Who put a connection in maintenance: a schedule never ends what a user started."""
+
+    USER = "user", "User"
+    SCHEDULE = "schedule", "Schedule"
+
 
 # colour name, hex colour, icon glyph: one entry per state.
 STATUS_STYLE: dict[str, tuple[str, str, str]] = {

@@ -1,12 +1,18 @@
 """Cluster discovery: read a connected Kubernetes cluster, keep what it holds, and turn the
 Prometheus and Grafana it runs into managed connections.
 
-One pass per cluster: namespaces, Services and Deployments are listed in pages (``limit`` /
-``continue``), raw JSON (no model objects for thousands of items). A 403 on one resource type is
-recorded and the pass goes on with the rest. Writes are differences only: a pass over an unchanged
-cluster writes nothing. Identities are deterministic (cluster + namespace + name + port), so the
-same resource always maps to the same connection; an ignored one is never touched; a vanished one
-turns Disconnected (trigger discovery); a deleted one's identity is free to be discovered afresh.
+One pass per cluster: namespaces, nodes, Deployments and Services are listed in pages (``limit`` /
+``continue``), raw JSON (no model objects for thousands of items), and streamed: namespaces and
+nodes are counted page by page, Services and Deployments are parsed page by page into compact rows
+(spooled to a temporary file past ``SPOOL_MEMORY``), and each page's JSON is dropped once parsed:
+what a pass holds is a page, and per object only the key and fingerprint the diff needs (about
+half a kilobyte at the peak), never the objects themselves. A 403 on one resource type is
+recorded and the pass goes on with the rest. Writes are differences only, set-based per chunk
+(one ``UPDATE … FROM (VALUES …)`` per chunk of changed rows on PostgreSQL): a pass over an
+unchanged cluster writes nothing. Identities are deterministic (cluster + namespace + name +
+port), so the same resource always maps to the same connection; an ignored one is never touched;
+a vanished one turns Disconnected (trigger discovery); a deleted one's identity is free to be
+discovered afresh.
 """
 
 from __future__ import annotations
@@ -14,23 +20,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import marshal
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db import connection as db
+from django.db.models import F
+from django.utils import timezone
 from kubernetes import client as k8s
+
+from credentials.bounds import host_problem, origin_of
+from credentials.scrub import scrub
 
 from . import lifecycle
 from .choices import Status, Trigger
 from .identity import discovered_identity
+from .metadata import merge_metadata
 from .models import Connection, DiscoveredResource
 from .probes.base import ProbeFailed
 from .probes.kubernetes import api_client_for, failure_from
+from .sanitize import clean_text
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 TIMEOUT = (5.0, 30.0)
+WRITE_CHUNK = 1000  # rows per INSERT, UPDATE … FROM (VALUES …) and DELETE
+SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of compact rows kept in memory before a temporary file
 
 # What makes a resource integrable: well-known label values, names, images; the usual port.
 INTEGRATIONS: dict[str, dict[str, Any]] = {
@@ -66,10 +88,26 @@ class DiscoveryReport:
     error: str = ""
 
 
-def _list_all(call, report: DiscoveryReport, resource: str) -> list[dict[str, Any]]:
-    """Every item of a paginated list; [] and a note in the report when RBAC forbids it."""
-    items: list[dict[str, Any]] = []
+MAX_LIST_RESTARTS = 3
+# 2,000 pages of 500: a million objects of one kind, beyond any real cluster's list
+MAX_LIST_PAGES = 2000
+MAX_LABELS = 64  # labels kept per object (the rest are dropped)
+
+
+def _list_all(call, report: DiscoveryReport, resource: str) -> Iterator[tuple[bool, list]]:
+    """The pages of a paginated list, one at a time, as ``(fresh, items)``.
+
+    ``fresh`` is True on the first page, and again when the list starts over: whoever takes the
+    pages drops what it took from the earlier ones. A continue token that expired meanwhile (410
+    Gone: the list outlived the API server's compaction window) restarts the list from the
+    beginning, a few times at most. When RBAC forbids the list: a note in the report and an empty
+    fresh page (so a list refused halfway through is no list at all). The raw JSON of a page is
+    dropped before its items are handed on."""
     token = None
+    restarts = 0
+    fresh = True
+    seen_tokens: set[str] = set()
+    pages = 0
     while True:
         try:
             response = call(
@@ -78,13 +116,44 @@ def _list_all(call, report: DiscoveryReport, resource: str) -> list[dict[str, An
         except k8s.exceptions.ApiException as exc:
             if exc.status == 403:
                 report.forbidden[resource] = _status_message(exc)
-                return []
+                yield True, []
+                return
+            if exc.status == 410 and token and restarts < MAX_LIST_RESTARTS:
+                restarts += 1
+                token, fresh = None, True
+                seen_tokens.clear()  # a new list: its tokens are new
+                continue
             raise
         page = json.loads(response.data)
-        items.extend(page.get("items") or [])
+        del response  # the raw bytes of the page
+        items = page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
+        del page
+        pages += 1
+        if token is not None and (not isinstance(token, str) or len(token) > 4096):
+            raise ValueError(f"the API server sent an unusable continue token for {resource}")
+        if token in seen_tokens or pages > MAX_LIST_PAGES:
+            # a server that pages forever (a token seen before, or more pages than any real
+            # cluster has) ends the pass with an error instead of holding the worker
+            why = "the same continue value came twice" if token in seen_tokens else f"{pages} pages"
+            raise ValueError(f"the API server's {resource} list does not end ({why})")
+        if token:
+            seen_tokens.add(token)
+        yield fresh, items
+        items = None  # not held while the next page is read
+        fresh = False
         if not token:
-            return items
+            return
+
+
+def _count(pages: Iterable[tuple[bool, list]]) -> int:
+    """How many items a list has, counted page by page (nothing kept)."""
+    count = 0
+    for fresh, items in pages:
+        if fresh:
+            count = 0
+        count += len(items)
+    return count
 
 
 def _status_message(exc: Exception) -> str:
@@ -94,33 +163,59 @@ def _status_message(exc: Exception) -> str:
         return "forbidden"
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
 def _name(value: Any) -> str:
     """A Kubernetes name as discovery keeps it; ValueError for anything a cluster cannot mean."""
     if not isinstance(value, str) or not value or len(value) > 253:
         raise ValueError("bad name")
-    if any(ord(ch) < 32 for ch in value):
-        raise ValueError("control character in a name")
+    if any(ord(ch) < 32 for ch in value) or clean_text(value, 253) != value:
+        raise ValueError("control character or invalid Unicode in a name")
+    if not _DNS_SUBDOMAIN.fullmatch(value):
+        raise ValueError("not a Kubernetes name (RFC 1123)")
+    return value
+
+
+def _dns_label(value: str) -> str:
+    """A Service or namespace name, which becomes a DNS label of the in-cluster URL: RFC 1123
+    (lower-case letters, digits, '-', at most 63), so it can never carry '@', ':' or '/' into
+    the URL's host."""
+    if not _DNS_LABEL.fullmatch(value):
+        raise ValueError("not a DNS label (RFC 1123)")
     return value
 
 
 def _labels(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {
-        str(k)[:317].replace("\x00", ""): str(v)[:63].replace("\x00", "")
-        for k, v in value.items()
-        if isinstance(k, str)
-    }
+    kept = {}
+    for key, label in value.items():
+        if isinstance(key, str) and len(kept) < MAX_LABELS:
+            kept[clean_text(key, 317)] = clean_text(label, 63)
+    return kept
 
 
 def _fingerprint(labels: dict, details: dict) -> str:
+    return _digest(labels, details).hex()
+
+
+def _digest(labels: dict, details: dict) -> bytes:
+    """The fingerprint as 32 bytes (stored as its 64 hex digits)."""
     raw = json.dumps([labels, details], sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def _key(namespace: str, name: str) -> bytes:
+    """A resource's key within its kind, in 16 bytes (names hold no control character)."""
+    return hashlib.blake2b(f"{namespace}\x00{name}".encode(), digest_size=16).digest()
 
 
 def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]]) -> dict[str, Any]:
     meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-    namespace, name = _name(meta.get("namespace")), _name(meta.get("name"))
+    namespace = _dns_label(_name(meta.get("namespace")))
+    name = _dns_label(_name(meta.get("name")))
     labels = _labels(meta.get("labels"))
     ports = [
         p["port"]
@@ -131,8 +226,8 @@ def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]])
     external = next(
         (i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict) and i), None
     )
-    if external is not None and (not isinstance(external, str) or len(external) > 253):
-        external = None
+    if external is not None and (not isinstance(external, str) or host_problem(external)):
+        external = None  # only a plain name or address becomes a connection's host
     integration = recognise(name, labels)
     selector = _labels(spec.get("selector"))
     if not integration and selector:  # a Service in front of a recognised Deployment
@@ -140,7 +235,7 @@ def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]])
             if selector.items() <= pod_labels.items():
                 integration = kind
                 break
-    details = {"type": spec.get("type", ""), "ports": ports}
+    details = {"type": clean_text(spec.get("type", ""), 40), "ports": ports}
     if external:
         details["external"] = external
     return {
@@ -155,11 +250,11 @@ def _service_resource(item: dict, recognised: dict[str, list[tuple[dict, str]]])
 
 def _deployment_resource(item: dict) -> dict[str, Any]:
     meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-    namespace, name = _name(meta.get("namespace")), _name(meta.get("name"))
+    namespace, name = _dns_label(_name(meta.get("namespace"))), _name(meta.get("name"))
     template = (spec.get("template") or {}).get("metadata") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     first = containers[0] if containers and isinstance(containers[0], dict) else {}
-    image = str(first.get("image", ""))[:500].replace("\x00", "")
+    image = clean_text(first.get("image", ""), 500)
     labels = _labels(meta.get("labels"))
     replicas = spec.get("replicas") if isinstance(spec.get("replicas"), int) else None
     return {
@@ -184,56 +279,196 @@ def _endpoint(resource: dict[str, Any]) -> tuple[int, str, str]:
     return port, (f"http://{host}:{port}" if external else in_cluster), in_cluster
 
 
+class _Kept:
+    """One kind's list as a pass keeps it until the write: each row compact, marshalled a page at
+    a time into a temporary file that stays in memory up to ``SPOOL_MEMORY`` bytes; the key of
+    each (16 bytes, to drop an object listed twice); the integrable rows whole (connections are
+    made of them, and they are few); the recognised Deployments' pod labels (for the Services in
+    front of them). ``reset`` when the list starts over."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        # closed by close(), when the pass ends
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self.reset()
+
+    def reset(self) -> None:
+        self.spool.seek(0)
+        self.spool.truncate()
+        self.keys: set[bytes] = set()
+        self.count = 0
+        self.skipped = 0  # objects too odd to keep, or listed twice
+        self.integrable: list[dict[str, Any]] = []
+        self.recognised: dict[str, list[tuple[dict, str]]] = {}
+
+    def unique(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """These rows less those whose key was kept already."""
+        fresh = []
+        for row in rows:
+            key = _key(row["namespace"], row["name"])
+            if key in self.keys:
+                self.skipped += 1
+                continue
+            self.keys.add(key)
+            fresh.append(row)
+        return fresh
+
+    def keep(self, rows: list[dict[str, Any]]) -> None:
+        page = []
+        for row in rows:
+            identity = row.get("identity", "")
+            digest = _digest(row["labels"], {**row["details"], "i": row["integration"]})
+            page.append(
+                (
+                    row["namespace"],
+                    row["name"],
+                    row["labels"],
+                    row["details"],
+                    row["integration"],
+                    identity,
+                    digest,
+                )
+            )
+            if identity:
+                self.integrable.append(row)
+        if page:
+            data = marshal.dumps(page)
+            self.spool.write(len(data).to_bytes(8, "big") + data)
+        self.count += len(page)
+
+    def rows(self) -> Iterator[tuple]:
+        """(namespace, name, labels, details, integration, identity, fingerprint digest)."""
+        self.spool.seek(0)
+        while size := int.from_bytes(self.spool.read(8), "big"):
+            yield from marshal.loads(self.spool.read(size))
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+def _keep_deployments(pages: Iterable[tuple[bool, list]], kept: _Kept) -> None:
+    for fresh, items in pages:
+        if fresh:
+            kept.reset()
+        rows = kept.unique(_parse(items, _deployment_resource, kept))
+        del items  # the page's JSON: parsed
+        for row in rows:
+            pod_labels = row.pop("pod_labels")
+            if row["integration"]:
+                kept.recognised.setdefault(row["namespace"], []).append(
+                    (pod_labels, row["integration"])
+                )
+        kept.keep(rows)
+
+
+def _keep_services(
+    pages: Iterable[tuple[bool, list]],
+    kept: _Kept,
+    recognised: dict[str, list[tuple[dict, str]]],
+    cluster_id: str,
+) -> None:
+    def build(item: dict) -> dict[str, Any]:
+        return _service_resource(item, recognised)
+
+    for fresh, items in pages:
+        if fresh:
+            kept.reset()
+        rows = kept.unique(_parse(items, build, kept))
+        del items
+        for row in rows:
+            if row["integration"]:
+                port, url, _ = _endpoint(row)
+                if len(url) > 500:  # too long for a connection: kept as a resource only
+                    row["integration"] = ""
+                    continue
+                row["identity"] = discovered_identity(
+                    cluster_id, row["namespace"], row["name"], port
+                )
+        kept.keep(rows)
+
+
 def discover_cluster(cluster: Connection) -> DiscoveryReport:
     """One discovery pass over a connected Kubernetes connection."""
     report = DiscoveryReport()
+    deployments = _Kept(DiscoveredResource.Kind.DEPLOYMENT)
+    services = _Kept(DiscoveredResource.Kind.SERVICE)
+    try:
+        return _discover(cluster, report, deployments, services)
+    finally:
+        deployments.close()
+        services.close()
+
+
+def _discover(
+    cluster: Connection, report: DiscoveryReport, deployments: _Kept, services: _Kept
+) -> DiscoveryReport:
+    namespaces = nodes = 0
     try:
         with api_client_for(cluster) as api:
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+            # the cluster's identity: its kube-system uid, recorded once (at registration, by
+            # the reachability check) and never overwritten; if RBAC hides it, the server's
+            # origin, which is as stable across a delete and re-add
             cluster_id = cluster.metadata.get("cluster_id") or ""
             if not cluster_id:
                 try:
                     raw = core.read_namespace(
                         "kube-system", _preload_content=False, _request_timeout=TIMEOUT
                     )
-                    cluster_id = json.loads(raw.data)["metadata"]["uid"]
+                    uid = (json.loads(raw.data).get("metadata") or {}).get("uid")
+                    if isinstance(uid, str) and uid.strip() and clean_text(uid, 100) == uid:
+                        cluster_id = uid
+                    else:  # no usable uid: the server's origin, as when RBAC hides it
+                        cluster_id = f"server:{origin_of(api.configuration.host)}"
                 except k8s.exceptions.ApiException as exc:
                     if exc.status not in (403, 404):
                         raise
-                    cluster_id = f"connection-{cluster.pk}"  # RBAC hides kube-system
-            namespaces = _list_all(core.list_namespace, report, "namespaces")
-            nodes = _list_all(core.list_node, report, "nodes")
-            services = _list_all(core.list_service_for_all_namespaces, report, "services")
-            deployments = _list_all(apps.list_deployment_for_all_namespaces, report, "deployments")
+                    cluster_id = f"server:{origin_of(api.configuration.host)}"
+            # page by page: counted, or parsed into compact rows; no list is held whole.
+            # Deployments first: a Service in front of a recognised one is recognised too.
+            namespaces = _count(_list_all(core.list_namespace, report, "namespaces"))
+            nodes = _count(_list_all(core.list_node, report, "nodes"))
+            _keep_deployments(
+                _list_all(apps.list_deployment_for_all_namespaces, report, "deployments"),
+                deployments,
+            )
+            _keep_services(
+                _list_all(core.list_service_for_all_namespaces, report, "services"),
+                services,
+                deployments.recognised,
+                cluster_id,
+            )
     except ProbeFailed as failed:
         report.error = failed.outcome.summary
+    except SoftTimeLimitExceeded:  # an API server that trickles: the pass ends, nothing written
+        report.error = (
+            f"the pass did not end within {settings.DISCOVERY_TIME_LIMIT}s "
+            "(DISCOVERY_TIME_LIMIT); nothing was changed"
+        )
+    except DatabaseError:
+        raise  # the database's trouble, not the cluster's
     except Exception as exc:  # unreachable, auth, TLS: the probe's business, not a crash here
         report.error = failure_from(exc).outcome.summary
+    report.error = scrub(report.error, cluster.credential) if report.error else ""
+    report.forbidden = {
+        resource: scrub(message, cluster.credential)
+        for resource, message in report.forbidden.items()
+    }
     if report.error:
         if cluster.metadata.get("discovery_error") != report.error:
+            merge_metadata(
+                Connection.objects.filter(pk=cluster.pk), {"discovery_error": report.error}
+            )
             cluster.metadata = {**cluster.metadata, "discovery_error": report.error}
-            Connection.objects.filter(pk=cluster.pk).update(metadata=cluster.metadata)
         return report
 
-    deployment_rows = _parse(deployments, _deployment_resource, report)
-    recognised: dict[str, list[tuple[dict, str]]] = {}
-    for row in deployment_rows:
-        pod_labels = row.pop("pod_labels")
-        if row["integration"]:
-            recognised.setdefault(row["namespace"], []).append((pod_labels, row["integration"]))
-    service_rows = _parse(services, lambda item: _service_resource(item, recognised), report)
-    for row in service_rows:
-        if row["integration"]:
-            port, url, _ = _endpoint(row)
-            if len(url) > 500:  # too long for a connection: kept as a resource only
-                row["integration"] = ""
-                continue
-            row["identity"] = discovered_identity(cluster_id, row["namespace"], row["name"], port)
+    deployments.keys, services.keys = set(), set()  # duplicates are dropped: done with
+    report.skipped += deployments.skipped + services.skipped
     report.counts = {
-        "namespaces": len(namespaces),
-        "nodes": len(nodes),
-        "services": len(service_rows),
-        "deployments": len(deployment_rows),
+        "namespaces": namespaces,
+        "nodes": nodes,
+        "services": services.count,
+        "deployments": deployments.count,
     }
     # A list RBAC refused is not an empty list: nothing of that kind is deleted, and no
     # connection is called vanished when its Service (or the Deployment that marks it) is unseen.
@@ -245,25 +480,41 @@ def discover_cluster(cluster: Connection) -> DiscoveryReport:
         if not _lock(cluster):
             report.error = "another discovery pass of this cluster is running"
             return report
-        report.rows_written += _store_resources(cluster, service_rows + deployment_rows, complete)
-        _sync_connections(cluster, service_rows, report, judge_vanished=all(complete.values()))
+        # the cluster as it is now, locked: a pass that raced a Delete (or Ignore, or a
+        # disconnect) writes nothing into it
+        if not (
+            Connection.objects.select_for_update()
+            .filter(pk=cluster.pk, status=Status.CONNECTED)
+            .exists()
+        ):
+            report.error = "the cluster is no longer connected; nothing was written"
+            return report
+        report.rows_written += _store_resources(cluster, [services, deployments], complete)
+        _sync_connections(
+            cluster,
+            services.integrable,
+            report,
+            judge_vanished=all(complete.values()),
+            cluster_id=cluster_id,
+        )
         summary = {
-            "cluster_id": cluster_id,
-            "namespaces": len(namespaces) if "namespaces" not in report.forbidden else None,
-            "nodes": len(nodes) if "nodes" not in report.forbidden else None,
+            "namespaces": namespaces if "namespaces" not in report.forbidden else None,
+            "nodes": nodes if "nodes" not in report.forbidden else None,
             "discovery_forbidden": report.forbidden,
             "discovery_error": "",
         }
+        if not cluster.metadata.get("cluster_id"):
+            summary["cluster_id"] = cluster_id  # written once, never changed after
         current = {key: cluster.metadata.get(key) for key in summary}
         if current != summary:
+            merge_metadata(Connection.objects.filter(pk=cluster.pk), summary)
             cluster.metadata = {**cluster.metadata, **summary}
-            Connection.objects.filter(pk=cluster.pk).update(metadata=cluster.metadata)
             report.rows_written += 1
     log.info(
         "discovery cluster=%s services=%d deployments=%d created=%d vanished=%d written=%d",
         cluster.pk,
-        len(service_rows),
-        len(deployment_rows),
+        services.count,
+        deployments.count,
         len(report.created),
         len(report.vanished),
         report.rows_written,
@@ -271,27 +522,24 @@ def discover_cluster(cluster: Connection) -> DiscoveryReport:
     return report
 
 
-def _parse(items: list, build, report: DiscoveryReport) -> list[dict[str, Any]]:
-    """Each listed object as a row; objects too odd to keep (or listed twice) are skipped."""
-    rows, seen = [], set()
+def _parse(items: list, build, report: Any) -> list[dict[str, Any]]:
+    """Each listed object of a page as a row; objects too odd to keep are skipped (counted in
+    ``report.skipped``)."""
+    rows = []
     for item in items:
         try:
             row = build(item) if isinstance(item, dict) else None
         except (ValueError, TypeError, AttributeError, KeyError):
             row = None
-        key = row and (row["kind"], row["namespace"], row["name"])
-        if row is None or key in seen:
+        if row is None:
             report.skipped += 1
             continue
-        seen.add(key)
         rows.append(row)
     return rows
 
 
 def _lock(cluster: Connection) -> bool:
     """One pass per cluster at a time (a redelivered task must not overlap a running one)."""
-    from django.db import connection as db
-
     if db.vendor != "postgresql":
         return True
     with db.cursor() as cursor:
@@ -299,49 +547,127 @@ def _lock(cluster: Connection) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _store_resources(
-    cluster: Connection, rows: list[dict[str, Any]], complete: dict[str, bool]
-) -> int:
+def _store_resources(cluster: Connection, kinds: list[_Kept], complete: dict[str, bool]) -> int:
     """Keep the cluster's resources as seen: insert new, update changed, delete gone (only of
-    the kinds whose list was complete)."""
-    existing = {
-        (r.kind, r.namespace, r.name): r
-        for r in DiscoveredResource.objects.filter(cluster=cluster).only(
-            "id", "kind", "namespace", "name", "fingerprint"
-        )
-    }
-    new, changed, seen = [], [], set()
-    for row in rows:
-        key = (row["kind"], row["namespace"], row["name"])
-        seen.add(key)
-        fingerprint = _fingerprint(row["labels"], {**row["details"], "i": row["integration"]})
-        current = existing.get(key)
-        fields = {
-            "labels": row["labels"],
-            "details": row["details"],
-            "integration": row["integration"],
-            "identity": row.get("identity", ""),
-            "fingerprint": fingerprint,
-        }
-        if current is None:
-            kind, namespace, name = key
-            new.append(
-                DiscoveredResource(
-                    cluster=cluster, kind=kind, namespace=namespace, name=name, **fields
-                )
-            )
-        elif current.fingerprint != fingerprint:
-            for name, value in fields.items():
-                setattr(current, name, value)
-            changed.append(current)
-    gone = [r.pk for key, r in existing.items() if key not in seen and complete[key[0]]]
-    DiscoveredResource.objects.bulk_create(new, batch_size=2000)
-    DiscoveredResource.objects.bulk_update(
-        changed, ["labels", "details", "integration", "identity", "fingerprint"], batch_size=1000
+    the kinds whose list was complete); the rows written.
+
+    What is stored is read here, under the pass's lock, compactly (16-byte key, id and 32-byte
+    fingerprint); the kept rows stream past it, and the writes go a chunk at a time: a
+    ``bulk_create`` of new rows, one ``UPDATE … FROM (VALUES …)`` of changed ones (PostgreSQL;
+    ``bulk_update`` elsewhere), a ``DELETE`` of gone ids."""
+    stored: dict[str, dict[bytes, bytes]] = {kept.kind: {} for kept in kinds}
+    listed = DiscoveredResource.objects.filter(cluster=cluster).values_list(
+        "id", "kind", "namespace", "name", "fingerprint"
     )
-    if gone:
-        DiscoveredResource.objects.filter(pk__in=gone).delete()
-    return len(new) + len(changed) + len(gone)
+    for pk, kind, namespace, name, fingerprint in listed.iterator(chunk_size=5000):
+        stored.setdefault(kind, {})[_key(namespace, name)] = pk.to_bytes(8, "big") + _unhex(
+            fingerprint
+        )
+    written = 0
+    for kept in kinds:
+        current = stored.pop(kept.kind)
+        new: list[DiscoveredResource] = []
+        changed: list[tuple] = []
+        for namespace, name, labels, details, integration, identity, digest in kept.rows():
+            found = current.pop(_key(namespace, name), None)
+            if found is None:
+                new.append(
+                    DiscoveredResource(
+                        cluster=cluster,
+                        kind=kept.kind,
+                        namespace=namespace,
+                        name=name,
+                        labels=labels,
+                        details=details,
+                        integration=integration,
+                        identity=identity,
+                        fingerprint=digest.hex(),
+                    )
+                )
+                if len(new) >= WRITE_CHUNK:
+                    written += _insert(new)
+                    new = []
+            elif found[8:] != digest:
+                pk = int.from_bytes(found[:8], "big")
+                changed.append((pk, labels, details, integration, identity, digest.hex()))
+                if len(changed) >= WRITE_CHUNK:
+                    written += _update(changed)
+                    changed = []
+        written += _insert(new) + _update(changed)
+        if complete.get(kept.kind, False):
+            gone = [int.from_bytes(found[:8], "big") for found in current.values()]
+            del current
+            for start in range(0, len(gone), WRITE_CHUNK):
+                written += _delete(gone[start : start + WRITE_CHUNK])
+    return written
+
+
+def _unhex(fingerprint: str) -> bytes:
+    try:
+        return bytes.fromhex(fingerprint)
+    except (TypeError, ValueError):
+        return b""  # never equal to a digest: the row is rewritten
+
+
+def _insert(rows: list[DiscoveredResource]) -> int:
+    if rows:
+        DiscoveredResource.objects.bulk_create(rows, batch_size=WRITE_CHUNK)
+    return len(rows)
+
+
+def _delete(ids: list[int]) -> int:
+    return DiscoveredResource.objects.filter(pk__in=ids).delete()[0] if ids else 0
+
+
+# One UPDATE … FROM (VALUES …) per chunk of changed rows (as connections/health.py's _BULK_SQL).
+# By id alone (ids of the cluster's rows read under the pass's lock): a planner that also had a
+# cluster_id condition would scan every row of the cluster for each chunk.
+_UPDATE_SQL = """
+UPDATE {table} AS r SET
+    labels = v.labels, details = v.details, integration = v.integration,
+    identity = v.identity, fingerprint = v.fingerprint
+FROM (VALUES {rows}) AS v(id, labels, details, integration, identity, fingerprint)
+WHERE r.id = v.id
+"""
+_UPDATE_ROW = "(%s::bigint, %s::jsonb, %s::jsonb, %s::varchar, %s::varchar, %s::varchar)"
+UPDATED_FIELDS = ("labels", "details", "integration", "identity", "fingerprint")
+
+
+def _values_update() -> bool:
+    """Whether changed rows are written with UPDATE … FROM (VALUES …) (PostgreSQL)."""
+    return db.vendor == "postgresql"
+
+
+def _update(rows: list[tuple]) -> int:
+    """Write a chunk of changed rows ``(id, labels, details, integration, identity,
+    fingerprint)``: one statement on PostgreSQL, ``bulk_update`` elsewhere."""
+    if not rows:
+        return 0
+    if not _values_update():
+        objs = [
+            DiscoveredResource(pk=row[0], **dict(zip(UPDATED_FIELDS, row[1:], strict=True)))
+            for row in rows
+        ]
+        return DiscoveredResource.objects.bulk_update(objs, UPDATED_FIELDS, batch_size=WRITE_CHUNK)
+    params: list[Any] = []
+    for pk, labels, details, integration, identity, fingerprint in rows:
+        params += [pk, json.dumps(labels), json.dumps(details), integration, identity, fingerprint]
+    sql = _UPDATE_SQL.format(
+        table=db.ops.quote_name(DiscoveredResource._meta.db_table),
+        rows=", ".join([_UPDATE_ROW] * len(rows)),
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# A discovered connection follows its resource's address in these states (not once ignored).
+URL_FOLLOWING_STATES = (
+    Status.DISCOVERED,
+    Status.REGISTERED,
+    Status.CONNECTED,
+    Status.DISCONNECTED,
+)
 
 
 def _sync_connections(
@@ -350,9 +676,13 @@ def _sync_connections(
     report: DiscoveryReport,
     *,
     judge_vanished: bool,
+    cluster_id: str,
 ) -> None:
     integrable = {row["identity"]: row for row in services if row.get("identity")}
-    live = {c.identity: c for c in Connection.objects.filter(identity__in=list(integrable))}
+    live = {
+        c.identity: c
+        for c in Connection.objects.filter(identity__in=list(integrable)).select_related("cluster")
+    }
     environments = list(cluster.environments.all())
     for identity, row in integrable.items():
         _, url, in_cluster = _endpoint(row)
@@ -371,16 +701,43 @@ def _sync_connections(
                 connection.environments.add(*environments)
             report.created.append(identity)
             report.rows_written += 2  # the connection and its history row
-        elif (
-            existing.cluster_id == cluster.pk  # never another cluster's (or user's) connection
-            and existing.managed
-            and existing.status in (Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED)
-            and existing.url != url
-        ):
-            existing.url = url  # an edit of the endpoint: results in flight are dropped
-            existing.save()
+            continue
+        if not existing.managed:
+            continue  # a user's own connection is never discovery's
+        if existing.cluster_id != cluster.pk:
+            parent = existing.cluster
+            same_cluster = (parent.metadata or {}).get("cluster_id") if parent else None
+            if (
+                parent is not None
+                and parent.status != Status.DELETED
+                and same_cluster == cluster_id
+            ):
+                continue  # another live connection to this same cluster's: never taken over
+            # its cluster was deleted and added again (same identity), or its old parent now
+            # points at another cluster: adopt it, in whatever state it is (an ignored child
+            # stays ignored)
+            Connection.all_objects.filter(pk=existing.pk).update(cluster=cluster)
+            existing.cluster_id = cluster.pk
             report.updated.append(identity)
             report.rows_written += 1
+        if existing.status in URL_FOLLOWING_STATES and existing.url != url:
+            # the address only, guarded by the state the row has now (a user who ignored it
+            # meanwhile wins), never a save of the whole row from the copy loaded at the start
+            # of the pass (that would undo metadata and edits written since); as an edit of
+            # the endpoint, results in flight are dropped and the new address probed soon
+            moved = Connection.objects.filter(
+                pk=existing.pk, status__in=URL_FOLLOWING_STATES
+            ).update(
+                url=url,
+                state_version=F("state_version") + 1,
+                consecutive_failures=0,
+                next_probe_at=timezone.now(),
+                probe_claim=None,
+                updated_at=timezone.now(),
+            )
+            if moved:
+                report.updated.append(identity)
+                report.rows_written += 1
     if not judge_vanished:
         return
     # what this cluster's discovery created earlier and is gone now

@@ -17,7 +17,7 @@ def _environments(request):
 
 
 class ConnectionFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search")
+    q = django_filters.CharFilter(method="search", label="Search", max_length=200)
     # No join behind these two: no DISTINCT (django-filter adds one by default).
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, method="filter_status", distinct=False
@@ -31,9 +31,26 @@ class ConnectionFilterSet(django_filters.FilterSet):
         widget=forms.Select(choices=[("", "Any"), ("true", "Managed"), ("false", "Unmanaged")]),
     )
 
+    depends_on = django_filters.NumberFilter(
+        method="filter_depends_on",
+        label="Depends on",
+        min_value=1,
+        max_value=10**18 - 1,
+        widget=forms.HiddenInput,
+    )
+
     class Meta:
         model = Connection
-        fields = ("q", "status", "kind", "environment", "managed")
+        fields = ("q", "status", "kind", "environment", "managed", "depends_on")
+
+    def filter_depends_on(self, queryset, name, value):
+        """The connections that depend on connection ``value`` (set by users, or discovered in
+        it): the table's link from a parent to its children."""
+        from .dependencies import children_of
+
+        if value is None:
+            return queryset
+        return queryset.filter(pk__in=children_of([int(value)]).values("pk"))
 
     def search(self, queryset, name, value):
         value = value.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from urllib.parse import urlsplit
 
@@ -9,14 +10,32 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from credentials.bounds import origin_of
+from credentials.kubeconfig import MAX_KUBECONFIG_BYTES, parse_kubeconfig
+from credentials.models import Credential
+from credentials.secrets import WriteOnlyTextarea, secret_values
 from environments.models import Environment
+from meshplay.converters import MAX_ID
 
 from .choices import Status
 from .kinds import kind_choices
-from .models import Credential
-from .secrets import WriteOnlyTextarea, parse_kubeconfig, secret_values
 
-MAX_KUBECONFIG_BYTES = 512 * 1024
+
+class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """Ids out of the 64-bit range are invalid choices, not a query the database overflows on."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                if not 1 <= int(str(pk)) <= MAX_ID:
+                    raise ValueError
+            except ValueError:
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": str(pk)[:30]},
+                ) from None
+        return super()._check_values(value)
 
 
 class AddConnectionForm(forms.Form):
@@ -41,18 +60,26 @@ class AddConnectionForm(forms.Form):
         widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Token, password, API key or kubeconfig; stored encrypted, never shown again.",
     )
-    environments = forms.ModelMultipleChoiceField(
+    environments = BoundedModelMultipleChoiceField(
         queryset=Environment.objects.none(), required=False
     )
     failure_threshold = forms.IntegerField(min_value=2, max_value=100, initial=3)
     probe_interval = forms.IntegerField(
         min_value=5, max_value=86400, initial=settings.PROBE_INTERVAL, label="Probe every (s)"
     )
+    retry_interval = forms.IntegerField(
+        min_value=1,
+        max_value=3600,
+        initial=settings.PROBE_RETRY_INTERVAL,
+        required=False,
+        label="Retry after a failure (s)",
+        help_text="Until the threshold is reached, so an outage is confirmed in seconds.",
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["credential"].queryset = Credential.objects.restrict(user)
+        self.fields["credential"].queryset = Credential.objects.restrict(user, "use")
         self.fields["environments"].queryset = Environment.objects.restrict(user, "change")
 
     def clean_url(self):
@@ -78,6 +105,10 @@ class AddConnectionForm(forms.Form):
         if new_kind:
             name = cleaned.get("new_credential_name") or f"{cleaned.get('name', 'connection')}"
             credential = Credential(name=name, kind=new_kind, owner=self.user)
+            # a credential made for this connection may be sent to its endpoint (a bad URL:
+            # the URL's own error says why)
+            with contextlib.suppress(ValueError):
+                credential.endpoints = [origin_of(cleaned.get("url") or "")]
             try:
                 credential.set_secret(
                     secret_values(
@@ -102,8 +133,14 @@ class KubeconfigImportForm(forms.Form):
         label="…or paste it",
         widget=WriteOnlyTextarea(attrs={"rows": 10, "spellcheck": "false", "autocomplete": "off"}),
     )
-    environments = forms.ModelMultipleChoiceField(
+    environments = BoundedModelMultipleChoiceField(
         queryset=Environment.objects.none(), required=False
+    )
+    allow_insecure_tls = forms.BooleanField(
+        required=False,
+        label="Allow clusters that skip TLS verification",
+        help_text="Only for clusters whose kubeconfig sets insecure-skip-tls-verify: their "
+        "server's identity is not checked, so anyone on the path could read the token.",
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -122,7 +159,9 @@ class KubeconfigImportForm(forms.Form):
                 raise ValidationError("The file is not UTF-8 text; is it a kubeconfig?") from None
         if not text.strip():
             raise ValidationError("Upload a kubeconfig or paste one.")
-        cleaned["document"] = parse_kubeconfig(text)
+        cleaned["document"] = parse_kubeconfig(
+            text, allow_insecure_tls=bool(cleaned.get("allow_insecure_tls"))
+        )
         return cleaned
 
 
@@ -146,9 +185,12 @@ class BulkActionForm(forms.Form):
     def clean_ids(self):
         raw = self.cleaned_data.get("ids", "")
         try:
-            return [int(part) for part in raw.replace(",", " ").split()]
+            ids = [int(part) for part in raw.replace(",", " ").split()]
         except ValueError:
             raise ValidationError("The selection is not a list of ids.") from None
+        if any(not 1 <= pk <= MAX_ID for pk in ids):
+            raise ValidationError("The selection names an id that cannot exist.")
+        return ids
 
     def clean(self):
         cleaned = super().clean()
@@ -157,47 +199,16 @@ class BulkActionForm(forms.Form):
         return cleaned
 
 
-class CredentialForm(forms.ModelForm):
-    """The secret is write-only: never shown, and left blank on edit it keeps the stored one."""
-
-    username = forms.CharField(required=False, help_text="Basic auth only.")
-    secret = forms.CharField(
-        required=False,
-        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="Token, password, API key or kubeconfig. Never shown again; leave blank to "
-        "keep the stored secret.",
-    )
-
-    class Meta:
-        model = Credential
-        fields = ("name", "kind")
-
-    def __init__(self, *args, owner=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.owner = owner
-
-    def credential_owner(self):
-        return self.owner or self.instance.owner
-
-    def clean(self):
-        cleaned = super().clean()
-        kind, secret = cleaned.get("kind"), cleaned.get("secret", "")
-        owner, name = self.credential_owner(), cleaned.get("name")
-        if owner is not None and name:
-            twins = Credential.objects.filter(owner=owner, name=name).exclude(pk=self.instance.pk)
-            if twins.exists():
-                self.add_error("name", "There is already a credential so named.")
-        if not kind:
-            return cleaned
-        if not secret:
-            if not self.instance.has_secret or kind != self.instance.kind:
-                self.add_error("secret", "Enter the secret for this kind of credential.")
-            return cleaned
-        try:
-            self.instance.kind = kind
-            self.instance.set_secret(
-                secret_values(kind, secret=secret, username=cleaned.get("username", ""))
-            )
-        except ValidationError as exc:
-            self.add_error("secret", exc)
-        return cleaned
+def attach_errors(exc: ValidationError, *forms_: forms.BaseForm) -> None:
+    """Put a rule module's ValidationError on the fields it names (of whichever of ``forms_``
+    has them), the rest above the first form: one place for every page and admin form that
+    calls a rule module (editing, channels, windows)."""
+    if not hasattr(exc, "error_dict"):
+        forms_[0].add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        owner = next((form for form in forms_ if field in form.fields), None)
+        if owner is None:
+            forms_[0].add_error(None, errors)
+        else:
+            owner.add_error(field, errors)

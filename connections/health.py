@@ -17,14 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 
 from . import lifecycle
 from .choices import PROBED_STATES, Status, Trigger
-from .models import Connection, ProbeResult, is_self_connecting, resume_target
+from .metadata import MergeJSON, merge_metadata
+from .models import Connection, ProbeCounter, ProbeResult, is_self_connecting, resume_target
 from .probes import ProbeOutcome
+from .sanitize import clean_metadata, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -60,56 +62,62 @@ def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
 
 
 def next_probe_time(
-    connection: Connection, status_after: str, failures: int, now: datetime
+    connection: Connection, status_after: str, failures: int, started: datetime
 ) -> datetime | None:
-    """The connection's interval; growing (capped) while disconnected; none if not probed."""
+    """When the next probe is due, measured from the start of this one (None: not probed).
+
+    - reachable and failing (below the threshold): the short retry interval, so an outage is
+      confirmed in seconds;
+    - disconnected: the interval while it has been down less than PROBE_BACKOFF_AFTER (a short
+      outage is never hidden behind backoff), then doubling per PROBE_BACKOFF_AFTER down, capped
+      at PROBE_BACKOFF_MAX; a success resets it all;
+    - otherwise the interval.
+    """
     if status_after not in PROBED_STATES:
         return None
     interval = connection.probe_interval or settings.PROBE_INTERVAL
     if status_after == Status.DISCONNECTED:
-        steps = min(max(0, failures - connection.failure_threshold), 16)
-        delay = min(interval * 2**steps, max(settings.PROBE_BACKOFF_MAX, interval))
+        down_since = (
+            connection.status_changed_at
+            if connection.status == Status.DISCONNECTED and connection.status_changed_at
+            else started
+        )
+        down_for = (started - down_since).total_seconds()
+        delay = interval
+        after = max(settings.PROBE_BACKOFF_AFTER, 1)
+        if down_for >= after:
+            steps = min(int(math.log2(down_for / after)) + 1, 16)
+            delay = min(interval * 2**steps, max(settings.PROBE_BACKOFF_MAX, interval))
+    elif failures:
+        delay = min(connection.retry_interval or settings.PROBE_RETRY_INTERVAL, interval)
     else:
         delay = interval
-    return now + timedelta(seconds=delay)
+    return started + timedelta(seconds=delay)
 
 
-def clean_text(value: Any, limit: int = 2000) -> str:
-    """Text a probe brought back, safe to store: no NUL (PostgreSQL refuses it), bounded."""
-    return str(value).replace("\x00", "")[:limit]
-
-
-def clean_metadata(values: dict[str, Any]) -> dict[str, Any]:
-    """Probe metadata reduced to what JSON columns store everywhere: finite scalars, short text."""
-    cleaned: dict[str, Any] = {}
-    for key, value in list(values.items())[:50]:
-        if isinstance(value, bool) or value is None:
-            cleaned[clean_text(key, 100)] = value
-        elif isinstance(value, int | float):
-            if math.isfinite(value):
-                cleaned[clean_text(key, 100)] = value
-        else:
-            cleaned[clean_text(key, 100)] = clean_text(value, 500)
-    return cleaned
+# Metadata a probe records once and never changes after (discovery keys children by it).
+WRITE_ONCE_KEYS = ("cluster_id",)
 
 
 def _bookkeeping(
     connection: Connection, outcome: ProbeOutcome, decision: Decision, now: datetime
 ) -> dict[str, Any]:
+    started = outcome.started_at or now
     fields: dict[str, Any] = {
         "consecutive_failures": decision.failures,
         "next_probe_at": next_probe_time(
-            connection, decision.target or connection.status, decision.failures, now
+            connection, decision.target or connection.status, decision.failures, started
         ),
         "probe_claim": None,
-        "last_probe_at": now,
+        "last_probe_at": started,
         "last_probe_ok": outcome.ok,
         "last_probe_error": "" if outcome.ok else clean_text(outcome.summary),
         "last_latency_ms": outcome.latency_ms,
     }
     if outcome.metadata:
-        current = connection.metadata if isinstance(connection.metadata, dict) else {}
-        fields["metadata"] = {**current, **clean_metadata(outcome.metadata)}
+        # only the keys the probe learned: they are merged into the row in SQL, never a
+        # snapshot of the whole object written back over what others wrote meanwhile
+        fields["metadata"] = clean_metadata(outcome.metadata)
     return fields
 
 
@@ -119,88 +127,149 @@ def apply_outcomes(
     claim: Any = None,
     now: datetime | None = None,
 ) -> Counter:
-    """Apply a batch of outcomes; returns counts: applied, transitions, stale (dropped)."""
+    """Apply a batch of outcomes; returns counts: applied, transitions, stale (dropped), broken.
+
+    Every row is isolated: a transition, the bulk bookkeeping and the result rows each run in a
+    savepoint, and a bulk write that fails falls back to one write per row, so a value the
+    database refuses costs its own row (released to the scheduler, counted as broken), never
+    its batch."""
     now = now or timezone.now()
     stats: Counter = Counter()
     applied: list[tuple[Connection, ProbeOutcome]] = []
     plain: list[tuple[Connection, ProbeOutcome, dict[str, Any]]] = []
     released: list[int] = []
+    decided = [(c, o, decide(c, o)) for c, o in pairs]
+    notes = _parent_notes(decided)
     with transaction.atomic():
-        for connection, outcome in pairs:
-            decision = decide(connection, outcome)
+        for connection, outcome, decision in decided:
+            if connection.pk in notes:
+                decision = Decision(
+                    decision.target, f"{decision.reason}; {notes[connection.pk]}", decision.failures
+                )
             fields = _bookkeeping(connection, outcome, decision, now)
             if not decision.target:
                 plain.append((connection, outcome, fields))
                 continue
+            learned = fields.pop("metadata", None)
             for name, value in fields.items():
                 setattr(connection, name, value)
             try:
-                lifecycle.transition(
-                    connection,
-                    decision.target,
-                    trigger=Trigger.PROBE,
-                    reason=clean_text(decision.reason),
-                    extra_fields=tuple(fields),
-                    claim=claim,
-                )
+                with transaction.atomic():  # the transition and its metadata, or neither
+                    lifecycle.transition(
+                        connection,
+                        decision.target,
+                        trigger=Trigger.PROBE,
+                        reason=clean_text(decision.reason),
+                        extra_fields=tuple(fields),
+                        claim=claim,
+                    )
+                    if learned:
+                        merge_metadata(
+                            Connection.objects.filter(pk=connection.pk), learned, WRITE_ONCE_KEYS
+                        )
             except lifecycle.TransitionRefused:  # StaleState included
+                released.append(connection.pk)
+                continue
+            except DatabaseError:
+                log.exception("probe result not applied connection=%s", connection.pk)
+                stats["broken"] += 1
                 released.append(connection.pk)
                 continue
             stats["transitions"] += 1
             applied.append((connection, outcome))
 
-        updated = _compare_and_set_many(plain, claim)
+        try:
+            with transaction.atomic():
+                updated = _compare_and_set_many(plain, claim)
+        except DatabaseError:
+            log.warning("bulk apply failed; writing %d results one by one", len(plain))
+            updated = _compare_and_set_each(plain, claim, stats)
         for connection, outcome, _ in plain:
             if connection.pk in updated:
                 applied.append((connection, outcome))
             else:
                 released.append(connection.pk)
 
-        ProbeResult.objects.bulk_create(
-            (
-                ProbeResult(
-                    connection_id=connection.pk,
-                    checked_at=now,
-                    ok=outcome.ok,
-                    latency_ms=outcome.latency_ms,
-                    status_code=outcome.status_code,
-                    error_class=clean_text(outcome.error_class, 32),
-                    error=clean_text(outcome.error),
-                )
-                for connection, outcome in applied
-            ),
-            batch_size=1000,
-        )
+        _record_results(applied, now)
         if released and claim is not None:
-            # a user acted meanwhile: give the row back to the scheduler at once
+            # a user acted meanwhile (or the row could not be written): back to the scheduler
             Connection.objects.filter(pk__in=released, probe_claim=claim).update(
                 probe_claim=None, next_probe_at=now
             )
     stats["applied"] = len(applied)
-    stats["stale"] = len(released)
+    stats["stale"] = len(released) - stats["broken"]
     stats["ok"] = sum(1 for _, outcome in applied if outcome.ok)
     stats["failed"] = len(applied) - stats["ok"]
     return stats
 
 
-# One UPDATE ... FROM (VALUES ...) per chunk: the bookkeeping of results that change no state,
-# each row guarded by the status, version and claim its probe started from.
+def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, str]:
+    """For the connections this batch takes down: "parent <name> is <state>" when a parent is
+    down (one lookup for the batch, none when nothing goes down)."""
+    from .dependencies import down_parents, parent_note
+
+    failing = [c.pk for c, _, d in decided if d.target in (Status.DISCONNECTED, Status.NOT_FOUND)]
+    return {child: parent_note(parent) for child, parent in down_parents(failing).items()}
+
+
+def _result_row(connection: Connection, outcome: ProbeOutcome, now: datetime) -> ProbeResult:
+    return ProbeResult(
+        connection_id=connection.pk,
+        checked_at=outcome.started_at or now,
+        ok=outcome.ok,
+        latency_ms=outcome.latency_ms,
+        status_code=outcome.status_code,
+        error_class=clean_text(outcome.error_class, 32),
+        error=clean_text(outcome.error),
+    )
+
+
+def _record_results(applied: list[tuple[Connection, ProbeOutcome]], now: datetime) -> None:
+    """The history rows of the applied results; one by one if the bulk insert fails."""
+    rows = [_result_row(connection, outcome, now) for connection, outcome in applied]
+    kinds = {connection.pk: connection.kind for connection, _ in applied}
+    stored = rows
+    try:
+        with transaction.atomic():
+            ProbeResult.objects.bulk_create(rows, batch_size=1000)
+    except DatabaseError:
+        stored = []
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    row.save()
+                stored.append(row)
+            except DatabaseError:
+                log.exception("probe result row not stored connection=%s", row.connection_id)
+    try:
+        with transaction.atomic():  # the counters /metrics shows, with the rows they count
+            ProbeCounter.add([(kinds[r.connection_id], r.ok, r.latency_ms) for r in stored])
+    except DatabaseError:
+        log.exception("probe counters not updated for %d results", len(stored))
+
+
+# One UPDATE ... FROM unnest(arrays) per chunk: the bookkeeping of results that change no
+# state, each row guarded by the status, version and claim its probe started from. The
+# statement's text is the same for every chunk (eleven arrays, not a placeholder per value),
+# so the driver parses it once, not every time.
 _BULK_SQL = """
 UPDATE connections_connection AS c SET
     consecutive_failures = v.failures, next_probe_at = v.next_at, probe_claim = NULL,
     last_probe_at = v.probed_at, last_probe_ok = v.ok, last_probe_error = v.error,
-    last_latency_ms = v.latency, metadata = COALESCE(v.metadata, c.metadata),
+    last_latency_ms = v.latency,
+    metadata = CASE WHEN v.metadata IS NULL THEN c.metadata
+               ELSE COALESCE(c.metadata, '{}'::jsonb) || (v.metadata - CASE
+                    WHEN COALESCE(c.metadata, '{}'::jsonb) ? 'cluster_id' THEN 'cluster_id'
+                    ELSE '' END) END,
     updated_at = v.probed_at
-FROM (VALUES {rows}) AS v(id, status, version, claim, failures, next_at, probed_at, ok, error,
-                          latency, metadata)
+FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::uuid[], %s::integer[],
+            %s::timestamptz[], %s::timestamptz[], %s::boolean[], %s::text[],
+            %s::double precision[], %s::jsonb[])
+    AS v(id, status, version, claim, failures, next_at, probed_at, ok, error, latency, metadata)
 WHERE c.id = v.id AND c.status = v.status AND c.state_version = v.version
   AND (v.claim IS NULL OR c.probe_claim = v.claim)
 RETURNING c.id
 """
-_BULK_ROW = (
-    "(%s::bigint, %s::varchar, %s::integer, %s::uuid, %s::integer, %s::timestamptz, "
-    "%s::timestamptz, %s::boolean, %s::text, %s::double precision, %s::jsonb)"
-)
 _CHUNK = 1000
 
 
@@ -214,10 +283,10 @@ def _compare_and_set_many(
     with db_connection.cursor() as cursor:
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            params: list[Any] = []
+            columns: list[list[Any]] = [[] for _ in range(11)]
             for connection, _, fields in chunk:
                 metadata = fields.get("metadata")
-                params += [
+                values = (
                     connection.pk,
                     connection.status,
                     connection.state_version,
@@ -228,17 +297,22 @@ def _compare_and_set_many(
                     fields["last_probe_ok"],
                     fields["last_probe_error"],
                     fields["last_latency_ms"],
-                    json.dumps(metadata) if metadata is not None else None,
-                ]
-            cursor.execute(_BULK_SQL.format(rows=", ".join([_BULK_ROW] * len(chunk))), params)
+                    json.dumps(metadata) if metadata else None,
+                )
+                for column, value in zip(columns, values, strict=True):
+                    column.append(value)
+            cursor.execute(_BULK_SQL, columns)
             updated.update(row[0] for row in cursor.fetchall())
     return updated
 
 
 def _compare_and_set_each(
-    rows: list[tuple[Connection, ProbeOutcome, dict[str, Any]]], claim: Any
+    rows: list[tuple[Connection, ProbeOutcome, dict[str, Any]]],
+    claim: Any,
+    stats: Counter | None = None,
 ) -> set[int]:
-    """The same guard, one UPDATE per row (SQLite and other databases)."""
+    """The same guard, one UPDATE per row, each in its own savepoint (SQLite, and the fallback
+    when a bulk write fails): a row the database refuses is skipped and counted."""
     updated = set()
     for connection, _, fields in rows:
         guarded = Connection.objects.filter(
@@ -246,6 +320,17 @@ def _compare_and_set_each(
         )
         if claim is not None:
             guarded = guarded.filter(probe_claim=claim)
-        if guarded.update(**fields, updated_at=fields["last_probe_at"]):
-            updated.add(connection.pk)
+        values = dict(fields)
+        if values.get("metadata"):
+            values["metadata"] = MergeJSON("metadata", values["metadata"], WRITE_ONCE_KEYS)
+        else:
+            values.pop("metadata", None)
+        try:
+            with transaction.atomic():
+                if guarded.update(**values, updated_at=fields["last_probe_at"]):
+                    updated.add(connection.pk)
+        except DatabaseError:
+            log.exception("probe result not applied connection=%s", connection.pk)
+            if stats is not None:
+                stats["broken"] += 1
     return updated

@@ -4,11 +4,18 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+from credentials.bounds import host_problem
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def validate_endpoint_url(url: str) -> None:
-    """Only http(s) URLs with a host; a clear message otherwise."""
+    """Only http(s) URLs with a valid host and nothing blank or invisible in them; a clear
+    message otherwise."""
+    if not isinstance(url, str):
+        raise ValidationError("The URL must be text.", code="invalid_url")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url.strip()):
+        raise ValidationError("The URL contains a space or control character.", code="invalid_url")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -20,6 +27,9 @@ def validate_endpoint_url(url: str) -> None:
         )
     if not parts.hostname:
         raise ValidationError("The URL has no host name.", code="missing_host")
+    problem = host_problem(parts.hostname)
+    if problem:
+        raise ValidationError(f"The URL's host: {problem}.", code="bad_host")
     if parts.username or parts.password:
         raise ValidationError(
             "Put no user name or password in the URL: attach a credential instead.",

@@ -9,9 +9,11 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from credentials.models import Credential
+
 from . import lifecycle
 from .identity import endpoint_identity
-from .models import Connection, Credential
+from .models import Connection
 from .probes import ProbeOutcome, probe_many
 
 
@@ -54,7 +56,12 @@ def _credential_name(user: Any, context: str) -> str:
 
 
 def import_kubeconfig(
-    document: dict[str, Any], *, user: Any, environments=(), visible=None
+    document: dict[str, Any],
+    *,
+    user: Any,
+    environments=(),
+    visible=None,
+    allow_insecure_tls: bool = False,
 ) -> ImportReport:
     report = ImportReport()
     pending: list[tuple[Connection, Credential]] = []
@@ -71,7 +78,12 @@ def import_kubeconfig(
             report.present.append((context, shown))
             continue
         seen.add(identity)
-        credential = Credential(name="", kind=Credential.Kind.KUBECONFIG, owner=user)
+        credential = Credential(
+            name="",
+            kind=Credential.Kind.KUBECONFIG,
+            owner=user,
+            allow_insecure_tls=allow_insecure_tls,
+        )
         try:
             credential.set_secret({"kubeconfig": yaml.safe_dump(single, sort_keys=False)})
             candidate = lifecycle.prepare_manual_connection(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,7 +25,6 @@ from .identity import endpoint_identity
 from .models import (
     Connection,
     ConnectionTransition,
-    Credential,
     DiscoveredResource,
     MetricSample,
     ProbeResult,
@@ -33,6 +32,10 @@ from .models import (
     resume_target,
 )
 from .probes import ProbeOutcome, check_reachability, probe_many
+from .sanitize import clean_metadata, clean_text
+
+if TYPE_CHECKING:
+    from credentials.models import Credential
 
 log = logging.getLogger(__name__)
 
@@ -378,9 +381,13 @@ def prepare_manual_connection(
     metadata: dict | None = None,
     failure_threshold: int = 3,
     probe_interval: int | None = None,
+    retry_interval: int | None = None,
 ) -> Connection:
-    """An unsaved, validated "Add connection" (DuplicateConnection / ValidationError if not)."""
-    url = url.strip()
+    """An unsaved, validated "Add connection" (DuplicateConnection / ValidationError if not):
+    the same rules as an edit (``editing.validate_connection``)."""
+    from .editing import validate_connection
+
+    url = url.strip() if isinstance(url, str) else url
     identity = endpoint_identity(kind, url)
     _raise_if_duplicate(identity)
     candidate = Connection(
@@ -393,9 +400,10 @@ def prepare_manual_connection(
         metadata=metadata or {},
         failure_threshold=failure_threshold,
         probe_interval=probe_interval or settings.PROBE_INTERVAL,
+        retry_interval=retry_interval or settings.PROBE_RETRY_INTERVAL,
         identity=identity,
     )
-    candidate.full_clean(exclude=["identity"])
+    validate_connection(candidate, user=user)
     return candidate
 
 
@@ -408,7 +416,7 @@ def insert_manual_connection(
         for f in Connection._meta.concrete_fields
         if f.attname not in ("id", "status")
     }
-    fields["metadata"] = {**candidate.metadata, **outcome.metadata}
+    fields["metadata"] = {**candidate.metadata, **clean_metadata(outcome.metadata)}
     connection = Connection(
         **fields,
         status=Status.REGISTERED if outcome.ok else Status.NOT_FOUND,
@@ -416,12 +424,12 @@ def insert_manual_connection(
     connection.credential = candidate.credential
     connection.last_probe_at = timezone.now()
     connection.last_probe_ok = outcome.ok
-    connection.last_probe_error = "" if outcome.ok else outcome.summary
+    connection.last_probe_error = "" if outcome.ok else clean_text(outcome.summary)
     connection.last_latency_ms = outcome.latency_ms
     reason = (
         "reachability check passed"
         if outcome.ok
-        else f"reachability check failed: {outcome.summary}"
+        else f"reachability check failed: {clean_text(outcome.summary)}"
     )
     with transaction.atomic():
         _insert(connection, trigger=Trigger.USER, user=user, reason=reason)

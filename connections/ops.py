@@ -1,28 +1,29 @@
 """Operability: liveness, readiness, and /metrics in the Prometheus format.
 
 The metrics are read from the database when scraped (not kept in process memory), so web,
-workers and beat, in as many processes as they run, all show in one place.
+workers and beat, in as many processes as they run, all show in one place. /metrics answers a
+bearer token (METRICS_TOKEN, Prometheus' `authorization` setting) or a signed-in staff user.
 """
 
 from __future__ import annotations
 
+import hmac
+
 from django.conf import settings
 from django.db import connection as db
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
-    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
 )
 
 from .choices import PROBED_STATES, Status
-from .models import Connection, ConnectionTransition, ProbeResult, ProbeRollup
-
-LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+from .models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeCounter
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -53,87 +54,123 @@ def readyz(request: HttpRequest) -> HttpResponse:
     )
 
 
+def collect_metrics(now=None) -> dict:
+    """Everything /metrics shows, in four queries whatever the number of rows: the connections
+    grouped in the database, and the probe counters kept as results are recorded (a dozen
+    rows), never the raw results or roll-ups themselves."""
+    now = now or timezone.now()
+    grace = now - timezone.timedelta(seconds=settings.PROBE_TICK * 3)
+    connections = list(
+        Connection.all_objects.order_by()
+        .values("status", "kind")
+        .annotate(
+            n=Count("id"),
+            late=Count("id", filter=Q(status__in=PROBED_STATES, next_probe_at__lt=grace)),
+        )
+    )
+    counters = list(ProbeCounter.objects.order_by("kind", "ok"))
+    transitions = list(
+        ConnectionTransition.objects.order_by().values("trigger").annotate(n=Count("id"))
+    )
+    from django_celery_beat.models import PeriodicTask
+
+    tick = (
+        PeriodicTask.objects.filter(task="connections.tasks.dispatch_due_probes")
+        .values_list("last_run_at", flat=True)
+        .first()
+    )
+
+    results = {(c.kind, "true" if c.ok else "false"): c.count for c in counters}
+    latency: dict[str, dict] = {}
+    for counter in counters:
+        kind = latency.setdefault(
+            counter.kind, {"buckets": [0] * len(LATENCY_BUCKETS_MS), "count": 0, "sum": 0.0}
+        )
+        kind["count"] += counter.latency_count
+        kind["sum"] += counter.latency_sum_ms
+        for i, n in enumerate(counter.buckets[: len(LATENCY_BUCKETS_MS)]):
+            kind["buckets"][i] += n
+    return {
+        "connections": {(row["status"], row["kind"]): row["n"] for row in connections},
+        "backlog": sum(row["late"] for row in connections),
+        "tombstones": sum(row["n"] for row in connections if row["status"] == Status.DELETED),
+        "results": results,
+        "latency": latency,
+        "transitions": {row["trigger"]: row["n"] for row in transitions},
+        "last_tick": tick.timestamp() if tick else 0,
+    }
+
+
 class DatabaseCollector:
     def collect(self):
+        data = collect_metrics()
         states = GaugeMetricFamily(
             "meshplay_connections", "Connections per state and kind", labels=["state", "kind"]
         )
-        for row in (
-            Connection.all_objects.order_by().values("status", "kind").annotate(n=Count("id"))
-        ):
-            states.add_metric([row["status"], row["kind"]], row["n"])
+        for (state, kind), n in sorted(data["connections"].items()):
+            states.add_metric([state, kind], n)
         yield states
 
         results = CounterMetricFamily(
             "meshplay_probe_results",
-            "Probe results kept (raw and rolled up)",
+            "Probe results recorded since the database was created",
             labels=["kind", "ok"],
         )
-        totals: dict[tuple[str, str], int] = {}
-        for row in (
-            ProbeResult.objects.order_by().values("connection__kind", "ok").annotate(n=Count("id"))
-        ):
-            key = (row["connection__kind"], "true" if row["ok"] else "false")
-            totals[key] = totals.get(key, 0) + row["n"]
-        for rollup in ProbeRollup.objects.values("connection__kind", "ok_count", "failed_count"):
-            for ok, n in (("true", rollup["ok_count"]), ("false", rollup["failed_count"])):
-                key = (rollup["connection__kind"], ok)
-                totals[key] = totals.get(key, 0) + n
-        for (kind, ok), n in sorted(totals.items()):
+        for (kind, ok), n in sorted(data["results"].items()):
             results.add_metric([kind, ok], n)
         yield results
 
-        latency = GaugeHistogramMetricFamily(
+        latency = HistogramMetricFamily(
             "meshplay_probe_latency_ms",
-            "Latency of the raw probe results kept, per kind",
+            "Latency of every probe result recorded, per kind",
             labels=["kind"],
         )
-        per_kind: dict[str, list[float]] = {}
-        for kind, value in (
-            ProbeResult.objects.filter(latency_ms__isnull=False)
-            .values_list("connection__kind", "latency_ms")
-            .iterator(chunk_size=5000)
-        ):
-            per_kind.setdefault(kind, []).append(value)
-        for kind, values in sorted(per_kind.items()):
-            buckets = [(str(b), sum(1 for v in values if v <= b)) for b in LATENCY_BUCKETS_MS]
-            buckets.append(("+Inf", len(values)))
-            latency.add_metric([kind], buckets, sum(values))
+        for kind, values in sorted(data["latency"].items()):
+            buckets = [
+                (str(bound), n)
+                for bound, n in zip(LATENCY_BUCKETS_MS, values["buckets"], strict=True)
+            ]
+            buckets.append(("+Inf", values["count"]))
+            latency.add_metric([kind], buckets, values["sum"])
         yield latency
 
         transitions = CounterMetricFamily(
             "meshplay_transitions", "State changes recorded, per trigger", labels=["trigger"]
         )
-        for row in (
-            ConnectionTransition.objects.order_by().values("trigger").annotate(n=Count("id"))
-        ):
-            transitions.add_metric([row["trigger"]], row["n"])
+        for trigger, n in sorted(data["transitions"].items()):
+            transitions.add_metric([trigger], n)
         yield transitions
 
-        grace = timezone.now() - timezone.timedelta(seconds=settings.PROBE_TICK * 3)
-        backlog = Connection.objects.filter(status__in=PROBED_STATES, next_probe_at__lt=grace)
         yield GaugeMetricFamily(
             "meshplay_probe_backlog",
             "Connections due for a probe for over three ticks",
-            value=backlog.count(),
-        )
-        from django_celery_beat.models import PeriodicTask
-
-        tick = (
-            PeriodicTask.objects.filter(task="connections.tasks.dispatch_due_probes")
-            .values_list("last_run_at", flat=True)
-            .first()
+            value=data["backlog"],
         )
         yield GaugeMetricFamily(
             "meshplay_last_beat_tick_timestamp_seconds",
             "When beat last ran the probe dispatch (0: never)",
-            value=tick.timestamp() if tick else 0,
+            value=data["last_tick"],
         )
-        deleted = Connection.all_objects.filter(status=Status.DELETED).count()
-        yield GaugeMetricFamily("meshplay_tombstones", "Deleted connections kept", value=deleted)
+        yield GaugeMetricFamily(
+            "meshplay_tombstones", "Deleted connections kept", value=data["tombstones"]
+        )
+
+
+def metrics_allowed(request: HttpRequest) -> bool:
+    """The METRICS_TOKEN as a bearer token (when one is set), or an active staff user's session."""
+    token = settings.METRICS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
+    if not metrics_allowed(request):
+        response = HttpResponse(status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = CollectorRegistry()
     registry.register(DatabaseCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -15,9 +15,14 @@ PERIODIC_TASKS = {
 
 
 def ensure_periodic_tasks(**kwargs) -> None:
+    write_schedule(PERIODIC_TASKS)
+
+
+def write_schedule(tasks: dict[str, tuple[str, str]]) -> None:
+    """Create or update each named beat entry (other apps call this with their own)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    for name, (task, setting) in PERIODIC_TASKS.items():
+    for name, (task, setting) in tasks.items():
         every = max(1, round(getattr(settings, setting)))
         schedule, _ = IntervalSchedule.objects.get_or_create(
             every=every, period=IntervalSchedule.SECONDS

@@ -9,21 +9,29 @@ them. Samples older than SCRAPE_RETENTION are removed by the same task.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
+from credentials.scrub import scrub
+
 from .choices import Status
-from .health import clean_metadata
+from .metadata import merge_metadata
 from .models import Connection, MetricSample
-from .probes.base import auth_headers, refusal_for
+from .probes.base import auth_headers, read_body
+from .probes.registry import run_async
+from .probes.transport import probe_session, url_refusal
+from .sanitize import clean_metadata
 
 log = logging.getLogger(__name__)
+
+SCRAPE_MAX_BODY = 16 * 1024 * 1024  # a Prometheus with many targets answers megabytes
 
 
 def number(value: Any) -> float | None:
@@ -37,13 +45,18 @@ def number(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
-async def _json(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
-    response = await client.get(url, headers=headers)
-    response.raise_for_status()
-    return response.json()
+async def _json(client: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
+    refusal = url_refusal(url)  # a literal address never reaches the resolver
+    if refusal:
+        raise RuntimeError(refusal)
+    async with client.get(url, headers=headers, allow_redirects=False) as response:
+        response.raise_for_status()
+        return json.loads(await read_body(response, SCRAPE_MAX_BODY))
 
 
-async def scrape_prometheus(connection: Connection, client: httpx.AsyncClient) -> dict[str, Any]:
+async def scrape_prometheus(
+    connection: Connection, client: aiohttp.ClientSession
+) -> dict[str, Any]:
     base, headers = connection.url.rstrip("/"), auth_headers(connection)
     up = await _json(client, f"{base}/api/v1/query?query=up", headers)
     results = (up.get("data") or {}).get("result") or []
@@ -62,7 +75,7 @@ async def scrape_prometheus(connection: Connection, client: httpx.AsyncClient) -
     }
 
 
-async def scrape_grafana(connection: Connection, client: httpx.AsyncClient) -> dict[str, Any]:
+async def scrape_grafana(connection: Connection, client: aiohttp.ClientSession) -> dict[str, Any]:
     base, headers = connection.url.rstrip("/"), auth_headers(connection)
     health = await _json(client, f"{base}/api/health", headers)
     dashboards = await _json(client, f"{base}/api/search?type=dash-db&limit=5000", headers)
@@ -81,12 +94,12 @@ SCRAPERS = {"prometheus": scrape_prometheus, "grafana": scrape_grafana}
 
 async def _scrape_all(connections: list[Connection]) -> list[dict[str, Any] | Exception]:
     connect, total = settings.PROBE_TIMEOUTS["default"]
-    timeout = httpx.Timeout(total, connect=connect)
+    timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
     slots = asyncio.Semaphore(settings.PROBE_CONCURRENCY)
 
-    async def one(connection: Connection, client: httpx.AsyncClient):
+    async def one(connection: Connection, client: aiohttp.ClientSession):
         async with slots:
-            refusal = await asyncio.to_thread(refusal_for, connection.url)
+            refusal = url_refusal(connection.url)  # the session's resolver guards the rest
             if refusal:
                 return RuntimeError(refusal)
             try:
@@ -95,7 +108,7 @@ async def _scrape_all(connections: list[Connection]) -> list[dict[str, Any] | Ex
             except Exception as exc:  # one failed scrape is its own problem only
                 return exc
 
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    async with probe_session(timeout=timeout) as client:
         return await asyncio.gather(*(one(c, client) for c in connections))
 
 
@@ -107,7 +120,7 @@ def scrape_connected(now=None) -> dict[str, int]:
             "credential"
         )
     )
-    results = asyncio.run(_scrape_all(connections)) if connections else []
+    results = run_async(_scrape_all(connections)) if connections else []
     samples, scraped, failed = [], 0, 0
     # a connection deleted (or ignored) while it was scraped gets no samples: its data is gone
     still = set(
@@ -128,12 +141,20 @@ def scrape_connected(now=None) -> dict[str, int]:
             for name, value in result["samples"].items()
             if number(value) is not None
         ]
-        metadata = clean_metadata(result["metadata"])
+        metadata = {
+            key: scrub(value, connection.credential) if isinstance(value, str) else value
+            for key, value in clean_metadata(result["metadata"]).items()
+        }
         if any(connection.metadata.get(k) != v for k, v in metadata.items()):
-            Connection.objects.filter(pk=connection.pk, status=Status.CONNECTED).update(
-                metadata={**connection.metadata, **metadata}
+            merge_metadata(
+                Connection.objects.filter(pk=connection.pk, status=Status.CONNECTED), metadata
             )
     MetricSample.objects.bulk_create(samples, batch_size=1000)
     cutoff = now - timedelta(seconds=settings.SCRAPE_RETENTION)
-    pruned, _ = MetricSample.objects.filter(scraped_at__lt=cutoff).delete()
+    # an ignored connection's samples are kept until it is deleted (the lifecycle spec)
+    pruned, _ = (
+        MetricSample.objects.filter(scraped_at__lt=cutoff)
+        .exclude(connection__status=Status.IGNORED)
+        .delete()
+    )
     return {"scraped": scraped, "failed": failed, "samples": len(samples), "pruned": pruned}

@@ -1,6 +1,7 @@
 """Celery entry points only: thin, they take ids and call the modules that do the work."""
 
 import logging
+import math
 import uuid
 
 from celery import shared_task
@@ -10,17 +11,22 @@ from . import history, scheduling
 
 log = logging.getLogger(__name__)
 
-# Each tick claims at most this many batches, so that one tick never hands out more work than
-# the workers can take before the claims' lease runs out.
-MAX_BATCHES_PER_TICK = 200
+
+# Every task has a soft limit (an exception the task can end on) and a hard one (the worker
+# process is killed): no endpoint, however slow, holds a worker for longer.
+def _limits(soft: float) -> dict:
+    return {"soft_time_limit": soft, "time_limit": soft + 30}
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **_limits(30))
 def dispatch_due_probes() -> int:
-    """Beat, every few seconds: claim due connections and queue them in batches."""
+    """Beat, every tick: claim the connections due before the next tick and queue them in
+    batches; each batch starts each probe at its due time."""
     sent = 0
-    for _ in range(MAX_BATCHES_PER_TICK):
-        token, ids = scheduling.claim_due(settings.PROBE_BATCH_SIZE)
+    # at most PROBE_BATCHES_PER_TICK batches a tick: what the workers can start before the
+    # claims' lease runs out; the rest stays due and is claimed at the next tick
+    for _ in range(settings.PROBE_BATCHES_PER_TICK):
+        token, ids = scheduling.claim_due(settings.PROBE_BATCH_SIZE, horizon=settings.PROBE_TICK)
         if not ids:
             break
         probe_batch.apply_async(args=(str(token), ids), queue="probes")
@@ -30,7 +36,19 @@ def dispatch_due_probes() -> int:
     return sent
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **_limits(
+        # waiting for the due times, then each wave of PROBE_CONCURRENCY probes at most the
+        # longest timeout, then the last write
+        settings.PROBE_TICK
+        + math.ceil(settings.PROBE_BATCH_SIZE / settings.PROBE_CONCURRENCY)
+        * max(total for _, total in settings.PROBE_TIMEOUTS.values())
+        + 30
+    ),
+)
 def probe_batch(token: str, ids: list[int]) -> dict:
     stats = scheduling.run_batch(uuid.UUID(token), ids)
     log.info(
@@ -45,12 +63,29 @@ def probe_batch(token: str, ids: list[int]) -> dict:
     return dict(stats)
 
 
-@shared_task(ignore_result=True)
-def prune_probe_history() -> int:
-    return history.prune_probe_history()
+PRUNE_SOFT_LIMIT = 600
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **_limits(PRUNE_SOFT_LIMIT))
+def prune_probe_history(resume: list | None = None) -> dict:
+    """Beat: fold raw results beyond PROBE_HISTORY_KEEP into hourly roll-ups and expire roll-ups
+    past PROBE_ROLLUP_RETENTION, in bounded batches. A run stops at its time budget (kept a
+    minute inside the soft limit) and queues the next run where it stopped, until done."""
+    budget = min(settings.PRUNE_TIME_BUDGET, PRUNE_SOFT_LIMIT - 60)
+    report = history.prune(budget=budget, resume=resume)
+    log.info(
+        "prune folded=%d expired=%d resume=%s skipped=%s",
+        report["folded"],
+        report["expired"],
+        report["resume"],
+        report.get("skipped", False),
+    )
+    if report["resume"] is not None:
+        prune_probe_history.apply_async(kwargs={"resume": report["resume"]})
+    return report
+
+
+@shared_task(ignore_result=True, **_limits(120))
 def scrape_connected() -> dict:
     """Beat: scrape the summary of every connected Prometheus and Grafana."""
     from . import scrape
@@ -58,7 +93,7 @@ def scrape_connected() -> dict:
     return scrape.scrape_connected()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **_limits(30))
 def discover_clusters() -> int:
     """Beat: queue one discovery pass per connected Kubernetes cluster."""
     from .models import Connection
@@ -71,7 +106,7 @@ def discover_clusters() -> int:
     return len(clusters)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(ignore_result=True, acks_late=True, **_limits(settings.DISCOVERY_TIME_LIMIT))
 def discover_cluster(pk: int) -> dict:
     from . import discovery
     from .models import Connection

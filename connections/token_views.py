@@ -6,6 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from connections.sanitize import clean_text
+
 from .models import ApiToken
 
 
@@ -16,6 +18,8 @@ def token_list(request):
         name = (request.POST.get("name") or "").strip()[:100]
         if not name:
             messages.error(request, "Give the token a name (what will use it?).")
+        elif clean_text(name, 100) != name:
+            messages.error(request, "The name contains a NUL or an invalid character.")
         else:
             _, new_key = ApiToken.issue(request.user, name)
     tokens = ApiToken.objects.filter(user=request.user)

@@ -1,6 +1,9 @@
 from django.urls import path
 
+import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+
 from . import views
+from .dependencies import views as dependency_views
 
 app_name = "connections"
 
@@ -9,6 +12,7 @@ urlpatterns = [
     path("add/", views.connection_add, name="add"),
     path("import/", views.kubeconfig_import, name="import"),
     path("bulk/", views.connection_bulk, name="bulk"),
-    path("<int:pk>/", views.connection_detail, name="detail"),
-    path("<int:pk>/transition/", views.connection_transition, name="transition"),
+    path("<id:pk>/", views.connection_detail, name="detail"),
+    path("<id:pk>/transition/", views.connection_transition, name="transition"),
+    path("<id:pk>/parents/", dependency_views.connection_parents, name="parents"),
 ]

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,8 +26,9 @@ from environments.models import Environment
 
 from . import charts, lifecycle
 from .choices import BULK_ACTIONS, STATUS_STYLE, Status, user_action
+from .dependencies import children_of, parents_of
 from .filters import ConnectionFilterSet
-from .forms import AddConnectionForm, BulkActionForm, KubeconfigImportForm
+from .forms import AddConnectionForm, BulkActionForm, KubeconfigImportForm, attach_errors
 from .imports import import_kubeconfig
 from .lifecycle import editable_ids
 from .models import Connection, DiscoveredResource
@@ -171,6 +172,9 @@ def render_table_page(request: HttpRequest, template: str, context: dict, status
     return response
 
 
+HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year stays one page
+
+
 @login_required
 def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
@@ -189,7 +193,10 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "connection": connection,
         "style": STATUS_STYLE[connection.status],
         "actions": actions_for(connection) if can_change else [],
-        "history": connection.history.select_related("user").order_by("-created_at", "-pk"),
+        "history": Paginator(
+            connection.history.select_related("user").order_by("-created_at", "-pk"),
+            HISTORY_PAGE_SIZE,
+        ).get_page(request.GET.get("hpage")),
         "environments": connection.environments.restrict(request.user),
         "can_change": can_change,
         "editable_environment_ids": set(
@@ -198,6 +205,11 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "assignable_environments": Environment.objects.restrict(request.user, "change").exclude(
             connections=connection
         ),
+        "parents": Connection.all_objects.restrict(request.user)
+        .filter(pk__in=[p.pk for p in parents_of([connection.pk]).get(connection.pk, [])])
+        .order_by("name"),
+        "children": children_of([connection.pk]).restrict(request.user).order_by("name")[:50],
+        "children_count": children_of([connection.pk]).restrict(request.user).count(),
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),
         "results": results[:20],
@@ -278,7 +290,7 @@ def back(request: HttpRequest, fallback: str) -> HttpResponse:
     """To ``next`` if it is a URL of this site, else to ``fallback``."""
     target = request.POST.get("next") or request.GET.get("next")
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}):
-        return redirect(target)
+        return HttpResponseRedirect(target)  # a URL, never a view name to reverse
     return redirect(fallback)
 
 
@@ -374,6 +386,7 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                         credential=credential or data.get("credential"),
                         failure_threshold=data["failure_threshold"],
                         probe_interval=data["probe_interval"],
+                        retry_interval=data.get("retry_interval"),
                     )
                     outcome = lifecycle.check_reachability(candidate)
                     connection = lifecycle.insert_manual_connection(
@@ -387,8 +400,7 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                 else:  # say so, without naming what the user may not see
                     form.add_error("url", "This endpoint is already tracked by another user.")
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                attach_errors(exc, form)
             else:
                 if outcome.ok:
                     messages.success(request, f"'{connection.name}' is reachable: registered.")
@@ -413,6 +425,7 @@ def kubeconfig_import(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             report = import_kubeconfig(
                 form.cleaned_data["document"],
+                allow_insecure_tls=form.cleaned_data["allow_insecure_tls"],
                 user=request.user,
                 environments=form.cleaned_data["environments"],
                 visible=visible(request),

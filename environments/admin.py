@@ -1,12 +1,32 @@
+"""The environments admin: the same rules as the pages (``Environment.objects.restrict``); only
+an environment's owner (or a superuser) changes it, manages its members or shares a
+credential into it, and only their own credentials."""
+
 from django.contrib import admin
+from django.db.models import Count
+
+from credentials.models import Credential
 
 from .models import Environment, EnvironmentMembership
+
+
+def _owns(request, obj) -> bool:
+    return request.user.is_superuser or (obj is not None and obj.owner_id == request.user.pk)
 
 
 class MembershipInline(admin.TabularInline):
     model = EnvironmentMembership
     extra = 0
     autocomplete_fields = ("user",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return _owns(request, obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return _owns(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return _owns(request, obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(Environment)
@@ -18,9 +38,34 @@ class EnvironmentAdmin(admin.ModelAdmin):
     inlines = (MembershipInline,)
 
     def get_queryset(self, request):
-        from django.db.models import Count
+        queryset = super().get_queryset(request)
+        if not request.user.is_superuser:
+            queryset = queryset.filter(pk__in=Environment.objects.restrict(request.user))
+        return queryset.annotate(connection_total=Count("connections"))
 
-        return super().get_queryset(request).annotate(connection_total=Count("connections"))
+    def get_readonly_fields(self, request, obj=None):
+        return () if request.user.is_superuser else ("owner",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and not _owns(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and not _owns(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "credentials" and not request.user.is_superuser:
+            # one shares only one's own credentials
+            kwargs["queryset"] = Credential.objects.filter(owner=request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change and not request.user.is_superuser:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Connections", ordering="connection_total")
     def connection_count(self, obj: Environment) -> int:

@@ -36,7 +36,7 @@ class Environment(models.Model):
         "connections.Connection", related_name="environments", blank=True
     )
     credentials = models.ManyToManyField(
-        "connections.Credential", related_name="environments", blank=True
+        "credentials.Credential", related_name="environments", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,5 +1,7 @@
 from django.urls import path
 
+import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+
 from . import views
 
 app_name = "environments"
@@ -7,11 +9,11 @@ app_name = "environments"
 urlpatterns = [
     path("", views.environment_list, name="list"),
     path("add/", views.environment_edit, name="add"),
-    path("<int:pk>/", views.environment_detail, name="detail"),
-    path("<int:pk>/edit/", views.environment_edit, name="edit"),
-    path("<int:pk>/delete/", views.environment_delete, name="delete"),
-    path("<int:pk>/transition/", views.environment_transition, name="transition"),
-    path("<int:pk>/connections/", views.environment_connections, name="connections"),
-    path("<int:pk>/credentials/", views.environment_credentials, name="credentials"),
-    path("<int:pk>/members/", views.environment_members, name="members"),
+    path("<id:pk>/", views.environment_detail, name="detail"),
+    path("<id:pk>/edit/", views.environment_edit, name="edit"),
+    path("<id:pk>/delete/", views.environment_delete, name="delete"),
+    path("<id:pk>/transition/", views.environment_transition, name="transition"),
+    path("<id:pk>/connections/", views.environment_connections, name="connections"),
+    path("<id:pk>/credentials/", views.environment_credentials, name="credentials"),
+    path("<id:pk>/members/", views.environment_members, name="members"),
 ]

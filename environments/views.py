@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
-from connections.models import Connection, Credential
+from connections.models import Connection
 from connections.views import (
     back,
     clean_reason,
@@ -26,9 +26,10 @@ from connections.views import (
     table_context,
     visible,
 )
+from credentials.models import Credential
 
 from .actions import change_membership, group_transition
-from .forms import EnvironmentForm, MemberForm
+from .forms import ConnectionIdsForm, CredentialIdForm, EnvironmentForm, MemberForm, MemberIdForm
 from .models import Environment, EnvironmentMembership
 
 
@@ -48,6 +49,19 @@ def _forbidden(request: HttpRequest, environment: Environment, what: str) -> Htt
     messages.error(request, f"You may view '{environment.name}' but not {what}.")
     response = redirect("environments:detail", pk=environment.pk)
     response.status_code = 303
+    return response
+
+
+def _bad_input(request: HttpRequest, environment: Environment, form) -> HttpResponse:
+    """A form's refusal: 400, its messages shown on the environment's page (or, to htmx, the
+    messages alone); nothing changed."""
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+    if request.htmx:
+        return render(request, "_messages.html", status=400)
+    response = environment_detail(request, environment.pk)
+    response.status_code = 400
     return response
 
 
@@ -184,11 +198,10 @@ def environment_connections(request: HttpRequest, pk: int) -> HttpResponse:
     environment, allowed = _environment(request, pk, "change")
     if not allowed:
         return _forbidden(request, environment, "assign connections")
-    try:
-        ids = [int(x) for x in request.POST.getlist("connection")]
-    except ValueError:
-        messages.error(request, "Choose connections from the list.")
-        return redirect("environments:detail", pk=pk)
+    form = ConnectionIdsForm(request.POST)
+    if not form.is_valid():
+        return _bad_input(request, environment, form)
+    ids = form.cleaned_data["connection"]
     connections = list(Connection.objects.restrict(request.user).filter(pk__in=ids))
     if len(connections) != len(set(ids)):
         return render(request, "404.html", status=404)
@@ -206,8 +219,11 @@ def environment_credentials(request: HttpRequest, pk: int) -> HttpResponse:
     environment, allowed = _environment(request, pk, "change")
     if not allowed:
         return _forbidden(request, environment, "share credentials")
+    form = CredentialIdForm(request.POST)
+    if not form.is_valid():
+        return _bad_input(request, environment, form)
     credential = get_object_or_404(
-        Credential.objects.restrict(request.user), pk=request.POST.get("credential") or 0
+        Credential.objects.restrict(request.user), pk=form.cleaned_data["credential"]
     )
     if request.POST.get("remove"):
         environment.credentials.remove(credential)
@@ -229,13 +245,17 @@ def environment_members(request: HttpRequest, pk: int) -> HttpResponse:
     environment, allowed = _environment(request, pk, "own")
     if not allowed:
         return _forbidden(request, environment, "manage its members")
-    remove = request.POST.get("remove")
-    if remove:
+    if request.POST.get("remove"):
+        removal = MemberIdForm(request.POST)
+        if not removal.is_valid():
+            return _bad_input(request, environment, removal)
         deleted, _ = EnvironmentMembership.objects.filter(
-            environment=environment, pk=remove
+            environment=environment, pk=removal.cleaned_data["remove"]
         ).delete()
         if deleted:
             messages.success(request, "Member removed: their access is gone.")
+        else:
+            messages.error(request, "That member is not in the environment (any more).")
         return redirect("environments:detail", pk=pk)
     form = MemberForm(request.POST, environment=environment)
     if not form.is_valid():

@@ -42,8 +42,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "credentials",
     "connections",
     "environments",
+    "notifications",
+    "maintenance",
 ]
 
 MIDDLEWARE = [
@@ -56,7 +60,30 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: it answers a locked-out sign-in (see AXES_* below)
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # first: it refuses a locked-out sign-in before any password is checked
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Sign-in throttling (django-axes): AXES_FAILURE_LIMIT failures for one user name from one
+# address lock that pair out for AXES_COOLOFF_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password", "secret", "token", "key", "kubeconfig"]
+# Behind a reverse proxy, list its addresses: the client is then read from X-Forwarded-For.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+AXES_CLIENT_IP_CALLABLE = "meshplay.client_ip.client_ip"
+
+# /metrics: a bearer token (Prometheus' `authorization` setting), or a signed-in staff user.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 ROOT_URLCONF = "meshplay.urls"
 
@@ -157,17 +184,65 @@ PROBE_INTERVAL = env.int("PROBE_INTERVAL", default=30)  # default per connection
 PROBE_BACKOFF_MAX = env.int("PROBE_BACKOFF_MAX", default=600)  # cap for disconnected ones
 PROBE_TICK = env.float("PROBE_TICK", default=5.0)  # how often beat claims due connections
 PROBE_BATCH_SIZE = env.int("PROBE_BATCH_SIZE", default=2500)  # connections per probes task
+PROBE_BATCHES_PER_TICK = env.int("PROBE_BATCHES_PER_TICK", default=8)  # claimed per tick at most
 PROBE_CONCURRENCY = env.int("PROBE_CONCURRENCY", default=500)  # probes in flight per batch
-PROBE_KUBERNETES_THREADS = env.int("PROBE_KUBERNETES_THREADS", default=16)
-PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=120)  # a lost batch is retried after
+PROBE_PER_HOST_CONCURRENCY = env.int("PROBE_PER_HOST_CONCURRENCY", default=20)  # per batch
+# Name lookups of probes: c-ares, at most this many at once, answers kept this many seconds;
+# PROBE_DNS_SERVERS (host or host:port, comma-separated) overrides /etc/resolv.conf.
+PROBE_DNS_SERVERS = env.list("PROBE_DNS_SERVERS", default=[])
+PROBE_DNS_CONCURRENCY = env.int("PROBE_DNS_CONCURRENCY", default=64)
+PROBE_DNS_CACHE_SECONDS = env.float("PROBE_DNS_CACHE_SECONDS", default=10.0)
+# A claimed connection's lease: renewed while its batch runs, so a killed worker's connections
+# are claimed again within this many seconds.
+PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=15)
+PROBE_RETRY_INTERVAL = env.int("PROBE_RETRY_INTERVAL", default=5)  # default per connection
+PROBE_BACKOFF_AFTER = env.int("PROBE_BACKOFF_AFTER", default=300)  # down this long: back off
+PROBE_APPLY_EVERY = env.float("PROBE_APPLY_EVERY", default=0.5)  # a batch writes results so often
 PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
 PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
 # Optional allow-list of networks probes, discovery and scrapes may reach (empty: any).
 PROBE_ALLOWED_NETWORKS = env.list("PROBE_ALLOWED_NETWORKS", default=[])
 SCRAPE_INTERVAL = env.int("SCRAPE_INTERVAL", default=60)  # connected Prometheus / Grafana
 DISCOVERY_INTERVAL = env.int("DISCOVERY_INTERVAL", default=300)  # connected clusters
+# A discovery pass that has not ended by then is stopped (the worker's soft time limit; the
+# process is killed 30 s later): an API server that trickles cannot hold a worker.
+DISCOVERY_TIME_LIMIT = env.int("DISCOVERY_TIME_LIMIT", default=240)
 PRUNE_INTERVAL = env.int("PRUNE_INTERVAL", default=600)  # rolling up old probe results
 SCRAPE_RETENTION = env.int("SCRAPE_RETENTION", default=7 * 24 * 3600)  # seconds of samples kept
+PROBE_ROLLUP_RETENTION = env.int("PROBE_ROLLUP_RETENTION", default=90 * 24 * 3600)  # seconds
+PRUNE_BATCH_SIZE = env.int("PRUNE_BATCH_SIZE", default=50_000)  # rows per pruning statement
+# A pruning run stops starting batches after this many seconds (the next run goes on); kept
+# well inside the task's 600 s soft time limit.
+PRUNE_TIME_BUDGET = env.float("PRUNE_TIME_BUDGET", default=300.0)
+# Notifications (notifications/): how often beat routes and delivers, a delivery's timeout
+# (connect and read each; a send is aborted at twice this), sends in flight per worker run.
+NOTIFY_TICK = env.float("NOTIFY_TICK", default=5.0)
+# Maintenance windows (maintenance/): how often beat applies them. A window starts and ends at
+# most this late; a run is a few queries in the steady state, so it can be short.
+MAINTENANCE_TICK = env.float("MAINTENANCE_TICK", default=15.0)
+NOTIFY_TIMEOUT = env.float("NOTIFY_TIMEOUT", default=5.0)
+NOTIFY_SEND_CONCURRENCY = env.int("NOTIFY_SEND_CONCURRENCY", default=8)
+NOTIFY_TASK_TIME_LIMIT = env.int("NOTIFY_TASK_TIME_LIMIT", default=120)
+NOTIFY_EVENT_RETENTION = env.int("NOTIFY_EVENT_RETENTION", default=30 * 24 * 3600)  # seconds
+# Email channels go through Django's email backend: SMTP to EMAIL_HOST (set it and its friends).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="meshplay@localhost")
+# The Apprise services a channel may use (schemes); each is a network service.
+NOTIFY_APPRISE_SCHEMES = env.list(
+    "NOTIFY_APPRISE_SCHEMES",
+    default=[
+        *("json", "jsons", "form", "forms", "xml", "xmls", "ntfy", "ntfys", "slack", "msteams"),
+        *("workflows", "discord", "tgram", "pagerduty", "opsgenie", "gotify", "gotifys"),
+        *("matrix", "matrixs", "mailto", "mailtos", "pushover", "rocket", "rockets", "mmost"),
+        *("mmosts", "gchat", "zulip", "wxteams", "signal", "signals", "pagertree"),
+    ],
+)
+
 # (connect, total) per kind; "default" for the rest.
 PROBE_TIMEOUTS = {
     "default": (env.float("PROBE_CONNECT_TIMEOUT", default=3.0), env.float("PROBE_TIMEOUT", 5.0)),
@@ -187,7 +262,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "connections.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only, with a nesting limit: a body nested deeper than MAX_JSON_DEPTH answers 400
+    "DEFAULT_PARSER_CLASSES": ["meshplay.parsers.BoundedJSONParser"],
 }
+MAX_JSON_DEPTH = 32
 SPECTACULAR_SETTINGS = {
     "TITLE": "Meshplay Connections API",
     "DESCRIPTION": "Connections, their lifecycle, environments and credentials.",
@@ -201,9 +279,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConnectionStatusEnum": "connections.choices.Status",
         "ConnectionKindEnum": "connections.kinds.KIND_CHOICES",
-        "CredentialKindEnum": "connections.choices.CredentialKind",
+        "CredentialKindEnum": "credentials.models.CredentialKind",
         "BulkActionEnum": "connections.choices.BULK_ACTIONS",
         "TriggerEnum": "connections.choices.Trigger",
+        "NotificationChannelKindEnum": "notifications.choices.ChannelKind",
+        "NotificationMessageKindEnum": "notifications.choices.MessageKind",
+        "NotificationCategoryEnum": "notifications.choices.Category",
     },
 }
 

@@ -62,3 +62,7 @@ STORAGES = {
 SECURE_SSL_REDIRECT = False
 # The tests never reach past loopback, whatever a test or a fuzzer types into a URL.
 PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# ...and no name lookup leaves it either: the probes' resolver asks a loopback port where no
+# DNS server listens (names in /etc/hosts, like localhost, still resolve; the DNS tests start
+# a server of their own)
+PROBE_DNS_SERVERS = ["127.0.0.1:1"]

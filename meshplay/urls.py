@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 from connections import ops, token_views
 
 admin.site.site_header = "Meshplay Connections"
@@ -11,13 +12,15 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", token_views.token_list, name="tokens"),
-    path("accounts/tokens/<int:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
+    path("accounts/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
     path("connections/", include("connections.urls")),
-    path("credentials/", include("connections.credential_urls")),
+    path("credentials/", include("credentials.urls")),
     path("environments/", include("environments.urls")),
+    path("notifications/", include("notifications.urls")),
+    path("maintenance/", include("maintenance.urls")),
     path("api/", include("connections.api.urls")),
     path("admin/", admin.site.urls),
 ]

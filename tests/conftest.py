@@ -24,13 +24,14 @@ class _Endpoint(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         status = self.server.status
+        # recorded before answering, so a test that looks as soon as the probe returns sees it
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
         body = b'{"status": "ok"}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.requests.append((self.path, self.headers.get("Authorization")))
 
     def log_message(self, *args):
         pass

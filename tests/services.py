@@ -45,7 +45,12 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.1, message:
 class Prometheus:
     """A real Prometheus on 127.0.0.1:<free port>, with its own config and storage."""
 
-    def __init__(self, scrape_targets: list[str] | None = None, scrape_interval: str = "1s"):
+    def __init__(
+        self,
+        scrape_targets: list[str] | None = None,
+        scrape_interval: str = "1s",
+        bearer_token: str = "",
+    ):
         self.binary = require_binary("prometheus")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,6 +64,12 @@ class Prometheus:
             "  - job_name: targets\n"
             "    static_configs:\n"
             f"      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+            # as production scrapes /metrics: with the METRICS_TOKEN
+            + (
+                f"    authorization: {{type: Bearer, credentials: {bearer_token!r}}}\n"
+                if bearer_token
+                else ""
+            )
         )
         self.process: subprocess.Popen | None = None
 

@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.models import Connection, Credential
+from connections.models import Connection
+from credentials.models import Credential
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,7 @@ def form_data(conn, **extra):
         "credential": conn.credential_id or "",
         "failure_threshold": conn.failure_threshold,
         "probe_interval": conn.probe_interval,
+        "retry_interval": conn.retry_interval,
         "metadata": "{}",
     }
     data.update(extra)
@@ -118,7 +120,13 @@ def test_changelist_hides_tombstones_filters_and_searches(admin_client, make_con
 
 def test_adding_in_the_admin_runs_the_reachability_check(admin_client, http_endpoint, dead_url):
     add = reverse("admin:connections_connection_add")
-    base = {"kind": "http", "failure_threshold": 3, "probe_interval": 30, "metadata": "{}"}
+    base = {
+        "kind": "http",
+        "failure_threshold": 3,
+        "probe_interval": 30,
+        "retry_interval": 5,
+        "metadata": "{}",
+    }
     admin_client.post(add, {**base, "name": "up", "url": http_endpoint.url})
     admin_client.post(add, {**base, "name": "down", "url": dead_url})
     states = dict(Connection.objects.values_list("name", "status"))
@@ -132,7 +140,13 @@ def test_adding_in_the_admin_runs_the_reachability_check(admin_client, http_endp
 
 def test_bad_url_in_the_admin_gets_a_message_not_a_500(admin_client):
     add = reverse("admin:connections_connection_add")
-    base = {"kind": "http", "failure_threshold": 3, "probe_interval": 30, "metadata": "{}"}
+    base = {
+        "kind": "http",
+        "failure_threshold": 3,
+        "probe_interval": 30,
+        "retry_interval": 5,
+        "metadata": "{}",
+    }
     base["name"] = "x"
     for url, message in [
         ("ftp://example.org", "Only http:// and https://"),
@@ -146,7 +160,7 @@ def test_bad_url_in_the_admin_gets_a_message_not_a_500(admin_client):
 
 
 def test_credential_admin_never_shows_the_secret(admin_client, admin_user):
-    add = reverse("admin:connections_credential_add")
+    add = reverse("admin:credentials_credential_add")
     response = admin_client.post(
         add,
         {"name": "cluster-token", "kind": "bearer_token", "owner": admin_user.pk, "secret": SECRET},
@@ -156,8 +170,8 @@ def test_credential_admin_never_shows_the_secret(admin_client, admin_user):
     assert credential.get_secret() == {"token": SECRET}
 
     pages = [
-        reverse("admin:connections_credential_changelist"),
-        reverse("admin:connections_credential_change", args=[credential.pk]),
+        reverse("admin:credentials_credential_changelist"),
+        reverse("admin:credentials_credential_change", args=[credential.pk]),
     ]
     for page in pages:
         body = admin_client.get(page).content.decode()
@@ -178,7 +192,7 @@ def test_credential_admin_never_shows_the_secret(admin_client, admin_user):
 
 def test_a_malformed_kubeconfig_in_the_admin_gets_a_clear_message(admin_client, admin_user):
     response = admin_client.post(
-        reverse("admin:connections_credential_add"),
+        reverse("admin:credentials_credential_add"),
         {"name": "kc", "kind": "kubeconfig", "owner": admin_user.pk, "secret": "clusters: ["},
     )
     assert response.status_code == 200
@@ -200,7 +214,7 @@ def test_history_is_listed_read_only(admin_client, make_connection, owner):
 
 def test_credential_admin_does_not_echo_a_secret_after_an_error(admin_client, admin_user):
     response = admin_client.post(
-        reverse("admin:connections_credential_add"),
+        reverse("admin:credentials_credential_add"),
         {"name": "", "kind": "bearer_token", "owner": admin_user.pk, "secret": SECRET},
     )
     assert response.status_code == 200  # the form comes back with "name is required"

@@ -6,7 +6,8 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from connections.choices import Status
-from connections.models import ApiToken, Connection, Credential
+from connections.models import ApiToken, Connection
+from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from tests.kube_api import FakeKubernetesAPI
 
@@ -165,7 +166,8 @@ def test_transition_answers_200_or_409_naming_the_state(api, make_connection):
     bad = api.post(f"/api/connections/{conn.pk}/transition/", {"to": "flying"}, format="json")
     assert bad.status_code == 400 and "to" in bad.json()["error"]["fields"]
     history = api.get(f"/api/connections/{conn.pk}/history/").json()
-    assert [(h["from_status"], h["to_status"], h["reason"]) for h in history] == [
+    assert history["count"] == 1
+    assert [(h["from_status"], h["to_status"], h["reason"]) for h in history["results"]] == [
         ("connected", "maintenance", "patching")
     ]
 
@@ -267,11 +269,40 @@ def test_the_schema_validates_and_the_reference_page_is_vendored(session_client,
     assert "drf_spectacular_sidecar" in docs and "cdn" not in docs.lower()
 
 
-def test_health_readiness_and_metrics(client, make_connection):
+def test_health_readiness_and_metrics(client, make_connection, admin_user):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     make_connection(Status.CONNECTED, kind="prometheus")
+    assert client.get("/metrics").status_code == 401  # see tests/test_metrics_auth.py
+    client.force_login(admin_user)
     text = client.get("/metrics").content.decode()
     assert 'meshplay_connections{kind="prometheus",state="connected"} 1.0' in text
     assert "meshplay_probe_backlog" in text and "meshplay_last_beat_tick_timestamp_seconds" in text
+
+
+def test_a_long_history_is_paginated_on_the_page_and_in_the_api(
+    api, client, owner, make_connection
+):
+    from connections.models import ConnectionTransition
+
+    conn = make_connection("connected")
+    ConnectionTransition.objects.bulk_create(
+        ConnectionTransition(
+            connection=conn,
+            from_status="connected",
+            to_status="disconnected",
+            trigger="probe",
+            reason=f"flap {n}",
+        )
+        for n in range(250)
+    )
+    first = api.get(f"/api/connections/{conn.pk}/history/").json()
+    assert first["count"] == 250 and len(first["results"]) == 100 and first["next"]
+    last = api.get(f"/api/connections/{conn.pk}/history/", {"page": 3}).json()
+    assert len(last["results"]) == 50
+    client.force_login(owner)
+    page = client.get(f"/connections/{conn.pk}/").content.decode()
+    assert page.count("flap ") == 50 and "page 1 of 5" in page
+    older = client.get(f"/connections/{conn.pk}/", {"hpage": 5}).content.decode()
+    assert older.count("flap ") == 50

@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection as db
 
-from connections import crypto
-from connections.models import Credential
+from credentials import crypto
+from credentials.models import Credential
 
 TOKEN = "tok-PLAINTEXT-4f9a1c77e2"
 

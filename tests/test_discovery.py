@@ -4,8 +4,10 @@ import pytest
 
 from connections import discovery, lifecycle
 from connections.choices import Status, Trigger
-from connections.models import Connection, Credential, DiscoveredResource
+from connections.models import Connection, DiscoveredResource
 from connections.probes.kubernetes import encode_ca
+from credentials.bounds import origin_of
+from credentials.models import Credential
 from environments.models import Environment
 from tests.kube_api import FakeKubernetesAPI
 
@@ -42,7 +44,9 @@ def api():
 
 @pytest.fixture
 def cluster(api, owner, make_connection):
-    credential = Credential(name="cluster token", kind="bearer_token", owner=owner)
+    credential = Credential(
+        name="cluster token", kind="bearer_token", owner=owner, endpoints=[origin_of(api.url)]
+    )
     credential.set_secret({"token": TOKEN})
     credential.save()
     return make_connection(
@@ -211,6 +215,7 @@ def test_the_cluster_page_browses_what_discovery_saw(api, cluster, owner, client
     body = client.get(page).content.decode()
     assert "Discovered in this cluster" in body and "(6 resources)" in body
     only = client.get(page, {"rkind": "deployment", "rns": "metrics"}).content.decode()
+    only = only.split('id="discovered"')[1].split("</section>")[0]  # the resources' list
     assert "tsdb" in only and "prometheus-server" not in only
     services = client.get(page, {"rkind": "service", "rns": "monitoring"})
     rows = {r.name: r for r in services.context["discovered"]["rows"]}
@@ -308,8 +313,9 @@ def test_a_cluster_that_hides_kube_system_is_still_discovered(api, cluster):
     cluster.metadata = {k: v for k, v in cluster.metadata.items() if k != "cluster_id"}
     report = discovery.discover_cluster(cluster)
     assert report.error == "" and "namespaces" in report.forbidden
+    # the server's origin stands in for the uid: as stable as it across a delete and re-add
     assert discovered(cluster)["monitoring/grafana"].identity.startswith(
-        f"discovered|connection-{cluster.pk}/"
+        f"discovered|server:{origin_of(api.url)}/"
     )
 
 
@@ -325,3 +331,133 @@ def test_odd_browser_parameters_are_not_a_500(api, cluster, owner, client):
     client.force_login(owner)
     for params in ({"rns": "a\x00b"}, {"rpage": "9" * 30}, {"rkind": "<x>"}):
         assert client.get(f"/connections/{cluster.pk}/", params).status_code == 200
+
+
+# --- identity, adoption, races (issue 12's first points) --------------------------------------
+
+
+def test_a_probe_never_changes_the_identity_an_ignored_child_is_keyed_by(api, cluster, owner):
+    """The cluster's identity is recorded once; a later probe answering another kube-system uid
+    (a restored etcd, an RBAC change) does not re-key its children, so ignored stays ignored."""
+    from connections.health import apply_outcomes
+    from connections.probes import ProbeOutcome
+
+    discovery.discover_cluster(cluster)
+    cluster.refresh_from_db()
+    recorded = cluster.metadata["cluster_id"]
+    prometheus = discovered(cluster)["monitoring/prometheus-server"]
+    lifecycle.transition(prometheus, Status.IGNORED, trigger=Trigger.USER, user=owner)
+    apply_outcomes([(cluster, ProbeOutcome(ok=True, metadata={"cluster_id": "another-uid"}))])
+    cluster.refresh_from_db()
+    assert cluster.metadata["cluster_id"] == recorded
+    report = discovery.discover_cluster(cluster)
+    assert report.created == []
+    assert Connection.all_objects.filter(name__startswith="prometheus-server").count() == 1
+    assert Connection.objects.get(pk=prometheus.pk).status == Status.IGNORED
+
+
+def test_a_cluster_deleted_and_added_again_adopts_its_live_children(
+    api, cluster, owner, make_connection
+):
+    discovery.discover_cluster(cluster)
+    cluster.refresh_from_db()
+    children = discovered(cluster)
+    lifecycle.transition(
+        children["monitoring/grafana"], Status.IGNORED, trigger=Trigger.USER, user=owner
+    )
+    credential = cluster.credential  # deleting the cluster releases it
+    lifecycle.transition(cluster, Status.DELETED, trigger=Trigger.USER, user=owner)
+    again = make_connection(
+        Status.CONNECTED,
+        name="prod-cluster again",
+        kind="kubernetes",
+        url=api.url + "/",
+        credential=credential,
+        metadata={
+            "certificate_authority_data": encode_ca(api.ca_pem),
+            "cluster_id": cluster.metadata["cluster_id"],  # what its registration read
+        },
+    )
+    report = discovery.discover_cluster(again)
+    assert report.error == "" and report.created == [], report  # nothing discovered twice
+    adopted = {c.pk for c in Connection.all_objects.filter(cluster=again)}
+    assert adopted == {c.pk for c in children.values()}
+    assert Connection.objects.get(pk=children["monitoring/grafana"].pk).status == Status.IGNORED
+    # and the adopted ones are judged by the new cluster: a vanished one disconnects
+    api.remove_service("monitoring", "prometheus-server")
+    report = discovery.discover_cluster(again)
+    assert "prometheus-server" in " ".join(report.vanished)
+
+
+def test_an_expired_continue_token_restarts_the_list(api, cluster, monkeypatch):
+    monkeypatch.setattr(discovery, "PAGE_SIZE", 2)
+    calls = {"n": 0}
+    real = discovery._list_all
+
+    def expire_once(call, report, resource):
+        def wrapped(**kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:  # after the first page: the snapshot is gone
+                api.expire_continue_tokens()
+            return call(**kwargs)
+
+        return real(wrapped, report, resource)
+
+    monkeypatch.setattr(discovery, "_list_all", expire_once)
+    report = discovery.discover_cluster(cluster)
+    assert report.error == ""
+    assert set(discovered(cluster)) >= {"monitoring/prometheus-server", "monitoring/grafana"}
+
+
+def test_a_pass_racing_a_delete_writes_nothing_into_the_tombstone(api, cluster, owner, monkeypatch):
+    real = discovery._parse
+
+    def delete_meanwhile(items, build, report):
+        if Connection.objects.filter(pk=cluster.pk).exists():
+            lifecycle.transition(
+                Connection.objects.get(pk=cluster.pk),
+                Status.DELETED,
+                trigger=Trigger.USER,
+                user=owner,
+            )
+        return real(items, build, report)
+
+    monkeypatch.setattr(discovery, "_parse", delete_meanwhile)
+    report = discovery.discover_cluster(cluster)
+    assert "no longer connected" in report.error
+    assert not DiscoveredResource.objects.filter(cluster=cluster).exists()
+    assert not Connection.all_objects.filter(cluster=cluster).exists()
+
+
+def test_a_pass_merges_its_metadata_and_never_undoes_a_write_made_meanwhile(
+    api, cluster, monkeypatch
+):
+    real = discovery._parse
+
+    def probe_writes_meanwhile(items, build, report):
+        from connections.metadata import merge_metadata
+
+        merge_metadata(Connection.objects.filter(pk=cluster.pk), {"version": "v9.9.9"})
+        return real(items, build, report)
+
+    monkeypatch.setattr(discovery, "_parse", probe_writes_meanwhile)
+    discovery.discover_cluster(cluster)
+    cluster.refresh_from_db()
+    assert cluster.metadata["version"] == "v9.9.9"  # the probe's write survived the pass
+    assert cluster.metadata["nodes"] is not None or "nodes" in cluster.metadata
+
+
+def test_a_disconnected_discovered_connection_follows_its_new_address(api, cluster, owner):
+    discovery.discover_cluster(cluster)
+    prometheus = discovered(cluster)["monitoring/prometheus-server"]
+    Connection.objects.filter(pk=prometheus.pk).update(status=Status.DISCONNECTED)
+    api.add_service(
+        "monitoring",
+        "prometheus-server",
+        {"app.kubernetes.io/name": "prometheus"},
+        [9090],
+        external_ip="127.0.0.9",
+    )
+    discovery.discover_cluster(cluster)
+    prometheus.refresh_from_db()
+    assert prometheus.url == "http://127.0.0.9:9090"

@@ -11,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from connections.choices import Status
-from connections.models import Connection, Credential
+from connections.models import Connection
+from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 
 pytestmark = pytest.mark.django_db
@@ -283,8 +284,8 @@ def test_no_page_and_no_admin_page_shows_a_secret(env, owner, admin_client, secr
         assert response.status_code == 200, page
         assert SECRET not in response.content.decode(), page
     admin_pages = [
-        reverse("admin:connections_credential_changelist"),
-        reverse("admin:connections_credential_change", args=[secret_credential.pk]),
+        reverse("admin:credentials_credential_changelist"),
+        reverse("admin:credentials_credential_change", args=[secret_credential.pk]),
         reverse("admin:connections_connection_change", args=[conn.pk]),
         reverse("admin:environments_environment_change", args=[env.pk]),
     ]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -10,8 +11,10 @@ from connections import lifecycle, scheduling
 from connections.choices import Status, Trigger
 from connections.health import apply_outcomes
 from connections.history import prune_probe_history
-from connections.models import Connection, Credential, ProbeResult, ProbeRollup
+from connections.models import Connection, ProbeResult, ProbeRollup
 from connections.probes import ProbeOutcome
+from credentials.bounds import origin_of
+from credentials.models import Credential
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +95,9 @@ def test_a_reachable_discovered_connection_registers(http_endpoint, make_connect
 
 
 def test_a_self_connecting_kind_connects_itself(http_endpoint, owner):
-    token = Credential(name="provider", kind="bearer_token", owner=owner)
+    token = Credential(
+        name="provider", kind="bearer_token", owner=owner, endpoints=[origin_of(http_endpoint.url)]
+    )
     token.set_secret({"token": "t0k"})
     token.save()
     created = lifecycle.create_manual_connection(
@@ -114,17 +119,53 @@ def test_an_auth_failure_disconnects_at_once_with_that_reason(http_endpoint, mak
     assert conn.last_probe_error.startswith("auth:")
 
 
-def test_disconnected_connections_back_off_up_to_a_cap(dead_url, make_connection, settings):
+def test_a_short_outage_is_never_hidden_behind_backoff_a_long_one_backs_off_to_a_cap(
+    dead_url, make_connection, settings
+):
+    """Down less than PROBE_BACKOFF_AFTER: probed every interval (recovery is seen within
+    one interval); then the interval doubles per PROBE_BACKOFF_AFTER down, up to the cap."""
     settings.PROBE_BACKOFF_MAX = 100
+    settings.PROBE_BACKOFF_AFTER = 300
     conn = make_connection(
         Status.CONNECTED, url=dead_url, managed=True, failure_threshold=1, probe_interval=10
     )
-    delays = []
-    for _ in range(6):
+    delays = {}
+    with time_machine.travel(timezone.now(), tick=False) as clock:
         probe_round(conn)
-        delays.append(round((conn.next_probe_at - conn.last_probe_at).total_seconds()))
-    assert conn.status == Status.DISCONNECTED
-    assert delays == [10, 20, 40, 80, 100, 100]
+        assert conn.status == Status.DISCONNECTED
+        for down_for in (0, 120, 299, 300, 600, 1200, 2400, 9000):
+            clock.move_to(conn.status_changed_at + timedelta(seconds=down_for))
+            probe_round(conn)
+            delays[down_for] = round((conn.next_probe_at - conn.last_probe_at).total_seconds())
+    assert delays == {0: 10, 120: 10, 299: 10, 300: 20, 600: 40, 1200: 80, 2400: 100, 9000: 100}
+
+
+def test_after_a_first_failure_the_next_probe_comes_at_the_retry_interval(
+    http_endpoint, make_connection
+):
+    conn = make_connection(
+        Status.CONNECTED, url=http_endpoint.url, probe_interval=30, retry_interval=5
+    )
+    http_endpoint.status = 503
+    probe_round(conn)
+    assert conn.status == Status.CONNECTED and conn.consecutive_failures == 1
+    assert (conn.next_probe_at - conn.last_probe_at).total_seconds() == 5
+    http_endpoint.status = 200
+    probe_round(conn)
+    assert conn.consecutive_failures == 0
+    assert (conn.next_probe_at - conn.last_probe_at).total_seconds() == 30
+
+
+def test_lost_probes_that_do_not_reach_the_threshold_never_change_state(
+    http_endpoint, make_connection
+):
+    """One probe in three failing, or two in a row with the retry succeeding: no flap."""
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url, failure_threshold=3)
+    for status in [503, 200, 200] * 4 + [503, 503, 200] * 4:
+        http_endpoint.status = status
+        probe_round(conn)
+        assert conn.status == Status.CONNECTED
+    assert probe_history(conn) == []
 
 
 def test_connections_outside_the_probed_states_are_never_claimed(make_connection, http_endpoint):

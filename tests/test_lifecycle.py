@@ -3,19 +3,24 @@
 import itertools
 
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
+from connections.editing import validate_connection
 from connections.models import Connection, ConnectionTransition, ProbeResult
 from environments.models import Environment
 
 S = Status
-USER, PROBE, DISCOVERY = Trigger.USER, Trigger.PROBE, Trigger.DISCOVERY
+USER, PROBE, DISCOVERY, SCHEDULE = Trigger.USER, Trigger.PROBE, Trigger.DISCOVERY, Trigger.SCHEDULE
 
 
 def always(conn):
     return True
+
+
+def scheduled(conn):
+    return conn.maintenance_source == "schedule"
 
 
 # The spec's table, written out independently of the model: (from, to, triggers, rule).
@@ -25,11 +30,11 @@ SPEC = [
     (S.DISCOVERED, S.DISCONNECTED, {PROBE, DISCOVERY}, always),
     (S.REGISTERED, S.CONNECTED, {USER}, always),
     (S.REGISTERED, S.CONNECTED, {PROBE}, lambda c: c.kind == "remote_provider"),
-    (S.REGISTERED, S.MAINTENANCE, {USER}, always),
+    (S.REGISTERED, S.MAINTENANCE, {USER, SCHEDULE}, always),
     (S.REGISTERED, S.NOT_FOUND, {PROBE}, lambda c: not c.managed),
     (S.REGISTERED, S.DISCONNECTED, {PROBE, DISCOVERY}, lambda c: c.managed),
     (S.REGISTERED, S.IGNORED, {USER}, always),
-    (S.CONNECTED, S.MAINTENANCE, {USER}, always),
+    (S.CONNECTED, S.MAINTENANCE, {USER, SCHEDULE}, always),
     (S.CONNECTED, S.IGNORED, {USER}, always),
     (S.CONNECTED, S.DISCONNECTED, {PROBE}, always),
     # Discovery only ever acts on the connections it manages.
@@ -39,6 +44,19 @@ SPEC = [
     (S.DISCONNECTED, S.IGNORED, {USER}, always),
     (S.MAINTENANCE, S.CONNECTED, {USER}, lambda c: c.resume_status == S.CONNECTED),
     (S.MAINTENANCE, S.REGISTERED, {USER}, lambda c: c.resume_status != S.CONNECTED),
+    # A schedule ends only the maintenance a schedule started (the spec's maintenance windows).
+    (
+        S.MAINTENANCE,
+        S.CONNECTED,
+        {SCHEDULE},
+        lambda c: c.resume_status == S.CONNECTED and scheduled(c),
+    ),
+    (
+        S.MAINTENANCE,
+        S.REGISTERED,
+        {SCHEDULE},
+        lambda c: c.resume_status != S.CONNECTED and scheduled(c),
+    ),
     (S.IGNORED, S.REGISTERED, {USER}, always),
     (S.IGNORED, S.NOT_FOUND, {USER}, always),
     (S.NOT_FOUND, S.REGISTERED, {USER}, always),
@@ -46,9 +64,12 @@ SPEC = [
 
 # Discovered connections are managed by definition; the other states come in every variant.
 VARIANTS = [
-    {"managed": managed, "kind": kind, "resume_status": resume}
-    for managed, kind, resume in itertools.product(
-        (False, True), ("http", "remote_provider"), (S.CONNECTED, S.REGISTERED)
+    {"managed": managed, "kind": kind, "resume_status": resume, "maintenance_source": source}
+    for managed, kind, resume, source in itertools.product(
+        (False, True),
+        ("http", "remote_provider"),
+        (S.CONNECTED, S.REGISTERED),
+        ("user", "schedule"),
     )
 ]
 
@@ -71,7 +92,7 @@ def test_the_machine_has_exactly_the_edges_of_the_spec():
 @pytest.mark.parametrize("source", S.values)
 @pytest.mark.parametrize("target", S.values)
 def test_every_state_pair_moves_iff_the_spec_has_the_edge(source, target, make_connection, owner):
-    for variant, trigger in itertools.product(VARIANTS, (USER, PROBE, DISCOVERY)):
+    for variant, trigger in itertools.product(VARIANTS, (USER, PROBE, DISCOVERY, SCHEDULE)):
         if source == S.DISCOVERED and not variant["managed"]:
             continue
         conn = make_connection(source, **variant)
@@ -208,10 +229,10 @@ def test_delete_purges_collected_data_and_keeps_a_hidden_tombstone(make_connecti
 def test_deletion_frees_the_identity_for_a_new_connection(make_connection, owner):
     conn = make_connection(S.REGISTERED, url="http://Prom.example:80/")
     twin = Connection(name="twin", kind="http", url="http://prom.example", owner=owner)
-    with pytest.raises(Exception, match="already tracked"):
-        twin.full_clean()
+    with pytest.raises(ValidationError, match="already tracked as"):
+        validate_connection(twin, user=owner)
     lifecycle.transition(conn, S.DELETED, trigger=USER, user=owner)
-    twin.full_clean()
+    validate_connection(twin, user=owner)
     twin.save()
     assert twin.identity == conn.identity
     assert Connection.all_objects.filter(identity=conn.identity).count() == 2

@@ -8,9 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connections.models import Connection, Credential
+from connections.models import Connection
 from connections.probes import check_reachability, probe_many
 from connections.probes.base import refusal_for
+from credentials.bounds import origin_of
+from credentials.models import Credential
 from tests.services import Prometheus
 
 
@@ -22,6 +24,8 @@ def prometheus():
 
 
 def connection(kind, url, credential=None, **metadata):
+    if credential is not None:  # its owner bound it to this endpoint
+        credential.endpoints = [origin_of(url)]
     return Connection(name="probe", kind=kind, url=url, credential=credential, metadata=metadata)
 
 
@@ -179,11 +183,15 @@ def test_probes_run_concurrently_and_keep_their_order(http_endpoint, silent_url,
     assert max(o.latency_ms for o in outcomes) < 2000
 
 
-def test_the_allow_list_refuses_anything_outside_it_without_a_name_lookup(settings):
+def test_the_allow_list_refuses_every_address_outside_it(settings):
+    """A literal address is judged before any traffic; a name by the addresses it resolves to
+    (the probes' resolver hands the client only those it checked)."""
     settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     assert refusal_for("http://127.0.0.1:9/") is None
     assert refusal_for("http://localhost:9/") is None
     assert "outside PROBE_ALLOWED_NETWORKS" in refusal_for("http://10.1.2.3/")
-    assert "outside PROBE_ALLOWED_NETWORKS" in refusal_for("http://example.invalid/")
+    unresolvable = check_reachability(connection("http", "http://example.invalid/"))
+    assert (unresolvable.ok, unresolvable.error_class) == (False, "connect")
+    assert "resolve" in unresolvable.error
     outcome = check_reachability(connection("http", "http://192.0.2.7/"))
     assert (outcome.ok, outcome.error_class) == (False, "refused")

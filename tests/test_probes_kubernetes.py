@@ -6,9 +6,11 @@ import yaml
 
 from connections import scheduling
 from connections.choices import Status, Trigger
-from connections.models import Connection, Credential
+from connections.models import Connection
 from connections.probes import check_reachability
 from connections.probes.kubernetes import encode_ca
+from credentials.bounds import origin_of
+from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
 
 TOKEN, LIMITED = "admin-token-9c1e", "limited-token-77aa"
@@ -20,8 +22,9 @@ def api():
         yield server
 
 
-def token_credential(token, owner=None, save=False):
+def token_credential(token, owner=None, save=False, endpoint=None):
     credential = Credential(name=f"token-{token}", kind="bearer_token", owner=owner)
+    credential.endpoints = [origin_of(endpoint)] if endpoint else []
     credential.set_secret({"token": token})
     if save:
         credential.save()
@@ -29,6 +32,8 @@ def token_credential(token, owner=None, save=False):
 
 
 def cluster(api, credential, ca_pem=None, **fields):
+    if credential is not None and credential.kind == "bearer_token" and not credential.endpoints:
+        credential.endpoints = [origin_of(api.url)]  # the owner bound it to this cluster
     return Connection(
         name="cluster",
         kind="kubernetes",
@@ -94,7 +99,7 @@ def test_a_revoked_token_disconnects_a_connected_cluster_at_once(api, owner, mak
         Status.CONNECTED,
         kind="kubernetes",
         url=api.url,
-        credential=token_credential(TOKEN, owner, save=True),
+        credential=token_credential(TOKEN, owner, save=True, endpoint=api.url),
         metadata={"certificate_authority_data": encode_ca(api.ca_pem)},
         failure_threshold=5,
     )

@@ -19,11 +19,13 @@ from tests.services import CeleryWorker, Prometheus, wait_until
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_real_prometheus_scrapes_the_metrics(live_server, make_connection):
+def test_a_real_prometheus_scrapes_the_metrics(live_server, make_connection, settings):
+    settings.METRICS_TOKEN = "scrape-token-" + "0123456789abcdef"
     make_connection("connected", kind="prometheus", name="p1")
     make_connection("disconnected", kind="http", name="h1")
     target = urlsplit(live_server.url).netloc.replace("localhost", "127.0.0.1")
-    prometheus = Prometheus(scrape_targets=[target]).start()
+    assert httpx.get(f"http://{target}/metrics", timeout=5).status_code == 401
+    prometheus = Prometheus(scrape_targets=[target], bearer_token=settings.METRICS_TOKEN).start()
     try:
 
         def series():
@@ -97,14 +99,16 @@ def test_two_workers_probe_every_due_connection_once(make_connection, settings):
     redis.Redis.from_url(broker).flushdb()
 
 
-def test_the_procfile_names_web_worker_and_beat():
+def test_the_procfile_names_web_worker_discovery_and_beat():
     from pathlib import Path
 
     procfile = (Path(__file__).resolve().parent.parent / "Procfile").read_text()
     processes = dict(line.split(":", 1) for line in procfile.splitlines() if line.strip())
-    assert set(processes) == {"web", "worker", "beat"}
+    assert set(processes) == {"web", "worker", "discovery", "beat"}
     assert "gunicorn meshplay.wsgi" in processes["web"]
-    assert "-Q celery,probes,discovery" in processes["worker"]
+    # probes never wait behind a discovery pass: each queue has its own worker
+    assert "-Q celery,probes " in processes["worker"]
+    assert "-Q discovery " in processes["discovery"]
     assert "DatabaseScheduler" in processes["beat"]
     import subprocess
     import sys
@@ -117,7 +121,7 @@ def test_the_procfile_names_web_worker_and_beat():
         timeout=60,
     )
     assert checked.returncode == 0, checked.stderr
-    assert "web, worker, beat" in checked.stderr + checked.stdout
+    assert "web, worker, discovery, beat" in checked.stderr + checked.stdout
 
 
 @pytest.mark.django_db(transaction=False)
@@ -196,7 +200,7 @@ def test_gunicorn_serves_with_production_settings(tmp_path):
 
 def test_each_transition_logs_one_line_without_secrets(caplog, make_connection, owner):
     from connections import lifecycle
-    from connections.models import Credential
+    from credentials.models import Credential
 
     credential = Credential(name="c", kind="bearer_token", owner=owner)
     credential.set_secret({"token": "LOG-SECRET-123"})

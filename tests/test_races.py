@@ -105,3 +105,26 @@ def test_a_user_and_a_probe_at_once_never_leave_the_table(make_connection, owner
         rows = list(conn.history.values_list("from_status", "to_status", "trigger"))
         assert len(rows) == 1 and rows[0] in edges
         assert Connection.objects.get(pk=conn.pk).status == rows[0][1]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_workers_counting_at_once_lose_no_count_and_never_deadlock(round_):
+    """Four workers record results of the same kinds at once (the first ones creating the
+    counter rows): every result is counted once."""
+    from connections.models import ProbeCounter
+
+    def worker(seed):
+        def add():
+            for i in range(20):
+                kinds = ["http", "prometheus"] if (seed + i) % 2 else ["prometheus", "http"]
+                ProbeCounter.add([(k, ok, 7.0) for k in kinds for ok in (True, False)])
+
+        return add
+
+    results = run_concurrently(*(worker(seed) for seed in range(4)))
+    assert all(outcome == "ok" for outcome, _ in results), results
+    counters = {(c.kind, c.ok): c for c in ProbeCounter.objects.all()}
+    assert set(counters) == {(k, ok) for k in ("http", "prometheus") for ok in (True, False)}
+    for counter in counters.values():
+        assert (counter.count, counter.latency_count) == (80, 80)
+        assert counter.buckets[1] == 80 and counter.buckets[0] == 0  # 7 ms: le 10, not le 5

@@ -7,9 +7,10 @@ from django.urls import reverse
 from connections import lifecycle, scheduling
 from connections.choices import Status, Trigger
 from connections.health import apply_outcomes
-from connections.models import Connection, Credential
+from connections.models import Connection
 from connections.probes import ProbeOutcome, check_reachability
 from connections.probes.base import refusal_for
+from credentials.models import Credential
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def test_one_bad_result_does_not_block_its_batch(make_connection):
     ],
 )
 def test_kubeconfigs_that_run_commands_or_read_files_are_refused(user_entry, message):
-    from connections.secrets import parse_kubeconfig
+    from credentials.secrets import parse_kubeconfig
 
     text = (
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
@@ -53,7 +54,7 @@ def test_kubeconfigs_that_run_commands_or_read_files_are_refused(user_entry, mes
 
 @pytest.mark.parametrize("text", ["contexts: [{name: x, context: abc}]", "clusters: [{name: [1]}]"])
 def test_oddly_shaped_kubeconfigs_get_a_message_not_a_crash(text):
-    from connections.secrets import parse_kubeconfig
+    from credentials.secrets import parse_kubeconfig
 
     with pytest.raises(ValidationError):
         parse_kubeconfig(text)

@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.models import Credential, MetricSample
+from connections.models import MetricSample
 from connections.scrape import scrape_connected
+from credentials.bounds import origin_of
+from credentials.models import Credential
 from tests.services import Prometheus, wait_until
 from tests.test_probes import FakeGrafana
 
@@ -104,7 +106,8 @@ def test_a_connected_grafana_is_scraped_with_its_credential(make_connection, own
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafanaWithContent)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        credential = Credential(name="g", kind="api_key", owner=owner)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        credential = Credential(name="g", kind="api_key", owner=owner, endpoints=[origin_of(url)])
         credential.set_secret({"key": FakeGrafana.API_KEY})
         credential.save()
         conn = make_connection(
@@ -127,14 +130,18 @@ def test_a_failed_scrape_is_counted_not_raised(make_connection, dead_url):
     assert scrape_connected() == {"scraped": 0, "failed": 1, "samples": 0, "pruned": 0}
 
 
-def test_old_samples_are_pruned(make_connection, settings):
+def test_old_samples_are_pruned_but_an_ignored_connections_are_kept(make_connection, settings):
     settings.SCRAPE_RETENTION = 3600
-    conn = make_connection(Status.IGNORED, kind="prometheus")
+    conn = make_connection(Status.DISCONNECTED, kind="prometheus")
+    ignored = make_connection(Status.IGNORED, kind="prometheus")
     old = timezone.now() - timedelta(hours=2)
-    MetricSample.objects.create(connection=conn, name="series", value=1, scraped_at=old)
-    MetricSample.objects.create(connection=conn, name="series", value=2)
+    for connection in (conn, ignored):
+        MetricSample.objects.create(connection=connection, name="series", value=1, scraped_at=old)
+        MetricSample.objects.create(connection=connection, name="series", value=2)
     assert scrape_connected()["pruned"] == 1
     assert list(conn.samples.values_list("value", flat=True)) == [2.0]
+    # the lifecycle spec: an ignored connection's data is kept until it is deleted
+    assert sorted(ignored.samples.values_list("value", flat=True)) == [1.0, 2.0]
 
 
 def test_samples_are_shown_on_the_connection_page(client, make_connection, owner):

@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.models import Connection, Credential, ProbeResult
+from connections.models import Connection, ProbeResult
+from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from tests.kube_api import FakeKubernetesAPI
 

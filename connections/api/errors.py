@@ -41,6 +41,11 @@ def exception_handler(exc, context):
     detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
     code = getattr(detail, "code", None) or "error"
     response.data = {
-        "error": {"status": response.status_code, "code": str(code), "message": str(detail)}
+        "error": {
+            "status": response.status_code,
+            "code": str(code),
+            "message": str(detail),
+            **getattr(exc, "extra", {}),
+        }
     }
     return response

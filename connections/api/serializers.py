@@ -1,4 +1,9 @@
-"""API shapes. Secrets are write-only fields: accepted, never returned."""
+"""API shapes. Secrets are write-only fields: accepted, never returned.
+
+Every id and integer a body may carry is bounded before it reaches a query: a number wider than
+a database integer is a 400 naming its field, never an OverflowError."""
+
+import math
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -7,9 +12,43 @@ from rest_framework import serializers
 from connections.choices import BULK_ACTIONS, Status
 from connections.identity import validate_endpoint_url
 from connections.kinds import kind_choices
-from connections.models import Connection, ConnectionTransition, Credential
-from connections.secrets import secret_values
+from connections.models import Connection, ConnectionTransition
+from connections.sanitize import clean_text
+from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
+from meshplay.converters import MAX_ID
+
+
+class BoundedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary key, checked to be an integer from 1 to 2**63-1 before it is looked up: DRF's
+    field hands any number to the query (OverflowError on SQLite beyond 64 bits, and on every
+    database for ``1e999``, which JSON reads as infinity)."""
+
+    default_error_messages = {
+        "out_of_range": f"Expected an id from 1 to {MAX_ID}, got {{pk_value}}.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.strip().isascii() and data.strip().isdigit():
+            digits = data.strip().lstrip("0") or "0"
+            if len(digits) > len(str(MAX_ID)):
+                self.fail("out_of_range", pk_value=f"{digits[:20]}… ({len(digits)} digits)")
+            data = int(digits)
+        elif isinstance(data, float) and math.isfinite(data) and data.is_integer():
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 1 <= data <= MAX_ID:
+            shown = data if data.bit_length() <= 128 else f"a number of {data.bit_length()} bits"
+            self.fail("out_of_range", pk_value=shown)
+        return super().to_internal_value(data)
+
+
+def bounded_ids(**kwargs) -> serializers.ListField:
+    """A list of ids: each an integer from 1 to 2**63-1."""
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), **kwargs
+    )
 
 
 class EnvironmentRefSerializer(serializers.ModelSerializer):
@@ -21,7 +60,7 @@ class EnvironmentRefSerializer(serializers.ModelSerializer):
 class ConnectionSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True, default=None)
     environments = EnvironmentRefSerializer(many=True, read_only=True)
-    credential = serializers.PrimaryKeyRelatedField(
+    credential = BoundedPrimaryKeyRelatedField(
         queryset=Credential.objects.none(), allow_null=True, required=False
     )
 
@@ -81,10 +120,10 @@ class ConnectionCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=kind_choices())
     url = serializers.CharField(max_length=500)
-    credential = serializers.PrimaryKeyRelatedField(
+    credential = BoundedPrimaryKeyRelatedField(
         queryset=Credential.objects.none(), allow_null=True, required=False
     )
-    environments = serializers.PrimaryKeyRelatedField(
+    environments = BoundedPrimaryKeyRelatedField(
         queryset=Environment.objects.none(), many=True, required=False
     )
     failure_threshold = serializers.IntegerField(min_value=2, max_value=100, default=3)
@@ -109,9 +148,7 @@ class TransitionSerializer(serializers.Serializer):
 
 
 class BulkTransitionSerializer(serializers.Serializer):
-    ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), max_length=10000, required=False
-    )
+    ids = bounded_ids(max_length=10000, required=False)
     to = serializers.ChoiceField(choices=BULK_ACTIONS)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -134,48 +171,17 @@ class HistorySerializer(serializers.ModelSerializer):
         fields = ("from_status", "to_status", "trigger", "user", "reason", "created_at")
 
 
-class CredentialSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.get_username", read_only=True)
-    secret = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    username = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    used_by = serializers.SerializerMethodField()
-    environments = EnvironmentRefSerializer(many=True, read_only=True)
+class UsernameField(serializers.SlugRelatedField):
+    """A user by name; a name no database could hold is "not found", never a query."""
 
-    class Meta:
-        model = Credential
-        fields = ("id", "name", "kind", "owner", "secret", "username", "used_by", "environments")
-
-    def get_used_by(self, credential) -> int:
-        return credential.connections.exclude(status=Status.DELETED).count()
-
-    def validate(self, data):
-        kind = data.get("kind") or getattr(self.instance, "kind", None)
-        secret = data.pop("secret", "")
-        username = data.pop("username", "")
-        owner = self.instance.owner if self.instance else self.context["request"].user
-        name = data.get("name") or getattr(self.instance, "name", "")
-        twins = Credential.objects.filter(owner=owner, name=name)
-        if self.instance is not None:
-            twins = twins.exclude(pk=self.instance.pk)
-        if twins.exists():
-            raise serializers.ValidationError({"name": ["There is already a credential so named."]})
-        kind_changed = self.instance is not None and kind != self.instance.kind
-        if not secret and (self.instance is None or kind_changed):
-            raise serializers.ValidationError(
-                {"secret": ["This kind of credential needs a secret."]}
-            )
-        if secret:
-            probe = Credential(kind=kind)
-            try:
-                probe.set_secret(secret_values(kind, secret=secret, username=username))
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError({"secret": exc.messages}) from None
-            data["secret_ciphertext"] = probe.secret_ciphertext
-        return data
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or clean_text(data, 150) != data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value="(unreadable)")
+        return super().to_internal_value(data)
 
 
 class MemberSerializer(serializers.ModelSerializer):
-    username = serializers.SlugRelatedField(
+    username = UsernameField(
         source="user", slug_field="username", queryset=get_user_model().objects.all()
     )
 
@@ -207,8 +213,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    add = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
-    remove = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    add = bounded_ids(max_length=10000, required=False)
+    remove = bounded_ids(max_length=10000, required=False)
 
 
 class GroupTransitionSerializer(serializers.Serializer):
@@ -218,7 +224,7 @@ class GroupTransitionSerializer(serializers.Serializer):
 
 class KubeconfigImportSerializer(serializers.Serializer):
     kubeconfig = serializers.CharField(max_length=512 * 1024)
-    environments = serializers.PrimaryKeyRelatedField(
+    environments = BoundedPrimaryKeyRelatedField(
         queryset=Environment.objects.none(), many=True, required=False
     )
 

@@ -1,5 +1,6 @@
 """The REST API: the same querysets, FilterSet and lifecycle functions as the pages."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -13,15 +14,16 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connections import lifecycle
+from connections import editing, lifecycle
 from connections.choices import Status
 from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
 from connections.lifecycle import editable_ids
-from connections.models import Connection, Credential
-from connections.secrets import parse_kubeconfig
+from connections.models import Connection
+from credentials.kubeconfig import parse_kubeconfig
 from environments.actions import change_membership, group_transition
 from environments.models import Environment, EnvironmentMembership
+from meshplay.converters import ID_PATTERN
 
 from . import serializers as s
 from .errors import error
@@ -49,6 +51,12 @@ class Pages(PageNumberPagination):
         return schema
 
 
+class HistoryPages(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
 def _report(report: lifecycle.BulkReport) -> dict:
     return {
         "changed": report.changed,
@@ -67,6 +75,7 @@ class ConnectionViewSet(
     serializer_class = s.ConnectionSerializer
     permission_classes = [IsAuthenticated]
     pagination_class = Pages
+    lookup_value_regex = ID_PATTERN  # at most 18 digits: a longer id is a 404, not an overflow
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     filterset_class = ConnectionFilterSet
     ordering_fields = [
@@ -124,6 +133,8 @@ class ConnectionViewSet(
                 exc.message if visible else "This endpoint is already tracked by another user."
             )
             return error(409, "duplicate", message, **extra)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
         outcome = lifecycle.check_reachability(candidate)
         connection = lifecycle.insert_manual_connection(
             candidate, outcome, user=request.user, environments=values.get("environments", [])
@@ -133,10 +144,22 @@ class ConnectionViewSet(
         )
         return Response(body.data, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer):
-        if not editable_ids(self.request.user, [serializer.instance.pk]):
+    def update(self, request, *args, **kwargs):
+        """Change name, URL, credential, metadata, threshold or interval: the same rules as
+        creation (``editing.validate_connection``)."""
+        connection = self.get_object()
+        if connection.status == Status.DELETED:
+            return error(409, "deleted", "A deleted connection cannot be changed.")
+        if not editable_ids(request.user, [connection.pk]):
             raise lifecycle.PermissionDenied("You may view this connection but not change it.")
-        serializer.save()
+        body = self.get_serializer(connection, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        try:
+            editing.update_connection(connection, user=request.user, **body.validated_data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        fresh = self.get_queryset().get(pk=connection.pk)  # environments as the reader sees them
+        return Response(self.get_serializer(fresh).data)
 
     @extend_schema(request=s.TransitionSerializer, responses={200: s.ConnectionSerializer})
     @action(detail=True, methods=["post"])
@@ -154,11 +177,13 @@ class ConnectionViewSet(
         return Response(s.ConnectionSerializer(self.get_queryset().get(pk=pk)).data)
 
     @extend_schema(responses={200: s.HistorySerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=HistoryPages)
     def history(self, request, pk=None):
+        """The state changes, oldest first, a page at a time (``page``, ``page_size``)."""
         connection = self.get_object()
         rows = connection.history.select_related("user").order_by("created_at", "pk")
-        return Response(s.HistorySerializer(rows, many=True).data)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.HistorySerializer(page, many=True).data)
 
     @extend_schema(request=s.BulkTransitionSerializer, responses={200: s.BulkReportSerializer})
     @action(detail=False, methods=["post"], url_path="bulk-transition")
@@ -180,55 +205,13 @@ class ConnectionViewSet(
         return Response(_report(report))
 
 
-class CredentialViewSet(viewsets.ModelViewSet):
-    """Credentials: names and kinds; the secret is write-only and never returned."""
-
-    serializer_class = s.CredentialSerializer
-    permission_classes = [IsAuthenticated]
-    pagination_class = Pages
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self):
-        return (
-            Credential.objects.restrict(self.request.user)
-            .select_related("owner")
-            .order_by("name", "pk")
-        )
-
-    def _own(self, credential):
-        if credential.owner_id != self.request.user.pk and not self.request.user.is_superuser:
-            raise lifecycle.PermissionDenied("Only the owner changes or deletes a credential.")
-
-    def perform_create(self, serializer):
-        serializer.save(owner=self.request.user)
-
-    def perform_update(self, serializer):
-        self._own(serializer.instance)
-        serializer.save()
-
-    def destroy(self, request, *args, **kwargs):
-        credential = self.get_object()
-        self._own(credential)
-        users = list(
-            credential.connections.exclude(status=Status.DELETED).values_list("name", flat=True)
-        )
-        if users:
-            return error(
-                409,
-                "in_use",
-                f"'{credential.name}' is in use by: {', '.join(users)}.",
-                used_by=users,
-            )
-        credential.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
 class EnvironmentViewSet(viewsets.ModelViewSet):
     """Environments: editors change and act on the group; the owner manages members."""
 
     serializer_class = s.EnvironmentSerializer
     permission_classes = [IsAuthenticated]
     pagination_class = Pages
+    lookup_value_regex = ID_PATTERN  # at most 18 digits: a longer id is a 404, not an overflow
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -282,7 +265,7 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
         return Response(s.MemberSerializer(rows, many=True).data)
 
     @extend_schema(request=None, responses={204: None})
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<member_id>[0-9]+)")
+    @action(detail=True, methods=["delete"], url_path=rf"members/(?P<member_id>{ID_PATTERN})")
     def remove_member(self, request, pk=None, member_id=None):
         environment = self.get_object()
         self._require(environment, "own")
@@ -354,10 +337,11 @@ class KubeconfigImportView(APIView):
         """Every context becomes a Kubernetes connection with its own credential."""
         body = s.KubeconfigImportSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
+        insecure = request.data.get("allow_insecure_tls") is True
         try:
-            document = parse_kubeconfig(body.validated_data["kubeconfig"])
+            document = parse_kubeconfig(
+                body.validated_data["kubeconfig"], allow_insecure_tls=insecure
+            )
         except DjangoValidationError as exc:
             return error(400, "invalid", exc.messages[0], fields={"kubeconfig": exc.messages})
         report = import_kubeconfig(
@@ -365,6 +349,7 @@ class KubeconfigImportView(APIView):
             user=request.user,
             environments=body.validated_data.get("environments", []),
             visible=Connection.objects.restrict(request.user),
+            allow_insecure_tls=insecure,
         )
         return Response(
             {

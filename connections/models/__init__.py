@@ -1,6 +1,13 @@
 """The connections app's models, one module per job."""
 
-from .collected import DiscoveredResource, MetricSample, ProbeResult, ProbeRollup
+from .collected import (
+    LATENCY_BUCKETS_MS,
+    DiscoveredResource,
+    MetricSample,
+    ProbeCounter,
+    ProbeResult,
+    ProbeRollup,
+)
 from .connection import (
     ALL_BUT_DELETED,
     Connection,
@@ -13,20 +20,21 @@ from .connection import (
     is_unmanaged,
     resume_target,
 )
-from .credentials import Credential, CredentialQuerySet
+from .dependency import Dependency
 from .tokens import ApiToken
 
 __all__ = (
     "ALL_BUT_DELETED",
+    "LATENCY_BUCKETS_MS",
     "ApiToken",
     "Connection",
     "ConnectionQuerySet",
     "ConnectionTransition",
-    "Credential",
-    "CredentialQuerySet",
+    "Dependency",
     "DiscoveredResource",
     "LiveConnectionManager",
     "MetricSample",
+    "ProbeCounter",
     "ProbeResult",
     "ProbeRollup",
     "can_administer",

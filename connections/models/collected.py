@@ -3,7 +3,7 @@ resources discovery saw. All of it is purged when its connection is deleted."""
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from .connection import Connection
@@ -105,3 +105,54 @@ class ProbeResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"
+
+
+# Upper bounds (ms) of the probe latency histogram's buckets, as /metrics shows them.
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class ProbeCounter(models.Model):
+    """Every probe result ever recorded, counted per kind and outcome: the counters and the
+    latency histogram /metrics shows, so a scrape reads a dozen rows instead of every raw
+    result and roll-up. Added to in the transaction that records the results; never pruned,
+    never decreased (what a Prometheus counter promises)."""
+
+    kind = models.CharField(max_length=32)
+    ok = models.BooleanField()
+    count = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    # cumulative: buckets[i] counts latencies <= LATENCY_BUCKETS_MS[i]
+    buckets = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("kind", "ok"), name="unique_probe_counter")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {'ok' if self.ok else 'failed'}: {self.count}"
+
+    @classmethod
+    def add(cls, results: list[tuple[str, bool, float | None]]) -> None:
+        """Count (kind, ok, latency_ms) results. The rows are locked in one order (kind, ok), so
+        workers adding at once wait for each other instead of deadlocking or losing counts."""
+        groups: dict[tuple[str, bool], list[float | None]] = {}
+        for kind, ok, latency in results:
+            groups.setdefault((kind, ok), []).append(latency)
+        with transaction.atomic():
+            for (kind, ok), latencies in sorted(groups.items()):
+                cls._add(kind, ok, latencies)
+
+    @classmethod
+    def _add(cls, kind: str, ok: bool, latencies: list[float | None]) -> None:
+        counter, _ = cls.objects.select_for_update().get_or_create(kind=kind, ok=ok)
+        buckets = list(counter.buckets) + [0] * (len(LATENCY_BUCKETS_MS) - len(counter.buckets))
+        measured = [v for v in latencies if v is not None and v == v]  # NaN is no latency
+        for value in measured:
+            for i, bound in enumerate(LATENCY_BUCKETS_MS):
+                if value <= bound:
+                    buckets[i] += 1
+        counter.count += len(latencies)
+        counter.latency_count += len(measured)
+        counter.latency_sum_ms += sum(measured)
+        counter.buckets = buckets
+        counter.save()

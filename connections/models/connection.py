@@ -19,11 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
 
-from connections.choices import PROBED_STATES, Status, Trigger
+from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
 from connections.identity import endpoint_identity, validate_endpoint_url
 from connections.kinds import get_kind, kind_choices
-
-from .credentials import Credential, _shared_with
+from connections.sanitize import json_problem
+from credentials.models import Credential, shared_with
 
 
 def can_administer(instance: Connection, user: Any) -> bool:
@@ -54,6 +54,11 @@ def resume_target(instance: Connection) -> str:
     return Status.CONNECTED if instance.resume_status == Status.CONNECTED else Status.REGISTERED
 
 
+def is_scheduled_maintenance(instance: Connection) -> bool:
+    """A schedule only ends the maintenance a schedule started."""
+    return instance.maintenance_source == MaintenanceSource.SCHEDULE
+
+
 def _user(label: str, *, admin: bool = True) -> dict[str, Any]:
     return {"trigger": Trigger.USER, "label": label, "admin": admin}
 
@@ -77,7 +82,7 @@ class ConnectionQuerySet(models.QuerySet):
             return self
         from environments.models import Environment
 
-        environments = Environment.objects.filter(_shared_with(user, editors_only=action != "view"))
+        environments = Environment.objects.filter(shared_with(user, editors_only=action != "view"))
         shared = Environment.connections.through.objects.filter(
             environment__in=environments
         ).values("connection_id")
@@ -145,6 +150,11 @@ class Connection(FSMModelMixin, models.Model):
     state_version = models.PositiveIntegerField(default=0, editable=False)
     status_changed_at = models.DateTimeField(default=timezone.now, editable=False)
     resume_status = models.CharField(max_length=16, blank=True, editable=False)
+    # Who started the current maintenance (empty outside maintenance): a schedule never ends
+    # the maintenance a user started.
+    maintenance_source = models.CharField(
+        max_length=16, blank=True, choices=MaintenanceSource.choices, editable=False
+    )
 
     # Probe bookkeeping.
     failure_threshold = models.PositiveSmallIntegerField(
@@ -154,8 +164,14 @@ class Connection(FSMModelMixin, models.Model):
     )
     probe_interval = models.PositiveIntegerField(
         default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        validators=[MinValueValidator(5), MaxValueValidator(86400)],
         help_text="Seconds between health checks while reachable.",
+    )
+    retry_interval = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Seconds between probes after a failure, until the threshold is reached: "
+        "an outage is confirmed in seconds, not in whole intervals.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     next_probe_at = models.DateTimeField(
@@ -164,6 +180,8 @@ class Connection(FSMModelMixin, models.Model):
     # Set by the scheduler when it hands the connection to a probe batch; the batch only
     # applies its results while the claim is still its own.
     probe_claim = models.UUIDField(null=True, blank=True, editable=False)
+    # The time the claimed probe is due: the batch starts it then, not when it got the claim.
+    probe_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_probe_ok = models.BooleanField(null=True, editable=False)
     last_probe_error = models.TextField(blank=True, editable=False)
@@ -176,7 +194,13 @@ class Connection(FSMModelMixin, models.Model):
     all_objects = models.Manager.from_queryset(ConnectionQuerySet)()
 
     # Fields a transition writes; every other save leaves them alone.
-    TRANSITION_FIELDS = ("status", "state_version", "status_changed_at", "resume_status")
+    TRANSITION_FIELDS = (
+        "status",
+        "state_version",
+        "status_changed_at",
+        "resume_status",
+        "maintenance_source",
+    )
 
     class Meta:
         ordering = ("name", "pk")
@@ -186,6 +210,7 @@ class Connection(FSMModelMixin, models.Model):
                 fields=("identity",),
                 condition=~Q(status="deleted"),
                 name="unique_live_connection_identity",
+                violation_error_message="This endpoint is already tracked by another connection.",
             )
         ]
         indexes = [
@@ -205,6 +230,7 @@ class Connection(FSMModelMixin, models.Model):
         "consecutive_failures",
         "next_probe_at",
         "probe_claim",
+        "probe_due_at",
         "last_probe_at",
         "last_probe_ok",
         "last_probe_error",
@@ -320,6 +346,7 @@ class Connection(FSMModelMixin, models.Model):
     )
     def start_maintenance(self) -> None:
         self.resume_status = self.status
+        self.maintenance_source = MaintenanceSource.USER
 
     @transition(
         field=status,
@@ -329,7 +356,30 @@ class Connection(FSMModelMixin, models.Model):
         custom=_user("End maintenance"),
     )
     def end_maintenance(self) -> None:
+        """A user may end any maintenance, a scheduled one included."""
         self.consecutive_failures = 0
+        self.maintenance_source = ""
+
+    @transition(
+        field=status,
+        source=[Status.REGISTERED, Status.CONNECTED],
+        target=Status.MAINTENANCE,
+        custom=_automatic(Trigger.SCHEDULE, "Maintenance window started"),
+    )
+    def schedule_start_maintenance(self) -> None:
+        self.resume_status = self.status
+        self.maintenance_source = MaintenanceSource.SCHEDULE
+
+    @transition(
+        field=status,
+        source=Status.MAINTENANCE,
+        target=GET_STATE(resume_target, states=[Status.CONNECTED, Status.REGISTERED]),
+        conditions=[is_scheduled_maintenance],
+        custom=_automatic(Trigger.SCHEDULE, "Maintenance window ended"),
+    )
+    def schedule_end_maintenance(self) -> None:
+        self.consecutive_failures = 0
+        self.maintenance_source = ""
 
     @transition(
         field=status,
@@ -351,6 +401,7 @@ class Connection(FSMModelMixin, models.Model):
     def mark_deleted(self) -> None:
         """Tombstone: lifecycle.transition purges collected data in the same transaction."""
         self.next_probe_at = None
+        self.maintenance_source = ""
 
     @transition(
         field=status,
@@ -424,13 +475,15 @@ class Connection(FSMModelMixin, models.Model):
         super().clean()
         if not isinstance(self.metadata, dict):
             raise ValidationError({"metadata": "Metadata must be a JSON object ({...})."})
+        problem = json_problem(self.metadata, settings.MAX_JSON_DEPTH)
+        if problem:
+            raise ValidationError({"metadata": f"Metadata cannot be stored: {problem}."})
+        if len(json.dumps(self.metadata, default=str)) > 64 * 1024:
+            raise ValidationError({"metadata": "Metadata is limited to 64 KiB of JSON."})
         if self.url and self.kind and not self.managed:
             self.identity = endpoint_identity(self.kind, self.url)
-            twin = Connection.objects.filter(identity=self.identity).exclude(pk=self.pk).first()
-            if twin is not None:
-                raise ValidationError(
-                    {"url": f"This endpoint is already tracked as '{twin.name}' (#{twin.pk})."}
-                )
+        # the endpoint's uniqueness and the credential's bounds: connections.editing, which
+        # knows who asks
         accepted = self.kind_info.credential_kinds if self.kind else ()
         if self.credential_id and accepted and self.credential.kind not in accepted:
             raise ValidationError(

@@ -1,17 +1,25 @@
-"""What every probe shares: the outcome, the address guard, timeouts and the HTTP helper."""
+"""What every probe shares: the outcome, timeouts, the credential's headers and the GET."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
+import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from django.conf import settings
+from django.utils import timezone
+
+from connections.sanitize import clean_metadata
+from credentials.bounds import SecretRefused, secret_for
+from credentials.scrub import scrub
+
+from .transport import AddressRefused, refusal_for, url_refusal
+
+__all__ = ("refusal_for",)  # re-exported: discovery and scrapes guard blocking clients with it
 
 if TYPE_CHECKING:
     from connections.models import Connection
@@ -26,6 +34,8 @@ class ProbeOutcome:
     error_class: str = ""
     error: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # when the probe began: the next one is due an interval after it
+    started_at: datetime | None = None
 
     @property
     def auth_failure(self) -> bool:
@@ -48,64 +58,33 @@ class ProbeFailed(Exception):
         )
 
 
-_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
-_METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
+@dataclass
+class Answer:
+    """What a GET brought back: the status and at most MAX_BODY bytes of the body."""
+
+    status_code: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
-def _forbidden_ip(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_link_local or ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
+MAX_BODY = 256 * 1024  # a probe reads a little; a server that streams forever is cut off
 
 
-def refusal_for(url: str) -> str | None:
-    """Why a URL may not be probed (scheme, link-local metadata address, outside the
-    PROBE_ALLOWED_NETWORKS allow-list), or None.
-
-    Host names are resolved here; the check is a guard against configuration mistakes and
-    metadata-service probing, not against a resolver that answers differently a moment later.
-    """
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").split("%")[0]
-    except ValueError:
-        return "the URL cannot be parsed"
-    if parts.scheme not in ("http", "https"):
-        return "only http and https URLs are probed"
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if settings.PROBE_ALLOWED_NETWORKS:  # decided before any name lookup
-        ip = literal or (ipaddress.ip_address("127.0.0.1") if host == "localhost" else None)
-        networks = [ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS]
-        if ip is None or not any(ip.version == n.version and ip in n for n in networks):
-            if literal is not None and _forbidden_ip(host) and not settings.PROBE_ALLOW_LINK_LOCAL:
-                return f"{host} is the link-local metadata address {literal}, which is refused"
-            return f"{host or 'the host'} is outside PROBE_ALLOWED_NETWORKS"
-    if settings.PROBE_ALLOW_LINK_LOCAL:
-        return None
-    if literal is not None:
-        addresses = {host}
-    else:
-        try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-        except (OSError, UnicodeError):
-            return None  # the probe itself reports the name error
-    for address in addresses:
-        if _forbidden_ip(address):
-            return f"{host} is the link-local metadata address {address}, which is refused"
-    return None
+class BodyTooLarge(Exception):
+    pass
 
 
-def _needs_resolving(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host != "localhost"
-    return False
+async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> bytes:
+    """The whole body, however the server splits it into writes, up to ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the answer is larger than {limit // 1024} KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Probe:
@@ -119,21 +98,17 @@ class Probe:
         connect, total = table.get(self.kind, table["default"])
         return float(connect), float(total)
 
-    async def check(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
+    async def check(self, connection: Connection, client: aiohttp.ClientSession) -> ProbeOutcome:
         raise NotImplementedError
 
-    async def probe(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
+    async def probe(self, connection: Connection, client: aiohttp.ClientSession) -> ProbeOutcome:
+        """The probe within its total deadline (name lookup, connect, TLS, every read): a probe
+        that has not ended by then is cancelled, and its slot is free only once it has."""
         _, total = self.timeouts()
+        started_at = timezone.now()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(total):  # the name lookup of the guard counts too
-                url = connection.url
-                if _needs_resolving(url):
-                    refusal = await asyncio.to_thread(refusal_for, url)
-                else:
-                    refusal = refusal_for(url)
-                if refusal:
-                    return ProbeOutcome(ok=False, error_class="refused", error=refusal)
+            async with asyncio.timeout(total):  # every GET is guarded (HttpProbe.get)
                 outcome = await self.check(connection, client)
         except ProbeFailed as failed:
             outcome = failed.outcome
@@ -142,23 +117,53 @@ class Probe:
                 ok=False, error_class="timeout", error=f"no answer within {total:g}s"
             )
         outcome.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        return outcome
+        outcome.started_at = started_at
+        return scrubbed(outcome, connection)
 
 
-def auth_headers(connection: Connection) -> dict[str, str]:
-    """HTTP auth from the connection's credential (bearer token, API key or basic auth)."""
+def scrubbed(outcome: ProbeOutcome, connection: Connection) -> ProbeOutcome:
+    """The outcome without the credential's secret in its error or metadata: a server that
+    echoes the token (in an error, a version string) gets it shown nowhere."""
+    credential = connection.credential
+    if outcome.error:
+        outcome.error = scrub(outcome.error, credential)
+    if outcome.metadata:
+        # reduced to scalars first (a dict becomes its text), then every text scrubbed
+        outcome.metadata = {
+            key: scrub(value, credential) if isinstance(value, str) else value
+            for key, value in clean_metadata(outcome.metadata).items()
+        }
+    return outcome
+
+
+def credential_secret(connection: Connection, url: str) -> dict[str, str] | None:
+    """The connection's secret for a request to ``url``: refused (a failed probe, with the
+    reason) when ``url`` is outside the credential's endpoint bounds."""
     credential = connection.credential
     if credential is None:
+        return None
+    try:
+        return secret_for(credential, url)
+    except SecretRefused as refused:
+        raise ProbeFailed("refused", str(refused)) from None
+
+
+def auth_headers(connection: Connection, url: str | None = None) -> dict[str, str]:
+    """HTTP auth from the connection's credential (bearer token, API key or basic auth), for a
+    request to ``url`` (default: the connection's URL) inside the credential's bounds."""
+    secret = credential_secret(connection, url or connection.url)
+    if secret is None:
         return {}
-    secret = credential.get_secret()
     if "token" in secret:
         return {"Authorization": f"Bearer {secret['token']}"}
     if "key" in secret:
         return {"Authorization": f"Bearer {secret['key']}"}
     if "username" in secret:
-        request = httpx.Request("GET", "http://localhost")
-        basic = httpx.BasicAuth(secret["username"], secret["password"])
-        return {"Authorization": next(basic.auth_flow(request)).headers["Authorization"]}
+        return {
+            "Authorization": aiohttp.BasicAuth(
+                secret["username"], secret["password"], encoding="utf-8"
+            ).encode()
+        }
     return {}
 
 
@@ -168,36 +173,65 @@ class HttpProbe(Probe):
     kind = "http"
 
     async def get(
-        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
-    ) -> httpx.Response:
-        """One GET; transport errors, 401/403 and 5xx end the probe as failures."""
+        self,
+        client: aiohttp.ClientSession,
+        url: str,
+        headers: dict[str, str],
+        ssl: Any = True,
+        server_hostname: str | None = None,
+    ) -> Answer:
+        """One GET; transport errors, 401/403 and 5xx end the probe as failures.
+
+        A literal address is judged here (aiohttp does not ask the resolver for one); a name
+        is judged by the session's resolver, address by address."""
+        refusal = url_refusal(url)
+        if refusal:
+            raise ProbeFailed("refused", refusal)
         connect, total = self.timeouts()
         try:
-            response = await client.get(
-                url, headers=headers, timeout=httpx.Timeout(total, connect=connect)
-            )
-        except httpx.TimeoutException as exc:
+            async with client.get(
+                url,
+                headers=headers,
+                allow_redirects=False,
+                ssl=ssl,
+                server_hostname=server_hostname,
+                timeout=aiohttp.ClientTimeout(total=total, sock_connect=connect),
+            ) as response:
+                answer = Answer(response.status, await read_body(response))
+        except AddressRefused as exc:
+            raise ProbeFailed("refused", str(exc)) from None
+        except BodyTooLarge as exc:
+            raise ProbeFailed("http", str(exc)) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ProbeFailed("timeout", f"no answer within {total:g}s") from exc
-        except httpx.ConnectError as exc:
-            text = str(exc) or "connection failed"
-            tls = "SSL" in text or "certificate" in text
-            raise ProbeFailed("tls" if tls else "connect", text) from exc
-        except httpx.LocalProtocolError as exc:  # its text may quote a header: never keep it
+        except aiohttp.ClientSSLError as exc:
+            raise ProbeFailed("tls", f"TLS error: {_reason(exc)}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                raise ProbeFailed("refused", str(exc.os_error)) from None
+            raise ProbeFailed("connect", f"cannot connect: {_reason(exc)}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ProbeFailed("connect", _reason(exc) or type(exc).__name__) from exc
+        except ValueError as exc:  # a header aiohttp refuses to send: its text may quote it
             raise ProbeFailed("invalid", "the credential cannot be sent as an HTTP header") from exc
-        except httpx.HTTPError as exc:
-            raise ProbeFailed("connect", str(exc) or type(exc).__name__) from exc
-        if response.status_code in (401, 403):
+        if answer.status_code in (401, 403):
             raise ProbeFailed(
                 "auth",
-                f"authentication failed (HTTP {response.status_code})",
-                response.status_code,
+                f"authentication failed (HTTP {answer.status_code})",
+                answer.status_code,
             )
-        if response.status_code >= 500:
+        if answer.status_code >= 500:
             raise ProbeFailed(
-                "http", f"server error (HTTP {response.status_code})", response.status_code
+                "http", f"server error (HTTP {answer.status_code})", answer.status_code
             )
-        return response
+        return answer
 
-    async def check(self, connection: Connection, client: httpx.AsyncClient) -> ProbeOutcome:
+    async def check(self, connection: Connection, client: aiohttp.ClientSession) -> ProbeOutcome:
         response = await self.get(client, connection.url, auth_headers(connection))
         return ProbeOutcome(ok=True, status_code=response.status_code)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's own words, one line, without the request it may quote."""
+    text = str(getattr(exc, "os_error", None) or exc).splitlines()
+    return (text[-1] if text else type(exc).__name__)[:300]

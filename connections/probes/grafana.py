@@ -15,7 +15,9 @@ class GrafanaProbe(HttpProbe):
         health = await self.get(client, f"{base}/api/health", headers)
         try:
             body = health.json()
-        except ValueError:
+            if not isinstance(body, dict):
+                raise ValueError
+        except (ValueError, RecursionError):
             raise ProbeFailed(
                 "http", "/api/health did not answer JSON", health.status_code
             ) from None

@@ -1,44 +1,50 @@
-"""Kubernetes: the official client, built from the connection's kubeconfig or token credential.
+"""Kubernetes, from the connection's kubeconfig or token credential.
 
+The probe is async-native: TLS context and headers built from the kubeconfig, then
 ``GET /version`` (server version), ``/livez`` where RBAC allows it, and the uid of the
-``kube-system`` namespace as the cluster's identity. 401/403 on /version is an authentication
-failure. The client blocks, so it runs in a bounded thread pool.
+``kube-system`` namespace (the cluster's identity) with the same aiohttp session, deadline and
+address guard as every other kind: a server that trickles bytes costs its probe's deadline and
+nothing more. 401/403 on /version is an authentication failure. Discovery lists resources with
+the official client (``api_client_for``), under the same bounds and the task's time limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import weakref
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+import json
+import os
+import ssl
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import urllib3
-import yaml
-from django.conf import settings
+from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
-from .base import Probe, ProbeFailed, ProbeOutcome, refusal_for
+from credentials.bounds import describe, origin_of, permits
+from credentials.kubeconfig import parse_kubeconfig
+
+from .base import Answer, HttpProbe, ProbeFailed, ProbeOutcome, refusal_for
 from .registry import register_probe
 
 
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(
-        max_workers=settings.PROBE_KUBERNETES_THREADS, thread_name_prefix="k8s-probe"
-    )
-
-
 def kubeconfig_for(connection) -> tuple[dict[str, Any], str | None]:
-    """The kubeconfig dict and context to use: the credential's own, or one built from a token."""
+    """The kubeconfig dict and context to use: the credential's own (parsed with the same
+    bounds as at save), or one built from a token and the connection's URL."""
     credential = connection.credential
     if credential is None:
         raise ProbeFailed("invalid", "a Kubernetes connection needs a kubeconfig or token")
-    secret = credential.get_secret()
+    secret = credential.get_secret()  # nothing is sent before api_client_for checks the bounds
     if "kubeconfig" in secret:
-        return yaml.safe_load(secret["kubeconfig"]), connection.metadata.get("context") or None
+        key = (credential.pk, credential.secret_ciphertext, credential.allow_insecure_tls)
+        document = _DOCUMENTS.get_or_build(key, lambda: _parse(secret, credential))
+        return document, connection.metadata.get("context") or None
     cluster: dict[str, Any] = {"server": connection.url}
     ca = connection.metadata.get("certificate_authority_data")
     if ca:
@@ -54,18 +60,44 @@ def kubeconfig_for(connection) -> tuple[dict[str, Any], str | None]:
     return config, "ctx"
 
 
+def _parse(secret: dict[str, str], credential) -> dict[str, Any]:
+    try:
+        return parse_kubeconfig(
+            secret["kubeconfig"], allow_insecure_tls=credential.allow_insecure_tls
+        )
+    except ValidationError as exc:
+        raise ProbeFailed("invalid", f"unusable kubeconfig: {' '.join(exc.messages)}") from None
+
+
 def api_client_for(connection) -> k8s.ApiClient:
-    """The official client for a Kubernetes connection (no retries; link-local refused)."""
+    """The official client for a Kubernetes connection (no retries, no proxy, link-local
+    refused), only for a server inside the credential's endpoint bounds."""
     config, context = kubeconfig_for(connection)
     configuration = k8s.Configuration()
     load_kube_config_from_dict(
         config, context=context, client_configuration=configuration, persist_config=False
     )
     configuration.retries = False
+    if configuration.proxy:
+        raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
+    if not permits(connection.credential, configuration.host):
+        raise ProbeFailed(
+            "refused",
+            f"credential '{connection.credential.name}' is not sent to "
+            f"{_origin(configuration.host)}: it may be sent only to "
+            f"{describe(connection.credential)}",
+        )
     refusal = refusal_for(configuration.host)
     if refusal:
         raise ProbeFailed("refused", refusal)
     return k8s.ApiClient(configuration)
+
+
+def _origin(url: str) -> str:
+    try:
+        return origin_of(url)
+    except ValueError:
+        return "an unparseable server URL"
 
 
 def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
@@ -104,58 +136,193 @@ def failure_from(exc: Exception) -> ProbeFailed:
     return ProbeFailed("connect", f"cannot reach the API server: {reason}")
 
 
-class KubernetesProbe(Probe):
+@dataclass(frozen=True)
+class Target:
+    """Where and how the async probe talks to an API server (nothing here is logged)."""
+
+    server: str
+    ssl: Any
+    server_hostname: str | None
+    headers: dict[str, str]
+
+
+def _context_parts(document: dict[str, Any], context: str | None):
+    contexts = {c["name"]: c.get("context") or {} for c in document.get("contexts") or []}
+    name = context or document.get("current-context") or next(iter(contexts), None)
+    if name not in contexts:
+        raise ProbeFailed("invalid", f"the kubeconfig has no context '{str(name)[:100]}'")
+    spec = contexts[name]
+    clusters = {c["name"]: c.get("cluster") or {} for c in document.get("clusters") or []}
+    users = {u["name"]: u.get("user") or {} for u in document.get("users") or []}
+    return clusters.get(spec.get("cluster"), {}), users.get(spec.get("user"), {})
+
+
+class _LRU(OrderedDict):
+    """A small bounded cache shared by the probes' threads (least recently used goes)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.lock = threading.Lock()
+
+    def get_or_build(self, key, build):
+        with self.lock:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+        value = build()
+        with self.lock:
+            self[key] = value
+            while len(self) > self.size:
+                self.popitem(last=False)
+        return value
+
+
+_CONTEXTS = _LRU(256)  # TLS contexts by what they are made of: one per CA, not per connection
+_DOCUMENTS = _LRU(256)  # parsed kubeconfigs by credential and ciphertext: one parse per secret
+_TARGETS = _LRU(4096)  # targets by connection, credential and its ciphertext
+
+
+def _ssl_context(cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context of a cluster, shared by every connection made of the same parts."""
+    key = (
+        cluster.get("certificate-authority-data"),
+        cluster.get("insecure-skip-tls-verify") is True,
+        user.get("client-certificate-data"),
+        user.get("client-key-data"),
+    )
+    return _CONTEXTS.get_or_build(key, lambda: _build_ssl_context(cluster, user))
+
+
+def _build_ssl_context(cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
+    """TLS as the kubeconfig says: its CA (else the system's), its client certificate, and
+    verification off only where the stored kubeconfig was accepted with that opt-in."""
+    ca = cluster.get("certificate-authority-data")
+    try:
+        context = ssl.create_default_context(cadata=base64.b64decode(ca).decode() if ca else None)
+    except (ValueError, ssl.SSLError, UnicodeDecodeError) as exc:
+        raise ProbeFailed(
+            "invalid", "the kubeconfig's certificate-authority-data is not a PEM certificate"
+        ) from exc
+    if cluster.get("insecure-skip-tls-verify") is True:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    cert, key = user.get("client-certificate-data"), user.get("client-key-data")
+    if cert and key:
+        # ssl loads a client certificate from files only: a private folder, removed at once
+        with tempfile.TemporaryDirectory(prefix="meshplay-k8s-") as folder:
+            cert_path, key_path = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
+            for path, data in ((cert_path, cert), (key_path, key)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(base64.b64decode(data))
+            try:
+                context.load_cert_chain(cert_path, key_path)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ProbeFailed(
+                    "invalid", "the kubeconfig's client certificate or key cannot be loaded"
+                ) from exc
+    return context
+
+
+def target_for(connection) -> Target:
+    """The server, TLS context and auth headers of a Kubernetes connection, inside the
+    credential's endpoint bounds (a refused ProbeFailed outside them)."""
+    credential = connection.credential
+    key = (
+        connection.url,
+        json.dumps(connection.metadata.get("certificate_authority_data")),
+        json.dumps(connection.metadata.get("context")),
+        getattr(credential, "pk", None),
+        getattr(credential, "secret_ciphertext", None),
+        tuple(getattr(credential, "endpoints", None) or ()),
+    )
+    return _TARGETS.get_or_build(key, lambda: _build_target(connection))
+
+
+def _build_target(connection) -> Target:
+    credential = connection.credential
+    document, context = kubeconfig_for(connection)
+    cluster, user = _context_parts(document, context)
+    server = str(cluster.get("server") or "").rstrip("/")
+    if cluster.get("proxy-url"):
+        raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
+    if not permits(credential, server):
+        raise ProbeFailed(
+            "refused",
+            f"credential '{credential.name}' is not sent to {_origin(server)}: it may be sent "
+            f"only to {describe(credential)}",
+        )
+    headers = {"Accept": "application/json"}
+    if isinstance(user.get("token"), str):
+        headers["Authorization"] = f"Bearer {user['token']}"
+    elif isinstance(user.get("username"), str) and isinstance(user.get("password"), str):
+        headers["Authorization"] = aiohttp.BasicAuth(
+            user["username"], user["password"], encoding="utf-8"
+        ).encode()
+    secure = server.startswith("https://")
+    target = Target(
+        server=server,
+        ssl=_ssl_context(cluster, user) if secure else False,
+        server_hostname=cluster.get("tls-server-name") if secure else None,
+        headers=headers,
+    )
+    return target
+
+
+class KubernetesProbe(HttpProbe):
+    """``GET /version``, ``/livez`` where RBAC allows it, and the ``kube-system`` uid, with the
+    same async client, deadline and guard as every other kind."""
+
     kind = "kubernetes"
 
-    def run_blocking(self, connection) -> ProbeOutcome:
-        connect, total = self.timeouts()
+    async def check(self, connection, client: aiohttp.ClientSession) -> ProbeOutcome:
+        # parsing a kubeconfig and building TLS contexts costs CPU: never on the event loop
+        target = await asyncio.to_thread(target_for, connection)
+
+        async def get(path: str, *, tolerate: tuple[int, ...] = ()) -> Answer | None:
+            try:
+                return await self.get(
+                    client,
+                    target.server + path,
+                    target.headers,
+                    ssl=target.ssl,
+                    server_hostname=target.server_hostname,
+                )
+            except ProbeFailed as failed:
+                if failed.outcome.status_code in tolerate:
+                    return None
+                raise
+
+        version = await get("/version")
         try:
-            timeout = (connect, total)
-            with api_client_for(connection) as api:
-                version = k8s.VersionApi(api).get_code(_request_timeout=timeout)
-                metadata = {
-                    "version": version.git_version,
-                    "platform": version.platform,
-                    "server": api.configuration.host,
-                }
-                livez = _get_raw(api, "/livez", timeout)
-                if livez.status == 200:
-                    metadata["livez"] = "ok"
-                elif livez.status not in (401, 403, 404):  # /livez where RBAC allows it
-                    raise ProbeFailed("http", f"/livez answered HTTP {livez.status}", livez.status)
-                try:
-                    namespace = k8s.CoreV1Api(api).read_namespace(
-                        "kube-system", _request_timeout=timeout
-                    )
-                    metadata["cluster_id"] = namespace.metadata.uid
-                except k8s.exceptions.ApiException as exc:
-                    if exc.status not in (403, 404):
-                        raise
-        except ProbeFailed:
-            raise
-        except Exception as exc:
-            raise failure_from(exc) from exc
-        return ProbeOutcome(ok=True, status_code=200, metadata=metadata)
-
-    async def check(self, connection, client) -> ProbeOutcome:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_pool(), self.run_blocking, connection)
-
-    async def probe(self, connection, client) -> ProbeOutcome:
-        # Wait for a free thread before the probe's clock starts: a busy pool is not the
-        # cluster's fault, and must not read as a timeout.
-        async with _slots():
-            return await super().probe(connection, client)
-
-
-_loop_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    if loop not in _loop_slots:
-        _loop_slots[loop] = asyncio.Semaphore(settings.PROBE_KUBERNETES_THREADS)
-    return _loop_slots[loop]
+            info = version.json()
+            if not isinstance(info, dict) or not info.get("gitVersion"):
+                raise ValueError
+        except (ValueError, RecursionError):
+            raise ProbeFailed("http", "/version did not answer a Kubernetes version") from None
+        metadata = {
+            "version": info.get("gitVersion", ""),
+            "platform": info.get("platform", ""),
+            "server": target.server,
+        }
+        livez = await get("/livez", tolerate=(401, 403))
+        if livez is not None:
+            if livez.status_code == 200:
+                metadata["livez"] = "ok"
+            elif livez.status_code != 404:
+                raise ProbeFailed(
+                    "http", f"/livez answered HTTP {livez.status_code}", livez.status_code
+                )
+        namespace = await get("/api/v1/namespaces/kube-system", tolerate=(401, 403))
+        if namespace is not None and namespace.status_code == 200:
+            try:
+                uid = (namespace.json().get("metadata") or {}).get("uid")
+            except (ValueError, AttributeError, RecursionError):
+                uid = None
+            if isinstance(uid, str) and uid:
+                metadata["cluster_id"] = uid
+        return ProbeOutcome(ok=True, status_code=version.status_code, metadata=metadata)
 
 
 def encode_ca(pem: bytes | str) -> str:

@@ -24,7 +24,7 @@ class PrometheusProbe(HttpProbe):
         try:
             data = info.json().get("data") or {}
             metadata = {"version": data.get("version", ""), "revision": data.get("revision", "")}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             pass
         return ProbeOutcome(ok=True, status_code=ready.status_code, metadata=metadata)
 

@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from connections import lifecycle
-from connections.models import Connection, Credential
+from connections.models import Connection
+from credentials.models import Credential
 
 # name, kind, how it behaves: (seconds up, seconds down, what down means)
 FLEET = [

@@ -23,7 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
         parser.add_argument("--demo", action="store_true", help="also run the demo fleet")
-        parser.add_argument("--concurrency", default="2", help="worker processes")
+        # a batch holds its process until its slowest probe ends: two per core keeps a round
+        # to one wave and leaves room for beat's tick
+        parser.add_argument("--concurrency", default="4", help="probe worker processes")
 
     def handle(self, *args, host: str, port: str, demo: bool, concurrency: str, **options):
         env = dict(os.environ)
@@ -37,26 +39,34 @@ class Command(BaseCommand):
             env["CELERY_BROKER_URL"] = f"redis+socket://{embedded.socket_file}"
             self.stdout.write(f"embedded broker: redis on {embedded.socket_file}")
         python = sys.executable
+        celery = [python, "-m", "celery", "-A", "meshplay", "worker", "--loglevel", "INFO"]
         commands = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            # probes never wait behind a discovery pass: discovery has a worker of its own
             "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "meshplay",
-                "worker",
+                *celery,
                 "-B",
                 "--scheduler",
                 "django_celery_beat.schedulers:DatabaseScheduler",
                 "-Q",
-                "celery,probes,discovery",
+                "celery,probes",
                 "--pool",
                 "prefork",
                 "--concurrency",
                 concurrency,
-                "--loglevel",
-                "INFO",
+                "-n",
+                "probes@%h",
+            ],
+            "discovery": [
+                *celery,
+                "-Q",
+                "discovery",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "-n",
+                "discovery@%h",
             ],
         }
         if demo:

@@ -2,32 +2,47 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, ProtectedError, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from .choices import Status
+from environments.models import Environment
+
 from .forms import CredentialForm
 from .models import Credential
+
+DELETED = "deleted"  # a deleted connection's tombstone does not use its credential
+
+
+def visible_environments(user) -> Prefetch:
+    """Only the environments the user may see: a credential's page never names the others."""
+    return Prefetch(
+        "environments", queryset=Environment.objects.restrict(user).order_by("name", "pk")
+    )
+
+
+def credentials_for(user):
+    """The credentials a user sees, with how many live connections use each."""
+    return (
+        Credential.objects.restrict(user)
+        .select_related("owner")
+        .prefetch_related(visible_environments(user))
+        .annotate(used_by=Count("connections", filter=~Q(connections__status=DELETED)))
+        .order_by("name", "pk")
+    )
 
 
 @login_required
 def credential_list(request: HttpRequest) -> HttpResponse:
-    credentials = (
-        Credential.objects.restrict(request.user)
-        .select_related("owner")
-        .prefetch_related("environments")
-        .annotate(used_by=Count("connections", filter=~Q(connections__status=Status.DELETED)))
-        .order_by("name", "pk")
-    )
+    credentials = credentials_for(request.user)
     return render(request, "credentials/list.html", {"credentials": credentials})
 
 
 def _owned(request: HttpRequest, pk: int) -> tuple[Credential, bool]:
     credential = get_object_or_404(Credential.objects.restrict(request.user), pk=pk)
-    return credential, credential.owner_id == request.user.pk or request.user.is_superuser
+    return credential, credential.is_owned_by(request.user)
 
 
 @sensitive_post_parameters("secret")
@@ -67,17 +82,18 @@ def credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"'{credential.name}' is shared with you: only its owner deletes it."
         )
         return redirect("credentials:list")
-    users = list(
-        credential.connections.exclude(status=Status.DELETED).values_list("name", flat=True)
-    )
+    users = list(credential.connections.exclude(status=DELETED).values_list("name", flat=True))
     if users:
         messages.error(
             request,
             f"'{credential.name}' is in use by {len(users)} connection(s): {', '.join(users)}. "
             "Attach another credential to them, or delete them, first.",
         )
-        response = redirect("credentials:list")
-        return response
-    credential.delete()
+        return redirect("credentials:list")
+    try:
+        credential.delete()
+    except ProtectedError:  # a row the count above did not see (added meanwhile)
+        messages.error(request, f"'{credential.name}' is in use: it was not deleted.")
+        return redirect("credentials:list")
     messages.success(request, f"Credential '{credential.name}' deleted.")
     return redirect("credentials:list")

@@ -7,8 +7,8 @@ decrypts, so nothing stops working), run this command, then drop the old keys.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from connections import crypto
-from connections.models import Credential
+from credentials import crypto
+from credentials.models import Credential
 
 
 class Command(BaseCommand):

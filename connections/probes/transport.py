@@ -1,0 +1,245 @@
+"""How probes reach the network: one aiohttp session per batch, behind the address guard.
+
+The guard decides which addresses may be contacted: never the link-local metadata service
+(unless ``PROBE_ALLOW_LINK_LOCAL``), and only ``PROBE_ALLOWED_NETWORKS`` when that is set. It
+is enforced where the address is chosen: ``GuardedResolver`` resolves a name once (c-ares via
+aiodns, bounded concurrency, a short cache), drops the addresses the guard refuses, and aiohttp
+connects to exactly the addresses it returned, with the name kept for Host and SNI. A resolver
+that answers differently a moment later therefore changes nothing: there is no second lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from django.conf import settings
+
+from credentials.bounds import host_problem
+
+_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
+_METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
+
+
+class AddressRefused(OSError):
+    """The guard refused every address of a host; the text says why."""
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip
+
+
+def address_refusal(host: str, address: str) -> str | None:
+    """Why ``address`` (which ``host`` resolved to) may not be contacted, or None."""
+    try:
+        ip = _ip(address)
+    except ValueError:
+        return f"{host} resolved to something that is not an address"
+    metadata = ip.is_link_local or ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
+    if metadata and not settings.PROBE_ALLOW_LINK_LOCAL:
+        return f"{host} is the link-local metadata address {ip}, which is refused"
+    if settings.PROBE_ALLOWED_NETWORKS:
+        networks = [ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS]
+        if not any(ip.version == n.version and ip in n for n in networks):
+            return f"{host} ({ip}) is outside PROBE_ALLOWED_NETWORKS"
+    return None
+
+
+def url_refusal(url: str) -> str | None:
+    """What can be said of a URL before any lookup: scheme, parse, a literal address."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018  (raises for a bad port)
+    except ValueError:
+        return "the URL cannot be parsed"
+    if parts.scheme not in ("http", "https"):
+        return "only http and https URLs are probed"
+    return host_refusal(host)
+
+
+def host_refusal(host: str) -> str | None:
+    """What can be said of a host before any lookup: its form, and a literal address (a name
+    is checked on every address it resolves to, when it is contacted)."""
+    problem = host_problem(host)
+    if problem:
+        return problem
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return address_refusal(host, host)
+
+
+def refusal_for(url: str) -> str | None:
+    """The guard for blocking callers (the Kubernetes client of discovery): the URL, then
+    every address its host resolves to. Probes do not use this: their resolver guards."""
+    refusal = url_refusal(url)
+    if refusal:
+        return refusal
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return None  # the client itself reports the name error
+    for address in addresses:
+        refusal = address_refusal(host, address)
+        if refusal:
+            return refusal
+    return None
+
+
+class GuardedResolver(AbstractResolver):
+    """c-ares lookups, at most ``PROBE_DNS_CONCURRENCY`` at once, cached for
+    ``PROBE_DNS_CACHE_SECONDS``; only addresses the guard allows are returned."""
+
+    def __init__(self, nameservers: list[str] | None = None) -> None:
+        import aiodns
+
+        self._dns = aiodns.DNSResolver(
+            nameservers=nameservers or settings.PROBE_DNS_SERVERS or None,
+            timeout=float(settings.PROBE_TIMEOUTS["default"][0]),
+            tries=3,  # c-ares shortens its timeout after fast answers: a slow one gets retried
+        )
+        self._slots = asyncio.Semaphore(settings.PROBE_DNS_CONCURRENCY)
+        self._cache: dict[tuple[str, int], tuple[float, list[str] | str]] = {}
+        self._pending: dict[tuple[str, int], asyncio.Task] = {}
+        self.lookups = 0  # names actually sent to the DNS server (tests read it)
+
+    async def _lookup(self, host: str, family: int) -> list[str] | str:
+        """The addresses of ``host`` or the text of its error (cached either way).
+
+        One lookup per name at a time, in a task of its own: a probe that gives up waiting
+        (its deadline passed) cancels only its wait, never the lookup other probes share."""
+        key = (host, family)
+        cached = self._cache.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._query(key))
+            self._pending[key] = task
+            task.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _query(self, key: tuple[str, int]) -> list[str] | str:
+        host, family = key
+        async with self._slots:
+            self.lookups += 1
+            result: list[str] | str
+            # A timeout or an empty answer is asked again once. c-ares's timeout adapts to the
+            # latencies it has seen, and when it gives up on a slow A query while the AAAA query
+            # has answered empty, the lookup reports "no data" for a name that has an address.
+            for _ in range(2):
+                try:
+                    answer = await self._dns.getaddrinfo(
+                        host, family=family, type=socket.SOCK_STREAM
+                    )
+                    result = list(dict.fromkeys(_text(node.addr[0]) for node in answer.nodes))
+                    if result:
+                        break
+                    result = f"{host} has no address"
+                except Exception as exc:  # aiodns.error.DNSError and timeouts
+                    result = f"cannot resolve {host}: {_dns_error(exc)}"
+                    if not _worth_asking_again(result):
+                        break
+        ttl = settings.PROBE_DNS_CACHE_SECONDS if isinstance(result, list) else 2.0
+        self._cache[key] = (time.monotonic() + ttl, result)
+        return result
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        bare = host.split("%")[0]
+        try:
+            ipaddress.ip_address(bare)
+            addresses: list[str] | str = [bare]
+        except ValueError:
+            addresses = await self._lookup(host, int(family))
+        if isinstance(addresses, str):
+            raise OSError(addresses)
+        allowed, refusals = [], []
+        for address in addresses:
+            refusal = address_refusal(host, address)
+            (refusals if refusal else allowed).append(refusal or address)
+        if not allowed:
+            raise AddressRefused(refusals[0])
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in allowed
+        ]
+
+    async def close(self) -> None:
+        await self._dns.close()
+
+
+def _text(address: str | bytes) -> str:
+    return address.decode("ascii") if isinstance(address, bytes) else address
+
+
+def _worth_asking_again(error: str) -> bool:
+    """A timeout or an empty answer may be c-ares giving up early; a name error is final."""
+    return "imeout" in error or "no data" in error
+
+
+def _dns_error(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[1], str):
+        return args[1]
+    return type(exc).__name__
+
+
+@asynccontextmanager
+async def probe_session(
+    resolver: AbstractResolver | None = None,
+    timeout: aiohttp.ClientTimeout | None = None,
+    **connector: Any,
+):
+    """The HTTP session of one batch: guarded resolver, bounded concurrency per host, no proxy
+    from the environment, no redirects followed (set per request), no cookies kept."""
+    owned = resolver is None
+    resolver = resolver or GuardedResolver()
+    options = {
+        "resolver": resolver,
+        "use_dns_cache": False,  # the resolver caches; aiohttp must not skip it
+        "limit": 0,  # the batch's semaphore bounds the probes in flight
+        "limit_per_host": 0,  # per host: registry.probe_one, before the deadline starts
+        "enable_cleanup_closed": True,
+        **connector,
+    }
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(**options),
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=True,
+        raise_for_status=False,
+        timeout=timeout or aiohttp.ClientTimeout(total=None),
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
+        if owned:
+            await resolver.close()

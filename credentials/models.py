@@ -1,0 +1,173 @@
+"""Credentials: secrets a connection authenticates with, encrypted at rest, never read back,
+and bound to the endpoints they may be sent to."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from credentials import crypto
+
+# the states a connection is probed in (connections.choices.PROBED_STATES; no import back)
+PROBED = ("discovered", "registered", "connected", "disconnected")
+
+
+class CredentialKind(models.TextChoices):
+    BEARER_TOKEN = "bearer_token", "Bearer token"
+    BASIC_AUTH = "basic_auth", "Basic auth"
+    API_KEY = "api_key", "API key"
+    KUBECONFIG = "kubeconfig", "Kubeconfig"
+
+
+def shared_with(user: Any, *, editors_only: bool) -> Q:
+    """Environments ``user`` owns or is a member of (as an editor, if asked)."""
+    membership = Q(memberships__user=user)
+    if editors_only:
+        membership &= Q(memberships__role="editor")
+    return Q(owner=user) | membership
+
+
+class CredentialQuerySet(models.QuerySet):
+    def restrict(self, user: Any, action: str = "view") -> CredentialQuerySet:
+        """Who may see a credential's name, or (``action="use"``) attach it to a connection, or
+        (any other action) change it.
+
+        view: their own, and those shared into an environment they own or belong to.
+        use: their own, and those shared into an environment where they are owner or editor;
+        a viewer never attaches a shared credential (the endpoint bounds apply on top).
+        change/delete: their own only (superusers: all).
+        """
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        if action not in ("view", "use"):
+            return self.filter(owner=user)
+        from environments.models import Environment
+
+        environments = Environment.objects.filter(shared_with(user, editors_only=action == "use"))
+        shared = Environment.credentials.through.objects.filter(
+            environment__in=environments
+        ).values("credential_id")
+        return self.filter(Q(owner=user) | Q(pk__in=shared))
+
+
+class Credential(models.Model):
+    """A secret a connection authenticates with, encrypted at rest; never read back to a user.
+
+    ``endpoints`` are the origins (``scheme://host:port``) the secret may be sent to: set by the
+    owner, and for a kubeconfig its clusters' servers. Every sender checks them
+    (``credentials.bounds``); nothing sends a secret anywhere else.
+    """
+
+    Kind = CredentialKind
+
+    # The keys each kind's secret holds; every one is required.
+    SECRET_KEYS: dict[str, tuple[str, ...]] = {
+        Kind.BEARER_TOKEN: ("token",),
+        Kind.BASIC_AUTH: ("username", "password"),
+        Kind.API_KEY: ("key",),
+        Kind.KUBECONFIG: ("kubeconfig",),
+    }
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"
+    )
+    secret_ciphertext = models.TextField(editable=False)
+    endpoints = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Origins (scheme://host:port) this secret may be sent to; for a kubeconfig, "
+        "its clusters' servers.",
+    )
+    allow_insecure_tls = models.BooleanField(
+        "Allow unverified TLS",
+        default=False,
+        help_text="Accept a kubeconfig cluster with insecure-skip-tls-verify: its server's "
+        "identity is not checked, so anyone on the path could read the secret.",
+    )
+    # Derived from the stored kubeconfig: one of its clusters skips TLS verification.
+    tls_unverified = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        db_table = "connections_credential"  # moved from the connections app; the table stays
+        ordering = ("name", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("owner", "name"), name="unique_credential_per_owner")
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded = self._what_is_sent()
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Credential {self.pk} {self.name!r} ({self.kind})>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved with another secret or other bounds, its connections' results in flight were
+        made with the old one: they are dropped, and the connections probed again at once."""
+        changed = self.pk is not None and self._what_is_sent() != self._loaded
+        super().save(*args, **kwargs)
+        self._loaded = self._what_is_sent()
+        if changed:
+            from django.utils import timezone
+
+            live = self.connections.exclude(status="deleted")
+            live.update(state_version=models.F("state_version") + 1, probe_claim=None)
+            live.filter(status__in=PROBED).update(
+                next_probe_at=timezone.now(), consecutive_failures=0
+            )
+
+    def set_secret(self, values: dict[str, str]) -> None:
+        """Validate, normalise and encrypt; raises ValidationError naming what is wrong.
+
+        For a kubeconfig, the endpoints become its clusters' servers."""
+        from credentials.secrets import validate_secret
+
+        checked = validate_secret(self.kind, values, allow_insecure_tls=self.allow_insecure_tls)
+        if checked.servers is not None:
+            from django.core.exceptions import ValidationError
+
+            from credentials.bounds import origin_of
+
+            try:
+                origins = [origin_of(server) for server in checked.servers]
+            except ValueError as exc:
+                raise ValidationError(
+                    f"A cluster's server URL: {exc}.", code="kubeconfig_server_url"
+                ) from None
+            self.endpoints = list(dict.fromkeys(origins))
+        self.tls_unverified = checked.tls_unverified
+        cleaned = checked.secret
+        self.secret_ciphertext = crypto.encrypt(json.dumps(cleaned).encode())
+
+    def get_secret(self) -> dict[str, str]:
+        """The decrypted secret, for a sender that checked the bounds; never for a page or log."""
+        return json.loads(crypto.decrypt(self.secret_ciphertext))
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)
+
+    def is_owned_by(self, user: Any) -> bool:
+        return bool(user and (user.is_superuser or self.owner_id == user.pk))
+
+    def _what_is_sent(self) -> tuple:
+        # __dict__: never load a deferred field just to remember it
+        return tuple(
+            json.dumps(self.__dict__.get(name), default=str)
+            for name in ("secret_ciphertext", "endpoints", "allow_insecure_tls")
+        )

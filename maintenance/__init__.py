@@ -1,0 +1,2 @@
+"""Scheduled maintenance windows: when connections enter and leave maintenance by schedule,
+and which notifications a window keeps quiet."""

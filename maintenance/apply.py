@@ -1,0 +1,127 @@
+"""Bring connections' maintenance in line with the windows active now.
+
+``apply_windows`` compares state with time, it does not count ticks: the connections that
+should be in scheduled maintenance are those covered by a window active now (one SQL
+condition); those in ``registered``/``connected`` enter, those in maintenance *by schedule*
+that no active window covers any more leave, back to where they came from. Running it twice,
+late, or from two workers at once changes nothing more (each change is the lifecycle's
+compare-and-set). In the steady state it costs three queries, whatever the fleet.
+
+A user's maintenance is never ended by a schedule (the schedule edge out of maintenance
+requires ``maintenance_source == schedule``); a user's "End maintenance" of a scheduled one
+holds for the occurrences already started (a later start puts it back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+
+from django.db.models import Max
+from django.utils import timezone
+
+from connections import lifecycle
+from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
+from connections.models import Connection, ConnectionTransition, resume_target
+
+from . import schedule
+from .models import Window
+from .scope import covered_q, covering, enabled_windows, names
+
+log = logging.getLogger(__name__)
+
+ENTERING = (Status.REGISTERED, Status.CONNECTED)
+
+
+def apply_windows(now: datetime | None = None) -> Counter:
+    """Enter and leave scheduled maintenance as the windows say at ``now``; returns counts."""
+    now = now or timezone.now()
+    stats: Counter = Counter()
+    windows = enabled_windows()
+    active: dict[int, tuple[datetime, datetime]] = {}
+    for w in windows:
+        occ = schedule.active_occurrence(w, now)
+        if occ is not None:
+            active[w.pk] = occ
+    live = [w for w in windows if w.pk in active]
+    covered = covered_q(live)
+    stats["active_windows"] = len(live)
+
+    if covered is not None:
+        candidates = list(Connection.objects.filter(covered, status__in=ENTERING))
+        if candidates:
+            _enter(candidates, live, active, now, stats)
+
+    ended = [
+        (w, end) for w in windows if (end := schedule.last_end(w, now)) and end > w.probed_end_at
+    ]
+    reason = f"maintenance window {names(w for w, _ in ended)} ended" if ended else ""
+    leaving = Connection.objects.filter(
+        status=Status.MAINTENANCE, maintenance_source=MaintenanceSource.SCHEDULE
+    )
+    if covered is not None:
+        leaving = leaving.exclude(covered)
+    for connection in leaving:
+        _move(
+            connection,
+            resume_target(connection),
+            reason or "no maintenance window covers it any more",
+            stats,
+            "left",
+        )
+
+    if ended:
+        # its connections are probed at once, those that stayed disconnected through it too
+        stats["probed_now"] = (
+            Connection.objects.filter(covered_q([w for w, _ in ended]), status__in=PROBED_STATES)
+            .exclude(next_probe_at__lte=now)
+            .update(next_probe_at=now)
+        )
+        for w, end in ended:
+            w.probed_end_at = end
+        Window.objects.bulk_update([w for w, _ in ended], ["probed_end_at"])
+    return stats
+
+
+def _enter(
+    candidates: list[Connection],
+    live: list[Window],
+    active: dict[int, tuple[datetime, datetime]],
+    now: datetime,
+    stats: Counter,
+) -> None:
+    cover = covering(live, {c.pk: c.kind for c in candidates})
+    earliest = min(start for start, _ in active.values())
+    # a user's "End maintenance" since a covering occurrence started exempts it from that one
+    ended_by_user = dict(
+        ConnectionTransition.objects.filter(
+            connection_id__in=[c.pk for c in candidates],
+            from_status=Status.MAINTENANCE,
+            trigger=Trigger.USER,
+            created_at__gte=earliest,
+        )
+        .values("connection_id")
+        .annotate(last=Max("created_at"))
+        .values_list("connection_id", "last")
+    )
+    for connection in candidates:
+        windows = cover.get(connection.pk)
+        if not windows:
+            continue
+        latest = max(windows, key=lambda w: (active[w.pk][0], w.pk))
+        user_end = ended_by_user.get(connection.pk)
+        if user_end is not None and user_end >= active[latest.pk][0]:
+            stats["exempt"] += 1
+            continue
+        _move(connection, Status.MAINTENANCE, f"maintenance window {latest.name}", stats, "entered")
+
+
+def _move(connection: Connection, target: str, reason: str, stats: Counter, counter: str) -> None:
+    try:
+        lifecycle.transition(connection, target, trigger=Trigger.SCHEDULE, reason=reason)
+    except lifecycle.TransitionRefused as exc:  # StaleState included: the next tick decides
+        log.info("maintenance skipped connection=%s: %s", connection.pk, exc)
+        stats["skipped"] += 1
+    else:
+        stats[counter] += 1

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class MaintenanceConfig(AppConfig):
+    name = "maintenance"
+    verbose_name = "Maintenance windows"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from .periodic import ensure_periodic_tasks
+
+        post_migrate.connect(ensure_periodic_tasks, sender=self)

@@ -1,0 +1,51 @@
+"""The outbox: an ``Event`` per transition, written in the transition's own transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connections.choices import Status, Trigger
+
+from .choices import Category
+
+_DOWN = (Status.DISCONNECTED, Status.NOT_FOUND)
+_UP = (Status.CONNECTED, Status.REGISTERED)
+
+
+def categorize(from_status: str, to_status: str, trigger: str, reason: str) -> str:
+    """What a change means to the people who own the connection."""
+    if trigger == Trigger.USER:
+        return Category.ADMINISTRATIVE
+    if to_status == Status.DISCONNECTED:
+        return (
+            Category.AUTH if reason.startswith("authentication failure") else Category.DISCONNECTED
+        )
+    if to_status == Status.NOT_FOUND:
+        return Category.NOT_FOUND
+    if to_status in _UP and from_status in _DOWN:
+        return Category.RECOVERY
+    return Category.LIFECYCLE
+
+
+def record_event(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """post_save of ConnectionTransition: inside the transaction that recorded it, so the event
+    exists exactly when the transition does."""
+    if not created or raw:
+        return
+    from .models import Event
+
+    Event.objects.create(
+        transition=instance,
+        connection_id=instance.connection_id,
+        from_status=instance.from_status,
+        to_status=instance.to_status,
+        trigger=instance.trigger,
+        category=categorize(
+            instance.from_status, instance.to_status, instance.trigger, instance.reason
+        ),
+        reason=instance.reason,
+        user_id=instance.user_id,
+        created_at=instance.created_at,
+    )

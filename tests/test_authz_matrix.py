@@ -1,0 +1,1435 @@
+"""The authorisation matrix: every URL pattern (read from the resolver) and every API operation
+(read from the OpenAPI schema), for every persona, against one small world.
+
+Nobody has to remember to add a new view here: a pattern or an operation the tables below do not
+know fails with the line to add (how to fill its parameters, and what each persona gets).
+
+Personas: ``anonymous``; a ``stranger`` with no relation to anything; a ``viewer`` and an
+``editor`` of the environment "prod"; ``staff`` (is_staff, not a superuser, no membership, the
+admin's model permissions); the ``owner`` of everything in the world.
+
+Every answer, for everyone: no 5xx, never the secret (``CANARY``); a stranger never reads the
+world's names (404, not 403, so existence is not revealed); viewer, editor and stranger never
+read the name of "secret-env", the owner's environment they are not in; a persona who may not
+change something leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.resolvers import RoutePattern
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from drf_spectacular.generators import SchemaGenerator
+
+from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
+from credentials.models import Credential
+from environments.models import Environment, EnvironmentMembership
+from maintenance import windows as maintenance_windows
+from maintenance.models import Window
+from notifications import channels as notify_channels
+from notifications.models import Channel, Rule, Watch
+
+pytestmark = pytest.mark.django_db
+
+CANARY = "CANARY-5e0b1f-never-in-a-response"
+PERSONAS = ("anonymous", "stranger", "viewer", "editor", "staff", "owner")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+BOUND = "http://127.0.0.1:9"  # the credential's one endpoint
+LOGIN = "login"  # expected: 302 to the sign-in page
+ADMIN_LOGIN = "admin-login"  # expected: 302 to the admin's sign-in page
+
+
+# --- the world ------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    keys: dict[str, str]  # persona -> API token key
+    token_ids: dict[str, int]
+    environment: Environment  # "prod": the viewer and the editor are members
+    secret_environment: Environment  # "secret-env": the owner's only
+    connection: Connection
+    credential: Credential
+    memberships: dict[str, EnvironmentMembership]
+    hidden_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# staff run the admin of these models: view, add and change (not superuser, no membership)
+STAFF_PERMISSIONS = [
+    (app, f"{verb}_{model}")
+    for app, model in (
+        ("connections", "connection"),
+        ("credentials", "credential"),
+        ("environments", "environment"),
+        ("environments", "environmentmembership"),
+    )
+    for verb in ("view", "add", "change")
+]
+
+
+@pytest.fixture
+def world(db) -> World:
+    """An owner with "prod" (a connection, a credential shared into it, a viewer and an editor),
+    "secret-env" (the same connection and credential, nobody else), a stranger and staff."""
+    user_model = get_user_model()
+    users: dict[str, Any] = {"anonymous": None}
+    for persona in PERSONAS[1:]:
+        users[persona] = user_model.objects.create_user(
+            f"matrix-{persona}", password=f"pw-{persona}-123", is_staff=persona == "staff"
+        )
+    users["staff"].user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label__in=[app for app, _ in STAFF_PERMISSIONS],
+            codename__in=[codename for _, codename in STAFF_PERMISSIONS],
+        )
+    )
+    owner = users["owner"]
+    credential = Credential(name="matrix-cred", kind="bearer_token", owner=owner)
+    credential.endpoints = [BOUND]
+    credential.set_secret({"token": CANARY})
+    credential.save()
+    connection = Connection.objects.create(
+        name="matrix-conn",
+        kind="http",
+        url=f"{BOUND}/x",
+        status="registered",
+        owner=owner,
+        credential=credential,
+    )
+    ConnectionTransition.objects.create(
+        connection=connection, to_status="registered", trigger="user", user=owner, reason="set-up"
+    )
+    prod = Environment.objects.create(name="prod", owner=owner)
+    secret_env = Environment.objects.create(name="secret-env", owner=owner)
+    for environment in (prod, secret_env):
+        environment.connections.add(connection)
+        environment.credentials.add(credential)
+    memberships = {
+        role: EnvironmentMembership.objects.create(environment=prod, user=users[role], role=role)
+        for role in ("viewer", "editor")
+    }
+    keys, token_ids = {}, {}
+    for persona in PERSONAS[1:]:
+        token, keys[persona] = ApiToken.issue(users[persona], "matrix")
+        token_ids[persona] = token.pk
+    world = World(users, keys, token_ids, prod, secret_env, connection, credential, memberships)
+    own = ("matrix-conn", "matrix-cred", "secret-env")
+    world.hidden_names = {
+        "anonymous": own,
+        "stranger": own,
+        "viewer": ("secret-env",),
+        "editor": ("secret-env",),
+    }
+    return world
+
+
+def page_client(world: World, persona: str) -> Client:
+    """Signed in as the persona; a view's exception comes back as the 500 it would be."""
+    client = Client(raise_request_exception=False)
+    if world.users[persona] is not None:
+        client.force_login(world.users[persona])
+    return client
+
+
+def api_client(world: World, persona: str) -> Client:
+    """With the persona's API token (none for anonymous)."""
+    if persona == "anonymous":
+        return Client(raise_request_exception=False)
+    key = world.keys[persona]
+    return Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {key}")
+
+
+def snapshot() -> dict[str, list]:
+    """What any write would change (not sessions, last_login, last_used_at)."""
+    return {
+        "connections": list(
+            Connection.all_objects.order_by("pk").values_list(
+                "pk", "name", "url", "status", "credential_id", "owner_id", "metadata"
+            )
+        ),
+        "history": list(ConnectionTransition.objects.values_list("pk", flat=True)),
+        "environments": list(
+            Environment.objects.order_by("pk").values_list("pk", "name", "description", "owner")
+        ),
+        "memberships": list(
+            EnvironmentMembership.objects.order_by("pk").values_list("environment", "user", "role")
+        ),
+        "assigned": sorted(
+            Environment.connections.through.objects.values_list("environment", "connection")
+        ),
+        "shared": sorted(
+            Environment.credentials.through.objects.values_list("environment", "credential")
+        ),
+        "credentials": list(
+            Credential.objects.order_by("pk").values_list(
+                "pk", "name", "kind", "owner", "endpoints", "secret_ciphertext"
+            )
+        ),
+        "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "user", "revoked_at")),
+        "dependencies": sorted(Dependency.objects.values_list("child", "parent")),
+        "channels": list(
+            Channel.objects.order_by("pk").values_list(
+                "pk", "name", "owner", "environment", "enabled", "config_encrypted"
+            )
+        ),
+        "rules": list(Rule.objects.order_by("pk").values_list("pk", "channel", "categories")),
+        "watches": list(
+            Watch.objects.order_by("pk").values_list("user", "connection", "environment")
+        ),
+        "windows": list(
+            Window.objects.order_by("pk").values_list(
+                "pk", "name", "kind", "enabled", "ended_at", "starts_at", "ends_at", "kinds"
+            )
+        ),
+        "window_scopes": sorted(
+            Window.connections.through.objects.values_list("window", "connection")
+        ),
+        "users": list(
+            get_user_model()
+            .objects.order_by("pk")
+            .values_list("pk", "username", "password", "is_staff", "is_superuser", "is_active")
+        ),
+    }
+
+
+def changes(before: dict, after: dict) -> list[str]:
+    return [name for name in before if before[name] != after[name]]
+
+
+def body_of(response) -> str:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode(errors="replace")
+    return response.content.decode(errors="replace")
+
+
+def excerpt(text: str, length: int = 300) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()[:length]
+
+
+def check_answer(world: World, persona: str, where: str, response, expected) -> str:
+    """The invariants of every answer, then the expected status; returns the body."""
+    body = body_of(response)
+    said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
+    assert response.status_code < 500, f"server error: {said}"
+    assert CANARY not in body, f"the secret is in the answer: {said}"
+    for name in world.hidden_names.get(persona, ()):
+        assert name not in body, f"'{name}' is shown to the {persona}: {said}"
+    if expected in (LOGIN, ADMIN_LOGIN):
+        target = reverse("login") if expected == LOGIN else reverse("admin:login")
+        assert response.status_code == 302, f"expected a redirect to sign in: {said}"
+        assert response["Location"].startswith(f"{target}?next="), said
+    elif expected is not None:
+        assert response.status_code == expected, f"expected {expected}: {said}"
+    return body
+
+
+# --- the expectations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """What each persona gets, who may change the database, and the body sent."""
+
+    expected: dict[str, Any]
+    writers: frozenset[str] = frozenset()
+    body: Callable[[World], dict] | None = None
+    report: bool = False  # a bulk report: 200 with every row refused is a refusal
+
+
+def expect(
+    anonymous, stranger, viewer, editor, staff, owner, *, writers="", body=None, report=False
+):
+    statuses = (anonymous, stranger, viewer, editor, staff, owner)
+    return Row(dict(zip(PERSONAS, statuses, strict=True)), frozenset(writers.split()), body, report)
+
+
+def everyone(status, *, anonymous=LOGIN, body=None) -> Row:
+    return expect(anonymous, status, status, status, status, status, body=body)
+
+
+def world_parent(world: World) -> Connection:
+    """A second connection of "prod" (everyone in it sees it) for a dependency to name."""
+    parent, _ = Connection.objects.get_or_create(
+        name="matrix-parent",
+        defaults={
+            "kind": "http",
+            "url": f"{BOUND}/parent",
+            "owner": world.users["owner"],
+            "status": "registered",
+        },
+    )
+    world.environment.connections.add(parent)
+    return parent
+
+
+def new_connection(world: World) -> dict:
+    """Add an HTTP connection inside the credential's bounds, with the shared credential."""
+    return {
+        "name": "matrix-new",
+        "kind": "http",
+        "url": f"{BOUND}/new",
+        "credential": world.credential.pk,
+        "failure_threshold": 3,
+        "probe_interval": 30,
+    }
+
+
+def world_channel(world: World) -> Channel:
+    """The owner's webhook channel of "prod" (made on first use): its editors manage it, its
+    viewer sees it; its destination holds the secret, which no page may show."""
+    channel = Channel.objects.filter(name="matrix-hook").first()
+    if channel is None:
+        channel, _ = notify_channels.create_channel(
+            world.users["owner"],
+            name="matrix-hook",
+            kind="webhook",
+            destination=f"{BOUND}/{CANARY}",
+            environment=world.environment,
+        )
+    return channel
+
+
+def channel_settings(world: World) -> dict:
+    return {
+        "name": "hijacked",
+        "enabled": "on",
+        "group_window": 10,
+        "group_threshold": 3,
+        "cooldown": 300,
+        "remind_every_hours": 0,
+        "rate_per_hour": 60,
+    }
+
+
+def world_window(world: World) -> Window:
+    """The owner's one-off window of "prod" over the world's connection, active now (made on
+    first use): its editors manage it, its viewer sees it."""
+    window = Window.objects.filter(name="matrix-window").first()
+    if window is None:
+        now = timezone.now()
+        window = maintenance_windows.save_window(
+            world.users["owner"],
+            Window(),
+            name="matrix-window",
+            kind="one_off",
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(hours=1),
+            connections=[world.connection],
+            environment=world.environment,
+        )
+    return window
+
+
+def window_settings(world: World) -> dict:
+    """The edit page's form: renamed, moved an hour later (in the window's zone, UTC)."""
+    now = timezone.now().replace(tzinfo=None)
+    return {
+        "name": "hijacked",
+        "kind": "one_off",
+        "timezone": "UTC",
+        "starts_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "connections": [world.connection.pk],
+        "enabled": "on",
+    }
+
+
+MAINTENANCE = {"to": "maintenance"}
+EDITORS = "editor staff owner"  # who may change prod's connections (README: staff, editors)
+
+# (pattern name, method) -> persona order: anonymous, stranger, viewer, editor, staff, owner
+PAGES: dict[tuple[str, str], Row] = {
+    ("/", "GET"): everyone(302, anonymous=302),
+    ("/", "POST"): everyone(302, anonymous=302),
+    ("login", "GET"): everyone(200, anonymous=200),
+    ("login", "POST"): everyone(200, anonymous=200),
+    ("logout", "GET"): everyone(405, anonymous=405),
+    ("logout", "POST"): everyone(302, anonymous=302),
+    ("password_change", "GET"): everyone(200),
+    ("password_change", "POST"): everyone(200),
+    ("password_change_done", "GET"): everyone(200),
+    ("password_change_done", "POST"): everyone(405),
+    ("password_reset", "GET"): everyone(200, anonymous=200),
+    ("password_reset", "POST"): everyone(200, anonymous=200),
+    ("password_reset_done", "GET"): everyone(200, anonymous=200),
+    ("password_reset_done", "POST"): everyone(405, anonymous=405),
+    ("password_reset_confirm", "GET"): everyone(200, anonymous=200),
+    ("password_reset_confirm", "POST"): everyone(200, anonymous=200),
+    ("password_reset_complete", "GET"): everyone(200, anonymous=200),
+    ("password_reset_complete", "POST"): everyone(405, anonymous=405),
+    ("tokens", "GET"): everyone(200),
+    ("tokens", "POST"): everyone(200, body=lambda w: {"name": ""}),
+    ("token-revoke", "GET"): everyone(405),
+    ("token-revoke", "POST"): expect(LOGIN, 404, 404, 404, 404, 302, writers="owner"),
+    ("healthz", "GET"): everyone(200, anonymous=200),
+    ("healthz", "POST"): everyone(200, anonymous=200),
+    ("readyz", "GET"): everyone(200, anonymous=200),
+    ("readyz", "POST"): everyone(200, anonymous=200),
+    ("metrics", "GET"): expect(401, 401, 401, 401, 200, 401),
+    ("metrics", "POST"): expect(401, 401, 401, 401, 200, 401),
+    ("api-root", "GET"): everyone(200, anonymous=401),
+    ("api-root", "POST"): everyone(405, anonymous=401),
+    ("connections:list", "GET"): everyone(200),
+    ("connections:list", "POST"): everyone(200),
+    ("connections:add", "GET"): everyone(200),
+    ("connections:add", "POST"): expect(
+        LOGIN, 400, 400, 302, 400, 302, writers="editor owner", body=new_connection
+    ),
+    ("connections:import", "GET"): everyone(200),
+    ("connections:import", "POST"): everyone(400),
+    ("connections:bulk", "GET"): everyone(405),
+    ("connections:bulk", "POST"): expect(
+        LOGIN,
+        404,
+        302,
+        302,
+        302,
+        302,
+        writers=EDITORS,
+        body=lambda w: {"action": "transition:maintenance", "ids": str(w.connection.pk)},
+    ),
+    ("connections:detail", "GET"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("connections:detail", "POST"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("connections:transition", "GET"): everyone(405),
+    ("connections:transition", "POST"): expect(
+        LOGIN, 404, 302, 302, 302, 302, writers=EDITORS, body=lambda w: MAINTENANCE
+    ),
+    ("connections:parents", "GET"): everyone(405),
+    ("connections:parents", "POST"): expect(
+        LOGIN,
+        404,
+        302,
+        302,
+        302,
+        302,
+        writers=EDITORS,
+        body=lambda w: {"parent": world_parent(w).pk},
+    ),
+    ("credentials:list", "GET"): everyone(200),
+    ("credentials:list", "POST"): everyone(200),
+    ("credentials:add", "GET"): everyone(200),
+    ("credentials:add", "POST"): everyone(400),
+    ("credentials:edit", "GET"): expect(LOGIN, 404, 302, 302, 404, 200),
+    ("credentials:edit", "POST"): expect(
+        LOGIN,
+        404,
+        302,
+        302,
+        404,
+        302,
+        writers="owner",
+        body=lambda w: {
+            "name": "hijacked",
+            "kind": "bearer_token",
+            "secret": "",
+            "endpoints_text": f"{BOUND}\nhttp://127.0.0.1:10",
+        },
+    ),
+    ("credentials:delete", "GET"): everyone(405),
+    ("credentials:delete", "POST"): expect(LOGIN, 404, 302, 302, 404, 302, writers="owner"),
+    ("environments:list", "GET"): everyone(200),
+    ("environments:list", "POST"): everyone(200),
+    ("environments:add", "GET"): everyone(200),
+    ("environments:add", "POST"): everyone(400),
+    ("environments:detail", "GET"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("environments:detail", "POST"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("environments:edit", "GET"): expect(LOGIN, 404, 303, 200, 200, 200),
+    ("environments:edit", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: {"name": "hijacked"}
+    ),
+    ("environments:delete", "GET"): everyone(405),
+    ("environments:delete", "POST"): expect(LOGIN, 404, 303, 303, 303, 302, writers="owner"),
+    ("environments:transition", "GET"): everyone(405),
+    ("environments:transition", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: MAINTENANCE
+    ),
+    ("environments:connections", "GET"): everyone(405),
+    ("environments:connections", "POST"): expect(
+        LOGIN,
+        404,
+        303,
+        302,
+        302,
+        302,
+        writers=EDITORS,
+        body=lambda w: {"connection": w.connection.pk, "remove": "1"},
+    ),
+    ("environments:credentials", "GET"): everyone(405),
+    ("environments:credentials", "POST"): expect(
+        LOGIN,
+        404,
+        303,
+        302,
+        404,  # staff sees the environment but not the owner's credential
+        302,
+        writers="editor owner",
+        body=lambda w: {"credential": w.credential.pk, "remove": "1"},
+    ),
+    ("environments:members", "GET"): everyone(405),
+    ("environments:members", "POST"): expect(
+        LOGIN,
+        404,
+        303,
+        303,
+        303,
+        302,
+        writers="owner",
+        body=lambda w: {"username": "matrix-stranger", "role": "editor"},
+    ),
+    ("notifications:center", "GET"): everyone(200),
+    ("notifications:center", "POST"): everyone(200),
+    ("notifications:mark-read", "GET"): everyone(405),
+    ("notifications:mark-read", "POST"): everyone(302),
+    ("notifications:bell", "GET"): everyone(200),
+    ("notifications:bell", "POST"): everyone(405),
+    ("notifications:channels", "GET"): everyone(200),
+    ("notifications:channels", "POST"): everyone(200),
+    ("notifications:channel-add", "GET"): everyone(200),
+    ("notifications:channel-add", "POST"): everyone(400),
+    ("notifications:channel", "GET"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("notifications:channel", "POST"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("notifications:channel-edit", "GET"): expect(LOGIN, 404, 303, 200, 200, 200),
+    ("notifications:channel-edit", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=channel_settings
+    ),
+    ("notifications:channel-delete", "GET"): everyone(405),
+    ("notifications:channel-delete", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: {"confirm": "yes"}
+    ),
+    ("notifications:channel-test", "GET"): everyone(405),
+    ("notifications:channel-test", "POST"): expect(LOGIN, 404, 303, 302, 302, 302, writers=EDITORS),
+    ("notifications:channel-rotate", "GET"): everyone(405),
+    ("notifications:channel-rotate", "POST"): expect(
+        LOGIN, 404, 303, 200, 200, 200, writers=EDITORS
+    ),
+    ("notifications:rule-add", "GET"): everyone(405),
+    ("notifications:rule-add", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: {"rule-kinds": ["http"]}
+    ),
+    ("notifications:rule-delete", "GET"): everyone(405),
+    ("notifications:rule-delete", "POST"): expect(LOGIN, 404, 303, 302, 302, 302, writers=EDITORS),
+    # anyone who sees a connection or an environment may watch it
+    ("notifications:watch-connection", "GET"): everyone(405),
+    ("notifications:watch-connection", "POST"): expect(
+        LOGIN, 404, 303, 303, 303, 303, writers="viewer editor staff owner"
+    ),
+    ("notifications:watch-environment", "GET"): everyone(405),
+    ("notifications:watch-environment", "POST"): expect(
+        LOGIN, 404, 303, 303, 303, 303, writers="viewer editor staff owner"
+    ),
+    # maintenance windows: the environment's viewers see its windows, its editors manage them
+    ("maintenance:list", "GET"): everyone(200),
+    ("maintenance:list", "POST"): everyone(200),
+    ("maintenance:add", "GET"): everyone(200),
+    ("maintenance:add", "POST"): everyone(400),
+    ("maintenance:detail", "GET"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("maintenance:detail", "POST"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("maintenance:edit", "GET"): expect(LOGIN, 404, 303, 200, 200, 200),
+    ("maintenance:edit", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=window_settings
+    ),
+    ("maintenance:end-now", "GET"): everyone(405),
+    ("maintenance:end-now", "POST"): expect(LOGIN, 404, 303, 302, 302, 302, writers=EDITORS),
+    ("maintenance:enable", "GET"): everyone(405),
+    ("maintenance:enable", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: {"enabled": "0"}
+    ),
+    ("maintenance:delete", "GET"): everyone(405),
+    ("maintenance:delete", "POST"): expect(
+        LOGIN, 404, 303, 302, 302, 302, writers=EDITORS, body=lambda w: {"confirm": "yes"}
+    ),
+}
+
+# (method, schema path) -> persona order: anonymous, stranger, viewer, editor, staff, owner
+RENAME = {"name": "renamed"}
+API: dict[tuple[str, str], Row] = {
+    ("GET", "/api/connections/"): everyone(200, anonymous=401),
+    ("POST", "/api/connections/"): expect(
+        401, 400, 400, 201, 400, 201, writers="editor owner", body=new_connection
+    ),
+    ("POST", "/api/connections/bulk-transition/"): expect(
+        401,
+        404,
+        200,
+        200,
+        200,
+        200,
+        writers=EDITORS,
+        report=True,
+        body=lambda w: {"ids": [w.connection.pk], **MAINTENANCE},
+    ),
+    ("GET", "/api/connections/{id}/"): expect(401, 404, 200, 200, 200, 200),
+    ("PUT", "/api/connections/{id}/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: RENAME
+    ),
+    ("PATCH", "/api/connections/{id}/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: RENAME
+    ),
+    ("GET", "/api/connections/{id}/history/"): expect(401, 404, 200, 200, 200, 200),
+    ("POST", "/api/connections/{id}/transition/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: MAINTENANCE
+    ),
+    ("GET", "/api/credentials/"): everyone(200, anonymous=401),
+    ("POST", "/api/credentials/"): everyone(400, anonymous=401, body=lambda w: {}),
+    ("GET", "/api/credentials/{id}/"): expect(401, 404, 200, 200, 404, 200),
+    ("PATCH", "/api/credentials/{id}/"): expect(
+        401,
+        404,
+        403,
+        403,
+        404,
+        200,
+        writers="owner",
+        body=lambda w: {"name": "hijacked", "endpoints": [BOUND, "http://127.0.0.1:10"]},
+    ),
+    # in use by the connection: even the owner gets 409
+    ("DELETE", "/api/credentials/{id}/"): expect(401, 404, 403, 403, 404, 409),
+    ("GET", "/api/environments/"): everyone(200, anonymous=401),
+    ("POST", "/api/environments/"): everyone(400, anonymous=401, body=lambda w: {}),
+    ("GET", "/api/environments/{id}/"): expect(401, 404, 200, 200, 200, 200),
+    ("PATCH", "/api/environments/{id}/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: {"name": "hijacked"}
+    ),
+    ("DELETE", "/api/environments/{id}/"): expect(401, 404, 403, 403, 403, 204, writers="owner"),
+    ("POST", "/api/environments/{id}/connections/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: {"remove": [w.connection.pk]}
+    ),
+    ("GET", "/api/environments/{id}/members/"): expect(401, 404, 200, 200, 200, 200),
+    ("POST", "/api/environments/{id}/members/"): expect(
+        401,
+        404,
+        403,
+        403,
+        403,
+        200,
+        writers="owner",
+        body=lambda w: {"username": "matrix-stranger", "role": "editor"},
+    ),
+    ("DELETE", "/api/environments/{id}/members/{member_id}/"): expect(
+        401, 404, 403, 403, 403, 204, writers="owner"
+    ),
+    ("POST", "/api/environments/{id}/transition/"): expect(
+        401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: MAINTENANCE
+    ),
+    ("POST", "/api/kubeconfig-import/"): everyone(400, anonymous=401, body=lambda w: {}),
+}
+
+# How to fill a pattern's parameters: by pattern name first, then by namespace.
+PAGE_PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
+    ("connections", "pk"): lambda w: w.connection.pk,
+    ("credentials", "pk"): lambda w: w.credential.pk,
+    ("environments", "pk"): lambda w: w.environment.pk,
+    ("token-revoke", "pk"): lambda w: w.token_ids["owner"],
+    ("notifications", "pk"): lambda w: world_channel(w).pk,
+    ("notifications:rule-delete", "rule_pk"): lambda w: world_channel(w).rules.get().pk,
+    ("notifications:watch-connection", "pk"): lambda w: w.connection.pk,
+    ("notifications:watch-environment", "pk"): lambda w: w.environment.pk,
+    ("maintenance", "pk"): lambda w: world_window(w).pk,
+    ("password_reset_confirm", "uidb64"): lambda w: urlsafe_base64_encode(
+        force_bytes(w.users["owner"].pk)
+    ),
+    ("password_reset_confirm", "token"): lambda w: "not-a-valid-token",
+}
+# An API path's parameters: {id} is the world's object of the collection; the rest by name.
+API_COLLECTIONS: dict[str, Callable[[World], int]] = {
+    "connections": lambda w: w.connection.pk,
+    "credentials": lambda w: w.credential.pk,
+    "environments": lambda w: w.environment.pk,
+}
+API_PARAMETERS: dict[str, Callable[[World], int]] = {
+    "member_id": lambda w: w.memberships["viewer"].pk,
+}
+
+
+# --- enumerating the resolver and the schema ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pattern:
+    key: str  # "namespace:name", or "/route" for an unnamed pattern
+    route: str
+    parameters: tuple[str, ...]
+
+    @property
+    def namespace(self) -> str:
+        return self.key.rpartition(":")[0]
+
+
+def _parameters(pattern) -> list[str]:
+    if isinstance(pattern, RoutePattern):
+        return list(pattern.converters)
+    return list(pattern.regex.groupindex)
+
+
+@cache
+def all_patterns() -> tuple[Pattern, ...]:
+    """Every URL pattern of the project, includes followed."""
+    found: list[Pattern] = []
+
+    def walk(patterns, prefix: str, namespace: str, parameters: tuple[str, ...]) -> None:
+        for item in patterns:
+            route = prefix + str(item.pattern)
+            names = parameters + tuple(_parameters(item.pattern))
+            if isinstance(item, URLResolver):
+                inner = ":".join(filter(None, [namespace, item.namespace]))
+                walk(item.url_patterns, route, inner, names)
+            elif isinstance(item, URLPattern):
+                if item.name:
+                    key = f"{namespace}:{item.name}" if namespace else item.name
+                else:
+                    key = "/" + route
+                found.append(Pattern(key, route, names))
+
+    walk(get_resolver().url_patterns, "", "", ())
+    return tuple(found)
+
+
+API_DOCS = {"schema", "docs", "redoc"}  # public reference pages, not operations
+
+
+def kind_of(pattern: Pattern) -> str:
+    """admin (its own sweep), docs and format suffixes (skipped), api (the schema matrix),
+    page (the page matrix)."""
+    if pattern.route.startswith("admin/"):
+        return "admin"
+    if "format" in pattern.parameters:
+        return "suffix"  # /api/connections.json: the same view as /api/connections/
+    if pattern.route.startswith("api/"):
+        if pattern.key in API_DOCS:
+            return "docs"
+        if pattern.key == "api-root":
+            return "page"
+        return "api"
+    return "page"
+
+
+def page_patterns() -> list[Pattern]:
+    return [p for p in all_patterns() if kind_of(p) == "page"]
+
+
+@cache
+def schema() -> dict:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def api_operations() -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, operations in schema()["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+
+
+def route_to_path(route: str, value: Callable[[str], str]) -> str:
+    """A route (either syntax) with each parameter replaced by ``value(name)``."""
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: value(m.group(1)), route)
+    path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: value(m.group(1)), path)
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+def schema_path_of(route: str) -> str:
+    """'api/^connections/(?P<pk>[^/.]+)/$' -> '/api/connections/{id}/' (the schema's spelling)."""
+    return route_to_path(route, lambda name: "{id}" if name == "pk" else f"{{{name}}}")
+
+
+def fill_page(pattern: Pattern, world: World) -> str:
+    """The pattern's URL for this world; fails naming the parameter nobody knows how to fill."""
+    kwargs = {}
+    for name in pattern.parameters:
+        filler = PAGE_PARAMETERS.get((pattern.key, name)) or PAGE_PARAMETERS.get(
+            (pattern.namespace, name)
+        )
+        if filler is None:
+            pytest.fail(
+                f"URL pattern '{pattern.key}' ({pattern.route}) has a parameter '{name}' the "
+                f"matrix cannot fill: add ({pattern.key!r} or {pattern.namespace!r}, {name!r}) "
+                "to PAGE_PARAMETERS in tests/test_authz_matrix.py."
+            )
+        kwargs[name] = filler(world)
+    if pattern.key.startswith("/"):  # unnamed
+        return route_to_path(pattern.route, lambda name: str(kwargs[name]))
+    return reverse(pattern.key, kwargs=kwargs)
+
+
+# --- the notifications API ---------------------------------------------------------------
+
+
+def world_rule(world: World):
+    return world_channel(world).rules.order_by("pk").first()
+
+
+def world_event(world: World):
+    from notifications.models import Event
+
+    return Event.objects.filter(connection=world.connection).order_by("pk").first()
+
+
+def world_delivery(world: World):
+    from notifications.models import Delivery, Message
+
+    channel = world_channel(world)
+    message, _ = Message.objects.get_or_create(
+        channel=channel, key="matrix-message", defaults={"kind": "test", "title": "t", "body": "b"}
+    )
+    delivery = Delivery.objects.filter(message=message).first()
+    return delivery or Delivery.objects.create(
+        message=message, channel=channel, attempt=1, ok=False, error="refused"
+    )
+
+
+API.update(
+    {
+        ("GET", "/api/notifications/channels/"): everyone(200, anonymous=401),
+        ("POST", "/api/notifications/channels/"): everyone(400, anonymous=401, body=lambda w: {}),
+        ("GET", "/api/notifications/channels/{id}/"): expect(401, 404, 200, 200, 200, 200),
+        ("PUT", "/api/notifications/channels/{id}/"): expect(
+            401,
+            404,
+            403,
+            200,
+            200,
+            200,
+            writers=EDITORS,
+            body=lambda w: {"name": "hijacked", "kind": "webhook"},
+        ),
+        ("PATCH", "/api/notifications/channels/{id}/"): expect(
+            401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: {"name": "hijacked"}
+        ),
+        ("DELETE", "/api/notifications/channels/{id}/"): expect(
+            401, 404, 403, 204, 204, 204, writers=EDITORS
+        ),
+        ("POST", "/api/notifications/channels/{id}/test/"): expect(
+            401, 404, 403, 200, 200, 200, writers=EDITORS
+        ),
+        ("POST", "/api/notifications/channels/{id}/rotate-secret/"): expect(
+            401, 404, 403, 200, 200, 200, writers=EDITORS
+        ),
+        ("GET", "/api/notifications/rules/"): everyone(200, anonymous=401),
+        ("POST", "/api/notifications/rules/"): expect(
+            401,
+            400,
+            400,
+            201,
+            201,
+            201,
+            writers=EDITORS,
+            body=lambda w: {"channel": world_channel(w).pk},
+        ),
+        ("GET", "/api/notifications/rules/{id}/"): expect(401, 404, 200, 200, 200, 200),
+        ("PUT", "/api/notifications/rules/{id}/"): expect(
+            401,
+            404,
+            403,
+            200,
+            200,
+            200,
+            writers=EDITORS,
+            body=lambda w: {"channel": world_channel(w).pk, "categories": ["auth"]},
+        ),
+        ("PATCH", "/api/notifications/rules/{id}/"): expect(
+            401,
+            404,
+            403,
+            200,
+            200,
+            200,
+            writers=EDITORS,
+            body=lambda w: {"categories": ["auth"]},
+        ),
+        ("DELETE", "/api/notifications/rules/{id}/"): expect(
+            401, 404, 403, 204, 204, 204, writers=EDITORS
+        ),
+        ("GET", "/api/notifications/events/"): everyone(200, anonymous=401),
+        ("GET", "/api/notifications/events/{id}/"): expect(401, 404, 200, 200, 200, 200),
+        ("GET", "/api/notifications/deliveries/"): everyone(200, anonymous=401),
+        ("GET", "/api/notifications/deliveries/{id}/"): expect(401, 404, 200, 200, 200, 200),
+    }
+)
+API_COLLECTIONS.update(
+    {
+        "notifications/channels": lambda w: world_channel(w).pk,
+        "notifications/rules": lambda w: world_rule(w).pk,
+        "notifications/events": lambda w: world_event(w).pk,
+        "notifications/deliveries": lambda w: world_delivery(w).pk,
+    }
+)
+
+API.update(
+    {
+        ("GET", "/api/maintenance/windows/"): everyone(200, anonymous=401),
+        ("POST", "/api/maintenance/windows/"): everyone(400, anonymous=401, body=lambda w: {}),
+        ("GET", "/api/maintenance/windows/{id}/"): expect(401, 404, 200, 200, 200, 200),
+        ("PUT", "/api/maintenance/windows/{id}/"): expect(
+            401,
+            404,
+            403,
+            200,
+            200,
+            200,
+            writers=EDITORS,
+            body=lambda w: {
+                "name": "hijacked",
+                "kind": "recurring",
+                "weekdays": [0, 3],
+                "start_time": "02:00",
+                "duration_minutes": 60,
+                "timezone": "Europe/Amsterdam",
+            },
+        ),
+        ("PATCH", "/api/maintenance/windows/{id}/"): expect(
+            401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: {"name": "hijacked"}
+        ),
+        ("DELETE", "/api/maintenance/windows/{id}/"): expect(
+            401, 404, 403, 204, 204, 204, writers=EDITORS
+        ),
+        ("POST", "/api/maintenance/windows/{id}/end-now/"): expect(
+            401, 404, 403, 200, 200, 200, writers=EDITORS
+        ),
+    }
+)
+API_COLLECTIONS["maintenance/windows"] = lambda w: world_window(w).pk
+
+
+def fill_api(path: str, world: World) -> str:
+    parts = path.split("/")
+    # /api/<collection>/… or /api/notifications/<collection>/… (maintenance/ likewise)
+    nested = parts[2] in ("notifications", "maintenance")
+    collection = "/".join(parts[2:4]) if nested else parts[2]
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        filler = API_PARAMETERS.get(name)
+        if name == "id":
+            filler = API_COLLECTIONS.get(collection)
+        if filler is None:
+            pytest.fail(
+                f"API path {path} has a parameter '{name}' the matrix cannot fill: add it to "
+                "API_COLLECTIONS / API_PARAMETERS in tests/test_authz_matrix.py."
+            )
+        return str(filler(world))
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+def missing_row(what: str, table: str) -> str:
+    return (
+        f"{what} is not in the authorisation matrix: add a row to {table} in "
+        "tests/test_authz_matrix.py saying what each persona gets."
+    )
+
+
+# --- the matrix ------------------------------------------------------------------------------
+
+
+def page_cases() -> list:
+    return [
+        pytest.param(pattern, method, persona, id=f"{method} {pattern.key} {persona}")
+        for pattern in page_patterns()
+        for method in ("GET", "POST")
+        for persona in PERSONAS
+    ]
+
+
+def api_cases() -> list:
+    return [
+        pytest.param(method, path, persona, id=f"{method} {path} {persona}")
+        for method, path in api_operations()
+        for persona in PERSONAS
+    ]
+
+
+def run_case(world: World, persona: str, method: str, url: str, row: Row, send, *, api: bool):
+    """Send the request; check the invariants, the status, and that non-writers wrote nothing."""
+    where = f"{method} {url}"
+    before = snapshot()
+    response = send()
+    body = check_answer(world, persona, where, response, row.expected[persona])
+    said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
+    if persona == "stranger":
+        assert response.status_code != 403, f"a 403 tells a stranger it exists: {said}"
+    if persona in row.writers:
+        return
+    changed = changes(before, snapshot())
+    assert not changed, f"changed {changed}: {said}"
+    if api and method in WRITE_METHODS:
+        if row.report and response.status_code == 200:
+            assert json.loads(body)["changed"] == [], f"a refusal report changed rows: {said}"
+        else:
+            assert not 200 <= response.status_code < 300, f"2xx on a write: {said}"
+
+
+@pytest.mark.parametrize(("pattern", "method", "persona"), page_cases())
+def test_page_matrix(world, pattern, method, persona):
+    """Every page pattern, GET and POST, for every persona."""
+    row = PAGES.get((pattern.key, method))
+    if row is None:
+        pytest.fail(missing_row(f"{method} {pattern.route} ('{pattern.key}')", "PAGES"))
+    url = fill_page(pattern, world)
+    client = page_client(world, persona)
+    data = row.body(world) if row.body else {}
+    send = (lambda: client.get(url)) if method == "GET" else (lambda: client.post(url, data))
+    run_case(world, persona, method, url, row, send, api=False)
+
+
+@pytest.mark.parametrize(("method", "path", "persona"), api_cases())
+def test_api_matrix(world, method, path, persona):
+    """Every operation of the OpenAPI schema, for every persona, with a token."""
+    row = API.get((method, path))
+    if row is None:
+        pytest.fail(missing_row(f"{method} {path}", "API"))
+    url = fill_api(path, world)
+    client = api_client(world, persona)
+    data = row.body(world) if row.body else None
+    kwargs = {"content_type": "application/json"}
+    if data is not None:
+        kwargs["data"] = json.dumps(data)
+
+    def send():
+        return getattr(client, method.lower())(url, **kwargs)
+
+    run_case(world, persona, method, url, row, send, api=True)
+
+
+def test_the_matrix_knows_every_pattern_and_operation():
+    """Both directions: nothing routed is unknown to the tables, no row names a removed view."""
+    pages = {p.key for p in page_patterns()}
+    known_pages = {key for key, _ in PAGES}
+    assert not pages - known_pages, missing_row(f"{sorted(pages - known_pages)}", "PAGES")
+    assert not known_pages - pages, f"PAGES rows for patterns that are gone: {known_pages - pages}"
+    operations = set(api_operations())
+    assert not operations - set(API), missing_row(f"{sorted(operations - set(API))}", "API")
+    assert not set(API) - operations, f"API rows for operations gone: {set(API) - operations}"
+    # an API view missing from the schema would escape the schema matrix
+    routed = {schema_path_of(p.route) for p in all_patterns() if kind_of(p) == "api"}
+    documented = {path for _, path in operations}
+    assert routed <= documented, f"API routes not in the OpenAPI schema: {routed - documented}"
+    site = {p.key for p in all_patterns() if kind_of(p) == "admin"}
+    assert not set(ADMIN_SITE) - site, f"ADMIN_SITE rows for pages gone: {set(ADMIN_SITE) - site}"
+
+
+# --- the admin -------------------------------------------------------------------------------
+# Its own sweep, GET only (the attacks by POST are below): every admin pattern of our apps from
+# the resolver; the other apps' model admins (auth, beat) are Django's and skipped.
+
+OUR_APPS = ("connections", "credentials", "environments")
+MODEL_ROUTE = re.compile(r"^admin/(\w+)/(\w+)/")
+# What a persona who is not staff gets on the admin's own pages (staff: any non-5xx answer).
+ADMIN_SITE: dict[str, Any] = {
+    "admin:index": ADMIN_LOGIN,
+    "admin:login": 200,
+    "admin:logout": None,  # GET: 302 to the index, or 405 for staff
+    "admin:password_change": ADMIN_LOGIN,
+    "admin:password_change_done": ADMIN_LOGIN,
+    "admin:autocomplete": ADMIN_LOGIN,
+    "admin:jsi18n": ADMIN_LOGIN,
+    "admin:app_list": ADMIN_LOGIN,
+    "admin:view_on_site": ADMIN_LOGIN,
+    "/admin/(?P<url>.*)$": ADMIN_LOGIN,  # the catch-all
+}
+# The admin's parameters: object_id is the world's object of the model in the URL.
+ADMIN_OBJECTS: dict[str, Callable[[World], int]] = {
+    "connection": lambda w: w.connection.pk,
+    "connectiontransition": lambda w: w.connection.history.get().pk,
+    "credential": lambda w: w.credential.pk,  # the owner's: staff may not open it
+    "environment": lambda w: w.secret_environment.pk,
+}
+ADMIN_PARAMETERS: dict[str, Callable[[World], Any]] = {
+    "app_label": lambda w: "credentials",
+    "content_type_id": lambda w: ContentType.objects.get_for_model(Connection).pk,
+    "transition_name": lambda w: "start_maintenance",
+    "url": lambda w: "not-a-page/",
+}
+
+
+def model_of(pattern: Pattern) -> tuple[str, str] | None:
+    """(app, model) of a model admin's pattern, None for the admin's own pages."""
+    match = MODEL_ROUTE.match(pattern.route)
+    registered = {(m._meta.app_label, m._meta.model_name) for m in admin.site._registry}
+    return match.groups() if match and match.groups() in registered else None
+
+
+def admin_patterns() -> list[Pattern]:
+    """The admin's patterns, but the model admins of apps that are not ours."""
+    return [
+        p
+        for p in all_patterns()
+        if kind_of(p) == "admin" and (model_of(p) or ("",))[0] in ("", *OUR_APPS)
+    ]
+
+
+def fill_admin(pattern: Pattern, world: World) -> str:
+    model = (model_of(pattern) or ("", None))[1]
+    kwargs = {}
+    for name in pattern.parameters:
+        filler = ADMIN_PARAMETERS.get(name)
+        if name == "object_id":
+            filler = ADMIN_OBJECTS.get(model) if model else (lambda w: w.connection.pk)
+        if filler is None:
+            pytest.fail(
+                f"Admin pattern {pattern.route} has a parameter '{name}' (model {model}) the "
+                "matrix cannot fill: add it to ADMIN_OBJECTS / ADMIN_PARAMETERS."
+            )
+        kwargs[name] = filler(world)
+    if pattern.key.startswith("/"):  # unnamed: the object shortcut, the catch-all
+        return route_to_path(pattern.route, lambda name: str(kwargs[name]))
+    return reverse(pattern.key, kwargs=kwargs)
+
+
+def admin_expectation(pattern: Pattern) -> Any:
+    """What a persona who is not staff gets; fails for an admin page nobody described."""
+    if model_of(pattern):
+        return ADMIN_LOGIN
+    if pattern.key not in ADMIN_SITE:
+        pytest.fail(
+            f"Admin pattern '{pattern.key}' ({pattern.route}) is not in the matrix: add it to "
+            "ADMIN_SITE in tests/test_authz_matrix.py."
+        )
+    return ADMIN_SITE[pattern.key]
+
+
+@pytest.mark.parametrize("pattern", admin_patterns(), ids=lambda p: p.key)
+def test_admin_matrix(world, pattern):
+    """Every admin page of our apps, GET, for every persona: only staff get in, nobody reads the
+    secret, and staff never open the owner's credential (they may not use it)."""
+    url = fill_admin(pattern, world)
+    not_staff = admin_expectation(pattern)
+    failures = []
+    for persona in PERSONAS:
+        response = page_client(world, persona).get(url)
+        try:
+            check_answer(
+                world, persona, f"GET {url}", response, None if persona == "staff" else not_staff
+            )
+            if persona == "staff" and url.startswith("/admin/credentials/credential/"):
+                private = f"/{world.credential.pk}/" in url
+                assert not (private and response.status_code == 200), f"staff opened {url}"
+        except AssertionError as exc:
+            failures.append(str(exc).splitlines()[0])
+    assert not failures, "\n".join(failures)
+
+
+# --- attacker scenarios ----------------------------------------------------------------------
+
+
+def requests_with_secret(server) -> list:
+    """What the server received carrying the secret (path, Authorization)."""
+    return [r for r in server.requests if r[1] and CANARY in r[1]]
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers 200 to any GET and records (path, Authorization)."""
+
+    def do_GET(self):  # noqa: N802
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def _attacker_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.requests = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def own_server(_attacker_server):
+    """A server of the attacker's own on loopback (another port: outside the bounds)."""
+    _attacker_server.requests.clear()
+    return _attacker_server
+
+
+def target(where: str, own_server) -> str:
+    return {
+        "own server": f"{own_server.url}/steal",  # loopback, another port
+        "another host": "http://127.0.0.2:9/steal",
+        "userinfo trick": "http://127.0.0.1:9@127.0.0.2:9/steal",
+        "inside the bounds": f"{BOUND}/inside",
+    }[where]
+
+
+@pytest.mark.parametrize("where", ["own server", "inside the bounds"])
+def test_a_viewer_cannot_attach_the_shared_credential_on_the_add_page(world, own_server, where):
+    """A viewer never attaches a shared credential, wherever the URL points."""
+    count = Connection.all_objects.count()
+    response = page_client(world, "viewer").post(
+        reverse("connections:add"), {**new_connection(world), "url": target(where, own_server)}
+    )
+    body = check_answer(world, "viewer", f"POST /connections/add/ ({where})", response, 400)
+    errors = response.context["form"].errors
+    assert {"credential", "url"} & set(errors), f"no credential/url error: {excerpt(body)}"
+    assert Connection.all_objects.count() == count
+    assert requests_with_secret(own_server) == []
+
+
+@pytest.mark.parametrize("where", ["own server", "inside the bounds"])
+def test_a_viewer_cannot_attach_the_shared_credential_through_the_api(world, own_server, where):
+    count = Connection.all_objects.count()
+    response = api_client(world, "viewer").post(
+        "/api/connections/",
+        {**new_connection(world), "url": target(where, own_server)},
+        content_type="application/json",
+    )
+    body = check_answer(world, "viewer", f"POST /api/connections/ ({where})", response, 400)
+    fields = json.loads(body)["error"].get("fields", {})
+    assert {"credential", "url"} & set(fields), f"no credential/url error: {body[:300]}"
+    assert Connection.all_objects.count() == count
+    assert requests_with_secret(own_server) == []
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+@pytest.mark.parametrize("where", ["own server", "another host", "userinfo trick"])
+def test_an_editor_cannot_move_the_connection_out_of_the_credentials_bounds(
+    world, own_server, where, method
+):
+    url = f"/api/connections/{world.connection.pk}/"
+    response = getattr(api_client(world, "editor"), method.lower())(
+        url, {"url": target(where, own_server)}, content_type="application/json"
+    )
+    body = check_answer(world, "editor", f"{method} {url} ({where})", response, 400)
+    assert "url" in json.loads(body)["error"].get("fields", {}), body[:300]
+    world.connection.refresh_from_db()
+    assert world.connection.url == f"{BOUND}/x"
+    assert requests_with_secret(own_server) == []
+
+
+def admin_form(world: World, **values) -> dict:
+    """The connection admin's form, as staff would fill it: the owner's credential attached."""
+    data = {
+        "name": "staff-conn",
+        "kind": "http",
+        "url": f"{BOUND}/staff",
+        "owner": world.users["staff"].pk,
+        "credential": world.credential.pk,
+        "cluster": "",
+        "failure_threshold": 3,
+        "probe_interval": 30,
+        "metadata": "{}",
+    }
+    return {**data, **values}
+
+
+def assert_admin_refused(world, response, where: str) -> None:
+    body = check_answer(world, "staff", where, response, 200)  # the form again, with errors
+    form = response.context["adminform"].form
+    assert {"credential", "url"} & set(form.errors), f"accepted: {excerpt(body)}"
+
+
+@pytest.mark.parametrize("where", ["inside the bounds", "own server"])
+def test_staff_cannot_attach_the_owners_credential_in_the_admin_add_page(world, own_server, where):
+    count = Connection.all_objects.count()
+    response = page_client(world, "staff").post(
+        reverse("admin:connections_connection_add"),
+        admin_form(world, url=target(where, own_server)),
+    )
+    assert_admin_refused(world, response, f"admin add ({where})")
+    assert Connection.all_objects.count() == count
+    assert requests_with_secret(own_server) == []
+
+
+def test_staff_cannot_repoint_the_owners_connection_in_the_admin(world, own_server):
+    connection = world.connection
+    response = page_client(world, "staff").post(
+        reverse("admin:connections_connection_change", args=[connection.pk]),
+        admin_form(
+            world, name=connection.name, url=f"{own_server.url}/steal", owner=connection.owner_id
+        ),
+    )
+    assert_admin_refused(world, response, "admin change (URL to own server)")
+    connection.refresh_from_db()
+    assert connection.url == f"{BOUND}/x"
+    assert requests_with_secret(own_server) == []
+
+
+def test_staff_cannot_attach_the_owners_credential_to_their_own_connection_in_the_admin(world):
+    mine = Connection.objects.create(
+        name="staff-own", kind="http", url=f"{BOUND}/mine", owner=world.users["staff"]
+    )
+    response = page_client(world, "staff").post(
+        reverse("admin:connections_connection_change", args=[mine.pk]),
+        admin_form(world, name="staff-own", url=f"{BOUND}/mine"),
+    )
+    assert_admin_refused(world, response, "admin change (attach credential)")
+    mine.refresh_from_db()
+    assert mine.credential_id is None
+
+
+@pytest.mark.parametrize("term", ["", "matrix"])
+def test_the_admin_autocomplete_offers_staff_no_credential_they_may_not_use(world, term):
+    response = page_client(world, "staff").get(
+        reverse("admin:autocomplete"),
+        {
+            "app_label": "connections",
+            "model_name": "connection",
+            "field_name": "credential",
+            "term": term,
+        },
+    )
+    body = check_answer(world, "staff", "GET /admin/autocomplete/", response, 200)
+    offered = {item["id"] for item in json.loads(body)["results"]}
+    assert str(world.credential.pk) not in offered, body[:300]
+    assert "matrix-cred" not in body
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("name", ["not_a_transition", "delete"])
+def test_the_admin_transition_url_answers_no_5xx_for_a_name_that_is_no_transition(
+    world, name, method
+):
+    """django-fsm-2's transition URL, reachable by staff, with a name typed in the URL."""
+    url = reverse("admin:connections_connection_transition", args=[world.connection.pk, name])
+    response = getattr(page_client(world, "staff"), method.lower())(url)
+    check_answer(world, "staff", f"{method} {url}", response, None)
+    world.connection.refresh_from_db()
+    assert world.connection.status == "registered"
+
+
+def admin_form_of(response) -> dict:
+    """The POST an admin add/change page would send as rendered (inlines included)."""
+    data: dict[str, Any] = {}
+    form = response.context["adminform"].form
+    for name in form.fields:
+        value = form[name].value()
+        data[name] = [str(v) for v in value] if isinstance(value, list | tuple) else value
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name in formset.management_form.fields:
+            data[formset.management_form.add_prefix(name)] = formset.management_form[name].value()
+        for child in formset.forms:
+            for name in child.fields:
+                data[child.add_prefix(name)] = child[name].value()
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def env_admin_share(world: World, client: Client):
+    """A new environment of staff's own, the owner's credential picked in its credentials box
+    (the autocomplete would not offer it; the form's id list is typed in)."""
+    url = reverse("admin:environments_environment_add")
+    data = admin_form_of(client.get(url))
+    data.update(name="staff-env", owner=world.users["staff"].pk, credentials=[world.credential.pk])
+    return url, data
+
+
+def env_admin_join(world: World, client: Client):
+    """secret-env's members inline: staff adds themselves as an editor."""
+    url = reverse("admin:environments_environment_change", args=[world.secret_environment.pk])
+    data = admin_form_of(client.get(url))
+    total = int(data["memberships-TOTAL_FORMS"])
+    data.update(
+        {
+            "memberships-TOTAL_FORMS": str(total + 1),
+            f"memberships-{total}-user": world.users["staff"].pk,
+            f"memberships-{total}-role": "editor",
+            f"memberships-{total}-environment": world.secret_environment.pk,
+        }
+    )
+    return url, data
+
+
+def env_admin_take_over(world: World, client: Client):
+    """secret-env's owner field set to staff."""
+    url = reverse("admin:environments_environment_change", args=[world.secret_environment.pk])
+    data = admin_form_of(client.get(url))
+    data["owner"] = world.users["staff"].pk
+    return url, data
+
+
+@pytest.mark.parametrize(
+    "route", [env_admin_share, env_admin_join, env_admin_take_over], ids=lambda f: f.__name__
+)
+def test_staff_cannot_gain_the_use_of_the_owners_credential_through_the_environment_admin(
+    world, route
+):
+    """Only the owner shares a credential (README); the environment admin is another door to
+    the same thing: afterwards staff may still not attach the owner's credential."""
+    client = page_client(world, "staff")
+    url, data = route(world, client)
+    response = client.post(url, data)
+    check_answer(world, "staff", f"POST {url} ({route.__name__})", response, None)
+    usable = Credential.objects.restrict(world.users["staff"], "use")
+    environments = Environment.objects.values_list("name", "owner__username", "credentials__name")
+    members = EnvironmentMembership.objects.values_list("environment__name", "user__username")
+    assert not usable.filter(pk=world.credential.pk).exists(), (
+        f"POST {url} as staff ({route.__name__}) answered {response.status_code} "
+        f"{response.get('Location', '')} and staff may now attach the owner's credential: "
+        f"environments {list(environments)}, memberships {list(members)}"
+    )
+
+
+# --- names of environments the reader may not see -------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["viewer", "editor"])
+def test_the_credentials_page_names_only_visible_environments(world, persona):
+    response = page_client(world, persona).get(reverse("credentials:list"))
+    body = check_answer(world, persona, "GET /credentials/", response, 200)
+    assert "matrix-cred" in body and "prod" in body
+
+
+@pytest.mark.parametrize("persona", ["viewer", "editor"])
+def test_the_credential_api_names_only_visible_environments(world, persona):
+    url = f"/api/credentials/{world.credential.pk}/"
+    response = api_client(world, persona).get(url)
+    body = check_answer(world, persona, f"GET {url}", response, 200)
+    assert [e["name"] for e in json.loads(body)["environments"]] == ["prod"]
+
+
+def test_the_editors_patch_answer_names_only_visible_environments(world):
+    url = f"/api/connections/{world.connection.pk}/"
+    response = api_client(world, "editor").patch(
+        url, {"name": "renamed"}, content_type="application/json"
+    )
+    body = check_answer(world, "editor", f"PATCH {url}", response, 200)
+    assert [e["name"] for e in json.loads(body)["environments"]] == ["prod"]
+
+
+@pytest.mark.parametrize("persona", ["stranger", "viewer", "editor"])
+@pytest.mark.parametrize("page", ["connections:list", "environments:detail"])
+def test_table_fragments_name_only_visible_environments(world, persona, page):
+    """The htmx refresh of a table is another template: the same rules apply to it."""
+    args = [world.environment.pk] if page == "environments:detail" else []
+    url = reverse(page, args=args)
+    response = page_client(world, persona).get(url, HTTP_HX_REQUEST="true")
+    expected = 404 if persona == "stranger" and args else 200
+    check_answer(world, persona, f"GET {url} (htmx)", response, expected)
+
+
+def test_a_duplicate_endpoint_does_not_name_what_a_stranger_may_not_see(world):
+    """Adding the world's endpoint again: refused, without naming the connection."""
+    duplicate = {**new_connection(world), "url": f"{BOUND}/x", "credential": ""}
+    response = page_client(world, "stranger").post(reverse("connections:add"), duplicate)
+    check_answer(world, "stranger", "POST /connections/add/ (duplicate)", response, 400)
+    response = api_client(world, "stranger").post(
+        "/api/connections/", {**duplicate, "credential": None}, content_type="application/json"
+    )
+    body = check_answer(world, "stranger", "POST /api/connections/ (duplicate)", response, 409)
+    assert "existing" not in json.loads(body)["error"], body[:300]
