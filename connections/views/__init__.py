@@ -1,0 +1,24 @@
+"""The connection pages. Every lookup goes through ``restrict(user)``: what a user may not see
+answers 404; state changes are POST and go through ``connections.lifecycle``."""
+
+from .actions import connection_bulk, connection_transition
+from .common import actions_for, back, clean_reason, report_messages, visible
+from .pages import connection_add, connection_detail, discovered_browser, kubeconfig_import
+from .table import connection_list, render_table_page, table_context
+
+__all__ = [
+    "actions_for",
+    "back",
+    "clean_reason",
+    "connection_add",
+    "connection_bulk",
+    "connection_detail",
+    "connection_list",
+    "connection_transition",
+    "discovered_browser",
+    "kubeconfig_import",
+    "render_table_page",
+    "report_messages",
+    "table_context",
+    "visible",
+]

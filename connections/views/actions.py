@@ -1,0 +1,82 @@
+"""State changes from the pages, one row or many, through ``connections.lifecycle``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from environments.actions import change_membership
+from environments.models import Environment
+
+from .. import lifecycle
+from ..choices import Status
+from ..filters import ConnectionFilterSet
+from ..forms import BulkActionForm
+from .common import _done, clean_reason, report_messages, visible
+
+
+@login_required
+@require_POST
+def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(visible(request), pk=pk)
+    fallback = reverse("connections:detail", args=[pk])
+    target = request.POST.get("to", "")
+    if target not in Status.values:
+        messages.error(request, f"Unknown state '{target}'.")
+        return _done(request, fallback, 400)
+    try:
+        record = lifecycle.perform_user_action(
+            connection, target, user=request.user, reason=clean_reason(request.POST.get("reason"))
+        )
+    except PermissionDenied:
+        messages.error(request, f"You may view '{connection.name}' but not change its state.")
+        return _done(request, fallback, 403)
+    except (lifecycle.TransitionRefused, lifecycle.RegistrationFailed) as exc:
+        messages.error(request, str(exc))
+        return _done(request, fallback, 409)
+    text = f"'{connection.name}' is now {record.get_to_status_display()}"
+    if record.reason and record.to_status == Status.NOT_FOUND:
+        text += f": {record.reason}"
+    messages.success(request, text + ".")
+    return _done(request, fallback)
+
+
+@login_required
+@require_POST
+def connection_bulk(request: HttpRequest) -> HttpResponse:
+    fallback = reverse("connections:list")
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return _done(request, fallback, 400)
+    data = form.cleaned_data
+    if data["all_matching"]:
+        filters = QueryDict(request.POST.get("query", ""))
+        filterset = ConnectionFilterSet(filters, queryset=visible(request), request=request)
+        if not filterset.is_valid():
+            messages.error(request, "The table's filters are not valid.")
+            return _done(request, fallback, 400)
+        connections = list(filterset.qs)
+    else:
+        connections = list(visible(request).filter(pk__in=data["ids"]))
+        if len(connections) != len(set(data["ids"])):
+            return render(request, "404.html", status=404)
+    verb, value = data["action"]
+    if verb == "transition":
+        report = lifecycle.perform_bulk_action(
+            connections, value, user=request.user, reason=clean_reason(data.get("reason"))
+        )
+    else:
+        environment = get_object_or_404(
+            Environment.objects.restrict(request.user, "change"), pk=value
+        )
+        report = change_membership(environment, request.user, connections, assign=verb == "assign")
+    report_messages(request, report)
+    return _done(request, fallback)

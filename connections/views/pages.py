@@ -1,0 +1,203 @@
+"""One connection: its page, and the add and kubeconfig import forms."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
+
+from environments.models import Environment
+
+from .. import charts, lifecycle
+from ..choices import STATUS_STYLE, Status
+from ..dependencies import children_of, parents_of
+from ..forms import AddConnectionForm, KubeconfigImportForm, attach_errors
+from ..imports import import_kubeconfig
+from ..lifecycle import editable_ids
+from ..models import Connection, DiscoveredResource
+from .common import actions_for, visible
+
+HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year stays one page
+
+
+@login_required
+def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
+    can_change = bool(editable_ids(request.user, [connection.pk]))
+    results = list(connection.probe_results.order_by("-checked_at")[:200])
+    series: dict[str, list] = {}
+    day_ago = timezone.now() - timedelta(days=1)
+    for sample in connection.samples.filter(scraped_at__gte=day_ago).order_by("scraped_at"):
+        series.setdefault(sample.name, []).append((sample.scraped_at, sample.value))
+    collected = [
+        {"name": name, "current": points[-1][1], "chart": charts.line_svg(points)}
+        for name, points in sorted(series.items())
+    ]
+    rollups = list(connection.rollups.order_by("-hour")[: 24 * 14])
+    context = {
+        "connection": connection,
+        "style": STATUS_STYLE[connection.status],
+        "actions": actions_for(connection) if can_change else [],
+        "history": Paginator(
+            connection.history.select_related("user").order_by("-created_at", "-pk"),
+            HISTORY_PAGE_SIZE,
+        ).get_page(request.GET.get("hpage")),
+        "environments": connection.environments.restrict(request.user),
+        "can_change": can_change,
+        "editable_environment_ids": set(
+            Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
+        ),
+        "assignable_environments": Environment.objects.restrict(request.user, "change").exclude(
+            connections=connection
+        ),
+        "parents": Connection.all_objects.restrict(request.user)
+        .filter(pk__in=[p.pk for p in parents_of([connection.pk]).get(connection.pk, [])])
+        .order_by("name"),
+        "children": children_of([connection.pk]).restrict(request.user).order_by("name")[:50],
+        "children_count": children_of([connection.pk]).restrict(request.user).count(),
+        "uptime": charts.uptime(results, rollups),
+        "latency_chart": charts.latency_svg(results, rollups),
+        "results": results[:20],
+        "collected": collected,
+        "metadata": sorted(
+            (k, v) for k, v in connection.metadata.items() if k != "certificate_authority_data"
+        ),
+    }
+    if connection.kind == "kubernetes":
+        context["discovered"] = discovered_browser(request, connection)
+    return render(request, "connections/detail.html", context)
+
+
+RESOURCES_PER_PAGE = 100
+
+
+def discovered_browser(request: HttpRequest, cluster: Connection) -> dict:
+    """What discovery saw in a cluster, filterable by kind and namespace, a page at a time;
+    integrable resources link to their connection, with Register where it is open."""
+    resources = cluster.discovered_resources.all()
+    kind = request.GET.get("rkind", "")
+    namespace = request.GET.get("rns", "").replace("\x00", "")[:253]
+    if kind in DiscoveredResource.Kind.values:
+        resources = resources.filter(kind=kind)
+    if namespace:
+        resources = resources.filter(namespace=namespace)
+    try:
+        page = min(max(1, int(request.GET.get("rpage", 1))), 100_000)
+    except ValueError:
+        page = 1
+    start = (page - 1) * RESOURCES_PER_PAGE
+    rows = list(resources[start : start + RESOURCES_PER_PAGE + 1])
+    more = len(rows) > RESOURCES_PER_PAGE
+    rows = rows[:RESOURCES_PER_PAGE]
+    connections = {
+        c.identity: c
+        for c in visible(request)
+        .live()
+        .filter(identity__in=[r.identity for r in rows if r.identity])
+    }
+    may_change = editable_ids(request.user, [c.pk for c in connections.values()])
+    for row in rows:
+        row.connection = connections.get(row.identity)
+        row.can_register = bool(
+            row.connection is not None
+            and row.connection.pk in may_change
+            and Status.REGISTERED in lifecycle.user_targets(row.connection)
+        )
+    namespaces = (
+        cluster.discovered_resources.order_by("namespace")
+        .values_list("namespace", flat=True)
+        .distinct()
+    )
+    query = request.GET.copy()
+    query.pop("rpage", None)
+    return {
+        "rows": rows,
+        "kind": kind,
+        "namespace": namespace,
+        "namespaces": namespaces,
+        "page": page,
+        "more": more,
+        "query": query.urlencode(),
+        "total": cluster.discovered_resources.count(),
+        "forbidden": cluster.metadata.get("discovery_forbidden") or {},
+    }
+
+
+@sensitive_post_parameters("new_credential_secret")
+@login_required
+def connection_add(request: HttpRequest) -> HttpResponse:
+    form = AddConnectionForm(request.POST or None, user=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic():
+                    credential = data.get("new_credential")
+                    if credential is not None:
+                        credential.save()
+                    candidate = lifecycle.prepare_manual_connection(
+                        name=data["name"],
+                        kind=data["kind"],
+                        url=data["url"],
+                        user=request.user,
+                        credential=credential or data.get("credential"),
+                        failure_threshold=data["failure_threshold"],
+                        probe_interval=data["probe_interval"],
+                        retry_interval=data.get("retry_interval"),
+                    )
+                    outcome = lifecycle.check_reachability(candidate)
+                    connection = lifecycle.insert_manual_connection(
+                        candidate, outcome, user=request.user, environments=data["environments"]
+                    )
+            except lifecycle.DuplicateConnection as exc:
+                existing = exc.existing
+                if visible(request).filter(pk=existing.pk).exists():
+                    form.add_error("url", exc.message)
+                    form.duplicate_of = existing
+                else:  # say so, without naming what the user may not see
+                    form.add_error("url", "This endpoint is already tracked by another user.")
+            except ValidationError as exc:
+                attach_errors(exc, form)
+            else:
+                if outcome.ok:
+                    messages.success(request, f"'{connection.name}' is reachable: registered.")
+                else:
+                    messages.warning(
+                        request,
+                        f"'{connection.name}' could not be reached ({outcome.summary}): "
+                        "it is recorded as Not Found. Retry registration when it is up.",
+                    )
+                return redirect("connections:detail", pk=connection.pk)
+        status = 400
+    return render(request, "connections/add.html", {"form": form}, status=status)
+
+
+@sensitive_post_parameters("text")
+@login_required
+def kubeconfig_import(request: HttpRequest) -> HttpResponse:
+    form = KubeconfigImportForm(request.POST or None, request.FILES or None, user=request.user)
+    report = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            report = import_kubeconfig(
+                form.cleaned_data["document"],
+                allow_insecure_tls=form.cleaned_data["allow_insecure_tls"],
+                user=request.user,
+                environments=form.cleaned_data["environments"],
+                visible=visible(request),
+            )
+        else:
+            status = 400
+    return render(
+        request, "connections/import.html", {"form": form, "report": report}, status=status
+    )
