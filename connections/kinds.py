@@ -11,6 +11,8 @@ class ConnectionKind:
     self_connecting: bool = False
     # Credential kinds this connection kind accepts (empty: any).
     credential_kinds: tuple[str, ...] = ()
+    # The icon drawn beside it (a symbol of static/vendor/lucide/sprite.svg).
+    icon: str = "globe"
 
 
 KINDS: dict[str, ConnectionKind] = {}
@@ -30,10 +32,17 @@ def get_kind(slug: str) -> ConnectionKind:
 
 
 register_kind(
-    ConnectionKind("kubernetes", "Kubernetes", credential_kinds=("kubeconfig", "bearer_token"))
+    ConnectionKind(
+        "kubernetes",
+        "Kubernetes",
+        credential_kinds=("kubeconfig", "bearer_token"),
+        icon="ship-wheel",
+    )
 )
-register_kind(ConnectionKind("prometheus", "Prometheus"))
-register_kind(ConnectionKind("grafana", "Grafana", credential_kinds=("api_key", "basic_auth")))
+register_kind(ConnectionKind("prometheus", "Prometheus", icon="flame"))
+register_kind(
+    ConnectionKind("grafana", "Grafana", credential_kinds=("api_key", "basic_auth"), icon="gauge")
+)
 register_kind(ConnectionKind("http", "HTTP(S) endpoint"))
 register_kind(
     ConnectionKind(
@@ -41,6 +50,7 @@ register_kind(
         "Remote provider registration",
         self_connecting=True,
         credential_kinds=("bearer_token",),
+        icon="cloud",
     )
 )
 

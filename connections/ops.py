@@ -12,7 +12,8 @@ import hmac
 from django.conf import settings
 from django.db import connection as db
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
@@ -29,6 +30,13 @@ from .models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeC
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness: the process answers."""
     return JsonResponse({"status": "ok"})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and crawlers ask for /favicon.ico whatever a page links: the vendored SVG."""
+    response = HttpResponsePermanentRedirect(static("favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def readyz(request: HttpRequest) -> HttpResponse:

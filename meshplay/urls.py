@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", token_views.token_list, name="tokens"),
     path("accounts/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
+    path("favicon.ico", ops.favicon, name="favicon"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),

@@ -380,6 +380,8 @@ PAGES: dict[tuple[str, str], Row] = {
     ("tokens", "POST"): everyone(200, body=lambda w: {"name": ""}),
     ("token-revoke", "GET"): everyone(405),
     ("token-revoke", "POST"): expect(LOGIN, 404, 404, 404, 404, 302, writers="owner"),
+    ("favicon", "GET"): everyone(301, anonymous=301),
+    ("favicon", "POST"): everyone(301, anonymous=301),
     ("healthz", "GET"): everyone(200, anonymous=200),
     ("healthz", "POST"): everyone(200, anonymous=200),
     ("readyz", "GET"): everyone(200, anonymous=200),

@@ -1,0 +1,55 @@
+"""The dashboard's small pieces shared by every page: ``{% icon %}`` and ``|ago``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+@register.simple_tag
+def icon(name: str, label: str = "", size: int = 16) -> str:
+    """An icon of the vendored sprite (static/vendor/lucide/sprite.svg). Without ``label`` it
+    is decoration, hidden from assistive technology; with one it is announced as that text."""
+    href = f"{static('vendor/lucide/sprite.svg')}#{name}"
+    if label:
+        return format_html(
+            '<svg class="icon" width="{}" height="{}" role="img" aria-label="{}">'
+            '<title>{}</title><use href="{}"></use></svg>',
+            size,
+            size,
+            label,
+            label,
+            href,
+        )
+    return format_html(
+        '<svg class="icon" width="{}" height="{}" aria-hidden="true" focusable="false">'
+        '<use href="{}"></use></svg>',
+        size,
+        size,
+        href,
+    )
+
+
+def ago_text(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in the largest unit that says it ("just now", "5 s ago", "3 min ago",
+    "2 h ago", "4 d ago"); a moment in the future (a skewed clock) reads "just now"."""
+    if moment is None:
+        return "never"
+    seconds = int(((now or timezone.now()) - moment).total_seconds())
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    return ago_text(moment)
