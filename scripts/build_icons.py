@@ -16,20 +16,29 @@ from pathlib import Path
 
 ICONS = sorted(
     {
-        "activity", "bell", "calendar-clock", "check", "chevron-down", "circle-alert",
-        "circle-check", "circle-help", "circle-pause", "circle-x", "cloud", "external-link",
-        "flame", "gauge", "globe", "key-round", "layers", "layout-dashboard", "link",
-        "log-out", "moon", "pencil", "plus", "refresh-cw", "server", "ship-wheel", "sun",
-        "trash-2", "triangle-alert", "upload", "wrench", "x",
+        "activity", "arrow-left", "arrow-right", "ban", "bell", "braces", "calendar-clock",
+        "check", "chevron-down", "chevron-left", "chevron-right", "circle-alert",
+        "circle-check", "circle-dot", "circle-help", "circle-pause", "circle-user", "circle-x",
+        "clock", "cloud", "external-link", "eye", "eye-off", "flame", "gauge", "globe", "inbox",
+        "info", "key-round", "layers", "layout-dashboard", "link", "lock", "log-in", "log-out",
+        "mail", "menu", "moon", "pencil", "plug", "plus", "radar", "refresh-cw", "rotate-ccw",
+        "search", "search-x", "send", "server", "shield", "ship-wheel", "sun", "trash-2",
+        "triangle-alert", "unplug", "upload", "webhook", "wrench", "x",
     }
 )  # fmt: skip
+# Lucide draws with strokes; the attributes of its <svg> root move to each symbol, so that an
+# icon draws right whatever stylesheet (or none) the page has.
+STROKE = (
+    ' fill="none" stroke="currentColor" stroke-width="2"'
+    ' stroke-linecap="round" stroke-linejoin="round"'
+)
 OUT = Path(__file__).resolve().parent.parent / "static" / "vendor" / "lucide" / "sprite.svg"
 
 
 def symbol(name: str, source: str) -> str:
     body = re.search(r"<svg[^>]*>(.*)</svg>", source, re.S).group(1)
     body = " ".join(line.strip() for line in body.strip().splitlines())
-    return f'<symbol id="{name}" viewBox="0 0 24 24">{body}</symbol>'
+    return f'<symbol id="{name}" viewBox="0 0 24 24"{STROKE}>{body}</symbol>'
 
 
 def main(folder: str) -> None:
@@ -37,9 +46,7 @@ def main(folder: str) -> None:
     symbols = [symbol(name, (icons / f"{name}.svg").read_text()) for name in ICONS]
     OUT.write_text(
         "<!-- lucide-static v1.62.0, ISC licence: https://lucide.dev/license -->\n"
-        '<svg xmlns="http://www.w3.org/2000/svg" style="display:none">\n'
-        + "\n".join(symbols)
-        + "\n</svg>\n"
+        '<svg xmlns="http://www.w3.org/2000/svg">\n' + "\n".join(symbols) + "\n</svg>\n"
     )
     print(f"{len(symbols)} icons -> {OUT}")
 

@@ -54,3 +54,28 @@ def test_favicon_ico_leads_to_the_vendored_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"].endswith("favicon.svg")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/accounts/password_reset/", "/accounts/password_reset/done/", "/accounts/reset/done/"]
+)
+def test_the_password_pages_are_ours_not_the_admins(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert b"auth-card" in response.content and b"breadcrumbs" not in response.content
+
+
+@pytest.mark.django_db
+def test_a_used_reset_link_says_so(client):
+    response = client.get("/accounts/reset/MQ/set-password/", follow=True)
+    assert response.status_code == 200
+    assert b"This link is not valid" in response.content
+
+
+@pytest.mark.django_db
+def test_the_password_change_pages_are_ours(client, owner):
+    client.force_login(owner)
+    for path in ("/accounts/password_change/", "/accounts/password_change/done/"):
+        response = client.get(path)
+        assert response.status_code == 200 and b"breadcrumbs" not in response.content
