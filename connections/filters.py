@@ -19,16 +19,27 @@ def _environments(request):
 class ConnectionFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search", max_length=200)
     # No join behind these two: no DISTINCT (django-filter adds one by default).
+    # Checkboxes and radios: the table's filter dropdowns render them one by one.
     status = django_filters.MultipleChoiceFilter(
-        choices=Status.choices, method="filter_status", distinct=False
+        choices=Status.choices,
+        method="filter_status",
+        distinct=False,
+        widget=forms.CheckboxSelectMultiple,
     )
-    kind = django_filters.MultipleChoiceFilter(choices=kind_choices, distinct=False)
+    kind = django_filters.MultipleChoiceFilter(
+        choices=kind_choices, distinct=False, widget=forms.CheckboxSelectMultiple
+    )
     environment = django_filters.ModelMultipleChoiceFilter(
-        field_name="environments", queryset=_environments, label="Environment"
+        field_name="environments",
+        queryset=_environments,
+        label="Environment",
+        widget=forms.CheckboxSelectMultiple,
     )
     managed = django_filters.BooleanFilter(
         label="Managed",
-        widget=forms.Select(choices=[("", "Any"), ("true", "Managed"), ("false", "Unmanaged")]),
+        widget=forms.RadioSelect(
+            choices=[("", "Any"), ("true", "Managed"), ("false", "Unmanaged")]
+        ),
     )
 
     depends_on = django_filters.NumberFilter(

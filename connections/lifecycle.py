@@ -293,6 +293,18 @@ class BulkReport:
         names = ", ".join(self.changed[:10]) + (" …" if len(self.changed) > 10 else "")
         return f"{self.action}: {len(self.changed)} connection(s) ({names})."
 
+    def refusal_texts(self) -> list[str]:
+        """Each refusal as one sentence naming its connection once: the reasons of the
+        lifecycle already start with the quoted name; a short reason gets it in front."""
+        texts = []
+        for name, why in self.refused:
+            why = why.strip()
+            if why.startswith(f"'{name}'"):
+                texts.append(why if why.endswith(".") else why + ".")
+            else:
+                texts.append(f"'{name}' was left unchanged: {why.rstrip('.')}.")
+        return texts
+
 
 def perform_bulk_action(
     connections: list[Connection], target: str, *, user: Any, reason: str = ""

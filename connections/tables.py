@@ -14,8 +14,10 @@ class ConnectionTable(tables.Table):
     environments = tables.Column(
         verbose_name="Environments", empty_values=(), order_by=("first_environment",)
     )
-    status = tables.Column()
+    status = tables.Column(verbose_name="State")
+    heartbeat = tables.Column(verbose_name="Last 30 probes", empty_values=(), orderable=False)
     last_probe_at = tables.Column(verbose_name="Last probe")
+    problem = tables.Column(verbose_name="Problem", empty_values=(), orderable=False)
     created_at = tables.Column(verbose_name="Added")
     managed = tables.Column(verbose_name="Managed")
 
@@ -27,7 +29,9 @@ class ConnectionTable(tables.Table):
             "url",
             "environments",
             "status",
+            "heartbeat",
             "last_probe_at",
+            "problem",
             "created_at",
             "managed",
         )

@@ -91,8 +91,8 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     # connect it from the status menu of its row
     page.goto(f"{live_server.url}/connections/")
     row = page.locator(f"tr[data-id='{conn.pk}']")
-    row.locator("summary").click()
-    row.locator("button:has-text('Connect')").click()
+    row.locator(".state-trigger").click()  # the state menu (a popover)
+    page.locator(f"#state-menu-{conn.pk} button:has-text('Connect')").click()
     page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']", timeout=15000)
 
     # the endpoint goes away: the row turns disconnected by itself, no reload
@@ -109,7 +109,8 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # filter by status: the URL carries the filter
-    page.select_option("form.filters select[name=status]", ["disconnected"])
+    page.click("#dd-status summary")  # the Status dropdown of checkboxes
+    page.check("#dd-status input[value='disconnected']")
     page.wait_for_url("**status=disconnected**")
     assert page.locator("#table-region tbody tr[data-id]").count() == 1
 

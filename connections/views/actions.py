@@ -46,6 +46,17 @@ def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
     return _done(request, fallback)
 
 
+def needs_confirmation(action: tuple[str, str | int], all_matching: bool) -> bool:
+    """Deleting, or acting on every row matching the filters (rows the user never saw), is
+    only done with the count the user confirmed."""
+    return all_matching or action == ("transition", Status.DELETED)
+
+
+def _confirmed_count(request: HttpRequest) -> int | None:
+    raw = request.POST.get("confirm_count", "").strip().replace(",", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
 @login_required
 @require_POST
 def connection_bulk(request: HttpRequest) -> HttpResponse:
@@ -57,6 +68,14 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
                 messages.error(request, error)
         return _done(request, fallback, 400)
     data = form.cleaned_data
+    confirmed = _confirmed_count(request)
+    if needs_confirmation(data["action"], data["all_matching"]) and confirmed is None:
+        messages.error(
+            request,
+            "This action needs a confirmation of how many connections it changes; "
+            "nothing was changed.",
+        )
+        return _done(request, fallback, 400)
     if data["all_matching"]:
         filters = QueryDict(request.POST.get("query", ""))
         filterset = ConnectionFilterSet(filters, queryset=visible(request), request=request)
@@ -64,10 +83,25 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, "The table's filters are not valid.")
             return _done(request, fallback, 400)
         connections = list(filterset.qs)
+        if confirmed != len(connections):
+            messages.error(
+                request,
+                f"The rows matching the filters changed: you confirmed {confirmed:,}, "
+                f"{len(connections):,} match now. Nothing was changed; check the table "
+                "and try again.",
+            )
+            return _done(request, fallback, 409)
     else:
         connections = list(visible(request).filter(pk__in=data["ids"]))
         if len(connections) != len(set(data["ids"])):
             return render(request, "404.html", status=404)
+        if confirmed is not None and confirmed != len(connections):
+            messages.error(
+                request,
+                f"You confirmed {confirmed:,} connections but {len(connections):,} are "
+                "selected. Nothing was changed.",
+            )
+            return _done(request, fallback, 409)
     verb, value = data["action"]
     if verb == "transition":
         report = lifecycle.perform_bulk_action(

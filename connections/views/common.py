@@ -31,12 +31,23 @@ def actions_for(connection: Connection) -> list[dict]:
     return actions
 
 
+# Refusals listed one by one; beyond these, one message counts the rest.
+MAX_REFUSAL_MESSAGES = 10
+
+
 def report_messages(request: HttpRequest, report: lifecycle.BulkReport) -> None:
-    """A bulk action's result as messages: what changed, then each refusal by name."""
+    """A bulk action's result as messages: what changed, then each refusal by name (the first
+    few: an action on thousands of rows must not bury the page in messages)."""
     if report.changed:
         messages.success(request, report.summary())
-    for name, why in report.refused:
-        messages.warning(request, f"'{name}': {why}")
+    texts = report.refusal_texts()
+    for text in texts[:MAX_REFUSAL_MESSAGES]:
+        messages.warning(request, text)
+    if len(texts) > MAX_REFUSAL_MESSAGES:
+        rest = len(texts) - MAX_REFUSAL_MESSAGES
+        messages.warning(
+            request, f"{rest:,} more connection{'s were' if rest > 1 else ' was'} left unchanged."
+        )
 
 
 def back(request: HttpRequest, fallback: str) -> HttpResponse:

@@ -1,12 +1,20 @@
 """The connections table: filters, per-state counts, the page of rows (also the fragment
-the live refresh fetches)."""
+the live refresh fetches).
+
+The view stays thin: the data of a page comes from the functions below, each a fixed number
+of queries whatever the page size (a page costs the same with 3 rows or 200)."""
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlsplit
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.db import connection as db
+from django.db.models import F, OuterRef, Prefetch, Subquery, Window
+from django.db.models.functions import RowNumber
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -17,11 +25,24 @@ from environments.models import Environment
 from ..choices import BULK_ACTIONS, STATUS_STYLE, Status
 from ..filters import ConnectionFilterSet
 from ..lifecycle import editable_ids
-from ..models import Connection
+from ..models import Connection, ConnectionTransition, ProbeResult
 from ..tables import ConnectionTable
 from .common import actions_for, visible
 
 PAGE_SIZES = (25, 50, 100, 200)
+HEARTBEAT_LENGTH = 30  # probe results per row's heartbeat bar
+TICK_ERROR_CHARS = 160  # of a result's error, in its tick's tooltip (the row shows the last one)
+# States whose row shows why it got there (the reason of the transition into it).
+REASON_STATES = (Status.NOT_FOUND, Status.DISCONNECTED)
+# Filters shown as chips, in this order, with their labels.
+CHIP_FILTERS = (
+    ("q", "Search"),
+    ("status", "Status"),
+    ("kind", "Kind"),
+    ("environment", "Environment"),
+    ("managed", "Managed"),
+    ("depends_on", "Depends on"),
+)
 
 
 def _page_size(request: HttpRequest) -> int:
@@ -65,6 +86,194 @@ class CountedPaginator(Paginator):
         return self.known_count
 
 
+# ---- the data of a page ------------------------------------------------------------------
+
+
+def problem_reasons(ids: list[int]) -> dict[int, str]:
+    """Why each Not Found / Disconnected connection of ``ids`` got there: the reason of its
+    latest transition into that state. One query over the page's rows only (an index read of
+    each one's history), whatever the number of failing connections beyond the page."""
+    if not ids:
+        return {}
+    latest = (
+        ConnectionTransition.objects.filter(connection=OuterRef("pk"), to_status=OuterRef("status"))
+        .order_by("-created_at", "-pk")
+        .values("reason")[:1]
+    )
+    rows = (
+        Connection.all_objects.filter(pk__in=ids, status__in=REASON_STATES)
+        .annotate(reason=Subquery(latest))
+        .values_list("pk", "reason")
+    )
+    return {pk: reason or "" for pk, reason in rows}
+
+
+_RECENT_RESULTS_SQL = """
+SELECT r.id, r.connection_id, r.checked_at, r.ok, r.latency_ms, r.status_code, r.error_class,
+       left(r.error, %(chars)s) AS error
+FROM unnest(%(ids)s::bigint[]) AS conns(id) CROSS JOIN LATERAL (
+    SELECT p.* FROM {table} p WHERE p.connection_id = conns.id
+    ORDER BY p.checked_at DESC LIMIT %(limit)s
+) r
+"""
+
+
+def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, list[ProbeResult]]:
+    """The newest ``limit`` probe results of each connection in ``ids``, oldest first: one
+    query (an index scan of probe_conn_time_idx per connection on PostgreSQL, a window
+    function elsewhere), however many results each connection keeps."""
+    found: dict[int, list[ProbeResult]] = {pk: [] for pk in ids}
+    if not ids:
+        return found
+    if db.vendor == "postgresql":
+        sql = _RECENT_RESULTS_SQL.format(table=db.ops.quote_name(ProbeResult._meta.db_table))
+        rows = ProbeResult.objects.raw(
+            sql, {"ids": list(ids), "limit": limit, "chars": TICK_ERROR_CHARS}
+        )
+    else:
+        rank = Window(
+            RowNumber(),
+            partition_by=[F("connection_id")],
+            order_by=[F("checked_at").desc(), F("pk").desc()],
+        )
+        rows = (
+            ProbeResult.objects.filter(connection_id__in=ids)
+            .annotate(rank=rank)
+            .filter(rank__lte=limit)
+        )
+    for result in rows:
+        found[result.connection_id].append(result)
+    for results in found.values():
+        results.sort(key=lambda r: (r.checked_at, r.pk))
+    return found
+
+
+def heartbeat(results: list[ProbeResult], length: int = HEARTBEAT_LENGTH) -> list[dict]:
+    """A row's bar: ``length`` ticks, oldest left, newest right; slots before the first result
+    are "none yet"."""
+    ticks = [{"state": "none"} for _ in range(length - len(results))]
+    for result in results[-length:]:
+        error = result.error.strip()
+        if result.error_class and not error.startswith(result.error_class):
+            error = f"{result.error_class}: {error}" if error else result.error_class
+        ticks.append(
+            {
+                "state": "ok" if result.ok else "failed",
+                "at": result.checked_at,
+                "latency": result.latency_ms,
+                "error": error[:TICK_ERROR_CHARS],
+            }
+        )
+    return ticks
+
+
+def problem(connection: Connection, reason: str = "") -> str:
+    """The last failure's reason shown in the row: why it is Not Found / Disconnected, else the
+    failing probe's error; empty for a healthy row."""
+    if connection.status in REASON_STATES:
+        return reason or connection.last_probe_error
+    if connection.last_probe_ok is False:
+        return connection.last_probe_error
+    return ""
+
+
+def url_parts(url: str) -> dict[str, str]:
+    """A URL split where it may be clipped: the host stays whole, the port is never cut, the
+    path takes the ellipsis (8191, 8192 and 8199 must not look alike)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return {"host": url, "port": "", "rest": ""}
+    if not parts.scheme or not parts.netloc:
+        return {"host": url, "port": "", "rest": ""}
+    netloc = parts.netloc
+    port_text = f":{port}" if port is not None and netloc.endswith(f":{port}") else ""
+    host = f"{parts.scheme}://{netloc[: len(netloc) - len(port_text)]}"
+    rest = url[len(host) + len(port_text) :]
+    return {"host": host, "port": port_text, "rest": rest}
+
+
+def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[dict]:
+    """One removable chip per active filter value, each with the query that removes it."""
+    if not filterset.is_valid():
+        return []
+    data = filterset.form.cleaned_data
+    chips = []
+
+    def without(name: str, raw: str | None = None) -> str:
+        query = request.GET.copy()
+        query.pop("page", None)
+        if raw is None:
+            query.pop(name, None)
+        else:
+            query.setlist(name, [v for v in query.getlist(name) if v != raw])
+        return query.urlencode()
+
+    for name, label in CHIP_FILTERS:
+        value = data.get(name)
+        if name == "q" and value and value.strip():
+            chips.append(
+                {"key": name, "label": f"{label}: “{value.strip()}”", "query": without(name)}
+            )
+        elif name in ("status", "kind") and value:
+            names = dict(filterset.filters[name].field.choices)
+            for raw in value:
+                chips.append(
+                    {
+                        "key": f"{name}-{raw}",
+                        "label": f"{label}: {names.get(raw, raw)}",
+                        "query": without(name, raw),
+                    }
+                )
+        elif name == "environment" and value:
+            for environment in value:
+                chips.append(
+                    {
+                        "key": f"{name}-{environment.pk}",
+                        "label": f"{label}: {environment.name}",
+                        "query": without(name, str(environment.pk)),
+                    }
+                )
+        elif name == "managed" and value is not None:
+            text = "managed" if value else "unmanaged"
+            chips.append({"key": name, "label": f"{label}: {text}", "query": without(name)})
+        elif name == "depends_on" and value is not None:
+            chips.append({"key": name, "label": f"{label}: #{int(value)}", "query": without(name)})
+    return chips
+
+
+def _active_filters(request: HttpRequest) -> str:
+    """The filter values the table shows, for the script that keeps the filter form in step
+    after a chip, a summary link or the history changes them."""
+    names = ("q", "status", "kind", "environment", "managed", "per_page", "sort", "depends_on")
+    return json.dumps({name: request.GET.getlist(name) for name in names})
+
+
+def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
+    """The rows of a page with what each shows beyond its fields: three queries for any page
+    size (who may change which, the heartbeats, the reasons)."""
+    ids = [r.pk for r in records]
+    can_change = editable_ids(request.user, ids)
+    results = recent_results(ids)
+    reasons = problem_reasons(ids)
+    return [
+        {
+            "connection": record,
+            "style": STATUS_STYLE[record.status],
+            "can_change": record.pk in can_change,
+            "actions": actions_for(record) if record.pk in can_change else [],
+            "environments": [e.name for e in record.environments.all()],
+            "heartbeat": heartbeat(results[record.pk]),
+            "failed_beats": sum(1 for r in results[record.pk] if not r.ok),
+            "beats": len(results[record.pk]),
+            "problem": problem(record, reasons.get(record.pk, "")),
+            "url": url_parts(record.url),
+        }
+        for record in records
+    ]
+
+
 def table_context(
     request: HttpRequest, *, base=None, table_url: str | None = None, order_by=None
 ) -> dict:
@@ -96,23 +305,21 @@ def table_context(
         number = 1
     table.paginate(CountedPaginator, per_page=per_page, page=number, known_count=total)
     records = list(table.page.object_list.data) if table.page else []
-    can_change = editable_ids(request.user, [r.pk for r in records])
-    rows = [
-        {
-            "connection": record,
-            "style": STATUS_STYLE[record.status],
-            "actions": actions_for(record) if record.pk in can_change else [],
-            "environments": [e.name for e in record.environments.all()],
-        }
-        for record in records
-    ]
     query = request.GET.copy()
     query.pop("page", None)
+    clear = QueryDict(mutable=True)
+    for name in ("per_page", "sort"):
+        if request.GET.get(name):
+            clear[name] = request.GET[name]
     return {
         "filterset": filterset,
         "table": table,
-        "rows": rows,
+        "rows": page_rows(request, records),
+        "total": total,
         "summary": _summary(request, counts),
+        "chips": filter_chips(request, filterset),
+        "clear_query": clear.urlencode(),
+        "active_filters": _active_filters(request),
         "query": query.urlencode(),
         "current_query": request.GET.urlencode(),
         "page_sizes": PAGE_SIZES,
@@ -133,7 +340,8 @@ def connection_list(request: HttpRequest) -> HttpResponse:
 def render_table_page(request: HttpRequest, template: str, context: dict, status: int = 200):
     """The whole page, or just the table fragment for htmx (not for a history restore, which
     needs the whole page); caches keep the two apart."""
-    fragment = request.htmx and not request.htmx.history_restore_request
+    fragment = bool(request.htmx and not request.htmx.history_restore_request)
+    context["fragment"] = fragment
     response = render(
         request, "connections/_table.html" if fragment else template, context, status=status
     )

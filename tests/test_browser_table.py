@@ -1,0 +1,334 @@
+"""The connections table in a real browser (Playwright driving Debian's Chromium against
+live_server): menus never clipped, the keyboard, bulk confirmations, filters and chips, and
+what survives the live refresh."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from connections.choices import Status
+from connections.models import Connection, ProbeResult
+from tests.services import require_binary
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Every item of the open menu inside the window, and the topmost thing at its centre.
+MENU_VISIBLE = """(panel) => {
+  const items = [...panel.querySelectorAll('[role="menuitem"]')];
+  return items.map((item) => {
+    const r = item.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return {
+      text: item.textContent.trim(),
+      inside: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight
+        && r.width > 0 && r.height > 0,
+      onTop: !!hit && (hit === item || item.contains(hit)),
+    };
+  });
+}"""
+
+
+@pytest.fixture
+def browser():
+    chromium = require_binary("chromium")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def signed_in(browser, live_server, owner):
+    """A page signed in as ``owner`` (by session cookie: no sign-in form, no throttle)."""
+    client = Client()
+    client.force_login(owner)
+    pages = []
+
+    def open_page(width=1280, height=900, script=True):
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, java_script_enabled=script
+        )
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        page = context.new_page()
+        pages.append(page)
+        return page
+
+    yield open_page
+    for page in pages:
+        page.context.close()
+
+
+def with_results(connection, n=30, fail_every=7):
+    now = timezone.now()
+    ProbeResult.objects.bulk_create(
+        ProbeResult(
+            connection=connection,
+            checked_at=now - timedelta(seconds=30 * (n - i)),
+            ok=bool(i % fail_every),
+            latency_ms=12.5 if i % fail_every else None,
+            error_class="" if i % fail_every else "connect",
+            error="" if i % fail_every else "Connection refused",
+        )
+        for i in range(n)
+    )
+    return connection
+
+
+def open_menu(page, pk):
+    page.click(f"#state-btn-{pk}")
+    page.wait_for_selector(f"#state-menu-{pk}:popover-open")
+    return page.locator(f"#state-menu-{pk}")
+
+
+def assert_menu_visible(page, pk, expected=("Edit",)):
+    items = open_menu(page, pk).evaluate(MENU_VISIBLE)
+    texts = [item["text"] for item in items]
+    for text in expected:
+        assert text in texts, texts
+    assert all(item["inside"] and item["onTop"] for item in items), items
+    page.keyboard.press("Escape")
+    page.wait_for_selector(f"#state-menu-{pk}:not(:popover-open)", state="attached")
+
+
+def test_the_state_menu_is_never_clipped(live_server, signed_in, make_connection):
+    few = [
+        with_results(
+            make_connection(Status.CONNECTED, name=f"a-{i}", url=f"http://127.0.0.1:819{i}/")
+        )
+        for i in range(3)
+    ]
+    page = signed_in()
+    page.goto(f"{live_server.url}/connections/")
+    for conn in few:  # a three-row table: the whole menu shows, not only its first item
+        assert_menu_visible(page, conn.pk, ("Start maintenance", "Ignore", "Delete", "Edit"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    open_menu(page, few[-1].pk)
+    page.screenshot(path=str(ARTIFACTS / "table-menu.png"))
+    page.keyboard.press("Escape")
+
+    # the last row of a long table: the menu opens upwards, above no scrollbar
+    many = [make_connection(Status.REGISTERED, name=f"b-{i:02}") for i in range(40)]
+    page.goto(f"{live_server.url}/connections/?per_page=50&sort=name")
+    last = many[-1]
+    page.locator(f"#state-btn-{last.pk}").scroll_into_view_if_needed()
+    assert_menu_visible(page, last.pk, ("Connect", "Edit"))
+    # one line per row at 1280: every row as high as the first
+    heights = page.eval_on_selector_all(
+        "#table-region tbody tr", "rows => rows.map(r => r.getBoundingClientRect().height)"
+    )
+    assert max(heights) - min(heights) <= 1.5, heights  # the last row has no bottom rule
+    page.screenshot(path=str(ARTIFACTS / "table-long.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+    # the connection page, at 1280 and at 800: inside the window, the page no wider
+    for width in (1280, 800):
+        detail = signed_in(width=width)
+        detail.goto(f"{live_server.url}/connections/{few[0].pk}/")
+        assert_menu_visible(detail, few[0].pk, ("Start maintenance", "Edit"))
+        assert detail.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        open_menu(detail, few[0].pk)
+        detail.screenshot(path=str(ARTIFACTS / f"connection-menu-{width}.png"))
+
+
+def test_the_table_at_800_px_hides_columns_instead_of_wrapping(
+    live_server, signed_in, make_connection
+):
+    for port in (8191, 8192, 8199):
+        with_results(
+            make_connection(
+                Status.CONNECTED,
+                name=f"svc-{port}",
+                url=f"http://127.0.0.1:{port}/a/rather/long/path/to/a/health/endpoint",
+            )
+        )
+    page = signed_in(width=800)
+    page.goto(f"{live_server.url}/connections/")
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    ports = page.eval_on_selector_all(
+        ".url-port",
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " const cell = e.closest('td').getBoundingClientRect();"
+        " return [e.textContent, r.right <= cell.right + 0.5 && r.width > 0]; })",
+    )
+    assert sorted(ports) == [[":8191", True], [":8192", True], [":8199", True]]
+    heights = page.eval_on_selector_all(
+        "#table-region tbody tr", "rows => rows.map(r => r.getBoundingClientRect().height)"
+    )
+    assert max(heights) < 48, heights
+    page.screenshot(path=str(ARTIFACTS / "table-800-new.png"), full_page=True)
+
+
+def test_the_state_menu_works_from_the_keyboard(live_server, signed_in, make_connection):
+    conn = make_connection(Status.CONNECTED, name="api")
+    page = signed_in()
+    page.on("dialog", lambda dialog: dialog.accept())  # the transition's confirmation
+    page.goto(f"{live_server.url}/connections/")
+    trigger = page.locator(f"#state-btn-{conn.pk}")
+    trigger.focus()
+    page.keyboard.press("Enter")  # opens, on the first item
+    page.wait_for_selector(f"#state-menu-{conn.pk}:popover-open")
+    assert trigger.get_attribute("aria-expanded") == "true"
+    focused = "document.activeElement.textContent.trim()"
+    first = page.evaluate(focused)
+    page.keyboard.press("End")
+    assert page.evaluate(focused) == "Edit"
+    page.keyboard.press("ArrowDown")  # wraps round
+    assert page.evaluate(focused) == first
+    page.keyboard.press("Escape")  # closes, focus back on the button
+    page.wait_for_selector(f"#state-menu-{conn.pk}:not(:popover-open)", state="attached")
+    assert page.evaluate("document.activeElement.id") == f"state-btn-{conn.pk}"
+    assert trigger.get_attribute("aria-expanded") == "false"
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector(f"#state-menu-{conn.pk}:popover-open")
+    page.keyboard.press("Tab")  # Tab leaves and closes it
+    page.wait_for_selector(f"#state-menu-{conn.pk}:not(:popover-open)", state="attached")
+    trigger.focus()
+    page.keyboard.press(" ")
+    page.wait_for_selector(f"#state-menu-{conn.pk}:popover-open")
+    while page.evaluate(focused) != "Start maintenance":
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='maintenance']")
+    assert Connection.objects.get(pk=conn.pk).status == Status.MAINTENANCE
+    page.wait_for_selector("text='api' is now Maintenance.")
+
+
+def test_bulk_delete_of_all_matching_rows_asks_with_the_count(
+    live_server, signed_in, make_connection
+):
+    doomed = [make_connection(Status.CONNECTED, kind="prometheus") for _ in range(3)]
+    kept = make_connection(Status.CONNECTED, kind="http")
+    page = signed_in()
+    page.goto(f"{live_server.url}/connections/?kind=prometheus")
+    counter = page.locator("#selection-count")
+    page.check(f"#sel-{doomed[0].pk}")
+    page.check(f"#sel-{doomed[1].pk}")
+    assert counter.inner_text() == "2 selected"
+    page.check("#bulk-all")
+    assert counter.inner_text() == "All 3 matching rows"
+    page.select_option("#bulk-action", "transition:deleted")
+    page.click("#bulk-apply")
+    dialog = page.locator("#bulk-confirm")
+    dialog.wait_for(state="visible")
+    assert dialog.locator("p").inner_text() == (
+        "Delete 3 connections matching the filters? This cannot be undone."
+    )
+    assert page.evaluate("document.activeElement.id") == "bulk-confirm-cancel"
+    page.keyboard.press("Enter")  # Cancel
+    dialog.wait_for(state="hidden")
+    assert Connection.objects.filter(status=Status.CONNECTED).count() == 4
+    page.click("#bulk-apply")
+    dialog.wait_for(state="visible")
+    page.click("#bulk-confirm-ok")
+    page.wait_for_selector("text=Moved to Deleted: 3 connection(s)")
+    assert "kind=prometheus" in page.url  # back where the user was
+    assert set(Connection.all_objects.filter(status=Status.DELETED)) == set(doomed)
+    assert Connection.objects.get(pk=kept.pk).status == Status.CONNECTED
+    assert page.locator("#table-region tbody tr[data-id]").count() == 0
+
+
+def test_a_filter_dropdown_and_its_chip_round_trip(live_server, signed_in, make_connection):
+    up = make_connection(Status.CONNECTED, name="up")
+    down = make_connection(Status.DISCONNECTED, name="down")
+    page = signed_in()
+    page.goto(f"{live_server.url}/connections/")
+    page.click("#dd-status summary")
+    page.check("#dd-status input[value='disconnected']")
+    page.wait_for_url("**status=disconnected**")
+    page.wait_for_selector(f"tr[data-id='{up.pk}']", state="detached")
+    assert page.locator(f"tr[data-id='{down.pk}']").count() == 1
+    assert page.locator("#dd-status .dd-count").inner_text().startswith("1")
+    page.keyboard.press("Escape")  # closes the dropdown
+    assert not page.locator("#dd-status").evaluate("d => d.open")
+    chip = page.locator("#filter-chips .chip", has_text="Status: Disconnected")
+    chip.locator("a").click()
+    page.wait_for_selector(f"tr[data-id='{up.pk}']")
+    assert "status=" not in page.url
+    assert not page.locator("#dd-status input[value='disconnected']").is_checked()
+    assert page.locator("#filter-chips .chip").count() == 0
+    # a summary link sets the filter: the form and the chips follow
+    page.click("#sum-connected")
+    page.wait_for_selector(f"tr[data-id='{down.pk}']", state="detached")
+    assert page.locator("#dd-status input[value='connected']").is_checked()
+    page.wait_for_selector("#filter-chips .chip:has-text('Status: Connected')")
+    page.click("#chips-clear")
+    page.wait_for_selector(f"tr[data-id='{down.pk}']")
+
+
+def test_an_open_menu_a_focused_heartbeat_and_the_selection_survive_the_refresh(
+    live_server, signed_in, make_connection
+):
+    conn = with_results(make_connection(Status.CONNECTED, name="api"))
+    other = make_connection(Status.REGISTERED, name="web")
+    page = signed_in()
+    page.goto(f"{live_server.url}/connections/")
+    page.check(f"#sel-{other.pk}")
+    page.evaluate("document.getElementById('table-region').dataset.marker = 'first'")
+    open_menu(page, conn.pk)
+    assert page.evaluate("pollable('visible')") is False
+    page.wait_for_timeout(6000)  # a refresh was due: it waited
+    assert page.evaluate("document.getElementById('table-region').dataset.marker") == "first"
+    assert page.locator(f"#state-menu-{conn.pk}").evaluate("m => m.matches(':popover-open')")
+    page.keyboard.press("Escape")
+    assert page.evaluate("pollable('visible')") is True
+    # the heartbeat by keyboard: focus shows the newest result, arrows the older ones
+    page.focus(f"#hb-{conn.pk}")
+    tip = page.locator("#table-tip")
+    tip.wait_for(state="visible")
+    assert " ago · " in tip.inner_text()
+    page.keyboard.press("Home")
+    oldest = tip.inner_text()
+    assert oldest.startswith("failed · connect: Connection refused")
+    page.evaluate("htmx.trigger('#table-region', 'connections-changed')")  # a refresh now
+    page.wait_for_function("!document.getElementById('table-region').dataset.marker")
+    assert page.evaluate("document.activeElement.id") == f"hb-{conn.pk}"
+    assert tip.inner_text() == oldest and tip.is_visible()
+    assert page.locator(f"#sel-{other.pk}").is_checked()
+    assert page.locator("#selection-count").inner_text() == "1 selected"
+
+
+def test_filters_and_the_state_menu_work_without_script(live_server, signed_in, make_connection):
+    up = make_connection(Status.CONNECTED, name="up")
+    down = make_connection(Status.DISCONNECTED, name="down")
+    page = signed_in(script=False)
+    page.goto(f"{live_server.url}/connections/")
+    page.click("#dd-status summary")
+    page.check("#dd-status input[value='connected']")
+    # (Playwright's "no script" still parses <noscript> as text: Enter submits the form)
+    page.press("#filter-q", "Enter")
+    page.wait_for_url("**status=connected**")
+    assert page.locator(f"tr[data-id='{down.pk}']").count() == 0
+    assert page.locator("#filter-chips .chip").inner_text() == "Status: Connected"
+    page.click(f"#state-btn-{up.pk}")  # the native popover opens without script
+    page.click(f"#state-menu-{up.pk} button:has-text('Start maintenance')")
+    page.wait_for_selector("text='up' is now Maintenance.")  # back on the filtered page
+    assert "status=connected" in page.url
+    assert Connection.objects.get(pk=up.pk).status == Status.MAINTENANCE

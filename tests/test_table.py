@@ -1,0 +1,333 @@
+"""The connections table as the server renders it: heartbeats, problems, URLs, filters and
+chips, the cost of a page, and the confirmation bulk actions need."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from connections import lifecycle
+from connections.choices import Status, Trigger
+from connections.models import Connection, ProbeResult
+from connections.views.table import HEARTBEAT_LENGTH, recent_results, url_parts
+from environments.models import Environment
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("connections:list")
+BULK = reverse("connections:bulk")
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def add_results(connection, outcomes, *, start=None, error="Connection refused"):
+    """Probe results, oldest first, a minute apart, ending a minute ago."""
+    now = start or timezone.now()
+    ProbeResult.objects.bulk_create(
+        ProbeResult(
+            connection=connection,
+            checked_at=now - timedelta(minutes=len(outcomes) - i),
+            ok=ok,
+            latency_ms=10.0 + i if ok else None,
+            error_class="" if ok else "connect",
+            error="" if ok else error,
+        )
+        for i, ok in enumerate(outcomes)
+    )
+
+
+def row_html(body, connection):
+    match = re.search(rf'<tr data-id="{connection.pk}".*?</tr>', body, re.S)
+    assert match, f"no row for {connection.name}"
+    return match.group(0)
+
+
+def ticks(row):
+    return re.findall(r'class="beat beat-(\w+)"', row)
+
+
+# ---- the heartbeat ----------------------------------------------------------------------
+
+
+def test_the_heartbeat_shows_the_last_30_results_oldest_first(owner, make_connection):
+    conn = make_connection(Status.CONNECTED, name="api")
+    # 35 results: the 5 oldest fall off; the newest is a failure
+    add_results(conn, [True] * 20 + [False] * 3 + [True] * 11 + [False])
+    body = client_for(owner).get(LIST).content.decode()
+    row = row_html(body, conn)
+    assert ticks(row) == ["ok"] * 15 + ["failed"] * 3 + ["ok"] * 11 + ["failed"]
+    assert "of api: 4 failed" in row
+    titles = re.findall(r'class="beat beat-\w+" role="img" title="([^"]*)"', row)
+    assert titles[-1].startswith("failed · connect: Connection refused · 1 min ago · ")
+    assert re.search(r"· \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", titles[-1])  # and the absolute time
+    assert re.match(r"ok · \d+ ms · \d+ min ago", titles[-2])
+
+
+def test_a_new_connection_has_empty_slots_not_results(owner, make_connection):
+    fresh = make_connection(Status.REGISTERED, name="fresh")
+    add_results(fresh, [True, False])
+    row = row_html(client_for(owner).get(LIST).content.decode(), fresh)
+    assert ticks(row) == ["none"] * (HEARTBEAT_LENGTH - 2) + ["ok", "failed"]
+    assert 'title="no probe yet"' in row
+
+
+def test_recent_results_takes_the_newest_per_connection_in_one_query(make_connection):
+    a, b = make_connection(Status.CONNECTED), make_connection(Status.CONNECTED)
+    add_results(a, [True] * 40)
+    add_results(b, [False] * 3)
+    with CaptureQueriesContext(db) as queries:
+        found = recent_results([a.pk, b.pk])
+    assert len(queries) == 1
+    assert [len(found[a.pk]), len(found[b.pk])] == [30, 3]
+    newest = ProbeResult.objects.filter(connection=a).order_by("-checked_at")[:30]
+    assert [r.pk for r in found[a.pk]] == [r.pk for r in reversed(newest)]
+
+
+def _queries_for_page(client, params=None, **headers):
+    with CaptureQueriesContext(db) as queries:
+        response = client.get(LIST, params or {}, **headers)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_a_page_costs_the_same_queries_for_3_rows_and_for_50_with_40_results_each(
+    owner, make_connection
+):
+    client = client_for(owner)
+    env = Environment.objects.create(name="prod", owner=owner)
+    small = [make_connection(Status.CONNECTED) for _ in range(3)]
+    env.connections.add(small[0])
+    few = _queries_for_page(client)
+    for conn in small:
+        add_results(conn, [True, False])
+    assert _queries_for_page(client) == few
+    more = [make_connection(Status.DISCONNECTED) for _ in range(47)]
+    for conn in small + more:
+        add_results(conn, [True] * 30 + [False] * 10)
+    env.connections.add(*more[:20])
+    many = _queries_for_page(client)
+    assert many == few, f"3 rows: {few} queries, 50 rows: {many}"
+    # and a page of 50 among many more connections, sorted by state
+    for _ in range(30):
+        make_connection(Status.REGISTERED)
+    assert _queries_for_page(client, {"sort": "status"}) == few
+    # the fragment the refresh fetches: session, user, counts per state, the rows, their
+    # environments, which the user may change, the heartbeats, the reasons
+    assert _queries_for_page(client, HTTP_HX_REQUEST="true") == 8
+
+
+# ---- the last problem -------------------------------------------------------------------
+
+
+def test_the_row_shows_why_it_is_not_found_or_disconnected(owner, make_connection):
+    gone = make_connection(Status.CONNECTED, name="gone")
+    lifecycle.transition(
+        gone, Status.DISCONNECTED, trigger=Trigger.PROBE, reason="3 failed probes: timeout"
+    )
+    failing = make_connection(Status.CONNECTED, name="failing")
+    Connection.objects.filter(pk=failing.pk).update(
+        last_probe_ok=False, last_probe_at=timezone.now(), last_probe_error="HTTP 503 " + "x" * 300
+    )
+    healthy = make_connection(Status.CONNECTED, name="healthy")
+    body = client_for(owner).get(LIST).content.decode()
+    assert 'title="3 failed probes: timeout"' in row_html(body, gone)
+    row = row_html(body, failing)
+    assert 'class="problem"' in row and "HTTP 503 " + "x" * 300 in row  # whole, clipped by CSS
+    assert 'tabindex="0"' in row  # focus shows it too
+    assert 'class="problem"' not in row_html(body, healthy)
+
+
+# ---- URLs, times --------------------------------------------------------------------------
+
+
+def test_a_url_is_split_so_its_host_and_port_are_never_clipped():
+    assert url_parts("http://10.0.0.7:8191/api/v1/health") == {
+        "host": "http://10.0.0.7",
+        "port": ":8191",
+        "rest": "/api/v1/health",
+    }
+    assert url_parts("https://[::1]:6443") == {"host": "https://[::1]", "port": ":6443", "rest": ""}
+    assert url_parts("https://k8s.example.com/x?y=1")["host"] == "https://k8s.example.com"
+    assert url_parts("not a url") == {"host": "not a url", "port": "", "rest": ""}
+    assert url_parts("http://h:99999/")["host"] == "http://h:99999/"  # invalid port: whole
+
+
+def test_the_row_has_the_full_url_in_its_title_and_times_as_ago(owner, make_connection):
+    conn = make_connection(Status.CONNECTED, url="http://127.0.0.1:8192/a/very/long/path")
+    Connection.objects.filter(pk=conn.pk).update(
+        last_probe_at=timezone.now() - timedelta(minutes=3), last_probe_ok=True
+    )
+    row = row_html(client_for(owner).get(LIST).content.decode(), conn)
+    assert 'title="http://127.0.0.1:8192/a/very/long/path"' in row
+    assert '<span class="url-port">:8192</span>' in row
+    assert ">3 min ago</time>" in row
+
+
+# ---- the state menu ---------------------------------------------------------------------
+
+
+def test_the_state_menu_is_a_popover_menu_with_edit_for_those_who_may_change(
+    owner, stranger, make_connection
+):
+    conn = make_connection(Status.CONNECTED, name="api")
+    body = client_for(owner).get(LIST).content.decode()
+    row = row_html(body, conn)
+    assert f'popovertarget="state-menu-{conn.pk}"' in row
+    assert 'aria-haspopup="menu"' in row and 'aria-expanded="false"' in row
+    assert f'id="state-menu-{conn.pk}" popover role="menu"' in row
+    assert set(re.findall(r'role="menuitem"[^>]*name="to" value="(\w+)"', row)) == {
+        "maintenance",
+        "ignored",
+        "deleted",
+    }
+    assert f'href="/connections/{conn.pk}/edit/"' in row
+    # a user who may only view: a plain badge, no menu
+    env = Environment.objects.create(name="shared", owner=owner)
+    env.connections.add(conn)
+    env.memberships.create(user=stranger, role="viewer")
+    row = row_html(client_for(stranger).get(LIST).content.decode(), conn)
+    assert "popovertarget" not in row and "/edit/" not in row and "Connected" in row
+
+
+# ---- filters and chips ------------------------------------------------------------------
+
+
+def test_filters_are_checkbox_dropdowns_and_active_ones_are_chips(owner, make_connection):
+    env = Environment.objects.create(name="prod", owner=owner)
+    conn = make_connection(Status.CONNECTED, name="prom", kind="prometheus")
+    env.connections.add(conn)
+    make_connection(Status.REGISTERED, name="web")
+    client = client_for(owner)
+    body = client.get(
+        LIST,
+        {"status": ["connected"], "kind": "prometheus", "environment": env.pk, "q": "pro"},
+    ).content.decode()
+    for name in ("status", "kind", "environment", "managed"):
+        assert f'<details class="dropdown" id="dd-{name}">' in body
+    assert 'type="checkbox" name="status" value="connected"' in body
+    assert re.search(r'name="status" value="connected"[^>]*checked', body)
+    assert 'type="radio" name="managed" value=""' in body
+    chip = r'<li class="chip"><span>([^<]*)</span><a id="chip-[^"]*" class="chip-remove" '
+    chip += r'href="([^"]*)"'
+    chips = re.findall(chip, body)
+    labels = [label for label, _ in chips]
+    assert labels == [
+        "Search: “pro”",
+        "Status: Connected",
+        "Kind: Prometheus",
+        "Environment: prod",
+    ]
+    removes = dict(chips)
+    assert "status=" not in removes["Status: Connected"].replace("&amp;", "&")
+    assert "kind=prometheus" in removes["Status: Connected"]
+    assert "Clear all" in body
+    # the fragment carries the chips out of band, so removing one updates them
+    fragment = client.get(LIST, {"status": "connected"}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="filter-chips" class="chips" hx-swap-oob="true">' in fragment
+    assert "Status: Connected" in fragment
+    # and the summary strip still filters by state
+    assert 'id="sum-registered"' in fragment
+
+
+def test_no_filter_no_chips(owner, make_connection):
+    make_connection(Status.CONNECTED)
+    body = client_for(owner).get(LIST).content.decode()
+    assert '<div id="filter-chips" class="chips">' in body and "Clear all" not in body
+
+
+# ---- bulk actions: the confirmed count ----------------------------------------------------
+
+
+def _bulk(user, data, htmx=True):
+    extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    return client_for(user).post(BULK, data, **extra)
+
+
+def test_all_matching_needs_the_count_the_user_confirmed(owner, make_connection):
+    for i in range(3):
+        make_connection(Status.CONNECTED, name=f"p{i}", kind="prometheus")
+    data = {"action": "transition:deleted", "all_matching": "1", "query": "kind=prometheus"}
+    missing = _bulk(owner, data)
+    assert missing.status_code == 400
+    assert "needs a confirmation" in missing.content.decode()
+    stale = _bulk(owner, {**data, "confirm_count": "2"})
+    assert stale.status_code == 409
+    text = stale.content.decode()
+    assert "you confirmed 2, 3 match now. Nothing was changed" in text
+    assert Connection.objects.filter(status=Status.CONNECTED).count() == 3
+    # a browser without htmx gets the same refusal as a message after the redirect
+    plain = _bulk(owner, {**data, "confirm_count": "9"}, htmx=False)
+    assert plain.status_code == 302
+    assert Connection.objects.filter(status=Status.CONNECTED).count() == 3
+    done = _bulk(owner, {**data, "confirm_count": "3"})
+    assert done.status_code == 200
+    assert Connection.all_objects.filter(status=Status.DELETED).count() == 3
+
+
+def test_delete_of_selected_rows_needs_the_confirmation_too(owner, make_connection):
+    a, b = make_connection(Status.CONNECTED), make_connection(Status.CONNECTED)
+    ids = f"{a.pk},{b.pk}"
+    assert _bulk(owner, {"action": "transition:deleted", "ids": ids}).status_code == 400
+    assert (
+        _bulk(owner, {"action": "transition:deleted", "ids": ids, "confirm_count": "x"}).status_code
+        == 400
+    )
+    assert (
+        _bulk(owner, {"action": "transition:deleted", "ids": ids, "confirm_count": "1"}).status_code
+        == 409
+    )
+    assert not Connection.all_objects.filter(status=Status.DELETED).exists()
+    ok = _bulk(owner, {"action": "transition:deleted", "ids": ids, "confirm_count": "2"})
+    assert ok.status_code == 200
+    assert Connection.all_objects.filter(status=Status.DELETED).count() == 2
+    # a non-destructive action on chosen rows needs no confirmation
+    c = make_connection(Status.CONNECTED)
+    assert _bulk(owner, {"action": "transition:maintenance", "ids": str(c.pk)}).status_code == 200
+
+
+def test_the_page_carries_what_the_confirmation_needs(owner, make_connection):
+    for _ in range(3):
+        make_connection(Status.CONNECTED)
+    body = client_for(owner).get(LIST, {"status": "connected"}).content.decode()
+    assert 'data-total="3"' in body
+    assert '<input type="hidden" name="confirm_count" value="">' in body
+    assert '<dialog id="bulk-confirm"' in body and 'aria-describedby="bulk-confirm-text"' in body
+    assert 'id="selection-count" class="selection-count" aria-live="polite"' in body
+
+
+def test_each_refusal_names_its_connection_once(owner, make_connection):
+    dead = make_connection(Status.NOT_FOUND, name="dead-port")
+    busy = make_connection(Status.CONNECTED, name="busy")
+    response = client_for(owner).post(
+        BULK, {"action": "transition:resume", "ids": f"{dead.pk},{busy.pk}"}, follow=True
+    )
+    body = response.content.decode()
+    assert "&#x27;dead-port&#x27; was left unchanged: it is not in maintenance." in body
+    assert "&#x27;busy&#x27; was left unchanged: it is not in maintenance." in body
+    response = client_for(owner).post(
+        BULK, {"action": "transition:connected", "ids": str(dead.pk)}, follow=True
+    )
+    body = response.content.decode()
+    assert "&#x27;dead-port&#x27; is Not Found: it cannot move to Connected" in body
+    assert "&#x27;dead-port&#x27;: " not in body
+
+
+def test_many_refusals_are_counted_not_listed(owner, make_connection):
+    conns = [make_connection(Status.CONNECTED, name=f"c{i:02}") for i in range(14)]
+    response = client_for(owner).post(
+        BULK,
+        {"action": "transition:resume", "ids": ",".join(str(c.pk) for c in conns)},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert body.count("was left unchanged: it is not in maintenance.") == 10
+    assert "4 more connections were left unchanged." in body
