@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -126,3 +127,47 @@ def update_connection(connection: Connection, *, user: Any, **changes: Any) -> C
             {"url": ["This endpoint is already tracked by another connection."]}
         ) from None
     return connection
+
+
+# --- a concurrent edit -------------------------------------------------------------------------
+# A page reads a connection, the user edits for a while, and saves. Another edit saved meanwhile
+# must not be undone silently: the page carries a signed snapshot of what it showed, and a save
+# whose snapshot no longer matches the stored row is refused with what changed (the user then
+# sees the new values and saves again on purpose). Only what a user edits is compared: the
+# probes' bookkeeping (and ``updated_at``, which every probe moves) is not an edit, nor is a
+# change of state. The snapshot is the same for every user (it names no environment).
+
+SNAPSHOT_FIELDS = (
+    "name",
+    "url",
+    "credential_id",
+    "failure_threshold",
+    "probe_interval",
+    "retry_interval",
+)
+_SNAPSHOT_SALT = "connections.editing.snapshot"
+
+
+def snapshot(connection: Connection) -> dict[str, Any]:
+    """What an edit page shows of ``connection`` and may overwrite."""
+    return {name: getattr(connection, name) for name in SNAPSHOT_FIELDS}
+
+
+def sign_snapshot(values: dict[str, Any]) -> str:
+    return signing.dumps(values, salt=_SNAPSHOT_SALT, compress=True)
+
+
+def read_snapshot(token: str) -> dict[str, Any] | None:
+    """The snapshot a page carried, or None when it was not one of ours (damaged, forged)."""
+    try:
+        values = signing.loads(token, salt=_SNAPSHOT_SALT)
+    except (signing.BadSignature, ValueError, TypeError, UnicodeError, OverflowError):
+        return None
+    if not isinstance(values, dict) or set(values) != set(SNAPSHOT_FIELDS):
+        return None
+    return values
+
+
+def changed_since(seen: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The snapshot fields that differ between what a page showed and what is stored now."""
+    return [name for name in SNAPSHOT_FIELDS if seen[name] != current[name]]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from credentials.bounds import origin_of
 from credentials.kubeconfig import MAX_KUBECONFIG_BYTES, parse_kubeconfig
@@ -17,8 +17,11 @@ from credentials.secrets import WriteOnlyTextarea, secret_values
 from environments.models import Environment
 from meshplay.converters import MAX_ID
 
+from . import editing
 from .choices import Status
+from .identity import validate_endpoint_url
 from .kinds import kind_choices
+from .models import Connection
 
 
 class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
@@ -38,7 +41,34 @@ class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
-class AddConnectionForm(forms.Form):
+def model_bounds(name: str, **kwargs) -> forms.IntegerField:
+    """A form field for an integer of ``Connection`` with the model's own bounds (its
+    validators): the pages, the API and the admin then refuse the same numbers."""
+    field = Connection._meta.get_field(name)
+    low = max(v.limit_value for v in field.validators if isinstance(v, MinValueValidator))
+    high = min(v.limit_value for v in field.validators if isinstance(v, MaxValueValidator))
+    kwargs.setdefault("initial", field.default)
+    return forms.IntegerField(min_value=low, max_value=high, **kwargs)
+
+
+class EndpointUrlMixin:
+    """The URL's rule is the model's (``identity.validate_endpoint_url``); a form only adds that
+    a URL with a typed password in it is never sent back in the page."""
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            validate_endpoint_url(url)
+        except ValidationError as exc:
+            if exc.code == "userinfo_in_url":
+                self.data = self.data.copy()
+                self.data["url"] = ""  # never send a typed password back in the page
+                raise
+        # other problems: the model's validator names them with the rest of the rules
+        return url
+
+
+class AddConnectionForm(EndpointUrlMixin, forms.Form):
     kind = forms.ChoiceField(choices=kind_choices)
     name = forms.CharField(max_length=200)
     url = forms.CharField(label="URL", max_length=500, help_text="http:// or https://")
@@ -63,13 +93,12 @@ class AddConnectionForm(forms.Form):
     environments = BoundedModelMultipleChoiceField(
         queryset=Environment.objects.none(), required=False
     )
-    failure_threshold = forms.IntegerField(min_value=2, max_value=100, initial=3)
-    probe_interval = forms.IntegerField(
-        min_value=5, max_value=86400, initial=settings.PROBE_INTERVAL, label="Probe every (s)"
+    failure_threshold = model_bounds("failure_threshold", label="Failure threshold")
+    probe_interval = model_bounds(
+        "probe_interval", initial=settings.PROBE_INTERVAL, label="Probe every (s)"
     )
-    retry_interval = forms.IntegerField(
-        min_value=1,
-        max_value=3600,
+    retry_interval = model_bounds(
+        "retry_interval",
         initial=settings.PROBE_RETRY_INTERVAL,
         required=False,
         label="Retry after a failure (s)",
@@ -81,21 +110,6 @@ class AddConnectionForm(forms.Form):
         self.user = user
         self.fields["credential"].queryset = Credential.objects.restrict(user, "use")
         self.fields["environments"].queryset = Environment.objects.restrict(user, "change")
-
-    def clean_url(self):
-        url = self.cleaned_data["url"]
-        try:
-            parts = urlsplit(url.strip())
-            has_userinfo = bool(parts.username or parts.password)
-        except ValueError:
-            return url  # the model's validator names the problem
-        if has_userinfo:
-            self.data = self.data.copy()
-            self.data["url"] = ""  # never send a typed password back in the page
-            raise ValidationError(
-                "Put no user name or password in the URL: attach a credential instead."
-            )
-        return url
 
     def clean(self):
         cleaned = super().clean()
@@ -128,10 +142,15 @@ class AddConnectionForm(forms.Form):
 
 class KubeconfigImportForm(forms.Form):
     file = forms.FileField(required=False, label="Upload a kubeconfig")
+    # Never sent back (it holds tokens and keys): after an error the page keeps what was pasted
+    # in the browser instead, since the form posts with htmx and the box is hx-preserve'd
+    # (connections/import.html). Without JavaScript the box comes back empty.
     text = forms.CharField(
         required=False,
         label="…or paste it",
-        widget=WriteOnlyTextarea(attrs={"rows": 10, "spellcheck": "false", "autocomplete": "off"}),
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 10, "spellcheck": "false", "autocomplete": "off", "hx-preserve": "true"}
+        ),
     )
     environments = BoundedModelMultipleChoiceField(
         queryset=Environment.objects.none(), required=False
@@ -163,6 +182,68 @@ class KubeconfigImportForm(forms.Form):
             text, allow_insecure_tls=bool(cleaned.get("allow_insecure_tls"))
         )
         return cleaned
+
+
+class EditConnectionForm(EndpointUrlMixin, forms.Form):
+    """A connection's editable settings. The rules are ``editing.update_connection``'s (those of
+    the add form and the API); ``version`` is the signed snapshot of what the page showed."""
+
+    name = forms.CharField(max_length=200)
+    url = forms.CharField(label="URL", max_length=500, help_text="http:// or https://")
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.none(), required=False, empty_label="(none)"
+    )
+    environments = BoundedModelMultipleChoiceField(
+        queryset=Environment.objects.none(),
+        required=False,
+        help_text="Only the environments you may change are listed; its memberships in others "
+        "stay as they are.",
+    )
+    failure_threshold = model_bounds("failure_threshold", label="Failure threshold")
+    probe_interval = model_bounds("probe_interval", label="Probe every (s)")
+    retry_interval = model_bounds(
+        "retry_interval",
+        label="Retry after a failure (s)",
+        help_text="Until the threshold is reached, so an outage is confirmed in seconds.",
+    )
+    version = forms.CharField(widget=forms.HiddenInput, max_length=4000)
+    # the environments ticked when the page was shown: a save applies only what the user
+    # ticked or unticked since, so a membership changed elsewhere meanwhile is not undone
+    environments_shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=4000)
+
+    def __init__(self, *args, connection: Connection, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connection = connection
+        # what the user may attach, and the credential attached now (kept without a check:
+        # the rules ask for one only when the URL or the credential changes)
+        usable = Credential.objects.restrict(user, "use")
+        if connection.credential_id:
+            usable = usable | Credential.objects.filter(pk=connection.credential_id)
+        self.fields["credential"].queryset = usable.distinct().order_by("name", "pk")
+        self.fields["environments"].queryset = Environment.objects.restrict(
+            user, "change"
+        ).order_by("name", "pk")
+
+    def clean_environments_shown(self) -> set[int]:
+        raw = self.cleaned_data.get("environments_shown", "")
+        try:
+            ids = {int(part) for part in raw.split()}
+        except ValueError:
+            ids = None
+        if ids is None or any(not 1 <= pk <= MAX_ID for pk in ids):
+            raise ValidationError(
+                "This form is damaged: reload the page and edit again.", code="bad_shown"
+            )
+        return ids
+
+    def clean_version(self):
+        seen = editing.read_snapshot(self.cleaned_data["version"])
+        if seen is None:
+            raise ValidationError(
+                "This form is damaged or out of date: reload the page and edit again.",
+                code="bad_version",
+            )
+        return seen
 
 
 class BulkActionForm(forms.Form):

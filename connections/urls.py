@@ -13,6 +13,7 @@ urlpatterns = [
     path("import/", views.kubeconfig_import, name="import"),
     path("bulk/", views.connection_bulk, name="bulk"),
     path("<id:pk>/", views.connection_detail, name="detail"),
+    path("<id:pk>/edit/", views.connection_edit, name="edit"),
     path("<id:pk>/transition/", views.connection_transition, name="transition"),
     path("<id:pk>/parents/", dependency_views.connection_parents, name="parents"),
 ]

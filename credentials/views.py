@@ -69,7 +69,13 @@ def credential_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse
             credential.save()
             messages.success(request, f"Credential '{credential.name}' saved (stored encrypted).")
             return redirect("credentials:list")
-        return render(request, "credentials/form.html", {"form": form}, status=400)
+        # an edit stays an edit after an error: its title, and its "leave blank to keep" help
+        return render(
+            request,
+            "credentials/form.html",
+            {"form": form, "credential": _owned(request, pk)[0] if pk is not None else None},
+            status=400,
+        )
     return render(request, "credentials/form.html", {"form": form, "credential": credential})
 
 

@@ -44,7 +44,7 @@ from rest_framework.test import APIClient
 
 from connections.choices import BULK_ACTIONS, Status
 from connections.kinds import kind_choices
-from connections.models import ApiToken
+from connections.models import ApiToken, Connection
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 
@@ -573,6 +573,28 @@ def _connection_add(w: World) -> dict[str, Field]:
     }
 
 
+def _connection_edit(w: World) -> dict[str, Field]:
+    """The edit page's fields; ``version`` is mostly a real signed snapshot (of one of the
+    connections, so often another one's: the conflict path), sometimes hostile text."""
+    from connections import editing
+
+    versions = [
+        editing.sign_snapshot(editing.snapshot(c))
+        for c in Connection.all_objects.filter(pk__in=w.connections)
+    ]
+    return {
+        "name": text_field(w),
+        "url": (good_url(w), url_strategy(w)),
+        "credential": id_field(w, w.credentials),
+        "environments": ids_field(w, w.environments),
+        "environments_shown": ids_field(w, w.environments),
+        "failure_threshold": number_field(2, 100),
+        "probe_interval": number_field(5, 86400),
+        "retry_interval": number_field(5, 86400),
+        "version": (st.sampled_from(versions), hostile_text(w)),
+    }
+
+
 def _credential(w: World) -> dict[str, Field]:
     return {
         "name": text_field(w),
@@ -624,6 +646,7 @@ FORMS = [
         },
         files=("file",),
     ),
+    Form("connections:edit", lambda w: w.connections, _connection_edit),
     Form("connections:bulk", fields=_bulk),
     Form(
         "connections:transition",

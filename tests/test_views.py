@@ -225,7 +225,8 @@ def test_bulk_transition_reports_refused_rows_by_name(owner, make_connection):
     )
     body = response.content.decode()
     assert "Moved to Maintenance: 2 connection(s) (alpha, beta)" in body
-    assert "&#x27;gamma&#x27;: &#x27;gamma&#x27; is Ignored: it cannot move to Maintenance" in body
+    assert "&#x27;gamma&#x27; is Ignored: it cannot move to Maintenance" in body
+    assert "&#x27;gamma&#x27;: &#x27;gamma&#x27;" not in body  # the name once
     states = dict(Connection.objects.values_list("name", "status"))
     assert states == {"alpha": "maintenance", "beta": "maintenance", "gamma": "ignored"}
 
@@ -236,7 +237,12 @@ def test_bulk_on_all_rows_matching_the_filter(owner, make_connection):
     make_connection(Status.CONNECTED, name="other", kind="http")
     client_for(owner).post(
         reverse("connections:bulk"),
-        {"action": "transition:maintenance", "all_matching": "1", "query": "kind=prometheus"},
+        {
+            "action": "transition:maintenance",
+            "all_matching": "1",
+            "query": "kind=prometheus",
+            "confirm_count": "3",  # the count the user confirmed
+        },
     )
     assert set(Connection.objects.filter(status="maintenance").values_list("name", flat=True)) == {
         "prom0",
@@ -245,7 +251,12 @@ def test_bulk_on_all_rows_matching_the_filter(owner, make_connection):
     }
     client_for(owner).post(
         reverse("connections:bulk"),
-        {"action": "transition:resume", "all_matching": "1", "query": "status=maintenance"},
+        {
+            "action": "transition:resume",
+            "all_matching": "1",
+            "query": "status=maintenance",
+            "confirm_count": "3",
+        },
     )
     assert not Connection.objects.filter(status="maintenance").exists()
 

@@ -3,6 +3,7 @@ answers 404; state changes are POST and go through ``connections.lifecycle``."""
 
 from .actions import connection_bulk, connection_transition
 from .common import actions_for, back, clean_reason, report_messages, visible
+from .edit import connection_edit
 from .pages import connection_add, connection_detail, discovered_browser, kubeconfig_import
 from .table import connection_list, render_table_page, table_context
 
@@ -13,6 +14,7 @@ __all__ = [
     "connection_add",
     "connection_bulk",
     "connection_detail",
+    "connection_edit",
     "connection_list",
     "connection_transition",
     "discovered_browser",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from environments.models import Environment
@@ -31,7 +33,10 @@ HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year s
 @login_required
 def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
-    can_change = bool(editable_ids(request.user, [connection.pk]))
+    # a tombstone is history: nothing on it changes (no state, no edit, no membership)
+    can_change = connection.status != Status.DELETED and bool(
+        editable_ids(request.user, [connection.pk])
+    )
     results = list(connection.probe_results.order_by("-checked_at")[:200])
     series: dict[str, list] = {}
     day_ago = timezone.now() - timedelta(days=1)
@@ -65,6 +70,10 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "children_count": children_of([connection.pk]).restrict(request.user).count(),
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),
+        # the summary reads the results the list shows, never the row's own copy (which the
+        # add form's check writes without a result, and a deletion does not clear)
+        "last_result": results[0] if results else None,
+        "probing": probing_text(connection),
         "results": results[:20],
         "collected": collected,
         "metadata": sorted(
@@ -74,6 +83,50 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if connection.kind == "kubernetes":
         context["discovered"] = discovered_browser(request, connection)
     return render(request, "connections/detail.html", context)
+
+
+def duration(seconds: int) -> str:
+    """30 s, 5 min, 2 h, 1 d: the largest unit that says it exactly."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def probing_text(connection: Connection) -> str:
+    """What the background health check does with this connection now, as the lifecycle spec
+    and ``health.next_probe_time`` decide it: not probed, retried, or probed every N."""
+    status = connection.status
+    if status == Status.DELETED:
+        return "Not probed: it is deleted."
+    if status == Status.IGNORED:
+        return "Not probed while ignored. Register again runs the reachability check."
+    if status == Status.NOT_FOUND:
+        return "Not probed while Not Found. Retry registration runs the reachability check."
+    if status == Status.MAINTENANCE:
+        return "Not probed during maintenance; probed at once when maintenance ends."
+    interval = connection.probe_interval or settings.PROBE_INTERVAL
+    retry = min(connection.retry_interval or settings.PROBE_RETRY_INTERVAL, interval)
+    if status == Status.DISCONNECTED:
+        after = max(settings.PROBE_BACKOFF_AFTER, 1)
+        ceiling = max(settings.PROBE_BACKOFF_MAX, interval)
+        return (
+            f"Probed every {duration(interval)} while down; after {duration(after)} down, less "
+            f"and less often (at most every {duration(ceiling)}). One success brings it back."
+        )
+    threshold = connection.failure_threshold
+    failures = connection.consecutive_failures
+    if failures:
+        probes = "probe" if failures == 1 else "probes"
+        return (
+            f"Retried every {duration(retry)}: {failures} failed {probes} in a row so far, "
+            f"{threshold} in a row leave {connection.get_status_display()}. Probed every "
+            f"{duration(interval)} again once it answers."
+        )
+    return (
+        f"Probed every {duration(interval)}; after a failure retried every {duration(retry)}, "
+        f"and {threshold} failures in a row leave {connection.get_status_display()}."
+    )
 
 
 RESOURCES_PER_PAGE = 100
@@ -182,6 +235,7 @@ def connection_add(request: HttpRequest) -> HttpResponse:
 
 
 @sensitive_post_parameters("text")
+@never_cache  # the report names what was imported
 @login_required
 def kubeconfig_import(request: HttpRequest) -> HttpResponse:
     form = KubeconfigImportForm(request.POST or None, request.FILES or None, user=request.user)
@@ -196,6 +250,8 @@ def kubeconfig_import(request: HttpRequest) -> HttpResponse:
                 environments=form.cleaned_data["environments"],
                 visible=visible(request),
             )
+            # imported: the document is stored (as credentials), the box starts empty again
+            form = KubeconfigImportForm(user=request.user)
         else:
             status = 400
     return render(

@@ -7,10 +7,12 @@ registered -> not found, and a self-connecting provider registration.
 """
 
 import asyncio
+import contextlib
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.urls import NoReverseMatch, reverse
 
 from connections import lifecycle
 from connections.models import Connection
@@ -91,11 +93,23 @@ class Command(BaseCommand):
             port = base_port + index
             endpoints.append(Endpoint(name, port, up, down, mode, offset=index * 7))
             self.ensure_connection(name, kind, f"http://127.0.0.1:{port}", owner, index)
-        self.stdout.write(
-            f"demo fleet: {len(endpoints)} endpoints on 127.0.0.1:{base_port}-"
-            f"{base_port + len(endpoints) - 1}; watch /admin/connections/connection/"
-        )
+        self.announce(len(endpoints), base_port)
         asyncio.run(self.serve(endpoints))
+
+    def announce(self, count: int, base_port: int) -> None:
+        """Where to watch: the product's own pages (the overview, the connection table), never
+        the admin."""
+        self.stdout.write(
+            f"demo fleet: {count} endpoints on 127.0.0.1:{base_port}-{base_port + count - 1}; "
+            f"watch them change state in {where_to_watch()}"
+        )
+
+
+def where_to_watch() -> str:
+    pages = [f"the connection table, {reverse('connections:list')}"]
+    with contextlib.suppress(NoReverseMatch):  # an overview page, where there is one
+        pages.insert(0, f"the overview, {reverse('overview')}")
+    return " and ".join(pages)
 
     async def serve(self, endpoints: list[Endpoint]) -> None:
         await asyncio.gather(*(endpoint.run() for endpoint in endpoints))

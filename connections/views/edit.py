@@ -1,0 +1,253 @@
+"""Editing a connection's settings: the rules of ``connections.editing`` (those of the add form
+and the API), and a save that never silently undoes another one saved meanwhile.
+
+- Who may: exactly who may change the connection (``lifecycle.editable_ids``); someone who can
+  only see it gets 403 with a message, someone who cannot see it 404. A deleted connection is a
+  tombstone: 409, nothing to edit.
+- What an edit does, as the API's: the state stays; a new URL or credential is probed at once
+  from a clean count (probed states only) and the server-owned cluster identity is forgotten;
+  a new interval applies from the next probe. The page says so for the connection's state.
+- Two tabs: a save whose signed snapshot (``editing.snapshot``) is not what is stored now is a
+  409 that shows what changed and keeps the user's values; saving again then applies them.
+  Environments are applied as the ticks the user changed on the page (the environment app's
+  ``change_membership``), so a membership changed elsewhere meanwhile is not undone; only the
+  environments the user may change are listed or touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+
+from environments.actions import change_membership
+from environments.models import Environment
+
+from .. import editing
+from ..choices import PROBED_STATES, Status
+from ..forms import EditConnectionForm, attach_errors
+from ..lifecycle import editable_ids
+from ..models import Connection
+from .common import visible
+
+# The page's fields in the order its "what changed" message names them.
+LABELS = {
+    "name": "name",
+    "url": "URL",
+    "credential_id": "credential",
+    "failure_threshold": "failure threshold",
+    "probe_interval": "probe interval",
+    "retry_interval": "retry interval",
+}
+SECONDS = ("probe_interval", "retry_interval")
+
+
+def _environment_ids(connection: Connection, editable: set[int]) -> list[int]:
+    """The connection's environments among those the user may change (the others are not
+    shown, not compared and never touched)."""
+    ids = connection.environments.values_list("pk", flat=True)
+    return sorted(pk for pk in ids if pk in editable)
+
+
+def _shown(connection: Connection, name: str) -> str:
+    if name == "credential_id":
+        return f"'{connection.credential.name}'" if connection.credential_id else "none"
+    value = getattr(connection, name)
+    return (
+        f"{value} s" if name in SECONDS else f"'{value}'" if isinstance(value, str) else str(value)
+    )
+
+
+def _refuse(request: HttpRequest, connection: Connection, message: str, status: int):
+    return render(
+        request,
+        "connections/edit.html",
+        {"connection": connection, "refusal": message},
+        status=status,
+    )
+
+
+def _what_happens(connection: Connection) -> str:
+    """What an edit does to the state and the probes, as the API's edit does it."""
+    state = connection.get_status_display()
+    if connection.status in PROBED_STATES:
+        return (
+            f"Editing keeps the state ({state}). A new URL or credential is probed at once, from a "
+            "clean failure count, and what was learned from the old endpoint (its cluster "
+            "identity) is forgotten. A new probe or retry interval applies from the next probe."
+        )
+    if connection.status == Status.NOT_FOUND:
+        return (
+            f"Editing keeps the state ({state}). A Not Found connection is not probed: after "
+            "changing its URL, use Retry registration on its page to check it."
+        )
+    if connection.status == Status.IGNORED:
+        return (
+            f"Editing keeps the state ({state}). An ignored connection is not probed: after "
+            "changing its URL, use Register again on its page to check it."
+        )
+    return (
+        f"Editing keeps the state ({state}). It is not probed while in maintenance; the "
+        "settings you save apply when maintenance ends, when it is probed at once."
+    )
+
+
+@never_cache
+@login_required
+def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(visible(request).select_related("credential"), pk=pk)
+    if not editable_ids(request.user, [connection.pk]):
+        return _refuse(
+            request,
+            connection,
+            f"You may view '{connection.name}' but not change it: its owner, or an editor of "
+            "one of its environments, can.",
+            403,
+        )
+    if connection.status == Status.DELETED:
+        return _refuse(
+            request,
+            connection,
+            f"'{connection.name}' is deleted: a deleted connection cannot be changed. Its page "
+            "keeps its history.",
+            409,
+        )
+    editable = set(
+        Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
+    )
+    ticked = _environment_ids(connection, editable)
+    initial = {
+        "name": connection.name,
+        "url": connection.url,
+        "credential": connection.credential_id,
+        "environments": ticked,
+        "environments_shown": " ".join(map(str, ticked)),
+        "failure_threshold": connection.failure_threshold,
+        "probe_interval": connection.probe_interval,
+        "retry_interval": connection.retry_interval,
+        "version": editing.sign_snapshot(editing.snapshot(connection)),
+    }
+    form = EditConnectionForm(
+        request.POST if request.method == "POST" else None,  # an empty POST is still bound
+        initial=initial,
+        connection=connection,
+        user=request.user,
+    )
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                outcome = _save(request, connection, form, editable)
+            except _Conflict as exc:
+                status = 409
+                form.conflict = exc.changed
+                form.data = form.data.copy()
+                form.data["version"] = editing.sign_snapshot(exc.current)
+            except _Gone:
+                connection.refresh_from_db()
+                return _refuse(
+                    request,
+                    connection,
+                    f"'{connection.name}' was deleted while you were editing it: nothing was "
+                    "saved.",
+                    409,
+                )
+            except ValidationError as exc:
+                attach_errors(exc, form)
+            else:
+                for level, text in outcome:
+                    messages.add_message(request, level, text)
+                return redirect("connections:detail", pk=connection.pk)
+    context = {"connection": connection, "form": form, "what_happens": _what_happens(connection)}
+    return render(request, "connections/edit.html", context, status=status)
+
+
+class _Conflict(Exception):
+    def __init__(self, changed: list[str], current: dict[str, Any]) -> None:
+        super().__init__("changed meanwhile")
+        self.changed = changed
+        self.current = current
+
+
+class _Gone(Exception):
+    pass
+
+
+def _save(
+    request: HttpRequest, stale: Connection, form: EditConnectionForm, editable: set[int]
+) -> list[tuple[int, str]]:
+    """Compare-and-save under the row's lock: refused (``_Conflict``) if the page's snapshot is
+    not what is stored now; the messages to show otherwise."""
+    data = form.cleaned_data
+    with transaction.atomic():
+        connection = (
+            Connection.all_objects.select_for_update(of=("self",))
+            .select_related("credential")
+            .get(pk=stale.pk)
+        )
+        if connection.status == Status.DELETED:
+            raise _Gone
+        current = editing.snapshot(connection)
+        changed_meanwhile = editing.changed_since(data["version"], current)
+        if changed_meanwhile:
+            raise _Conflict(
+                [f"{LABELS[name]} is now {_shown(connection, name)}" for name in changed_meanwhile],
+                current,
+            )
+        before = {name: _shown(connection, name) for name in editing.SNAPSHOT_FIELDS}
+        editing.update_connection(
+            connection,
+            user=request.user,
+            name=data["name"],
+            url=data["url"],
+            credential=data["credential"],
+            failure_threshold=data["failure_threshold"],
+            probe_interval=data["probe_interval"],
+            retry_interval=data["retry_interval"],
+        )
+        # only what the user ticked or unticked on the page: a membership changed elsewhere
+        # meanwhile stays as it is now
+        chosen = {environment.pk: environment for environment in data["environments"]}
+        shown = data["environments_shown"] & editable
+        now = set(_environment_ids(connection, editable))
+        added = [chosen[pk] for pk in chosen if pk not in shown and pk not in now]
+        removed = list(Environment.objects.filter(pk__in=(shown - set(chosen)) & now))
+        # the environment app's rule, as its own page and the API apply it
+        for environment in added:
+            change_membership(environment, request.user, [connection], assign=True)
+        for environment in removed:
+            change_membership(environment, request.user, [connection], assign=False)
+    changes = [
+        f"{LABELS[name]} {before[name]} → {_shown(connection, name)}"
+        for name in editing.SNAPSHOT_FIELDS
+        if _shown(connection, name) != before[name]
+    ]
+    changes += [f"added to '{environment.name}'" for environment in added]
+    changes += [f"removed from '{environment.name}'" for environment in removed]
+    if not changes:
+        return [(messages.INFO, f"'{connection.name}': nothing changed.")]
+    result = [(messages.SUCCESS, f"Saved '{connection.name}': {'; '.join(changes)}.")]
+    endpoint_moved = before["url"] != _shown(connection, "url") or before[
+        "credential_id"
+    ] != _shown(connection, "credential_id")
+    if endpoint_moved:
+        result.append((messages.INFO, _after_endpoint_change(connection)))
+    return result
+
+
+def _after_endpoint_change(connection: Connection) -> str:
+    state = connection.get_status_display()
+    if connection.status in PROBED_STATES:
+        return f"The new endpoint is probed now; the state stays {state} until a probe decides."
+    if connection.status == Status.NOT_FOUND:
+        return f"It stays {state} and is not probed: Retry registration checks the new endpoint."
+    if connection.status == Status.IGNORED:
+        return f"It stays {state} and is not probed: Register again checks the new endpoint."
+    return f"It stays {state} and is not probed until maintenance ends."
