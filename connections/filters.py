@@ -73,13 +73,18 @@ class ConnectionFilterSet(django_filters.FilterSet):
         # Deleted connections are tombstones: only a status filter that names them shows them.
         return queryset.filter(status__in=values) if values else queryset
 
-    def counts_by_status(self) -> dict[str, int]:
-        """Rows per state under every filter but the status one (deleted ones included)."""
+    def counts_by_status(self, cap: int | None = None) -> dict[str, int]:
+        """Rows per state under every filter but the status one (deleted ones included); with
+        ``cap``, each counted up to ``cap + 1`` only (connections/listing.py)."""
         queryset = self.queryset
         for name, value in self.form.cleaned_data.items():
             if name != "status":
                 queryset = self.filters[name].filter(queryset, value)
         distinct = bool(self.form.cleaned_data.get("environment"))
+        if cap is not None:
+            from .listing import capped_counts
+
+            return capped_counts(queryset.distinct() if distinct else queryset, Status.values, cap)
         rows = queryset.order_by().values("status").annotate(n=Count("pk", distinct=distinct))
         return {row["status"]: row["n"] for row in rows}
 

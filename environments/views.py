@@ -27,6 +27,7 @@ from connections.views import (
     visible,
 )
 from credentials.models import Credential
+from live.conditional import refreshable
 
 from .actions import change_membership, group_transition
 from .forms import ConnectionIdsForm, CredentialIdForm, EnvironmentForm, MemberForm, MemberIdForm
@@ -96,6 +97,7 @@ def environment_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@refreshable
 def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     environment, _ = _environment(request, pk)
     url = reverse("environments:detail", args=[pk])

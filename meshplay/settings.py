@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "environments",
     "notifications",
     "maintenance",
+    "live",
+    "overview",
 ]
 
 MIDDLEWARE = [
@@ -144,7 +146,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "connections:list"
+LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
 # Security: on whenever DEBUG is off, so that `check --deploy` is clean in production.
@@ -304,3 +306,8 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# Live refresh (live/): a polled fragment answers 304 while nothing it shows has changed. The
+# stamp heals a write no signal saw within this many seconds; LIVE_RELEASE changes every ETag.
+LIVE_STAMP_HEAL_SECONDS = env.int("LIVE_STAMP_HEAL_SECONDS", default=60)
+LIVE_RELEASE = env.str("LIVE_RELEASE", default="1")

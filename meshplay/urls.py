@@ -1,15 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 from connections import ops, token_views
+from overview import views as overview_views
 
 admin.site.site_header = "Meshplay Connections"
 admin.site.site_title = "Meshplay Connections"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="connections:list", permanent=False)),
+    path("", overview_views.overview, name="overview"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", token_views.token_list, name="tokens"),
     path("accounts/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token-revoke"),

@@ -293,6 +293,23 @@ def new_connection(world: World) -> dict:
     }
 
 
+def connection_settings(world: World) -> dict:
+    """The edit page's form, renamed; ``version`` is the snapshot the page signs (the same for
+    every persona: it names no environment)."""
+    from connections import editing
+
+    connection = world.connection
+    return {
+        "name": "hijacked",
+        "url": connection.url,
+        "credential": connection.credential_id,
+        "failure_threshold": connection.failure_threshold,
+        "probe_interval": connection.probe_interval,
+        "retry_interval": connection.retry_interval,
+        "version": editing.sign_snapshot(editing.snapshot(connection)),
+    }
+
+
 def world_channel(world: World) -> Channel:
     """The owner's webhook channel of "prod" (made on first use): its editors manage it, its
     viewer sees it; its destination holds the secret, which no page may show."""
@@ -358,8 +375,8 @@ EDITORS = "editor staff owner"  # who may change prod's connections (README: sta
 
 # (pattern name, method) -> persona order: anonymous, stranger, viewer, editor, staff, owner
 PAGES: dict[tuple[str, str], Row] = {
-    ("/", "GET"): everyone(302, anonymous=302),
-    ("/", "POST"): everyone(302, anonymous=302),
+    ("overview", "GET"): everyone(200),
+    ("overview", "POST"): everyone(405),
     ("login", "GET"): everyone(200, anonymous=200),
     ("login", "POST"): everyone(200, anonymous=200),
     ("logout", "GET"): everyone(405, anonymous=405),
@@ -411,6 +428,10 @@ PAGES: dict[tuple[str, str], Row] = {
     ),
     ("connections:detail", "GET"): expect(LOGIN, 404, 200, 200, 200, 200),
     ("connections:detail", "POST"): expect(LOGIN, 404, 200, 200, 200, 200),
+    ("connections:edit", "GET"): expect(LOGIN, 404, 403, 200, 200, 200),
+    ("connections:edit", "POST"): expect(
+        LOGIN, 404, 403, 302, 302, 302, writers=EDITORS, body=connection_settings
+    ),
     ("connections:transition", "GET"): everyone(405),
     ("connections:transition", "POST"): expect(
         LOGIN, 404, 302, 302, 302, 302, writers=EDITORS, body=lambda w: MAINTENANCE
@@ -1415,7 +1436,7 @@ def test_the_editors_patch_answer_names_only_visible_environments(world):
 
 
 @pytest.mark.parametrize("persona", ["stranger", "viewer", "editor"])
-@pytest.mark.parametrize("page", ["connections:list", "environments:detail"])
+@pytest.mark.parametrize("page", ["connections:list", "environments:detail", "overview"])
 def test_table_fragments_name_only_visible_environments(world, persona, page):
     """The htmx refresh of a table is another template: the same rules apply to it."""
     args = [world.environment.pk] if page == "environments:detail" else []

@@ -128,12 +128,12 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     assert "Connected" in timeline and "Disconnected" in timeline
 
 
-def sign_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/accounts/login/")
+def sign_in(page, live_server, username, password, then="/connections/"):
+    page.goto(f"{live_server.url}/accounts/login/?next={then}")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url("**/connections/")
+    page.wait_for_url(f"**{then}")
 
 
 def test_an_environment_goes_into_maintenance_and_back(

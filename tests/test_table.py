@@ -120,9 +120,10 @@ def test_a_page_costs_the_same_queries_for_3_rows_and_for_50_with_40_results_eac
     for _ in range(30):
         make_connection(Status.REGISTERED)
     assert _queries_for_page(client, {"sort": "status"}) == few
-    # the fragment the refresh fetches: session, user, counts per state, the rows, their
-    # environments, which the user may change, the heartbeats, the reasons
-    assert _queries_for_page(client, HTTP_HX_REQUEST="true") == 8
+    # the fragment the refresh fetches: session, user, the change stamp (live/), counts per
+    # state, the rows, their environments, which the user may change, the heartbeats, the
+    # reasons
+    assert _queries_for_page(client, HTTP_HX_REQUEST="true") == 9
 
 
 # ---- the last problem -------------------------------------------------------------------
@@ -331,3 +332,83 @@ def test_many_refusals_are_counted_not_listed(owner, make_connection):
     body = response.content.decode()
     assert body.count("was left unchanged: it is not in maintenance.") == 10
     assert "4 more connections were left unchanged." in body
+
+
+# ---- large tables: capped counts, pages by cursor ----------------------------------------
+
+
+@pytest.fixture
+def small_limits(monkeypatch):
+    """The limits of a million-row table, at the scale of a test: counts stop at 5, page
+    numbers at row 25 (one page of 25)."""
+    from connections.views import actions, table
+
+    monkeypatch.setattr(table, "COUNT_CAP", 5)
+    monkeypatch.setattr(table, "OFFSET_PAGES_MAX_ROWS", 25)
+    monkeypatch.setattr(actions, "BULK_MAX", 5)
+
+
+def _names(response) -> list[str]:
+    assert response.status_code == 200, response.status_code
+    return [row["connection"].name for row in response.context["rows"]]
+
+
+def _follow(client, link):
+    return client.get(reverse("connections:list") + link)
+
+
+def test_next_past_the_numbered_pages_reads_by_cursor_and_visits_every_row_once(
+    owner, make_connection, small_limits
+):
+    for n in range(60):
+        make_connection(Status.CONNECTED, name=f"svc-{n % 17:02d}")  # names repeat
+    expected = [c.name for c in Connection.objects.order_by("name", "pk")]
+    client = client_for(owner)
+    response = client.get(reverse("connections:list"), {"per_page": 25})
+    seen = _names(response)
+    pager = response.context["pager"]
+    assert pager["total_text"] == "5+" and "after=" in pager["next"]
+    while pager.get("next"):
+        response = _follow(client, pager["next"])
+        seen += _names(response)
+        pager = response.context["pager"]
+    assert seen == expected
+    last = _follow(client, "?per_page=25&last=1")
+    assert _names(last) == expected[-25:]
+    previous = _follow(client, last.context["pager"]["previous"])
+    assert _names(previous) == expected[-50:-25]
+    strip = {state["status"]: state["count_text"] for state in previous.context["summary"]}
+    assert strip["connected"] == "5+"  # counted no further than the cap
+
+
+def test_a_sort_without_a_cursor_stops_at_the_last_numbered_page_and_says_so(
+    owner, make_connection, small_limits
+):
+    for _ in range(40):
+        make_connection(Status.CONNECTED)
+    response = client_for(owner).get(
+        reverse("connections:list"), {"per_page": 25, "sort": "status", "page": 9}
+    )
+    assert response.status_code == 200
+    assert response.context["pager"]["number"] == 1
+    assert "Pages by number end at row 25" in response.content.decode()
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage", "W1siYSJdLCAwXQ", "x" * 5000])
+def test_a_bad_cursor_reads_the_first_page(owner, make_connection, cursor):
+    make_connection(Status.CONNECTED, name="first")
+    response = client_for(owner).get(reverse("connections:list"), {"after": cursor})
+    assert _names(response) == ["first"]
+
+
+def test_all_matching_is_refused_beyond_what_the_table_counts(owner, make_connection, small_limits):
+    for _ in range(8):
+        make_connection(Status.CONNECTED)
+    response = client_for(owner).post(
+        reverse("connections:bulk"),
+        {"action": "transition:ignored", "all_matching": "1", "query": "", "confirm_count": "8"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 400
+    assert "More than 5 connections match" in response.content.decode()
+    assert not Connection.objects.filter(status=Status.IGNORED).exists()

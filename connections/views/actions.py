@@ -17,6 +17,7 @@ from .. import lifecycle
 from ..choices import Status
 from ..filters import ConnectionFilterSet
 from ..forms import BulkActionForm
+from ..listing import COUNT_CAP
 from .common import _done, clean_reason, report_messages, visible
 
 
@@ -44,6 +45,11 @@ def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
         text += f": {record.reason}"
     messages.success(request, text + ".")
     return _done(request, fallback)
+
+
+# "All matching" acts on at most this many rows: the table counts each state only that far
+# (connections/listing.py), and one request does not change a whole fleet.
+BULK_MAX = COUNT_CAP
 
 
 def needs_confirmation(action: tuple[str, str | int], all_matching: bool) -> bool:
@@ -82,7 +88,14 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         if not filterset.is_valid():
             messages.error(request, "The table's filters are not valid.")
             return _done(request, fallback, 400)
-        connections = list(filterset.qs)
+        connections = list(filterset.qs[: BULK_MAX + 1])
+        if len(connections) > BULK_MAX:
+            messages.error(
+                request,
+                f"More than {BULK_MAX:,} connections match the filters: narrow them to act on "
+                f"all of them at once (at most {BULK_MAX:,}). Nothing was changed.",
+            )
+            return _done(request, fallback, 400)
         if confirmed != len(connections):
             messages.error(
                 request,

@@ -21,10 +21,19 @@ from django.utils.cache import patch_vary_headers
 from django_tables2 import RequestConfig
 
 from environments.models import Environment
+from live.conditional import refreshable
 
 from ..choices import BULK_ACTIONS, STATUS_STYLE, Status
 from ..filters import ConnectionFilterSet
 from ..lifecycle import editable_ids
+from ..listing import (
+    COUNT_CAP,
+    OFFSET_PAGES_MAX_ROWS,
+    cursor_of,
+    decode_cursor,
+    keyset_order,
+    keyset_page,
+)
 from ..models import Connection, ConnectionTransition, ProbeResult
 from ..tables import ConnectionTable
 from .common import actions_for, visible
@@ -61,17 +70,99 @@ def _summary(request: HttpRequest, counts: dict[str, int]) -> list[dict]:
             continue
         query = request.GET.copy()
         query.setlist("status", [status])
-        query.pop("page", None)
+        for name in PAGER_PARAMS:
+            query.pop(name, None)
+        count = counts.get(status, 0)
         strip.append(
             {
                 "status": status,
                 "label": label,
-                "count": counts.get(status, 0),
+                "count": count,  # COUNT_CAP + 1: more than COUNT_CAP
+                "count_text": f"{COUNT_CAP:,}+" if count > COUNT_CAP else f"{count:,}",
                 "style": STATUS_STYLE[status],
                 "query": query.urlencode(),
             }
         )
     return strip
+
+
+PAGER_PARAMS = ("page", "after", "before", "last")
+
+
+def _link(request: HttpRequest, **params) -> str:
+    """This table's URL with the pager's parameters replaced by ``params``."""
+    query = request.GET.copy()
+    for name in PAGER_PARAMS:
+        query.pop(name, None)
+    for name, value in params.items():
+        query[name] = str(value)
+    return "?" + query.urlencode()
+
+
+def _page(request, table, queryset, per_page: int, total: int, capped: bool):
+    """The rows of the page asked for, and its pager.
+
+    Page numbers cover the first ``OFFSET_PAGES_MAX_ROWS`` rows (an OFFSET that deep is
+    cheap); past them, and whenever the URL carries a cursor, a page is read by cursor
+    (``connections.listing``): Next, Previous and Last stay an index range at any depth. A
+    sort that cannot be read by cursor (state, environments, last probe) stops at the last
+    numbered page and says so."""
+    ordering = list(table.data.data.query.order_by)
+    keyset = keyset_order(ordering)
+    total_text = f"{COUNT_CAP:,}+" if capped else f"{total:,}"
+    pager = {"total_text": total_text, "first": _link(request), "numbered": False}
+    if keyset:
+        fields, descending = keyset
+        last = request.GET.get("last") == "1"
+        cursor = decode_cursor(request.GET.get("after", ""), fields) or decode_cursor(
+            request.GET.get("before", ""), fields, before=True
+        )
+        if cursor or last:
+            records, more = keyset_page(queryset, fields, descending, cursor, per_page, last)
+            backwards = last or cursor.before
+            has_next = (not backwards and more) or (cursor is not None and cursor.before)
+            has_previous = (backwards and more) or (cursor is not None and not cursor.before)
+            if records and has_next:
+                pager["next"] = _link(request, after=cursor_of(records[-1], fields).encode())
+            if records and has_previous:
+                previous = cursor_of(records[0], fields, before=True).encode()
+                pager["previous"] = _link(request, before=previous)
+            pager["last"] = None if last else _link(request, last=1)
+            pager["position"] = f"{len(records):,} rows of {total_text}"
+            return records, pager
+    max_page = max(1, OFFSET_PAGES_MAX_ROWS // per_page)
+    last_page = max(1, -(-total // per_page))
+    try:
+        asked = int(request.GET.get("page", 1))
+    except ValueError:
+        asked = 1
+    number = min(max(1, asked), last_page, max_page)
+    if asked > max_page and not keyset:
+        pager["note"] = (
+            f"Pages by number end at row {OFFSET_PAGES_MAX_ROWS:,}: narrow the filters, or "
+            "sort by name, kind, URL, date added or managed to page further."
+        )
+    table.paginate(CountedPaginator, per_page=per_page, page=number, known_count=total)
+    records = list(table.page.object_list.data) if table.page else []
+    start = (number - 1) * per_page
+    pager.update(
+        numbered=True,
+        number=number,
+        pages=None if capped else last_page,
+        position=f"{start + 1 if records else 0:,}–{start + len(records):,} of {total_text}",
+    )
+    if number > 1:
+        pager["previous"] = _link(request, page=number - 1)
+    more = start + len(records) < total or capped
+    if more and number < max_page:
+        pager["next"] = _link(request, page=number + 1)
+    elif more and keyset and records:
+        pager["next"] = _link(request, after=cursor_of(records[-1], keyset[0]).encode())
+    if keyset and more:
+        pager["last"] = _link(request, last=1)
+    elif not capped and last_page <= max_page and number < last_page:
+        pager["last"] = _link(request, page=last_page)
+    return records, pager
 
 
 class CountedPaginator(Paginator):
@@ -284,29 +375,23 @@ def table_context(
     counts: dict[str, int] = {}
     if filterset.is_valid():
         queryset = filterset.qs
-        counts = filterset.counts_by_status()
+        counts = filterset.counts_by_status(cap=COUNT_CAP)
     else:
         queryset = Connection.objects.none()
     chosen = filterset.form.cleaned_data.get("status") if filterset.is_valid() else None
     shown = chosen or [s for s in Status.values if s != Status.DELETED]
     # environment names only from environments the user may see
     environments = Environment.objects.restrict(request.user).order_by("name")
-    table = ConnectionTable(
-        queryset.prefetch_related(Prefetch("environments", queryset=environments)),
-        order_by=order_by,
-    )
+    queryset = queryset.prefetch_related(Prefetch("environments", queryset=environments))
+    table = ConnectionTable(queryset, order_by=order_by)
     table.visible_environments = environments
     RequestConfig(request, paginate=False).configure(table)  # the order, from ?sort=
     per_page, total = _page_size(request), sum(counts.get(s, 0) for s in shown)
-    last_page = max(1, -(-total // per_page))
-    try:
-        number = min(max(1, int(request.GET.get("page", 1))), last_page)
-    except ValueError:
-        number = 1
-    table.paginate(CountedPaginator, per_page=per_page, page=number, known_count=total)
-    records = list(table.page.object_list.data) if table.page else []
+    capped = any(counts.get(s, 0) > COUNT_CAP for s in shown)
+    records, pager = _page(request, table, queryset, per_page, total, capped)
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in PAGER_PARAMS:
+        query.pop(name, None)
     clear = QueryDict(mutable=True)
     for name in ("per_page", "sort"):
         if request.GET.get(name):
@@ -316,6 +401,8 @@ def table_context(
         "table": table,
         "rows": page_rows(request, records),
         "total": total,
+        "total_capped": capped,
+        "pager": pager,
         "summary": _summary(request, counts),
         "chips": filter_chips(request, filterset),
         "clear_query": clear.urlencode(),
@@ -331,6 +418,7 @@ def table_context(
 
 
 @login_required
+@refreshable
 def connection_list(request: HttpRequest) -> HttpResponse:
     context = table_context(request)
     status = 200 if context["filterset"].is_valid() else 400

@@ -53,3 +53,18 @@ def ago_text(moment: datetime | None, now: datetime | None = None) -> str:
 @register.filter
 def ago(moment: datetime | None) -> str:
     return ago_text(moment)
+
+
+@register.simple_tag
+def ago_time(moment: datetime | None) -> str:
+    """``|ago`` in a ``<time>`` element that static/js/live.js keeps true between refreshes;
+    the absolute time is its tooltip."""
+    if moment is None:
+        return "never"
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time datetime="{}" data-ago title="{}">{}</time>',
+        moment.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        ago_text(moment),
+    )

@@ -28,6 +28,12 @@
     var r = region();
     return r ? parseInt(r.dataset.total || "0", 10) || 0 : 0;
   }
+  // more rows match than the table counts (connections/listing.py): "all matching" is refused
+  function capped() {
+    var r = region();
+    return r ? r.dataset.totalCapped || "" : "";
+  }
+  var TOO_MANY = "More than {n} rows match: narrow the filters to act on all of them.";
   function allMatching() {
     var box = document.getElementById("bulk-all");
     return !!(box && box.checked);
@@ -36,6 +42,7 @@
     var count = document.getElementById("selection-count");
     if (!count) return;
     if (text) count.textContent = text;
+    else if (allMatching() && capped()) count.textContent = TOO_MANY.replace("{n}", capped().replace("+", ""));
     else if (allMatching()) count.textContent = "All " + fmt(total()) + " matching " + (total() === 1 ? "row" : "rows");
     else count.textContent = selected.size ? fmt(selected.size) + " selected" : "No rows selected.";
   }
@@ -127,6 +134,10 @@
     var all = form.elements.all_matching.checked;
     var destructive = form.elements.action.value === "transition:deleted";
     var count = all ? total() : selected.size;
+    if (all && capped()) {
+      updateCounter(TOO_MANY.replace("{n}", capped().replace("+", "")));
+      return;
+    }
     if (!count) {
       updateCounter(all ? "No row matches the filters." : "Select rows first, or tick “all rows matching the filters”.");
       return;

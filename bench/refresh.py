@@ -1,0 +1,308 @@
+"""Live refresh under a real gunicorn: what an unchanged poll costs, what 1,000 open tabs cost
+while nothing changes, and what 20 users loading pages cost while probes run.
+
+    python bench/refresh.py [--size 1000] [--tabs 1000] [--users 20] [--seconds 30]
+
+Fills the PostgreSQL database ``bench_refresh`` (``--size`` connections over states, kinds and
+20 environments, 30 probe results each), starts ``gunicorn meshplay.wsgi`` as the Procfile does
+(3 sync workers, DEBUG off, static files collected) and signs in through the login form.
+
+1. Server time (gunicorn's own %(D)s per request) of the table's fragment poll: unchanged (the
+   poll sends its ETag: 304) against the baseline of rendering it (no ETag: 200), same run.
+2. ``--tabs`` tabs, each polling the table fragment every 5 s with its ETag, nothing changing,
+   for ``--seconds``: client latency p50 / p95 (target p95 < 200 ms) and the share of 304s.
+3. ``--users`` users loading whole pages (overview, table pages, a connection, environments)
+   back to back while a probe process keeps probing every connection against a loopback HTTP
+   server (interval 30 s): client latency p50 / p95 (target p95 < 250 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _setup import PG_URL, ROOT, django_on_postgres
+
+DB_NAME = "bench_refresh"
+PASSWORD = "bench-pw-2026"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(size: int, endpoint: str) -> tuple[str, list[int]]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from django.db import connection as db
+    from table import fill as fill_table
+
+    user = fill_table(size)
+    user.set_password(PASSWORD)
+    user.save()
+    with db.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_connection SET url = %s || id, probe_interval = 30,"
+            " next_probe_at = now() + (random() * interval '30 seconds')",
+            [f"{endpoint}/c"],
+        )
+        cursor.execute(
+            "INSERT INTO connections_proberesult"
+            " (connection_id, checked_at, ok, latency_ms, status_code, error_class, error)"
+            " SELECT c.id, now() - n * interval '30 seconds', (c.id + n) % 7 <> 0,"
+            "  5 + (n % 11), 200, '', ''"
+            " FROM connections_connection c, generate_series(1, 30) n"
+        )
+        cursor.execute("ANALYZE")
+        cursor.execute("SELECT id FROM connections_connection ORDER BY id LIMIT 200")
+        ids = [row[0] for row in cursor.fetchall()]
+    return user.username, ids
+
+
+class Endpoint:
+    """A loopback HTTP server that answers 200 to every probe (in a thread of this process)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def server_env(static_root: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
+        "DJANGO_SETTINGS_MODULE": "meshplay.settings",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "STATIC_ROOT": static_root,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path, workers: int) -> subprocess.Popen:
+    bin_dir = Path(sys.executable).parent
+    process = subprocess.Popen(
+        [
+            str(bin_dir / "gunicorn"),
+            "meshplay.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            str(log),
+            "--access-logformat",
+            "%(m)s %(U)s %(s)s %(D)s",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+async def sign_in(session, base: str, username: str) -> None:
+    page = await (await session.get(f"{base}/accounts/login/")).text()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = await session.post(
+        f"{base}/accounts/login/",
+        data={"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD},
+        headers={"Referer": f"{base}/accounts/login/"},
+        allow_redirects=False,
+    )
+    assert response.status == 302, f"sign-in failed: {response.status}"
+
+
+POLL_HEADERS = {"HX-Request": "true", "HX-Target": "table-region"}
+
+
+async def poll(session, url: str, etag: str | None) -> tuple[int, str | None, float]:
+    headers = dict(POLL_HEADERS, **({"If-None-Match": etag} if etag else {}))
+    started = time.perf_counter()
+    async with session.get(url, headers=headers) as response:
+        await response.read()
+        return response.status, response.headers.get("ETag"), time.perf_counter() - started
+
+
+def server_times(log: Path, since: int, status: str) -> list[float]:
+    """Server times in ms of the requests logged after byte ``since`` with ``status``."""
+    with log.open() as f:
+        f.seek(since)
+        lines = f.read().splitlines()
+    return [int(line.split()[3]) / 1000 for line in lines if line.split()[2] == status]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def scenario(args, base: str, username: str, log: Path, ids: list[int]) -> None:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await sign_in(session, base, username)
+        table = f"{base}/connections/"
+        # 1. server time: rendered (baseline) against unchanged
+        status, etag, _ = await poll(session, table, None)
+        assert status == 200 and etag, (status, etag)
+        mark = log.stat().st_size
+        for _ in range(args.repeat):
+            await poll(session, table, None)
+        await asyncio.sleep(0.5)
+        rendered = server_times(log, mark, "200")
+        mark = log.stat().st_size
+        for _ in range(args.repeat):
+            status, _, _ = await poll(session, table, etag)
+            assert status == 304, status
+        await asyncio.sleep(0.5)
+        unchanged = server_times(log, mark, "304")
+        a, b = statistics.median(rendered), statistics.median(unchanged)
+        print(
+            f"1. table fragment, server time: rendered median {a:.1f} ms (p95 "
+            f"{pct(rendered, 0.95):.1f}), unchanged median {b:.2f} ms (p95 "
+            f"{pct(unchanged, 0.95):.2f}); unchanged/rendered {b / a:.3f} (target < 5 ms)"
+        )
+
+        # 2. many open tabs, nothing changing
+        latencies: list[float] = []
+        statuses: list[int] = []
+        stop = time.monotonic() + args.seconds
+
+        async def tab() -> None:
+            tag = etag
+            await asyncio.sleep(random.uniform(0, 5))
+            while time.monotonic() < stop:
+                started = time.monotonic()
+                code, new, took = await poll(session, table, tag)
+                tag = new or tag
+                latencies.append(took * 1000)
+                statuses.append(code)
+                await asyncio.sleep(max(0.0, 5 - (time.monotonic() - started)))
+
+        await asyncio.gather(*(tab() for _ in range(args.tabs)))
+        share = statuses.count(304) / max(1, len(statuses))
+        print(
+            f"2. {args.tabs} tabs polling every 5 s, nothing changing, {args.seconds} s: "
+            f"{len(latencies)} polls ({len(latencies) / args.seconds:.0f}/s), "
+            f"p50 {pct(latencies, 0.5):.1f} ms, p95 {pct(latencies, 0.95):.1f} ms, "
+            f"{share:.0%} answered 304 (target p95 < 200 ms)"
+        )
+
+
+async def users(args, base: str, username: str, ids: list[int]) -> list[float]:
+    import aiohttp
+
+    pages = ["/", "/connections/", "/connections/?page=3", "/connections/?status=connected"]
+    pages += ["/environments/"] + [f"/connections/{pk}/" for pk in ids[:50]]
+    latencies: list[float] = []
+    stop = time.monotonic() + args.seconds
+
+    async def user() -> None:
+        async with aiohttp.ClientSession() as session:
+            await sign_in(session, base, username)
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                async with session.get(base + random.choice(pages)) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(user() for _ in range(args.users)))
+    return latencies
+
+
+PROBER = """
+import time, django
+django.setup()
+from connections.scheduling import run_round
+while True:
+    run_round()
+    time.sleep(0.5)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--tabs", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+    endpoint = Endpoint()
+    django_on_postgres(DB_NAME, ALLOWED_HOSTS="127.0.0.1")
+    username, ids = fill(args.size, endpoint.url)
+    print(f"{args.size} connections, 30 probe results each; {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as static_root:
+        env = server_env(static_root)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        port, log = free_port(), Path(static_root) / "access.log"
+        server = start_gunicorn(env, port, log, args.workers)
+        base = f"http://127.0.0.1:{port}"
+        prober = None
+        try:
+            asyncio.run(scenario(args, base, username, log, ids))
+            prober = subprocess.Popen([sys.executable, "-c", PROBER], cwd=ROOT, env=env)
+            time.sleep(3)
+            latencies = asyncio.run(users(args, base, username, ids))
+            print(
+                f"3. {args.users} users loading pages while probes run, {args.seconds} s: "
+                f"{len(latencies)} pages ({len(latencies) / args.seconds:.0f}/s), "
+                f"p50 {pct(latencies, 0.5):.0f} ms, p95 {pct(latencies, 0.95):.0f} ms "
+                "(target p95 < 250 ms)"
+            )
+        finally:
+            for process in (prober, server):
+                if process is not None:
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(20)
+
+
+if __name__ == "__main__":
+    main()

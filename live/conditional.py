@@ -1,0 +1,71 @@
+"""``@refreshable``: a polled fragment answers 304 when nothing it shows has changed.
+
+Only htmx requests (the polls and the in-page navigation) are conditional: a whole page is
+rendered each time, since it may carry one-time messages; it carries the ETag its fragment
+has now in ``data-etag`` (``request.live_etag``). The client (static/js/live.js) sends
+back the ETag of the fragment it shows in ``If-None-Match``; because the request carries that
+header itself, the browser hands the 304 to the page instead of answering from its cache, and
+htmx leaves the fragment as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import zlib
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+
+from .stamp import current
+
+
+def fragment_etag(request: HttpRequest) -> str:
+    user = request.user
+    rights = f"{user.pk}:{int(user.is_staff)}:{int(user.is_superuser)}:{int(user.is_active)}"
+    path = request.get_full_path()
+    spread = zlib.crc32(f"{user.pk}|{path}".encode())
+    parts = (settings.LIVE_RELEASE, current(spread=spread), rights, path)
+    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + '"'
+
+
+def _conditional(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(
+        request.method == "GET"
+        and htmx
+        and not htmx.history_restore_request
+        and request.user.is_authenticated
+    )
+
+
+def refreshable(view):
+    """Wrap a view whose htmx answer is a fragment that depends only on the data, the user and
+    the URL."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not _conditional(request):
+            if request.method == "GET" and request.user.is_authenticated:
+                # the whole page hands its fragment's ETag to the page (data-etag): the first
+                # poll after a page load is answered 304 too
+                request.live_etag = fragment_etag(request)
+            return view(request, *args, **kwargs)
+        etag = fragment_etag(request)
+        if etag in _asked(request):
+            response = HttpResponseNotModified()
+            response["ETag"] = etag
+            response["Cache-Control"] = "no-store"
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:
+            response["ETag"] = etag
+            response["Cache-Control"] = "no-store"  # the page's own header asks, not the cache
+        return response
+
+    return wrapper
+
+
+def _asked(request: HttpRequest) -> set[str]:
+    header = request.headers.get("If-None-Match", "")
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}

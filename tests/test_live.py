@@ -1,0 +1,171 @@
+"""Live refresh: a poll of the table answers 304 while nothing it shows changed, and shows
+every change at the next poll."""
+
+import pytest
+from django.db import connection as db
+from django.db import transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from connections import lifecycle
+from connections.models import Connection, ProbeResult
+from environments.models import Environment
+from live import stamp
+from tests.test_browser import browser  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)  # on_commit runs for real
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def poll(client, etag=None, path="/connections/"):
+    extra = dict(HX, **({"HTTP_IF_NONE_MATCH": etag} if etag else {}))
+    return client.get(path, **extra)
+
+
+@pytest.fixture
+def signed_in(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.mark.parametrize("page", ["/connections/", "/", "environment"])
+def test_an_unchanged_poll_answers_304_with_a_few_queries(signed_in, owner, make_connection, page):
+    connection = make_connection(name="alpha")
+    if page == "environment":
+        environment = Environment.objects.create(name="prod", owner=owner)
+        environment.connections.add(connection)
+        page = f"/environments/{environment.pk}/"
+    first = poll(signed_in, path=page)
+    assert first.status_code == 200 and (page == "/" or b"alpha" in first.content)
+    etag = first["ETag"]
+    with CaptureQueriesContext(db) as queries:
+        again = poll(signed_in, etag, path=page)
+    assert again.status_code == 304 and again.content == b""
+    assert again["ETag"] == etag
+    assert len(queries) <= 3, [q["sql"] for q in queries]  # session, user, stamp
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "rename",  # a plain save
+        "transition",  # the lifecycle
+        "probe results in bulk",  # no signal: read from the newest result's id
+        "environment membership",  # an m2m change
+    ],
+)
+def test_every_kind_of_change_shows_at_the_next_poll(signed_in, owner, make_connection, change):
+    connection = make_connection(name="alpha", status="registered")
+    etag = poll(signed_in)["ETag"]
+    if change == "rename":
+        connection.name = "beta"
+        connection.save()
+    elif change == "transition":
+        lifecycle.perform_user_action(connection, "ignored", user=owner, reason="")
+    elif change == "probe results in bulk":
+        ProbeResult.objects.bulk_create(
+            [ProbeResult(connection=connection, ok=False, checked_at=timezone.now())]
+        )
+    else:
+        Environment.objects.create(name="prod", owner=owner).connections.add(connection)
+    after = poll(signed_in, etag)
+    assert after.status_code == 200
+    assert after["ETag"] != etag
+
+
+def test_a_change_counts_after_its_commit_and_once_per_transaction(make_connection):
+    before = stamp.current()
+    with transaction.atomic():
+        for n in range(5):
+            make_connection(name=f"c{n}")
+        assert stamp.current() == before  # not before the commit: no poll keeps a stale page
+    after = stamp.current()
+    assert after != before
+    assert int(after.split(".")[0]) == int(before.split(".")[0]) + 1  # five saves, one bump
+
+
+def test_a_rolled_back_change_does_not_count_and_the_next_one_does(make_connection):
+    before = stamp.current()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_connection(name="lost")
+        raise RuntimeError
+    assert stamp.current() == before
+    make_connection(name="kept")
+    assert stamp.current() != before
+
+
+def test_one_users_etag_never_serves_another_user(client, owner, stranger, make_connection):
+    make_connection(name="alpha")
+    client.force_login(owner)
+    etag = poll(client)["ETag"]
+    client.force_login(stranger)
+    response = poll(client, etag)
+    assert response.status_code == 200 and b"alpha" not in response.content
+
+
+def test_other_filters_are_another_etag(signed_in, make_connection):
+    make_connection(name="alpha")
+    etag = poll(signed_in)["ETag"]
+    response = poll(signed_in, etag, "/connections/?q=alp")
+    assert response.status_code == 200 and response["ETag"] != etag
+
+
+def test_a_whole_page_is_always_rendered(signed_in, make_connection):
+    """A whole page may carry one-time messages: it is never answered 304."""
+    make_connection(name="alpha")
+    etag = poll(signed_in)["ETag"]
+    response = signed_in.get("/connections/", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 200 and b"alpha" in response.content
+
+
+def test_a_write_no_signal_sees_shows_within_the_heal_time(
+    signed_in, make_connection, settings, time_machine
+):
+    settings.LIVE_STAMP_HEAL_SECONDS = 60
+    time_machine.move_to(timezone.now(), tick=False)
+    connection = make_connection(name="alpha")
+    etag = poll(signed_in)["ETag"]
+    Connection.objects.filter(pk=connection.pk).update(name="renamed-behind-our-back")
+    assert poll(signed_in, etag).status_code == 304  # nothing told the stamp
+    time_machine.shift(61)
+    response = poll(signed_in, etag)
+    assert response.status_code == 200 and b"renamed-behind-our-back" in response.content
+
+
+@pytest.mark.postgres
+def test_in_a_browser_an_unchanged_poll_leaves_the_table_as_it_is(
+    live_server, browser, django_user_model, make_connection, settings
+):
+    from tests.test_browser import sign_in
+
+    settings.LIVE_STAMP_HEAL_SECONDS = 3600  # no healing slice ends during the test
+
+    user = django_user_model.objects.create_user("tabs", password="pw-tabs-2026")
+    connection = make_connection(name="steady", owner=user)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    polls = []
+    page.on(
+        "response",
+        lambda r: (
+            polls.append(r.status)
+            if r.request.headers.get("hx-request") and "/connections/" in r.url
+            else None
+        ),
+    )
+    sign_in(page, live_server, "tabs", "pw-tabs-2026")
+    page.evaluate("document.getElementById('table-region').dataset.seen = 'yes'")
+    while len(polls) < 2:
+        page.wait_for_timeout(200)
+    assert polls[:2] == [304, 304]  # the page carried its fragment's ETag
+    # the same element: htmx swapped nothing
+    assert page.evaluate("document.getElementById('table-region').dataset.seen") == "yes"
+    assert "steady" in page.inner_text("#table-region")
+    connection.name = "renamed"
+    connection.save()
+    while len(polls) < 3:
+        page.wait_for_timeout(200)
+    assert polls[2] == 200
+    page.wait_for_function(
+        "() => document.getElementById('table-region').innerText.includes('renamed')"
+    )
