@@ -21,10 +21,11 @@ from .models import Connection, ConnectionTransition
 
 
 def status_badge(status: str, label: str):
-    _, color, icon = STATUS_STYLE[status]
+    """The state badge; its colours (light and dark, as the admin's theme) are in admin.css."""
+    icon = STATUS_STYLE[status][2]
     return format_html(
-        '<span class="status-badge" style="border-color:{0};color:{0}">{1} {2}</span>',
-        color,
+        '<span class="status-badge state-{0}"><span aria-hidden="true">{1}</span> {2}</span>',
+        status,
         icon,
         label,
     )

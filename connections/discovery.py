@@ -37,6 +37,7 @@ from kubernetes import client as k8s
 
 from credentials.bounds import host_problem, origin_of
 from credentials.scrub import scrub
+from live import stamp
 
 from . import lifecycle
 from .choices import Status, Trigger
@@ -717,6 +718,7 @@ def _sync_connections(
             # points at another cluster: adopt it, in whatever state it is (an ignored child
             # stays ignored)
             Connection.all_objects.filter(pk=existing.pk).update(cluster=cluster)
+            stamp.touch([existing.pk])
             existing.cluster_id = cluster.pk
             report.updated.append(identity)
             report.rows_written += 1
@@ -736,6 +738,7 @@ def _sync_connections(
                 updated_at=timezone.now(),
             )
             if moved:
+                stamp.touch([existing.pk])  # a bulk UPDATE: no signal tells the pages
                 report.updated.append(identity)
                 report.rows_written += 1
     if not judge_vanished:

@@ -21,6 +21,8 @@ from django.db import DatabaseError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from live import stamp
+
 from . import lifecycle
 from .choices import PROBED_STATES, Status, Trigger
 from .metadata import MergeJSON, merge_metadata
@@ -241,6 +243,9 @@ def _record_results(applied: list[tuple[Connection, ProbeOutcome]], now: datetim
                 stored.append(row)
             except DatabaseError:
                 log.exception("probe result row not stored connection=%s", row.connection_id)
+    # the pages of those who may see these connections show them anew (live/: no signal fires
+    # for a bulk insert); after the rows are in, or with the transaction around them
+    stamp.touch(kinds.keys())
     try:
         with transaction.atomic():  # the counters /metrics shows, with the rows they count
             ProbeCounter.add([(kinds[r.connection_id], r.ok, r.latency_ms) for r in stored])

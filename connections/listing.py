@@ -26,6 +26,9 @@ from django.db import connection as db
 from django.db.models import Q, QuerySet
 
 COUNT_CAP = 1000
+# A cursor holds one value of at most 500 characters (the URL's), 4 bytes each in UTF-8, in
+# base64: longer is not one of ours.
+CURSOR_MAX_CHARS = 3000
 OFFSET_PAGES_MAX_ROWS = 10_000
 
 # Sortable by cursor: a column of the row itself that is never NULL, with its type.
@@ -62,13 +65,13 @@ class Cursor:
 
     def encode(self) -> str:
         values = [v.isoformat() if isinstance(v, datetime) else v for v in self.values]
-        raw = json.dumps([values, self.pk], separators=(",", ":")).encode()
+        raw = json.dumps([values, self.pk], separators=(",", ":"), ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(text: str, fields: list[str], before: bool = False) -> Cursor | None:
     """The cursor in ``text`` for the sort ``fields``, or None when it is not one."""
-    if not text or len(text) > 2000:
+    if not text or len(text) > CURSOR_MAX_CHARS:
         return None
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -78,7 +81,7 @@ def decode_cursor(text: str, fields: list[str], before: bool = False) -> Cursor 
         typed = tuple(_typed(v, KEYSET_FIELDS[f]) for v, f in zip(values, fields, strict=True))
         if isinstance(pk, bool) or not isinstance(pk, int) or not 0 < pk < 10**18:
             return None
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError):
         return None
     return Cursor(typed, pk, before)
 
@@ -95,6 +98,7 @@ def _typed(value: Any, kind: type) -> Any:
         return value
     if not isinstance(value, str) or "\x00" in value or len(value) > 500:
         raise TypeError
+    value.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) is no text a row holds
     return value
 
 

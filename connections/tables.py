@@ -8,18 +8,20 @@ from .models import Connection
 
 
 class ConnectionTable(tables.Table):
+    # Every order ends with the id: rows that tie keep one order from page to page, and the
+    # pages read by cursor (connections/listing.py) continue exactly where a numbered one ended.
     name = tables.Column(order_by=("name", "pk"))
-    kind = tables.Column()
-    url = tables.Column(verbose_name="URL / server")
+    kind = tables.Column(order_by=("kind", "pk"))
+    url = tables.Column(verbose_name="URL / server", order_by=("url", "pk"))
     environments = tables.Column(
         verbose_name="Environments", empty_values=(), order_by=("first_environment",)
     )
     status = tables.Column(verbose_name="State")
     heartbeat = tables.Column(verbose_name="Last 30 probes", empty_values=(), orderable=False)
-    last_probe_at = tables.Column(verbose_name="Last probe")
+    last_probe_at = tables.Column(verbose_name="Last probe", order_by=("last_probe_at", "pk"))
     problem = tables.Column(verbose_name="Problem", empty_values=(), orderable=False)
-    created_at = tables.Column(verbose_name="Added")
-    managed = tables.Column(verbose_name="Managed")
+    created_at = tables.Column(verbose_name="Added", order_by=("created_at", "pk"))
+    managed = tables.Column(verbose_name="Managed", order_by=("managed", "pk"))
 
     class Meta:
         model = Connection

@@ -108,7 +108,11 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         order_by=("status", "name"),
     )
     # "all rows matching the filters" on this page stays inside this environment
-    context["query"] = "&".join(filter(None, [context["query"], f"environment={environment.pk}"]))
+    # (within_environment, not environment=: with an environment filter of the user's own that
+    # would be either environment, where the page shows both)
+    context["query"] = "&".join(
+        filter(None, [context["query"], f"within_environment={environment.pk}"])
+    )
     can_change = Environment.objects.restrict(request.user, "change").filter(pk=pk).exists()
     context.update(
         {

@@ -13,11 +13,37 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
+from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.crypto import salted_hmac
 
 from .stamp import current
+
+# What a fragment's markup is made of: a deploy that changes one of them changes every ETag.
+RELEASE_SOURCES = ("templates", "static/js", "static/css")
+
+
+@functools.cache
+def release() -> str:
+    """``LIVE_RELEASE``, or a digest of the templates, scripts and styles this process serves
+    (the same on every server running the same code)."""
+    if settings.LIVE_RELEASE:
+        return settings.LIVE_RELEASE
+    digest = hashlib.sha256()
+    for folder in RELEASE_SOURCES:
+        for path in sorted((settings.BASE_DIR / folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(settings.BASE_DIR)).encode())
+                digest.update(path.read_bytes())
+    for config in apps.get_app_configs():  # the apps' own templates
+        folder = Path(config.path) / "templates"
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
+            if path.is_file():
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def fragment_etag(request: HttpRequest) -> str:
@@ -25,8 +51,9 @@ def fragment_etag(request: HttpRequest) -> str:
     rights = f"{user.pk}:{int(user.is_staff)}:{int(user.is_superuser)}:{int(user.is_active)}"
     path = request.get_full_path()
     spread = zlib.crc32(f"{user.pk}|{path}".encode())
-    parts = (settings.LIVE_RELEASE, current(spread=spread), rights, path)
-    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + '"'
+    parts = (release(), current(user, spread=spread), rights, path)
+    # keyed: the ETag tells nothing of the counts behind it to whoever reads it
+    return '"' + salted_hmac("live.etag", "|".join(parts)).hexdigest()[:32] + '"'
 
 
 def _conditional(request: HttpRequest) -> bool:

@@ -1,77 +1,184 @@
-"""The change stamp: ``touch()`` after a write, ``current()`` before a render.
+"""Change stamps per visible set: ``touch()`` after a write, ``current(user)`` before a render.
 
-The stamp is bumped *after* the writer's commit (``transaction.on_commit``), never inside its
-transaction: a poll that reads the stamp and then renders can only ever show data at least as
-new as its stamp, so a later poll never keeps a stale page. Bumping outside the transaction
-also keeps the one stamp row from serializing writers (a probe round and a bulk action never
-wait on each other for it).
+A write names what it changed: connections (by id; their owner's and environments' scopes are
+found after the commit, in two queries for the whole transaction) or scopes. After the commit
+(``transaction.on_commit``), one statement adds one to each of those scopes and to ``all``.
+A user's stamp is the sum of the scopes of what they may see (``ScopeStamp``'s docstring), so a
+change elsewhere never changes it: a poll tells nothing of other users' connections, and a
+probe round of someone else's fleet costs an open tab nothing.
+
+Bumping after the commit, never inside the writer's transaction: a poll that reads the stamp
+and then renders shows data at least as new as its stamp, so a later poll never keeps a stale
+page; and the stamp rows never hold a writer's locks (probe batches and bulk actions never wait
+on each other for them).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import CharField, Count, Q, Sum, Value
+from django.db.models.functions import Cast, Concat
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-# The apps whose rows the table and the overview show, directly or through visibility.
-WATCHED_APPS = frozenset({"connections", "environments", "maintenance", "credentials", "auth"})
-STAMP_ROW = 1
+ALL, EVERYONE = "all", "g"
+UPSERT_CHUNK = 500
 
 
-def _bump(using: str = "default") -> None:
-    from .models import ChangeStamp
-
-    if not ChangeStamp.objects.using(using).filter(pk=STAMP_ROW).update(value=F("value") + 1):
-        ChangeStamp.objects.using(using).get_or_create(pk=STAMP_ROW, defaults={"value": 1})
-
-
-def touch(using: str = "default") -> None:
-    """Count a change, once per transaction, after it commits (at once outside one)."""
+def touch(
+    connection_ids: Iterable[int] = (), scopes: Iterable[str] = (), using: str = "default"
+) -> None:
+    """Count a change of these connections / scopes, once per transaction, after it commits
+    (at once outside one)."""
     conn = connections[using]
-    if conn.in_atomic_block and any(
-        getattr(entry[1], "live_bump", False) for entry in conn.run_on_commit
-    ):
+    pending = None
+    if conn.in_atomic_block:
+        for entry in conn.run_on_commit:
+            pending = getattr(entry[1], "live_pending", None)
+            if pending is not None:
+                break
+    if pending is None:
+        pending = {"ids": set(), "scopes": set()}
+
+        def flush() -> None:
+            _flush(pending, using)
+
+        flush.live_pending = pending  # type: ignore[attr-defined]
+        pending["ids"].update(connection_ids)
+        pending["scopes"].update(scopes)
+        transaction.on_commit(flush, using=using)
         return
-
-    def bump() -> None:
-        _bump(using)
-
-    bump.live_bump = True  # type: ignore[attr-defined]
-    transaction.on_commit(bump, using=using)
+    pending["ids"].update(connection_ids)
+    pending["scopes"].update(scopes)
 
 
-def current(using: str = "default", spread: int = 0) -> str:
-    """What the pages could show has not changed while this text stays the same. ``spread``
-    shifts the healing time slices (by a number that differs between users and pages), so that
-    open tabs do not all render again at the same second."""
+def _flush(pending: dict, using: str) -> None:
+    from connections.models import Connection
+    from environments.models import Environment
+
+    scopes = {ALL, *pending["scopes"]}
+    ids = sorted(pending["ids"])
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        owners = Connection.all_objects.using(using).filter(pk__in=chunk)
+        scopes.update(f"o:{owner}" for owner in owners.values_list("owner_id", flat=True))
+        members = Environment.connections.through.objects.using(using).filter(
+            connection_id__in=chunk
+        )
+        scopes.update(f"e:{env}" for env in members.values_list("environment_id", flat=True))
+    scopes.discard("o:None")
+    ordered = sorted(scopes)  # one order for every writer: no two upserts wait on each other
+    with connections[using].cursor() as cursor:
+        for start in range(0, len(ordered), UPSERT_CHUNK):
+            chunk = ordered[start : start + UPSERT_CHUNK]
+            cursor.execute(
+                "INSERT INTO live_scopestamp (scope, value) VALUES "
+                + ", ".join(["(%s, 1)"] * len(chunk))
+                + " ON CONFLICT (scope) DO UPDATE SET value = live_scopestamp.value + 1",
+                chunk,
+            )
+
+
+def scopes_of(user) -> Q:
+    """The scopes of what ``user`` may see, as a filter of ``ScopeStamp`` (one rule: the
+    environments are ``Environment.objects.restrict(user)``)."""
+    from environments.models import Environment
+
+    if user.is_staff or user.is_superuser:
+        return Q(scope=ALL)
+    environments = (
+        Environment.objects.restrict(user)
+        .order_by()
+        .annotate(scope_name=Concat(Value("e:"), Cast("pk", CharField())))
+        .values("scope_name")
+    )
+    fixed = [EVERYONE, f"o:{user.pk}", f"u:{user.pk}"]
+    return Q(scope__in=fixed) | Q(scope__in=environments)
+
+
+def current(user, spread: int = 0, using: str = "default") -> str:
+    """What ``user``'s pages could show has not changed while this text stays the same.
+
+    ``spread`` shifts the healing time slices (by a number that differs between users and
+    pages), so that open tabs do not all render again at the same second."""
+    from .models import ScopeStamp
+
     period = settings.LIVE_STAMP_HEAL_SECONDS
     heal = int((time.time() + spread % period) // period)
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT value FROM live_changestamp WHERE id = %s),"
-            " (SELECT MAX(id) FROM connections_proberesult),"
-            " (SELECT MAX(id) FROM connections_connectiontransition)",
-            [STAMP_ROW],
-        )
-        row = cursor.fetchone()
-    return ".".join(str(part) for part in (*row, heal))
+    totals = (
+        ScopeStamp.objects.using(using)
+        .filter(scopes_of(user))
+        .aggregate(total=Sum("value"), scopes=Count("pk"))
+    )
+    return f"{totals['total'] or 0}.{totals['scopes']}.{heal}"
 
 
-def _changed(sender, using="default", **kwargs) -> None:
-    if kwargs.get("raw"):
-        return  # fixtures being loaded
-    if sender._meta.app_label in WATCHED_APPS:
-        touch(using)
+# ---- what the signals see -----------------------------------------------------------------
+
+WATCHED_APPS = frozenset({"connections", "environments", "maintenance", "credentials", "auth"})
+# rows of connections that say which connection they belong to
+CONNECTION_ROWS = frozenset(
+    {"connection", "connectiontransition", "proberesult", "proberollup", "dependency"}
+)
 
 
-def _changed_m2m(sender, instance, using="default", action="", **kwargs) -> None:
-    if action.startswith("post_") and (
-        sender._meta.app_label in WATCHED_APPS or instance._meta.app_label in WATCHED_APPS
+# rows no polled page shows: counters for /metrics, API tokens' last use, scraped samples,
+# what discovery saw (on the connection page only, which does not poll)
+UNSEEN = frozenset({"probecounter", "apitoken", "metricsample", "discoveredresource"})
+
+
+def _scopes_of_row(instance) -> tuple[set[int], set[str]]:
+    """(connection ids, scopes) a saved or deleted row changes."""
+    meta = instance._meta
+    if meta.app_label == "connections" and meta.model_name in UNSEEN:
+        return set(), set()
+    if meta.app_label == "connections" and meta.model_name in CONNECTION_ROWS:
+        if meta.model_name == "connection":
+            return {instance.pk}, {f"o:{instance.owner_id}"}
+        if meta.model_name == "dependency":
+            return {instance.child_id, instance.parent_id}, set()
+        return {instance.connection_id}, set()
+    if meta.app_label == "environments" and meta.model_name == "environment":
+        return set(), {f"e:{instance.pk}", f"u:{instance.owner_id}"}
+    if meta.app_label == "environments" and meta.model_name == "environmentmembership":
+        return set(), {f"e:{instance.environment_id}", f"u:{instance.user_id}"}
+    if meta.app_label == "auth" and meta.model_name == "user":
+        return set(), {f"u:{instance.pk}"}
+    return set(), {EVERYONE}
+
+
+def _changed(sender, instance, using="default", **kwargs) -> None:
+    if kwargs.get("raw") or sender._meta.app_label not in WATCHED_APPS:
+        return
+    ids, scopes = _scopes_of_row(instance)
+    if not ids and not scopes:
+        return
+    if kwargs.get("signal") is post_delete:
+        scopes.add(EVERYONE)  # its links (environments) are gone with it: tell everyone
+    touch(ids, scopes, using)
+
+
+def _changed_m2m(sender, instance, using="default", action="", pk_set=None, **kwargs) -> None:
+    if not action.startswith("post_"):
+        return
+    if sender._meta.app_label not in WATCHED_APPS and instance._meta.app_label not in (
+        WATCHED_APPS
     ):
-        touch(using)
+        return
+    ids, scopes = _scopes_of_row(instance)
+    model = kwargs.get("model")
+    if (
+        instance._meta.model_name == "environment"
+        and model is not None
+        and (model._meta.model_name == "connection")
+    ):
+        ids |= set(pk_set or ())
+    if action == "post_clear":
+        scopes.add(EVERYONE)
+    touch(ids, scopes, using)
 
 
 def connect_signals() -> None:

@@ -310,4 +310,4 @@ LOGGING = {
 # Live refresh (live/): a polled fragment answers 304 while nothing it shows has changed. The
 # stamp heals a write no signal saw within this many seconds; LIVE_RELEASE changes every ETag.
 LIVE_STAMP_HEAL_SECONDS = env.int("LIVE_STAMP_HEAL_SECONDS", default=60)
-LIVE_RELEASE = env.str("LIVE_RELEASE", default="1")
+LIVE_RELEASE = env.str("LIVE_RELEASE", default="")  # empty: a digest of templates, js, css

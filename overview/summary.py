@@ -28,7 +28,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Greatest
+from django.db.models.functions import Greatest, Least
 from django.urls import reverse
 from django.utils import timezone
 
@@ -262,7 +262,11 @@ def _add_seconds(tile: Tile, seconds: dict[str, float]) -> None:
 def _steady_seconds(now: datetime, start: datetime):
     """The window's seconds a connection whose state did not change within it spent in that
     state (since its creation, if later); 0 for the others, which the log accounts for."""
-    since = Greatest(Value(start, output_field=DateTimeField()), F("created_at"))
+    # never after now: a row written by a worker whose clock runs ahead spends no negative time
+    since = Least(
+        Greatest(Value(start, output_field=DateTimeField()), F("created_at")),
+        Value(now, output_field=DateTimeField()),
+    )
     spent = ExpressionWrapper(
         Value(now, output_field=DateTimeField()) - since, output_field=DurationField()
     )

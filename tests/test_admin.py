@@ -114,7 +114,8 @@ def test_changelist_hides_tombstones_filters_and_searches(admin_client, make_con
     assert names({"status": "deleted"}) == {"prom-old"}
     assert names({"kind": "prometheus"}) == {"prom-eu"}
     assert names({"q": "graf"}) == {"graf-us"}
-    assert "● Connected" in admin_client.get(url).content.decode()
+    listing = admin_client.get(url).content.decode()
+    assert "status-badge state-connected" in listing and "</span> Connected</span>" in listing
     assert alive.pk
 
 

@@ -121,6 +121,23 @@ def test_create_runs_the_reachability_check(api, http_endpoint, dead_url):
     assert bad.status_code == 400 and "url" in bad.json()["error"]["fields"]
 
 
+def test_the_retry_interval_is_set_and_bounded_as_on_the_pages(api, http_endpoint, make_connection):
+    made = api.post(
+        "/api/connections/",
+        {"name": "r", "kind": "http", "url": http_endpoint.url, "retry_interval": 7},
+        format="json",
+    )
+    assert made.status_code == 201 and made.json()["retry_interval"] == 7
+    conn = make_connection()
+    for bad in (0, 3601, "soon", None):
+        refused = api.patch(f"/api/connections/{conn.pk}/", {"retry_interval": bad}, format="json")
+        assert refused.status_code == 400, bad
+    changed = api.patch(f"/api/connections/{conn.pk}/", {"retry_interval": 60}, format="json")
+    assert changed.status_code == 200 and changed.json()["retry_interval"] == 60
+    conn.refresh_from_db()
+    assert conn.retry_interval == 60
+
+
 def test_update_and_the_viewer_rule(api, owner, stranger, make_connection):
     conn = make_connection("connected", name="old")
     changed = api.patch(

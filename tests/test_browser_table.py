@@ -307,6 +307,8 @@ def test_an_open_menu_a_focused_heartbeat_and_the_selection_survive_the_refresh(
     page.keyboard.press("Home")
     oldest = tip.inner_text()
     assert oldest.startswith("failed · connect: Connection refused")
+    other.name = "web-2"  # a change, so the refresh renders (an unchanged one answers 304)
+    other.save()
     page.evaluate("htmx.trigger('#table-region', 'connections-changed')")  # a refresh now
     page.wait_for_function("!document.getElementById('table-region').dataset.marker")
     assert page.evaluate("document.activeElement.id") == f"hb-{conn.pk}"

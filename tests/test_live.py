@@ -4,11 +4,13 @@ every change at the next poll."""
 import pytest
 from django.db import connection as db
 from django.db import transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from connections import lifecycle
-from connections.models import Connection, ProbeResult
+from connections import health, lifecycle
+from connections.models import Connection
+from connections.probes import ProbeOutcome
 from environments.models import Environment
 from live import stamp
 from tests.test_browser import browser  # noqa: F401  (the fixture)
@@ -63,10 +65,8 @@ def test_every_kind_of_change_shows_at_the_next_poll(signed_in, owner, make_conn
         connection.save()
     elif change == "transition":
         lifecycle.perform_user_action(connection, "ignored", user=owner, reason="")
-    elif change == "probe results in bulk":
-        ProbeResult.objects.bulk_create(
-            [ProbeResult(connection=connection, ok=False, checked_at=timezone.now())]
-        )
+    elif change == "probe results in bulk":  # no signal: the probe apply tells the stamp
+        health.apply_outcomes([(connection, ProbeOutcome(ok=False, error="refused"))])
     else:
         Environment.objects.create(name="prod", owner=owner).connections.add(connection)
     after = poll(signed_in, etag)
@@ -74,25 +74,65 @@ def test_every_kind_of_change_shows_at_the_next_poll(signed_in, owner, make_conn
     assert after["ETag"] != etag
 
 
-def test_a_change_counts_after_its_commit_and_once_per_transaction(make_connection):
-    before = stamp.current()
+def test_a_change_counts_after_its_commit_and_once_per_transaction(owner, make_connection):
+    before = stamp.current(owner)
     with transaction.atomic():
         for n in range(5):
             make_connection(name=f"c{n}")
-        assert stamp.current() == before  # not before the commit: no poll keeps a stale page
-    after = stamp.current()
+        assert stamp.current(owner) == before  # not before the commit: no stale page is kept
+    after = stamp.current(owner)
     assert after != before
     assert int(after.split(".")[0]) == int(before.split(".")[0]) + 1  # five saves, one bump
 
 
-def test_a_rolled_back_change_does_not_count_and_the_next_one_does(make_connection):
-    before = stamp.current()
+def test_a_rolled_back_change_does_not_count_and_the_next_one_does(owner, make_connection):
+    before = stamp.current(owner)
     with pytest.raises(RuntimeError), transaction.atomic():
         make_connection(name="lost")
         raise RuntimeError
-    assert stamp.current() == before
+    assert stamp.current(owner) == before
     make_connection(name="kept")
-    assert stamp.current() != before
+    assert stamp.current(owner) != before
+
+
+def test_a_poll_answers_for_what_its_user_may_see_and_nothing_else(
+    client, owner, stranger, make_connection, django_user_model
+):
+    """Another user's private fleet changing (probed, renamed) costs a poll nothing and tells
+    it nothing; a change in an environment one belongs to shows; staff see every change."""
+    private = make_connection(name="private")
+    shared = make_connection(name="shared")
+    environment = Environment.objects.create(name="prod", owner=owner)
+    environment.connections.add(shared)
+    viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
+    environment.memberships.create(user=viewer, role="viewer")
+    staff = django_user_model.objects.create_user("staff", password="x", is_staff=True)
+    clients, etags = {}, {}
+    for user in (stranger, viewer, staff):  # signed in once: a sign-in changes one's rights
+        clients[user] = Client()
+        clients[user].force_login(user)
+        etags[user] = poll(clients[user])["ETag"]
+
+    def answers():
+        return {u.username: poll(clients[u], etags[u]).status_code for u in clients}
+
+    health.apply_outcomes([(private, ProbeOutcome(ok=True, latency_ms=2.0))])
+    assert answers() == {"stranger": 304, "viewer": 304, "staff": 200}
+    health.apply_outcomes([(shared, ProbeOutcome(ok=True, latency_ms=2.0))])
+    assert answers() == {"stranger": 304, "viewer": 200, "staff": 200}
+
+
+def test_a_new_membership_changes_what_the_new_member_sees(
+    client, owner, stranger, make_connection
+):
+    shared = make_connection(name="shared")
+    environment = Environment.objects.create(name="prod", owner=owner)
+    environment.connections.add(shared)
+    client.force_login(stranger)
+    etag = poll(client)["ETag"]
+    environment.memberships.create(user=stranger, role="viewer")
+    response = poll(client, etag)
+    assert response.status_code == 200 and b"shared" in response.content
 
 
 def test_one_users_etag_never_serves_another_user(client, owner, stranger, make_connection):

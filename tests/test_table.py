@@ -1,6 +1,7 @@
 """The connections table as the server renders it: heartbeats, problems, URLs, filters and
 chips, the cost of a page, and the confirmation bulk actions need."""
 
+import base64
 import re
 from datetime import timedelta
 
@@ -394,11 +395,40 @@ def test_a_sort_without_a_cursor_stops_at_the_last_numbered_page_and_says_so(
     assert "Pages by number end at row 25" in response.content.decode()
 
 
-@pytest.mark.parametrize("cursor", ["", "garbage", "W1siYSJdLCAwXQ", "x" * 5000])
+LONE_SURROGATE = base64.urlsafe_b64encode(b'[["\\ud800"],1]').decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage", "W1siYSJdLCAwXQ", "x" * 5000, LONE_SURROGATE])
 def test_a_bad_cursor_reads_the_first_page(owner, make_connection, cursor):
     make_connection(Status.CONNECTED, name="first")
     response = client_for(owner).get(reverse("connections:list"), {"after": cursor})
     assert _names(response) == ["first"]
+
+
+def test_ties_in_a_sorted_column_are_paged_by_cursor_without_repeats_or_gaps(
+    owner, make_connection, small_limits
+):
+    made = [make_connection(Status.CONNECTED, kind="http") for _ in range(60)]
+    for connection in made[::3]:  # rewritten rows move in the heap: no physical order helps
+        Connection.objects.filter(pk=connection.pk).update(name=connection.name + "-x")
+    client = client_for(owner)
+    response = client.get(reverse("connections:list"), {"per_page": 25, "sort": "kind"})
+    seen = [row["connection"].pk for row in response.context["rows"]]
+    pager = response.context["pager"]
+    while pager.get("next"):
+        response = _follow(client, pager["next"])
+        seen += [row["connection"].pk for row in response.context["rows"]]
+        pager = response.context["pager"]
+    assert seen == sorted(c.pk for c in made)
+
+
+def test_a_long_name_beyond_ascii_survives_its_cursor(owner, make_connection, small_limits):
+    for n in range(30):
+        make_connection(Status.CONNECTED, name=f"n{n:03d}" + ("🛰" * 190 if n == 24 else ""))
+    client = client_for(owner)
+    first = client.get(reverse("connections:list"), {"per_page": 25})
+    second = _follow(client, first.context["pager"]["next"])
+    assert _names(second) == [f"n{n:03d}" for n in range(25, 30)]
 
 
 def test_all_matching_is_refused_beyond_what_the_table_counts(owner, make_connection, small_limits):

@@ -81,6 +81,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "identity",
             "failure_threshold",
             "probe_interval",
+            "retry_interval",
             "last_probe_at",
             "last_probe_ok",
             "last_probe_error",
@@ -89,12 +90,20 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         )
-        # everything but what a PATCH may change
+        # everything but what a PATCH may change (editing.update_connection, as the edit page)
         read_only_fields = tuple(
             f
             for f in fields
             if f
-            not in ("name", "url", "metadata", "credential", "failure_threshold", "probe_interval")
+            not in (
+                "name",
+                "url",
+                "metadata",
+                "credential",
+                "failure_threshold",
+                "probe_interval",
+                "retry_interval",
+            )
         )
 
     def __init__(self, *args, **kwargs):
@@ -128,6 +137,7 @@ class ConnectionCreateSerializer(serializers.Serializer):
     )
     failure_threshold = serializers.IntegerField(min_value=2, max_value=100, default=3)
     probe_interval = serializers.IntegerField(min_value=5, max_value=86400, required=False)
+    retry_interval = serializers.IntegerField(min_value=1, max_value=3600, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -125,6 +125,7 @@ class ConnectionViewSet(
                 credential=values.get("credential"),
                 failure_threshold=values["failure_threshold"],
                 probe_interval=values.get("probe_interval"),
+                retry_interval=values.get("retry_interval"),
             )
         except lifecycle.DuplicateConnection as exc:
             visible = self.get_queryset().filter(pk=exc.existing.pk).exists()

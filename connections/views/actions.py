@@ -84,7 +84,14 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         return _done(request, fallback, 400)
     if data["all_matching"]:
         filters = QueryDict(request.POST.get("query", ""))
-        filterset = ConnectionFilterSet(filters, queryset=visible(request), request=request)
+        base = visible(request)
+        within = filters.get("within_environment", "")
+        if within:  # an environment's page: its rows, then the page's own filters
+            if not (within.isascii() and within.isdigit() and len(within) <= 18):
+                messages.error(request, "The table's filters are not valid.")
+                return _done(request, fallback, 400)
+            base = base.filter(environments=int(within))
+        filterset = ConnectionFilterSet(filters, queryset=base, request=request)
         if not filterset.is_valid():
             messages.error(request, "The table's filters are not valid.")
             return _done(request, fallback, 400)

@@ -10,7 +10,6 @@ import json
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import connection as db
 from django.db.models import F, OuterRef, Prefetch, Subquery, Window
 from django.db.models.functions import RowNumber
@@ -131,7 +130,8 @@ def _page(request, table, queryset, per_page: int, total: int, capped: bool):
             pager["position"] = f"{len(records):,} rows of {total_text}"
             return records, pager
     max_page = max(1, OFFSET_PAGES_MAX_ROWS // per_page)
-    last_page = max(1, -(-total // per_page))
+    # past the count's cap the number of pages is not known: any page to max_page may exist
+    last_page = max_page if capped else max(1, -(-total // per_page))
     try:
         asked = int(request.GET.get("page", 1))
     except ValueError:
@@ -142,9 +142,10 @@ def _page(request, table, queryset, per_page: int, total: int, capped: bool):
             f"Pages by number end at row {OFFSET_PAGES_MAX_ROWS:,}: narrow the filters, or "
             "sort by name, kind, URL, date added or managed to page further."
         )
-    table.paginate(CountedPaginator, per_page=per_page, page=number, known_count=total)
-    records = list(table.page.object_list.data) if table.page else []
     start = (number - 1) * per_page
+    records = list(table.data.data[start : start + per_page + 1])  # one more: is there more?
+    more = len(records) > per_page
+    records = records[:per_page]
     pager.update(
         numbered=True,
         number=number,
@@ -153,7 +154,6 @@ def _page(request, table, queryset, per_page: int, total: int, capped: bool):
     )
     if number > 1:
         pager["previous"] = _link(request, page=number - 1)
-    more = start + len(records) < total or capped
     if more and number < max_page:
         pager["next"] = _link(request, page=number + 1)
     elif more and keyset and records:
@@ -163,18 +163,6 @@ def _page(request, table, queryset, per_page: int, total: int, capped: bool):
     elif not capped and last_page <= max_page and number < last_page:
         pager["last"] = _link(request, page=last_page)
     return records, pager
-
-
-class CountedPaginator(Paginator):
-    """A paginator told its count: the per-state counts already hold it, no COUNT(*) again."""
-
-    def __init__(self, object_list, per_page, *, known_count: int, **kwargs):
-        super().__init__(object_list, per_page, **kwargs)
-        self.known_count = known_count
-
-    @property
-    def count(self) -> int:
-        return self.known_count
 
 
 # ---- the data of a page ------------------------------------------------------------------
