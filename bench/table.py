@@ -81,8 +81,8 @@ def fill(size: int):
         cursor.execute(
             "INSERT INTO connections_proberesult"
             " (connection_id, checked_at, ok, latency_ms, status_code, error_class, error)"
-            " SELECT c.id, now() - n * interval '30 seconds', (c.id + n) % 7 <> 0,"
-            "  5 + (n % 11), 200, '', ''"
+            " SELECT c.id, now() - n * interval '30 seconds', (c.id + n) %% 7 <> 0,"
+            "  5 + (n %% 11), 200, '', ''"
             " FROM (SELECT id, row_number() OVER (ORDER BY name, id) AS rank"
             "       FROM connections_connection) c, generate_series(1, 30) n"
             " WHERE %s <= 100000 OR n <= 3 OR c.rank < 20000"

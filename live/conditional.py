@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import zlib
+import random
+import time
 from pathlib import Path
 
 from django.apps import apps
@@ -46,14 +47,35 @@ def release() -> str:
     return digest.hexdigest()[:16]
 
 
-def fragment_etag(request: HttpRequest) -> str:
+def fragment_digest(request: HttpRequest) -> str:
+    """What the fragment at this URL shows for this user, as 32 hex digits: an HMAC keyed by
+    SECRET_KEY (it tells nothing of the counts behind it) of the release, the user's stamp, their
+    rights and the URL."""
     user = request.user
     rights = f"{user.pk}:{int(user.is_staff)}:{int(user.is_superuser)}:{int(user.is_active)}"
-    path = request.get_full_path()
-    spread = zlib.crc32(f"{user.pk}|{path}".encode())
-    parts = (release(), current(user, spread=spread), rights, path)
-    # keyed: the ETag tells nothing of the counts behind it to whoever reads it
-    return '"' + salted_hmac("live.etag", "|".join(parts)).hexdigest()[:32] + '"'
+    parts = (release(), current(user), rights, request.get_full_path())
+    return salted_hmac("live.etag", "|".join(parts)).hexdigest()[:32]
+
+
+def fragment_etag(request: HttpRequest, digest: str | None = None) -> str:
+    """The digest and the time this ETag heals at: a write no signal saw shows by then. Each
+    rendered answer draws its own time between half and all of ``LIVE_STAMP_HEAL_SECONDS``
+    from now, so open tabs, even a thousand of one user's, render again one by one, never all
+    at the same second."""
+    heal = settings.LIVE_STAMP_HEAL_SECONDS
+    until = int(time.time() + heal * random.uniform(0.5, 1.0))
+    return f'"{digest or fragment_digest(request)}.{until}"'
+
+
+def _still_true(asked: set[str], digest: str) -> str | None:
+    """The ETag the client sent, when its digest is the current one and it has not healed."""
+    now = time.time()
+    for tag in asked:
+        value, _, until = tag.strip('"').partition(".")
+        fresh = until.isascii() and until.isdigit() and len(until) <= 12 and int(until) > now
+        if value == digest and fresh:
+            return tag
+    return None
 
 
 def _conditional(request: HttpRequest) -> bool:
@@ -78,15 +100,16 @@ def refreshable(view):
                 # poll after a page load is answered 304 too
                 request.live_etag = fragment_etag(request)
             return view(request, *args, **kwargs)
-        etag = fragment_etag(request)
-        if etag in _asked(request):
+        digest = fragment_digest(request)
+        kept = _still_true(_asked(request), digest)
+        if kept:
             response = HttpResponseNotModified()
-            response["ETag"] = etag
+            response["ETag"] = kept
             response["Cache-Control"] = "no-store"
             return response
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
-            response["ETag"] = etag
+            response["ETag"] = fragment_etag(request, digest)
             response["Cache-Control"] = "no-store"  # the page's own header asks, not the cache
         return response
 

@@ -15,10 +15,8 @@ on each other for them).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import CharField, Count, Q, Sum, Value
 from django.db.models.functions import Cast, Concat
@@ -99,21 +97,16 @@ def scopes_of(user) -> Q:
     return Q(scope__in=fixed) | Q(scope__in=environments)
 
 
-def current(user, spread: int = 0, using: str = "default") -> str:
-    """What ``user``'s pages could show has not changed while this text stays the same.
-
-    ``spread`` shifts the healing time slices (by a number that differs between users and
-    pages), so that open tabs do not all render again at the same second."""
+def current(user, using: str = "default") -> str:
+    """What ``user``'s pages could show has not changed while this text stays the same."""
     from .models import ScopeStamp
 
-    period = settings.LIVE_STAMP_HEAL_SECONDS
-    heal = int((time.time() + spread % period) // period)
     totals = (
         ScopeStamp.objects.using(using)
         .filter(scopes_of(user))
         .aggregate(total=Sum("value"), scopes=Count("pk"))
     )
-    return f"{totals['total'] or 0}.{totals['scopes']}.{heal}"
+    return f"{totals['total'] or 0}.{totals['scopes']}"
 
 
 # ---- what the signals see -----------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Live refresh: a poll of the table answers 304 while nothing it shows changed, and shows
 every change at the next poll."""
 
+import time
+
 import pytest
 from django.db import connection as db
 from django.db import transaction
@@ -209,3 +211,26 @@ def test_in_a_browser_an_unchanged_poll_leaves_the_table_as_it_is(
     page.wait_for_function(
         "() => document.getElementById('table-region').innerText.includes('renamed')"
     )
+
+
+def test_renders_heal_at_times_of_their_own_so_tabs_never_render_all_at_once(
+    signed_in, make_connection, settings
+):
+    settings.LIVE_STAMP_HEAL_SECONDS = 600
+    make_connection(name="alpha")
+    started = time.time()
+    heals = [int(poll(signed_in)["ETag"].strip('"').split(".")[1]) for _ in range(20)]
+    assert all(started + 299 <= heal <= time.time() + 600 for heal in heals)
+    assert len(set(heals)) > 1
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ['"{digest}.99999999999"', '"{digest}"', '"{digest}.-5"', '"other.99999999999"', "*"],
+)
+def test_an_etag_not_ours_or_healed_is_rendered_again(signed_in, make_connection, forged):
+    make_connection(name="alpha")
+    digest = poll(signed_in)["ETag"].strip('"').split(".")[0]
+    tag = forged.format(digest=digest)
+    expected = 304 if tag == f'"{digest}.99999999999"' else 200  # a later heal only hurts itself
+    assert poll(signed_in, tag).status_code == expected

@@ -7,6 +7,8 @@ of queries whatever the page size (a page costs the same with 3 rows or 200)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
@@ -197,18 +199,32 @@ FROM unnest(%(ids)s::bigint[]) AS conns(id) CROSS JOIN LATERAL (
 """
 
 
-def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, list[ProbeResult]]:
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One probe result as a tick needs it (no model instance: a page reads 1,500 of them)."""
+
+    pk: int
+    connection_id: int
+    checked_at: Any
+    ok: bool
+    latency_ms: float | None
+    status_code: int | None
+    error_class: str
+    error: str
+
+
+def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, list[Beat]]:
     """The newest ``limit`` probe results of each connection in ``ids``, oldest first: one
     query (an index scan of probe_conn_time_idx per connection on PostgreSQL, a window
     function elsewhere), however many results each connection keeps."""
-    found: dict[int, list[ProbeResult]] = {pk: [] for pk in ids}
+    found: dict[int, list[Beat]] = {pk: [] for pk in ids}
     if not ids:
         return found
     if db.vendor == "postgresql":
         sql = _RECENT_RESULTS_SQL.format(table=db.ops.quote_name(ProbeResult._meta.db_table))
-        rows = ProbeResult.objects.raw(
-            sql, {"ids": list(ids), "limit": limit, "chars": TICK_ERROR_CHARS}
-        )
+        with db.cursor() as cursor:
+            cursor.execute(sql, {"ids": list(ids), "limit": limit, "chars": TICK_ERROR_CHARS})
+            rows = cursor.fetchall()
     else:
         rank = Window(
             RowNumber(),
@@ -219,15 +235,17 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
             ProbeResult.objects.filter(connection_id__in=ids)
             .annotate(rank=rank)
             .filter(rank__lte=limit)
+            .values_list(*Beat.__slots__)
         )
-    for result in rows:
-        found[result.connection_id].append(result)
+    for row in rows:
+        beat = Beat(*row)
+        found[beat.connection_id].append(beat)
     for results in found.values():
         results.sort(key=lambda r: (r.checked_at, r.pk))
     return found
 
 
-def heartbeat(results: list[ProbeResult], length: int = HEARTBEAT_LENGTH) -> list[dict]:
+def heartbeat(results: list[Beat], length: int = HEARTBEAT_LENGTH) -> list[dict]:
     """A row's bar: ``length`` ticks, oldest left, newest right; slots before the first result
     are "none yet"."""
     ticks = [{"state": "none"} for _ in range(length - len(results))]
