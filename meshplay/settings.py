@@ -118,6 +118,14 @@ DATABASES["default"].setdefault(
     "CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60 if _postgres else 0)
 )
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if _postgres:
+    # Short queries, many at once: PostgreSQL's JIT compiler spent 0.5-1 s compiling queries
+    # that run in milliseconds once a table passed a million rows, and parallel workers made
+    # the table's per-state counts read whole bitmaps (bench/table.py: 4.3 s -> 0.11 s a page).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options",
+        env.str("PG_SESSION_OPTIONS", default="-c jit=off -c max_parallel_workers_per_gather=0"),
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in the local run: wait for the lock instead of
     # failing, and take the write lock at the start of a transaction.

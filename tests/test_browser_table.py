@@ -2,9 +2,7 @@
 live_server): menus never clipped, the keyboard, bulk confirmations, filters and chips, and
 what survives the live refresh."""
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -12,20 +10,9 @@ from django.utils import timezone
 
 from connections.choices import Status
 from connections.models import Connection, ProbeResult
-from tests.services import require_binary
+from tests.test_browser import ARTIFACTS, browser  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Every item of the open menu inside the window, and the topmost thing at its centre.
 MENU_VISIBLE = """(panel) => {
@@ -41,20 +28,6 @@ MENU_VISIBLE = """(panel) => {
     };
   });
 }"""
-
-
-@pytest.fixture
-def browser():
-    chromium = require_binary("chromium")
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
