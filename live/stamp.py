@@ -38,19 +38,18 @@ def touch(
             pending = getattr(entry[1], "live_pending", None)
             if pending is not None:
                 break
-    if pending is None:
+    first = pending is None  # the first change of this transaction: one flush after its commit
+    if first:
         pending = {"ids": set(), "scopes": set()}
+    pending["ids"].update(connection_ids)
+    pending["scopes"].update(scopes)
+    if first:
 
         def flush() -> None:
             _flush(pending, using)
 
         flush.live_pending = pending  # type: ignore[attr-defined]
-        pending["ids"].update(connection_ids)
-        pending["scopes"].update(scopes)
-        transaction.on_commit(flush, using=using)
-        return
-    pending["ids"].update(connection_ids)
-    pending["scopes"].update(scopes)
+        transaction.on_commit(flush, using=using)  # outside a transaction: at once
 
 
 def _flush(pending: dict, using: str) -> None:

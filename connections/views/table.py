@@ -69,10 +69,8 @@ def _summary(request: HttpRequest, counts: dict[str, int]) -> list[dict]:
     for status, label in Status.choices:
         if status == Status.DELETED:
             continue
-        query = request.GET.copy()
+        query = _unpaged(request)
         query.setlist("status", [status])
-        for name in PAGER_PARAMS:
-            query.pop(name, None)
         count = counts.get(status, 0)
         strip.append(
             {
@@ -90,11 +88,17 @@ def _summary(request: HttpRequest, counts: dict[str, int]) -> list[dict]:
 PAGER_PARAMS = ("page", "after", "before", "last")
 
 
-def _link(request: HttpRequest, **params) -> str:
-    """This table's URL with the pager's parameters replaced by ``params``."""
+def _unpaged(request: HttpRequest) -> QueryDict:
+    """This table's query without the pager's parameters (a page number or a cursor)."""
     query = request.GET.copy()
     for name in PAGER_PARAMS:
         query.pop(name, None)
+    return query
+
+
+def _link(request: HttpRequest, **params) -> str:
+    """This table's URL with the pager's parameters replaced by ``params``."""
+    query = _unpaged(request)
     for name, value in params.items():
         query[name] = str(value)
     return "?" + query.urlencode()
@@ -395,9 +399,7 @@ def table_context(
     per_page, total = _page_size(request), sum(counts.get(s, 0) for s in shown)
     capped = any(counts.get(s, 0) > COUNT_CAP for s in shown)
     records, pager = _page(request, table, queryset, per_page, total, capped)
-    query = request.GET.copy()
-    for name in PAGER_PARAMS:
-        query.pop(name, None)
+    query = _unpaged(request)
     clear = QueryDict(mutable=True)
     for name in ("per_page", "sort"):
         if request.GET.get(name):
