@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection as db
+from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -442,3 +443,17 @@ def test_all_matching_is_refused_beyond_what_the_table_counts(owner, make_connec
     assert response.status_code == 400
     assert "More than 5 connections match" in response.content.decode()
     assert not Connection.objects.filter(status=Status.IGNORED).exists()
+
+
+def test_removing_a_chip_starts_from_the_first_page_not_the_old_cursor(
+    owner, make_connection, small_limits
+):
+    for _ in range(30):
+        make_connection(Status.CONNECTED)
+    client = client_for(owner)
+    first = client.get(reverse("connections:list"), {"per_page": 25, "status": "connected"})
+    deep = _follow(client, first.context["pager"]["next"])
+    assert "after=" in deep.request["QUERY_STRING"]
+    (chip,) = deep.context["chips"]
+    left = QueryDict(chip["query"])
+    assert not any(p in left for p in ("after", "before", "last", "page")), chip["query"]

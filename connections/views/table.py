@@ -303,8 +303,7 @@ def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[d
     chips = []
 
     def without(name: str, raw: str | None = None) -> str:
-        query = request.GET.copy()
-        query.pop("page", None)
+        query = _unpaged(request)  # another set of rows: from its first page
         if raw is None:
             query.pop(name, None)
         else:
