@@ -135,6 +135,28 @@ def test_a_new_membership_changes_what_the_new_member_sees(
     environment.memberships.create(user=stranger, role="viewer")
     response = poll(client, etag)
     assert response.status_code == 200 and b"shared" in response.content
+    # from now on the environment's changes are the new member's too (each process keeps the
+    # stamp's SQL for a user: the SQL reads memberships, it does not hold them)
+    etag = response["ETag"]
+    assert poll(client, etag).status_code == 304
+    health.apply_outcomes([(shared, ProbeOutcome(ok=False, error="refused"))])
+    assert poll(client, etag).status_code == 200
+
+
+def test_rights_taken_away_are_read_at_the_next_poll(client, owner, stranger, make_connection):
+    """Staff who are staff no more see their own scopes only, at once."""
+    other = make_connection(name="other")
+    stranger.is_staff = True
+    stranger.save()
+    client.force_login(stranger)
+    assert b"other" in poll(client).content
+    stranger.is_staff = False
+    stranger.save()
+    response = poll(client)
+    assert response.status_code == 200 and b"other" not in response.content
+    etag = response["ETag"]
+    health.apply_outcomes([(other, ProbeOutcome(ok=False, error="refused"))])
+    assert poll(client, etag).status_code == 304
 
 
 def test_one_users_etag_never_serves_another_user(client, owner, stranger, make_connection):
