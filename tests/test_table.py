@@ -3,7 +3,7 @@ chips, the cost of a page, and the confirmation bulk actions need."""
 
 import base64
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection as db
@@ -72,6 +72,45 @@ def test_the_heartbeat_shows_the_last_30_results_oldest_first(owner, make_connec
     assert titles[-1].startswith("failed · connect: Connection refused · 1 min ago · ")
     assert re.search(r"· \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", titles[-1])  # and the absolute time
     assert re.match(r"ok · \d+ ms · \d+ min ago", titles[-2])
+
+
+HOSTILE = '"><img src=x onerror=alert(1)>&amp;'
+
+
+def test_markup_in_a_name_or_an_error_is_text_in_the_row_and_its_menu(owner, make_connection):
+    """The row's menu and ticks are drawn in Python, not by the template language: every value
+    in them is escaped there, in attributes and in text."""
+    conn = make_connection(Status.REGISTERED, name=HOSTILE)
+    add_results(conn, [True, False], error=HOSTILE)
+    for body in (
+        client_for(owner).get(LIST).content.decode(),
+        client_for(owner).get(reverse("connections:detail", args=[conn.pk])).content.decode(),
+    ):
+        assert "<img src=x" not in body and "&amp;amp;" in body
+        assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in body
+    row = row_html(client_for(owner).get(LIST).content.decode(), conn)
+    assert re.search(r'data-confirm="&quot;&gt;&lt;img[^"]*: Start managing it', row)
+    assert re.search(r'title="failed · connect: &quot;&gt;&lt;img', row)
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "shown"),
+    [
+        # +05:45: no whole-hour slip can pass for it
+        ("Asia/Kathmandu", "2026-11-25T06:00:07+00:00", "2026-11-25 11:45:07"),
+        # summer time: PostgreSQL reads "CET" as a fixed +01:00, the tz database as Europe's rule
+        ("CET", "2026-07-01T12:00:00+00:00", "2026-07-01 14:00:00"),
+    ],
+)
+def test_the_tick_times_are_in_the_current_time_zone(
+    settings, owner, make_connection, zone, at, shown
+):
+    settings.TIME_ZONE = zone
+    conn = make_connection(Status.CONNECTED, name="api")
+    moment = datetime.fromisoformat(at)
+    ProbeResult.objects.create(connection=conn, checked_at=moment, ok=True, latency_ms=4.0)
+    row = row_html(client_for(owner).get(LIST).content.decode(), conn)
+    assert re.search(rf'title="ok · 4 ms · \d+ \w+ ago · {shown}"', row)
 
 
 def test_a_new_connection_has_empty_slots_not_results(owner, make_connection):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
@@ -18,6 +18,7 @@ from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_tables2 import RequestConfig
 
@@ -193,9 +194,12 @@ def problem_reasons(ids: list[int]) -> dict[int, str]:
     return {pk: reason or "" for pk, reason in rows}
 
 
+# The time comes as seconds: parsing 1,500 timestamps into aware datetimes cost more than the
+# query (5.7 of 8.3 ms). The local text is Python's, as every other time on the page (PostgreSQL
+# reads some zone names its own way, CET as a fixed offset, and refuses others).
 _RECENT_RESULTS_SQL = """
-SELECT r.id, r.connection_id, r.checked_at, r.ok, r.latency_ms, r.status_code, r.error_class,
-       left(r.error, %(chars)s) AS error
+SELECT r.id, r.connection_id, extract(epoch FROM r.checked_at)::float8, r.ok, r.latency_ms,
+       r.status_code, r.error_class, left(r.error, %(chars)s) AS error
 FROM unnest(%(ids)s::bigint[]) AS conns(id) CROSS JOIN LATERAL (
     SELECT p.* FROM {table} p WHERE p.connection_id = conns.id
     ORDER BY p.checked_at DESC LIMIT %(limit)s
@@ -205,16 +209,23 @@ FROM unnest(%(ids)s::bigint[]) AS conns(id) CROSS JOIN LATERAL (
 
 @dataclass(frozen=True, slots=True)
 class Beat:
-    """One probe result as a tick needs it (no model instance: a page reads 1,500 of them)."""
+    """One probe result as a tick needs it (no model instance: a page reads 1,500 of them).
+    ``checked_at`` is in seconds since the epoch; ``local`` is that time in the current time
+    zone, as a tick's title shows it."""
 
     pk: int
     connection_id: int
-    checked_at: Any
+    checked_at: float
     ok: bool
     latency_ms: float | None
     status_code: int | None
     error_class: str
     error: str
+    local: str
+
+
+def _local_text(seconds: float, zone) -> str:
+    return f"{datetime.fromtimestamp(seconds, zone):%Y-%m-%d %H:%M:%S}"
 
 
 def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, list[Beat]]:
@@ -224,23 +235,30 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
     found: dict[int, list[Beat]] = {pk: [] for pk in ids}
     if not ids:
         return found
+    zone = timezone.get_current_timezone()
     if db.vendor == "postgresql":
         sql = _RECENT_RESULTS_SQL.format(table=db.ops.quote_name(ProbeResult._meta.db_table))
+        params = {
+            "ids": list(ids),
+            "limit": limit,
+            "chars": TICK_ERROR_CHARS,
+        }
         with db.cursor() as cursor:
-            cursor.execute(sql, {"ids": list(ids), "limit": limit, "chars": TICK_ERROR_CHARS})
-            rows = cursor.fetchall()
+            cursor.execute(sql, params)
+            rows = [(*row, _local_text(row[2], zone)) for row in cursor.fetchall()]
     else:
         rank = Window(
             RowNumber(),
             partition_by=[F("connection_id")],
             order_by=[F("checked_at").desc(), F("pk").desc()],
         )
-        rows = (
-            ProbeResult.objects.filter(connection_id__in=ids)
+        rows = [
+            (pk, conn, at.timestamp(), *rest, _local_text(at.timestamp(), zone))
+            for pk, conn, at, *rest in ProbeResult.objects.filter(connection_id__in=ids)
             .annotate(rank=rank)
             .filter(rank__lte=limit)
-            .values_list(*Beat.__slots__)
-        )
+            .values_list(*Beat.__slots__[:-1])
+        ]
     for row in rows:
         beat = Beat(*row)
         found[beat.connection_id].append(beat)
@@ -261,6 +279,7 @@ def heartbeat(results: list[Beat], length: int = HEARTBEAT_LENGTH) -> list[dict]
             {
                 "state": "ok" if result.ok else "failed",
                 "at": result.checked_at,
+                "local": result.local,
                 "latency": result.latency_ms,
                 "error": error[:TICK_ERROR_CHARS],
             }
