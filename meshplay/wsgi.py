@@ -4,3 +4,9 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
 application = get_wsgi_application()
+
+# each worker does its one-time work before its first request (meshplay/warmup.py)
+if os.environ.get("WARM_UP", "true").lower() not in {"0", "false", "no"}:
+    from meshplay.warmup import warm_up
+
+    warm_up()

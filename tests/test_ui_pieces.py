@@ -79,3 +79,74 @@ def test_the_password_change_pages_are_ours(client, owner):
     for path in ("/accounts/password_change/", "/accounts/password_change/done/"):
         response = client.get(path)
         assert response.status_code == 200 and b"breadcrumbs" not in response.content
+
+
+# ---- what a web worker does before its first request --------------------------------------
+
+
+def test_a_worker_compiles_every_template_of_ours_before_its_first_request(settings):
+    """Every template the project has compiles (a syntax error in a page few users open shows
+    here, not in front of them), and the worker is warm: it read the URLs and the static
+    manifest's names."""
+    from meshplay.warmup import template_names, warm_up
+
+    settings.DEBUG = False
+    names = template_names()
+    assert {"base.html", "connections/_table.html", "overview/page.html"} <= set(names)
+    assert not any(
+        name.startswith(("rest_framework/", "django_filters/", "django_tables2/")) for name in names
+    )
+    done = warm_up()
+    assert done["failed"] == [] and done["templates"] == len(names)
+
+
+def test_a_broken_template_is_logged_and_the_worker_serves_anyway(settings, tmp_path, caplog):
+    from meshplay.warmup import warm_up
+
+    (tmp_path / "broken.html").write_text("{% if %}")
+    settings.DEBUG = False
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}
+    ]
+    (tmp_path / "latin1.html").write_bytes(b"caf\xe9")  # not UTF-8
+    done = warm_up()
+    assert done["failed"] == ["broken.html", "latin1.html"]
+    assert "broken.html does not compile" in caplog.text
+
+
+def test_warming_up_opens_no_database_connection(settings):
+    """With --preload the application loads in gunicorn's master: a connection opened there
+    would be shared by every worker forked from it. (This test may not touch the database:
+    pytest-django fails it if anything connects.)"""
+    from django.db import connections
+
+    from meshplay.warmup import warm_up
+
+    settings.DEBUG = False
+    for each in connections.all():
+        each.close()  # whatever an earlier test left open
+    warm_up()
+    assert all(c.connection is None for c in connections.all())
+
+
+def test_links_by_primary_key_are_the_ones_reverse_makes(client):
+    from django.urls import reverse, set_script_prefix
+
+    from connections.templatetags.connection_table import pk_url
+
+    for name in ("connections:detail", "connections:transition"):
+        assert pk_url(name, 42) == reverse(name, args=[42])
+    set_script_prefix("/meshplay/")  # served under a path
+    try:
+        assert pk_url("connections:detail", 7) == "/meshplay/connections/7/"
+    finally:
+        set_script_prefix("/")
+
+
+def test_a_state_this_release_does_not_know_is_a_badge_with_its_name():
+    """An event recorded by another release may name a state this one has no style for."""
+    from connections.templatetags.connection_table import state_badge
+
+    assert state_badge(None, "frozen", "Frozen") == (
+        '<span class="badge state-frozen"><span aria-hidden="true"></span> Frozen</span>'
+    )
