@@ -360,6 +360,42 @@ def test_latest_transitions_are_bounded(owner, make_connection):
     assert len(summary.build(owner).transitions) == summary.TRANSITIONS_LIMIT
 
 
+@pytest.mark.parametrize("theirs", [0, 3, 40])
+def test_a_user_who_sees_little_gets_their_newest_transitions_in_order(
+    monkeypatch, owner, stranger, make_connection, theirs
+):
+    """The log is read newest first in pages checked against what the user sees; a user whose
+    transitions sit behind many pages of others' still gets theirs, in order, and none of
+    others'."""
+    monkeypatch.setattr(summary, "TRANSITION_PAGE", 4)  # 3 pages: 12 rows, then one query
+    mine = make_connection(Status.REGISTERED, owner=stranger)
+    others = make_connection(Status.REGISTERED)
+    for i in range(30):  # the newest 30: someone else's
+        flip(others, Status.REGISTERED, Status.REGISTERED, timedelta(minutes=i))
+    for i in range(theirs):  # older, and interleaved equal times would not matter
+        flip(mine, Status.REGISTERED, Status.REGISTERED, timedelta(hours=1, minutes=i), f"m{i}")
+    found = summary.build(stranger).transitions
+    assert [t.reason for t in found] == [f"m{i}" for i in range(min(theirs, 20))]
+    staff = owner.__class__.objects.create_user("staff-x", "x", is_staff=True)
+    assert len(summary.build(staff).transitions) == 20
+
+
+def test_transitions_at_the_same_moment_are_neither_lost_nor_repeated(
+    monkeypatch, owner, make_connection
+):
+    monkeypatch.setattr(summary, "TRANSITION_PAGE", 4)
+    c = make_connection(Status.REGISTERED)
+    at = timezone.now() - timedelta(minutes=5)
+    made = [
+        ConnectionTransition.objects.create(
+            connection=c, from_status="registered", to_status="registered", created_at=at
+        ).pk
+        for _ in range(9)
+    ]
+    viewer_sees = summary.build(owner).transitions
+    assert [t.pk for t in viewer_sees] == sorted(made, reverse=True)
+
+
 # --- the page: sign-in, the live fragment, its cost ---------------------------------------------
 
 
@@ -451,7 +487,8 @@ def test_the_page_stays_within_its_query_budget(
 ):
     client = client_for(owner)
     _grow(owner, stranger, 200)
-    # session, user, the bell, the change stamp (live/); the overview's ten (SET LOCAL jit and
-    # nine reads); in a test its transaction is a savepoint and its release
-    with django_assert_max_num_queries(16):
+    # session, user, the bell, the change stamp (live/); the overview's eleven (SET LOCAL jit
+    # and ten reads: the latest transitions are a page of the log and which of it one may
+    # see); in a test its transaction is a savepoint and its release
+    with django_assert_max_num_queries(17):
         assert client.get(HOME).status_code == 200
