@@ -22,8 +22,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.urls.resolvers import RoutePattern
+from django.urls import reverse
 from django.utils import timezone
 
 from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
@@ -34,6 +33,7 @@ from maintenance import windows as maintenance_windows
 from maintenance.models import Window
 from notifications import channels as notify_channels
 from notifications.models import Delivery, Message, Watch
+from tests.url_patterns import Pattern, all_patterns
 
 PASSWORD = "pw-a11y-ana-2026"
 USERNAME = "ana"
@@ -233,47 +233,6 @@ def build_world() -> World:
 
 
 # --- the URL patterns -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pattern:
-    key: str  # "namespace:name", or "/route" for an unnamed pattern
-    route: str
-    parameters: tuple[str, ...]
-
-    @property
-    def namespace(self) -> str:
-        return self.key.rpartition(":")[0]
-
-
-def all_patterns() -> list[Pattern]:
-    found: list[Pattern] = []
-
-    def parameters_of(pattern) -> list[str]:
-        if isinstance(pattern, RoutePattern):
-            return list(pattern.converters)
-        return list(pattern.regex.groupindex)
-
-    def walk(patterns, prefix: str, namespace: str, parameters: tuple[str, ...]) -> None:
-        for item in patterns:
-            route = prefix + str(item.pattern)
-            names = parameters + tuple(parameters_of(item.pattern))
-            if isinstance(item, URLResolver):
-                walk(
-                    item.url_patterns,
-                    route,
-                    ":".join(filter(None, [namespace, item.namespace])),
-                    names,
-                )
-            elif isinstance(item, URLPattern):
-                if item.name:
-                    key = f"{namespace}:{item.name}" if namespace else item.name
-                else:
-                    key = "/" + route
-                found.append(Pattern(key, route, names))
-
-    walk(get_resolver().url_patterns, "", "", ())
-    return found
 
 
 # Whole groups of patterns that are not the dashboard's pages.

@@ -32,8 +32,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.urls.resolvers import RoutePattern
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -46,6 +45,7 @@ from maintenance import windows as maintenance_windows
 from maintenance.models import Window
 from notifications import channels as notify_channels
 from notifications.models import Channel, Rule, Watch
+from tests.url_patterns import Pattern, all_patterns
 
 pytestmark = pytest.mark.django_db
 
@@ -684,46 +684,6 @@ API_PARAMETERS: dict[str, Callable[[World], int]] = {
 
 
 # --- enumerating the resolver and the schema ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pattern:
-    key: str  # "namespace:name", or "/route" for an unnamed pattern
-    route: str
-    parameters: tuple[str, ...]
-
-    @property
-    def namespace(self) -> str:
-        return self.key.rpartition(":")[0]
-
-
-def _parameters(pattern) -> list[str]:
-    if isinstance(pattern, RoutePattern):
-        return list(pattern.converters)
-    return list(pattern.regex.groupindex)
-
-
-@cache
-def all_patterns() -> tuple[Pattern, ...]:
-    """Every URL pattern of the project, includes followed."""
-    found: list[Pattern] = []
-
-    def walk(patterns, prefix: str, namespace: str, parameters: tuple[str, ...]) -> None:
-        for item in patterns:
-            route = prefix + str(item.pattern)
-            names = parameters + tuple(_parameters(item.pattern))
-            if isinstance(item, URLResolver):
-                inner = ":".join(filter(None, [namespace, item.namespace]))
-                walk(item.url_patterns, route, inner, names)
-            elif isinstance(item, URLPattern):
-                if item.name:
-                    key = f"{namespace}:{item.name}" if namespace else item.name
-                else:
-                    key = "/" + route
-                found.append(Pattern(key, route, names))
-
-    walk(get_resolver().url_patterns, "", "", ())
-    return tuple(found)
 
 
 API_DOCS = {"schema", "docs", "redoc"}  # public reference pages, not operations
