@@ -341,3 +341,22 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def median_get(client, path: str, repeat: int, params=None, **headers) -> tuple[float, int]:
+    """A page through the Django test client: one warm-up GET, then the median of ``repeat``
+    GETs in ms, and the number of queries the last one made."""
+    import statistics
+
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    assert client.get(path, params, **headers).status_code == 200  # warm up
+    times = []
+    for _ in range(repeat):
+        with CaptureQueriesContext(db) as queries:
+            started = time.perf_counter()
+            response = client.get(path, params, **headers)
+            times.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return statistics.median(times) * 1000, len(queries.captured_queries)

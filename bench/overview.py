@@ -19,6 +19,7 @@ import statistics
 import time
 from datetime import timedelta
 
+from _harness import median_get
 from _setup import ROOT, django_on_postgres
 
 DB_NAME = "bench_overview"
@@ -145,9 +146,7 @@ def probe_uptime_ms(user, repeat: int) -> float:
 
 
 def measure(users: dict, repeat: int) -> dict[str, tuple[float, int]]:
-    from django.db import connection as db
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     results = {}
     cases = [(persona, persona, {}) for persona in users]
@@ -155,15 +154,7 @@ def measure(users: dict, repeat: int) -> dict[str, tuple[float, int]]:
     for label, persona, headers in cases:
         client = Client()
         client.force_login(users[persona])
-        assert client.get("/", **headers).status_code == 200  # warm up
-        times = []
-        for _ in range(repeat):
-            with CaptureQueriesContext(db) as queries:
-                started = time.perf_counter()
-                response = client.get("/", **headers)
-                times.append(time.perf_counter() - started)
-            assert response.status_code == 200
-        results[label] = (statistics.median(times) * 1000, len(queries.captured_queries))
+        results[label] = median_get(client, "/", repeat, **headers)
     ms = probe_uptime_ms(users["owner"], repeat)
     results["(probe-based uptime query alone)"] = (ms, 1)
     return results

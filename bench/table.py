@@ -14,9 +14,9 @@ Target: the same query count at every size and page, and a ratio of at most 2.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
+from _harness import median_get
 from _setup import django_on_postgres
 
 DB_NAME = "bench_table"
@@ -103,9 +103,7 @@ def middle_cursor(live: int) -> str:
 
 
 def measure(user, size: int, repeat: int) -> dict[str, tuple[float, int]]:
-    from django.db import connection as db
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     client = Client()
     client.force_login(user)
@@ -118,15 +116,7 @@ def measure(user, size: int, repeat: int) -> dict[str, tuple[float, int]]:
     results = {}
     for label, params in pages.items():
         params = {**params, "per_page": PER_PAGE}
-        assert client.get("/connections/", params).status_code == 200  # warm up
-        times = []
-        for _ in range(repeat):
-            with CaptureQueriesContext(db) as queries:
-                started = time.perf_counter()
-                response = client.get("/connections/", params)
-                times.append(time.perf_counter() - started)
-            assert response.status_code == 200
-        results[label] = (statistics.median(times) * 1000, len(queries.captured_queries))
+        results[label] = median_get(client, "/connections/", repeat, params)
     return results
 
 
