@@ -282,6 +282,7 @@ class _HTTPError(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # tests open 20 TLS connections at once
 
     def __init__(self, address, handler, api: FakeKubernetesAPI):
         self.api = api

@@ -85,9 +85,14 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
+class EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a round connects to it ten times at once
+
+
 @pytest.fixture
 def echo():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    server = EchoServer(("127.0.0.1", 0), Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server

@@ -341,7 +341,7 @@ def test_a_trickling_receiver_costs_its_deadline_not_the_worker(
     result = delivery.send_test(webhook)
     elapsed = time.perf_counter() - started
     assert not result.ok and "timed out" in result.error
-    assert elapsed < 3, elapsed
+    assert elapsed < 4, elapsed  # a trickle never ends: the 1 s deadline ended it
 
 
 def test_secrets_never_reach_the_delivery_log(make_connection, webhook, receiver):

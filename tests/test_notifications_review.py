@@ -342,7 +342,8 @@ def test_six_trickling_channels_cost_one_deadline_not_six(
     stats = delivery.deliver_due()
     elapsed = time.perf_counter() - started
     assert stats["failed"] == 6
-    assert elapsed < 2.5, f"6 sends in parallel with a 1 s deadline took {elapsed:.1f} s"
+    # one after another they would take 6 s
+    assert elapsed < 4, f"6 sends in parallel with a 1 s deadline took {elapsed:.1f} s"
 
 
 def test_a_channel_stops_at_its_first_failed_send_and_keeps_the_rest_in_order(
@@ -365,7 +366,7 @@ def test_a_channel_stops_at_its_first_failed_send_and_keeps_the_rest_in_order(
     routing.route_events()
     started = time.perf_counter()
     stats = delivery.deliver_due()
-    assert time.perf_counter() - started < 2.5
+    assert time.perf_counter() - started < 4  # all six tried would take 6 s
     assert (stats["failed"], stats["waiting"]) == (1, 5)
     queued = Message.objects.filter(channel=channel, status="queued").order_by("created_at", "pk")
     assert [m.attempts for m in queued] == [1, 0, 0, 0, 0, 0]
@@ -411,7 +412,7 @@ def test_a_good_channel_is_recorded_only_after_the_slow_one(
         delivery.deliver_due()
         sent = list(Message.objects.filter(channel=fast).values_list("sent_at", flat=True))
         lag = max((s - t0).total_seconds() for s in sent)
-        assert lag < 2, f"the good channel's sends were recorded {lag:.1f} s later"
+        assert lag < 3, f"the good channel's sends were recorded {lag:.1f} s later"
     finally:
         good.shutdown()
         good.server_close()
