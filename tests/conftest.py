@@ -1,11 +1,12 @@
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.conf import settings
 
 from connections.models import Connection
+from tests.services import LoopbackHTTPServer
 
 
 def pytest_collection_modifyitems(config, items):
@@ -37,16 +38,10 @@ class _Endpoint(BaseHTTPRequestHandler):
         pass
 
 
-class _EndpointServer(ThreadingHTTPServer):
-    # a loaded machine must not drop a test's connections at the default backlog of 5
-    daemon_threads = True
-    request_queue_size = 128
-
-
 @pytest.fixture
 def http_endpoint():
     """A real HTTP server on loopback; set ``.status`` to change its answer."""
-    server = _EndpointServer(("127.0.0.1", 0), _Endpoint)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), _Endpoint)
     server.status = 200
     server.requests = []
     server.url = f"http://127.0.0.1:{server.server_address[1]}"

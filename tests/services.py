@@ -8,10 +8,21 @@ import socket
 import subprocess
 import tempfile
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A test's HTTP server on loopback. Python's listen backlog of 5 drops connections when
+    many probes or senders connect at once; on a loaded machine the retried SYN lands after
+    the client's deadline and a test fails by timing alone. The server is never what is
+    measured, so it listens with a real backlog."""
+
+    daemon_threads = True
+    request_queue_size = 1024
 
 
 def free_port() -> int:

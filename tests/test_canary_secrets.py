@@ -15,7 +15,7 @@ import base64
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -34,6 +34,7 @@ from credentials.bounds import origin_of
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
+from tests.services import LoopbackHTTPServer
 
 CANARY = "CANARY-7f3a9c2e51"  # every secret below contains it
 SECRETS = {
@@ -85,14 +86,9 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
-class EchoServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a round connects to it ten times at once
-
-
 @pytest.fixture
 def echo():
-    server = EchoServer(("127.0.0.1", 0), Echo)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server

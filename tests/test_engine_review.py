@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -24,6 +24,7 @@ from connections.probes import kubernetes as k8s_probe
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI
+from tests.services import LoopbackHTTPServer
 
 pytestmark = pytest.mark.django_db
 
@@ -40,14 +41,9 @@ class Slow(BaseHTTPRequestHandler):
         pass
 
 
-class RoomyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the server is not what is measured here
-
-
 @pytest.fixture
 def slow():
-    server = RoomyServer(("127.0.0.1", 0), Slow)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), Slow)
     server.delay = 2.0
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()

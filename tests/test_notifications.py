@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.db import transaction
@@ -22,6 +22,7 @@ from connections.choices import Status, Trigger
 from notifications import channels, delivery, routing
 from notifications.choices import Category, MessageStatus
 from notifications.models import Delivery, Event, Message
+from tests.services import LoopbackHTTPServer
 
 pytestmark = pytest.mark.django_db
 
@@ -60,8 +61,7 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-class _ReceiverServer(ThreadingHTTPServer):
-    request_queue_size = 128  # two workers' pools connect at once
+_ReceiverServer = LoopbackHTTPServer  # two workers' pools connect at once
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import aiodns
 import pytest
@@ -28,6 +28,7 @@ from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.dns_server import DNSServer
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
+from tests.services import LoopbackHTTPServer
 
 TOKEN = "dns-test-token-5b1f"
 
@@ -75,15 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Endpoint(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # 400 probes connect at once
-
-
 @pytest.fixture
 def endpoint():
     """An HTTP server on 127.0.0.1; ``requests`` holds (Host header, path, local address)."""
-    server = _Endpoint(("127.0.0.1", 0), _Handler)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), _Handler)  # 400 probes at once
     server.lock = threading.Lock()
     server.requests = []
     server.port = server.server_address[1]
