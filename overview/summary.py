@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,12 +30,12 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Greatest, Least
-from django.urls import reverse
 from django.utils import timezone
 
 from connections.choices import PROBED_STATES, Status
 from connections.models import Connection, ConnectionTransition
 from environments.models import Environment
+from meshplay.urlcache import named_url, pk_url
 
 UPTIME_WINDOW = timedelta(hours=24)
 ATTENTION_LIMIT = 50
@@ -75,7 +76,7 @@ AUTH_FAILING_REACHABLE = AUTH_FAILING & ~Q(status__in=DOWN_STATES)
 
 
 def table_url(**params: Any) -> str:
-    return f"{reverse('connections:list')}?{urlencode(params, doseq=True)}"
+    return f"{named_url('connections:list')}?{urlencode(params, doseq=True)}"
 
 
 def uptime_text(up: float, down: float) -> str | None:
@@ -129,8 +130,8 @@ class Tile:
     @property
     def url(self) -> str:
         if self.environment_id is None:
-            return reverse("connections:list")
-        return reverse("environments:detail", args=[self.environment_id])
+            return named_url("connections:list")
+        return pk_url("environments:detail", self.environment_id)
 
     def filter_url(self, *statuses: str) -> str | None:
         if not self.linked:
@@ -140,7 +141,7 @@ class Tile:
             params = {"environment": self.environment_id, **params}
         return table_url(**params)
 
-    @property
+    @cached_property  # read when the page is drawn, after the counts are complete
     def states(self) -> list[StateCount]:
         return [
             StateCount(status, self.counts[status], self.filter_url(status))

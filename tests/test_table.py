@@ -4,6 +4,7 @@ chips, the cost of a page, and the confirmation bulk actions need."""
 import base64
 import re
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection as db
@@ -93,6 +94,31 @@ def test_markup_in_a_name_or_an_error_is_text_in_the_row_and_its_menu(owner, mak
     assert re.search(r'title="failed · connect: &quot;&gt;&lt;img', row)
 
 
+def test_markup_in_a_url_an_environment_or_a_reason_is_text_in_the_row(owner, make_connection):
+    """The whole row is drawn in Python (connection_table.table_rows): its URL's parts, its
+    environments and its problem are escaped there too."""
+    conn = make_connection(
+        Status.DISCONNECTED, url=f"http://127.0.0.1:8191/{HOSTILE}", last_probe_error=HOSTILE
+    )
+    Environment.objects.create(name=HOSTILE, owner=owner).connections.add(conn)
+    row = row_html(client_for(owner).get(LIST).content.decode(), conn)
+    assert "<img src=x" not in row
+    escaped = "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;&amp;amp;"
+    assert f'<span class="url-rest">/{escaped}</span>' in row
+    assert f'<td class="col-environments" title="{escaped}">{escaped}</td>' in row
+    assert f'<span class="problem" id="why-{conn.pk}" tabindex="0" title="{escaped}">' in row
+    assert '<span class="url-port">:8191</span>' in row
+
+
+def test_a_row_without_environments_or_probes_says_so(owner, make_connection):
+    conn = make_connection(Status.REGISTERED, url="http://127.0.0.1:8192")
+    row = row_html(client_for(owner).get(LIST).content.decode(), conn)
+    assert '<span class="visually-hidden">none</span>' in row
+    assert '<span class="muted">never</span>' in row
+    assert '<span class="url-cell" title="http://127.0.0.1:8192">' in row
+    assert 'aria-label="Last 0 probes of ' in row
+
+
 @pytest.mark.parametrize(
     ("zone", "at", "shown"),
     [
@@ -109,8 +135,13 @@ def test_the_tick_times_are_in_the_current_time_zone(
     conn = make_connection(Status.CONNECTED, name="api")
     moment = datetime.fromisoformat(at)
     ProbeResult.objects.create(connection=conn, checked_at=moment, ok=True, latency_ms=4.0)
+    Connection.objects.filter(pk=conn.pk).update(last_probe_at=moment, last_latency_ms=4.4)
     row = row_html(client_for(owner).get(LIST).content.decode(), conn)
     assert re.search(rf'title="ok · 4 ms · \d+ \w+ ago · {shown}"', row)
+    # the last probe's cell too: its ISO time carries the zone's offset, its title is local
+    local = moment.astimezone(ZoneInfo(zone))
+    assert f'datetime="{local.isoformat()}" title="{shown}">' in row
+    assert "</time> · 4 ms</td>" in row
 
 
 def test_a_new_connection_has_empty_slots_not_results(owner, make_connection):

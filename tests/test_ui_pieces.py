@@ -132,13 +132,15 @@ def test_warming_up_opens_no_database_connection(settings):
 def test_links_by_primary_key_are_the_ones_reverse_makes(client):
     from django.urls import reverse, set_script_prefix
 
-    from connections.templatetags.connection_table import pk_url
+    from meshplay.urlcache import named_url, pk_url
 
-    for name in ("connections:detail", "connections:transition"):
+    for name in ("connections:detail", "connections:transition", "environments:detail"):
         assert pk_url(name, 42) == reverse(name, args=[42])
+    assert named_url("connections:list") == reverse("connections:list")
     set_script_prefix("/meshplay/")  # served under a path
     try:
         assert pk_url("connections:detail", 7) == "/meshplay/connections/7/"
+        assert named_url("connections:list") == "/meshplay/connections/"
     finally:
         set_script_prefix("/")
 
