@@ -22,6 +22,8 @@ from django.db.models import CharField, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from meshplay import keptsql
+
 ALL, EVERYONE = "all", "g"
 UPSERT_CHUNK = 500
 
@@ -98,44 +100,17 @@ def scopes_of(user) -> Q:
 
 def current(user, using: str = "default") -> str:
     """What ``user``'s pages could show has not changed while this text stays the same."""
-    sql, params = _stamp_query(
-        using, user.pk, user.is_authenticated, user.is_active, user.is_staff, user.is_superuser
-    )
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        total, count = cursor.fetchone()
+    total, count = keptsql.fetch_one("live-stamp", user, _stamp_query, using)
     return f"{total or 0}.{count}"
 
 
-# Every poll asks for its user's stamp: building that query through the ORM costs more than
-# running it (about 1.6 of 1.9 ms), so each process keeps the SQL it compiled for a user's
-# rights. The SQL holds no data, only the user's id: a new membership or environment is read
-# by the query itself.
-STAMP_QUERIES_KEPT = 10_000
-_stamp_queries: dict[tuple, tuple[str, tuple]] = {}
+def _stamp_query(user, using: str) -> tuple[str, tuple]:
+    """Every poll asks for its user's stamp: the SQL is kept per process (meshplay/keptsql.py)."""
+    from .models import ScopeStamp
 
-
-def _stamp_query(using: str, *rights) -> tuple[str, tuple]:
-    key = (using, *rights)
-    kept = _stamp_queries.get(key)
-    if kept is None:
-        from django.contrib.auth import get_user_model
-
-        from .models import ScopeStamp
-
-        pk, authenticated, active, staff, superuser = rights
-        user = get_user_model()(pk=pk, is_active=active, is_staff=staff, is_superuser=superuser)
-        if not authenticated:
-            from django.contrib.auth.models import AnonymousUser
-
-            user = AnonymousUser()
-        rows = ScopeStamp.objects.using(using).filter(scopes_of(user)).values("value")
-        sql, params = rows.order_by().query.get_compiler(using=using).as_sql()
-        kept = (f"SELECT SUM(s.value), COUNT(*) FROM ({sql}) s", tuple(params))
-        if len(_stamp_queries) >= STAMP_QUERIES_KEPT:
-            _stamp_queries.clear()
-        _stamp_queries[key] = kept
-    return kept
+    rows = ScopeStamp.objects.using(using).filter(scopes_of(user)).values("value").order_by()
+    sql, params = keptsql.compiled(rows, using)
+    return f"SELECT SUM(s.value), COUNT(*) FROM ({sql}) s", params
 
 
 # ---- what the signals see -----------------------------------------------------------------

@@ -431,6 +431,29 @@ def test_the_bell_counts_failures_and_recoveries_of_owned_and_watched_connection
     assert 'aria-label="Notifications, 4 unread"' in page
 
 
+def test_the_bell_follows_a_change_of_rights_and_stops_at_99(owner, stranger, make_connection):
+    """The bell's SQL is kept per process and user's rights (meshplay/keptsql.py): a user made
+    staff, or deactivated, is counted by their new rights at once; past 99 the bell says 99+."""
+    theirs = make_connection(Status.CONNECTED, owner=stranger)
+    Watch.objects.create(user=owner, connection=theirs)  # watched, but not visible to owner
+    down(theirs)
+    assert center.unread_count(owner) == 0
+    owner.is_staff = True
+    owner.save()
+    assert center.unread_count(owner) == 1  # staff see every connection
+    owner.is_active = False
+    assert center.unread_count(owner) == 0
+    owner.is_active, owner.is_staff = True, False
+    mine = make_connection(Status.CONNECTED)
+    for _ in range(51):
+        down(mine)
+        up(mine)
+    assert center.unread_count(owner) == 100  # counting stops past the cap
+    assert center.unread_count(owner, cap=5) == 5
+    page = client_for(owner).get(BELL).content.decode()
+    assert 'aria-label="Notifications, more than 99 unread"' in page and ">99+<" in page
+
+
 def test_mark_all_read_empties_the_bell_until_the_next_event(owner, make_connection):
     conn = make_connection(Status.CONNECTED)
     down(conn)
