@@ -17,7 +17,7 @@ from django.utils import timezone
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
-from connections.views.table import HEARTBEAT_LENGTH, recent_results, url_parts
+from connections.views.table import HEARTBEAT_LENGTH, LocalTimes, recent_results, url_parts
 from environments.models import Environment
 
 pytestmark = pytest.mark.django_db
@@ -142,6 +142,32 @@ def test_the_tick_times_are_in_the_current_time_zone(
     local = moment.astimezone(ZoneInfo(zone))
     assert f'datetime="{local.isoformat()}" title="{shown}">' in row
     assert "</time> · 4 ms</td>" in row
+
+
+@pytest.mark.parametrize(
+    ("zone", "around"),
+    [
+        ("Europe/Berlin", "2026-10-25T01:00:00+00:00"),  # summer time ends: 03:00 -> 02:00
+        ("Europe/Berlin", "2026-03-29T01:00:00+00:00"),  # and begins
+        ("Australia/Lord_Howe", "2026-10-03T15:30:00+00:00"),  # half an hour, at :30 UTC
+        ("America/St_Johns", "2026-11-01T04:30:00+00:00"),  # -02:30 -> -03:30
+        ("Asia/Kathmandu", "2026-11-25T06:00:00+00:00"),  # +05:45, no change
+        ("UTC", "2026-11-25T06:00:00+00:00"),
+        # a change of offset inside a quarter hour: +00:19:32 -> +01:19:32 at 01:40:28 UTC
+        ("Europe/Amsterdam", "1930-05-15T01:40:28+00:00"),
+    ],
+)
+def test_tick_times_are_right_on_both_sides_of_a_change_of_offset(zone, around):
+    """The ticks' local times are looked up once per quarter hour (LocalTimes): every second
+    of the hour around a change of offset reads as the time zone database says."""
+    tz = ZoneInfo(zone)
+    local = LocalTimes(tz)
+    start = datetime.fromisoformat(around).timestamp() - 1800
+    for seconds in range(int(start), int(start) + 3600, 7):
+        for fraction in (0.0, 0.25, 0.999):
+            at = seconds + fraction
+            expected = f"{datetime.fromtimestamp(at, tz):%Y-%m-%d %H:%M:%S}"
+            assert local(at) == expected, (zone, at)
 
 
 def test_a_new_connection_has_empty_slots_not_results(owner, make_connection):

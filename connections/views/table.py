@@ -7,13 +7,14 @@ of queries whatever the page size (a page costs the same with 3 rows or 200)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db
-from django.db.models import F, OuterRef, Prefetch, Subquery, Window
+from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -207,11 +208,10 @@ FROM unnest(%(ids)s::bigint[]) AS conns(id) CROSS JOIN LATERAL (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Beat:
-    """One probe result as a tick needs it (no model instance: a page reads 1,500 of them).
-    ``checked_at`` is in seconds since the epoch; ``local`` is that time in the current time
-    zone, as a tick's title shows it."""
+class Beat(NamedTuple):
+    """One probe result as a tick needs it (no model instance, and a tuple: a page reads 1,500
+    of them). ``checked_at`` is in seconds since the epoch; ``local`` is that time in the
+    current time zone, as a tick's title shows it."""
 
     pk: int
     connection_id: int
@@ -224,8 +224,29 @@ class Beat:
     local: str
 
 
-def _local_text(seconds: float, zone) -> str:
-    return f"{datetime.fromtimestamp(seconds, zone):%Y-%m-%d %H:%M:%S}"
+class LocalTimes:
+    """Seconds since the epoch as "YYYY-MM-DD HH:MM:SS" in ``zone``, for 1,500 ticks a page.
+
+    A page's ticks fall in a few quarter hours; each quarter hour's UTC offset is looked up
+    once. A quarter hour whose two ends differ holds a change of offset (no time zone changes
+    twice within a quarter hour): its seconds are looked up one by one."""
+
+    def __init__(self, zone) -> None:
+        self.zone = zone
+        self.offsets: dict[int, int | None] = {}
+
+    def _offset(self, seconds: float) -> int:
+        return int(datetime.fromtimestamp(seconds, self.zone).utcoffset().total_seconds())
+
+    def __call__(self, seconds: float) -> str:
+        quarter = int(seconds // 900)
+        offset = self.offsets.get(quarter, -1)
+        if offset == -1:
+            start, end = self._offset(quarter * 900), self._offset(quarter * 900 + 899)
+            offset = self.offsets[quarter] = start if start == end else None
+        if offset is None:
+            offset = self._offset(seconds)
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(seconds // 1) + offset))
 
 
 def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, list[Beat]]:
@@ -235,7 +256,7 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
     found: dict[int, list[Beat]] = {pk: [] for pk in ids}
     if not ids:
         return found
-    zone = timezone.get_current_timezone()
+    local = LocalTimes(timezone.get_current_timezone())
     if db.vendor == "postgresql":
         sql = _RECENT_RESULTS_SQL.format(table=db.ops.quote_name(ProbeResult._meta.db_table))
         params = {
@@ -245,7 +266,7 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
         }
         with db.cursor() as cursor:
             cursor.execute(sql, params)
-            rows = [(*row, _local_text(row[2], zone)) for row in cursor.fetchall()]
+            rows = [(*row, local(row[2])) for row in cursor.fetchall()]
     else:
         rank = Window(
             RowNumber(),
@@ -253,15 +274,14 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
             order_by=[F("checked_at").desc(), F("pk").desc()],
         )
         rows = [
-            (pk, conn, at.timestamp(), *rest, _local_text(at.timestamp(), zone))
+            (pk, conn, at.timestamp(), *rest, local(at.timestamp()))
             for pk, conn, at, *rest in ProbeResult.objects.filter(connection_id__in=ids)
             .annotate(rank=rank)
             .filter(rank__lte=limit)
-            .values_list(*Beat.__slots__[:-1])
+            .values_list(*Beat._fields[:-1])
         ]
     for row in rows:
-        beat = Beat(*row)
-        found[beat.connection_id].append(beat)
+        found[row[1]].append(Beat._make(row))
     for results in found.values():
         results.sort(key=lambda r: (r.checked_at, r.pk))
     return found
@@ -370,19 +390,20 @@ def _active_filters(request: HttpRequest) -> str:
 
 
 def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
-    """The rows of a page with what each shows beyond its fields: three queries for any page
-    size (who may change which, the heartbeats, the reasons)."""
+    """The rows of a page with what each shows beyond its fields: four queries for any page
+    size (who may change which, the heartbeats, the reasons, the environments' names)."""
     ids = [r.pk for r in records]
     can_change = editable_ids(request.user, ids)
     results = recent_results(ids)
     reasons = problem_reasons(ids)
+    environments = environment_names(request.user, ids)
     return [
         {
             "connection": record,
             "style": STATUS_STYLE[record.status],
             "can_change": record.pk in can_change,
             "actions": actions_for(record) if record.pk in can_change else [],
-            "environments": [e.name for e in record.environments.all()],
+            "environments": environments.get(record.pk, []),
             "heartbeat": heartbeat(results[record.pk]),
             "failed_beats": sum(1 for r in results[record.pk] if not r.ok),
             "beats": len(results[record.pk]),
@@ -391,6 +412,24 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
         }
         for record in records
     ]
+
+
+def environment_names(user, ids: list[int]) -> dict[int, list[str]]:
+    """The names of the environments ``user`` may see of each connection in ``ids``, by name:
+    one query of names (a prefetch of Environment rows cost twice as much)."""
+    names: dict[int, list[str]] = {}
+    if not ids:
+        return names
+    through = Environment.connections.through
+    for connection_id, name in (
+        through.objects.filter(
+            connection_id__in=ids, environment__in=Environment.objects.restrict(user)
+        )
+        .order_by("environment__name", "environment_id")
+        .values_list("connection_id", "environment__name")
+    ):
+        names.setdefault(connection_id, []).append(name)
+    return names
 
 
 def table_context(
@@ -408,11 +447,9 @@ def table_context(
         queryset = Connection.objects.none()
     chosen = filterset.form.cleaned_data.get("status") if filterset.is_valid() else None
     shown = chosen or [s for s in Status.values if s != Status.DELETED]
-    # environment names only from environments the user may see
-    environments = Environment.objects.restrict(request.user).order_by("name")
-    queryset = queryset.prefetch_related(Prefetch("environments", queryset=environments))
     table = ConnectionTable(queryset, order_by=order_by)
-    table.visible_environments = environments
+    # sorted by the first environment's name among those the user may see
+    table.visible_environments = Environment.objects.restrict(request.user)
     RequestConfig(request, paginate=False).configure(table)  # the order, from ?sort=
     per_page, total = _page_size(request), sum(counts.get(s, 0) for s in shown)
     capped = any(counts.get(s, 0) > COUNT_CAP for s in shown)
