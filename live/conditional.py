@@ -24,27 +24,43 @@ from django.utils.crypto import salted_hmac
 from .stamp import current
 
 # What a fragment's markup is made of: a deploy that changes one of them changes every ETag.
+# Besides these, the Python of the project's own apps: rows, menus and ticks are drawn in Python
+# (connections/templatetags/connection_table.py), and views shape the texts pages show.
 RELEASE_SOURCES = ("templates", "static/js", "static/css")
 
 
 @functools.cache
 def release() -> str:
-    """``LIVE_RELEASE``, or a digest of the templates, scripts and styles this process serves
-    (the same on every server running the same code)."""
+    """``LIVE_RELEASE``, or a digest of the templates, scripts, styles and Python this process
+    serves (the same on every server running the same code)."""
     if settings.LIVE_RELEASE:
         return settings.LIVE_RELEASE
     digest = hashlib.sha256()
+    for name, path in release_files():
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def release_files() -> list[tuple[str, Path]]:
+    """The files ``release()`` digests, each with the name it is digested under."""
+    base = Path(settings.BASE_DIR).resolve()
+    found: list[tuple[str, Path]] = []
     for folder in RELEASE_SOURCES:
-        for path in sorted((settings.BASE_DIR / folder).rglob("*")):
+        for path in sorted((base / folder).rglob("*")):
             if path.is_file():
-                digest.update(str(path.relative_to(settings.BASE_DIR)).encode())
-                digest.update(path.read_bytes())
-    for config in apps.get_app_configs():  # the apps' own templates
-        folder = Path(config.path) / "templates"
+                found.append((str(path.relative_to(base)), path))
+    for config in apps.get_app_configs():
+        root = Path(config.path).resolve()
+        folder = root / "templates"  # the apps' own templates
         for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
             if path.is_file():
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+                found.append(("", path))
+        libraries = {"site-packages", "dist-packages", ".venv"}
+        if root.is_relative_to(base) and not libraries & set(root.parts):
+            for path in sorted(root.rglob("*.py")):  # the project's own apps' Python
+                found.append((str(path.relative_to(base)), path))
+    return found
 
 
 def fragment_digest(request: HttpRequest) -> str:

@@ -8,13 +8,18 @@ and a change of flags is another key."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
 
-KEPT = 10_000  # per process; past it the store starts again (a few KB each)
-_kept: dict[tuple, tuple[str, tuple]] = {}
+# Per process, the most recently used (a few KB each): a process that serves more users than
+# this rebuilds the oldest users' SQL, one at a time, not everyone's at once.
+KEPT = 20_000
+_kept: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_lock = threading.Lock()  # gthread workers share the store
 
 
 def rights(user: Any) -> tuple:
@@ -45,13 +50,17 @@ def kept_sql(
     """``build(user, using)``'s SQL and parameters, built once per query ``name``, database and
     user's rights in this process."""
     key = (name, using, *rights(user))
-    found = _kept.get(key)
-    if found is None:
-        sql, params = build(stand_in(key[2:]), using)
-        found = (sql, tuple(params))
-        if len(_kept) >= KEPT:
-            _kept.clear()
+    with _lock:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+            return found
+    sql, params = build(stand_in(key[2:]), using)  # outside the lock: it may query nothing
+    found = (sql, tuple(params))
+    with _lock:
         _kept[key] = found
+        while len(_kept) > KEPT:
+            _kept.popitem(last=False)
     return found
 
 

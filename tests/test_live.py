@@ -256,3 +256,16 @@ def test_an_etag_not_ours_or_healed_is_rendered_again(signed_in, make_connection
     tag = forged.format(digest=digest)
     expected = 304 if tag == f'"{digest}.99999999999"' else 200  # a later heal only hurts itself
     assert poll(signed_in, tag).status_code == expected
+
+
+def test_a_deploy_that_changes_how_rows_are_drawn_changes_every_etag():
+    """Rows, menus and ticks are drawn in Python: the release an ETag is made of digests the
+    project's own Python beside its templates, scripts and styles (never the libraries')."""
+    from live.conditional import release_files
+
+    names = {name for name, _ in release_files()}
+    assert "connections/templatetags/connection_table.py" in names
+    assert "connections/views/table.py" in names
+    assert "templates/connections/_table.html" in names
+    libraries = [p for _, p in release_files() if "site-packages" in p.parts and p.suffix == ".py"]
+    assert libraries == []
