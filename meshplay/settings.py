@@ -165,6 +165,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Security: on whenever DEBUG is off, so that `check --deploy` is clean in production.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Django's database sessions, their read kept as SQL (meshplay/sessions.py)
+SESSION_ENGINE = "meshplay.sessions"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

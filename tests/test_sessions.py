@@ -1,0 +1,59 @@
+"""Sessions (meshplay/sessions.py): Django's database store with its read kept as SQL. Signing
+in, staying signed in, expiry and signing out must be exactly Django's."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from meshplay.sessions import SessionStore
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("connections:list")
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_session_read_by_the_kept_sql_keeps_its_user_signed_in(owner):
+    client = signed_in(owner)
+    assert client.get(LIST).status_code == 200
+    key = client.cookies["sessionid"].value
+    assert SessionStore(key).load()["_auth_user_id"] == str(owner.pk)
+
+
+def test_an_expired_session_signs_out(owner):
+    client = signed_in(owner)
+    key = client.cookies["sessionid"].value
+    Session.objects.filter(pk=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.get(LIST)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    store = SessionStore(key)
+    assert store.load() == {} and store.session_key is None  # a new session, not the old one
+
+
+def test_an_unknown_or_forged_key_is_a_new_empty_session(owner):
+    signed_in(owner)
+    for key in ("x" * 32, "'; DROP TABLE django_session; --", "%" * 40, "a\\" * 20):
+        store = SessionStore(key)
+        assert store.load() == {}
+    assert Session.objects.count() == 1  # nothing was written, nothing was dropped
+    client = Client()
+    client.cookies["sessionid"] = "x" * 32
+    assert client.get(LIST).status_code == 302
+
+
+def test_signing_out_ends_the_session_for_every_tab(owner):
+    client = signed_in(owner)
+    other_tab = Client()
+    other_tab.cookies["sessionid"] = client.cookies["sessionid"].value
+    assert other_tab.get(LIST).status_code == 200
+    client.post(reverse("logout"))
+    assert other_tab.get(LIST).status_code == 302
