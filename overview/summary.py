@@ -420,44 +420,47 @@ def _attention(visible, environment_names: dict[int, str]) -> list[AttentionRow]
     return result
 
 
-# The newest transitions are read from the log's time index in pages, each row marked with
-# whether the user may see its connection: asking PostgreSQL for "the newest 20 of visible
-# connections" at once made it hash every transition and every visible connection (200 ms at
-# 100,000 connections), whatever the index. A page is read as (id, time, visible) only; the
-# twenty shown are read whole at the end. After TRANSITION_PAGES pages without twenty, for a
-# user who sees little, the one query finds the rest.
+# The newest transitions are read from the log's time index in pages, each page checked
+# against what the user may see: asking PostgreSQL for "the newest 20 of visible connections"
+# at once made it hash every transition and every visible connection (200 ms at 100,000
+# connections), whatever the index. A page is enough for whoever sees much of the fleet; for a
+# user who sees little, after TRANSITION_PAGES pages, the one query finds the rest.
 TRANSITION_PAGE = 200
 TRANSITION_PAGES = 3
 
 
 def _transitions(user: Any) -> list[ConnectionTransition]:
-    newest = ConnectionTransition.objects.order_by("-created_at", "-pk")
-    shown = newest.select_related("connection", "user").only(
-        "from_status",
-        "to_status",
-        "trigger",
-        "reason",
-        "created_at",
-        "connection__name",
-        "connection__kind",
-        "connection__status",
-        "user__username",
+    newest = (
+        ConnectionTransition.objects.select_related("connection", "user")
+        .only(
+            "from_status",
+            "to_status",
+            "trigger",
+            "reason",
+            "created_at",
+            "connection__name",
+            "connection__kind",
+            "connection__status",
+            "user__username",
+        )
+        .order_by("-created_at", "-pk")
     )
     if user.is_staff or user.is_superuser:  # every connection: the first 20 rows are the answer
-        return list(shown[:TRANSITIONS_LIMIT])
+        return list(newest[:TRANSITIONS_LIMIT])
     visible = Connection.all_objects.restrict(user)
-    seen = Exists(visible.filter(pk=OuterRef("connection_id")))
-    picked: list[int] = []
+    picked: list[ConnectionTransition] = []
     after = None
     for _ in range(TRANSITION_PAGES):
         page = newest
         if after is not None:
-            at, pk = after
-            page = newest.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
-        page = page.annotate(seen=seen).values_list("created_at", "pk", "seen")
+            page = newest.filter(
+                Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, pk__lt=after.pk)
+            )
         rows = list(page[:TRANSITION_PAGE])
-        picked += [pk for _, pk, ok in rows if ok]
+        ids = {row.connection_id for row in rows}
+        seen = set(visible.filter(pk__in=ids).values_list("pk", flat=True)) if ids else ()
+        picked += [row for row in rows if row.connection_id in seen]
         if len(picked) >= TRANSITIONS_LIMIT or len(rows) < TRANSITION_PAGE:
-            return list(shown.filter(pk__in=picked[:TRANSITIONS_LIMIT]))
-        after = rows[-1][:2]
-    return list(shown.filter(connection__in=visible.values("pk"))[:TRANSITIONS_LIMIT])
+            return picked[:TRANSITIONS_LIMIT]
+        after = rows[-1]
+    return list(newest.filter(connection__in=visible.values("pk"))[:TRANSITIONS_LIMIT])
