@@ -26,7 +26,8 @@ from .stamp import current
 # What a fragment's markup is made of: a deploy that changes one of them changes every ETag.
 # Besides these, the Python of the project's own apps: rows, menus and ticks are drawn in Python
 # (connections/templatetags/connection_table.py), and views shape the texts pages show.
-RELEASE_SOURCES = ("templates", "static/js", "static/css")
+# requirements.txt: an upgrade of Django or django-tables2 may change markup too.
+RELEASE_SOURCES = ("templates", "static/js", "static/css", "requirements.txt")
 
 
 @functools.cache
@@ -46,8 +47,9 @@ def release_files() -> list[tuple[str, Path]]:
     """The files ``release()`` digests, each with the name it is digested under."""
     base = Path(settings.BASE_DIR).resolve()
     found: list[tuple[str, Path]] = []
-    for folder in RELEASE_SOURCES:
-        for path in sorted((base / folder).rglob("*")):
+    for source in RELEASE_SOURCES:
+        paths = [base / source] if (base / source).is_file() else sorted((base / source).rglob("*"))
+        for path in paths:
             if path.is_file():
                 found.append((str(path.relative_to(base)), path))
     for config in apps.get_app_configs():

@@ -17,7 +17,8 @@ class Epoch(Func):
         return self.as_sql(compiler, connection, template=template)
 
     def as_sqlite(self, compiler, connection, **extra):
-        # Django keeps SQLite's datetimes as UTC text; Julian days to Unix seconds
+        # Django keeps SQLite's datetimes as UTC text (local time when USE_TZ is off: then this
+        # is off by the zone's offset, as every such comparison is); Julian days to Unix seconds
         return self.as_sql(
             compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)"
         )

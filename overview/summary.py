@@ -362,7 +362,8 @@ def _changed_within(visible, environments, now: datetime, start: datetime):
         seconds: dict[str, float] = defaultdict(float)
         moments = flips.get(pk)
         if not moments:  # changed, but the log says nothing: its current state all along
-            seconds[status] += now_s - max(start_s, created)
+            # (never negative: a row written by a worker whose clock runs ahead)
+            seconds[status] += max(now_s - max(start_s, created), 0)
         else:
             first_from, _, first_at = moments[0]
             if first_from:

@@ -177,6 +177,18 @@ def test_a_tile_without_counted_time_says_no_data_never_100(world, owner):
     assert "no data" in tile and "100%" not in tile
 
 
+def test_a_row_from_a_clock_ahead_counts_no_negative_time(owner, make_connection):
+    """A connection written by a worker whose clock runs an hour ahead, its state changed
+    (in the future) and nothing in the log yet: it counts nothing, not minus an hour."""
+    env = Environment.objects.create(name="skewed", owner=owner)
+    ahead = make_connection(Status.CONNECTED)
+    env.connections.add(ahead)
+    settle(ahead, created_ago=-timedelta(hours=1))
+    t = tiles(summary.build(owner))
+    assert t["skewed"].up_seconds == 0 and t["skewed"].down_seconds == 0
+    assert t["skewed"].uptime is None
+
+
 def test_any_lost_time_never_rounds_up_to_100():
     assert summary.uptime_text(24 * 3600 - 1, 1) == "99.99%"
     assert summary.uptime_text(10, 0) == "100%"

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from meshplay import sessions
 from meshplay.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db
@@ -57,3 +58,26 @@ def test_signing_out_ends_the_session_for_every_tab(owner):
     assert other_tab.get(LIST).status_code == 200
     client.post(reverse("logout"))
     assert other_tab.get(LIST).status_code == 302
+
+
+def test_a_cookie_no_session_key_could_be_is_a_new_session_not_a_500(owner):
+    """PostgreSQL refuses a NUL in text: a forged key with one must never reach the database."""
+    for forged in ("\x00abcdefghijk", "a" * 41, "abc", "abcdefgh-ijkl", "abcdéfghijkl"):
+        client = Client()
+        client.cookies["sessionid"] = forged
+        response = client.get(LIST)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+        assert SessionStore(forged).session_key is None
+
+
+def test_sessions_are_read_without_time_zones_too(owner, settings):
+    """``USE_TZ = False``: the kept read compares with a naive time, as the ORM would."""
+    client = signed_in(owner)
+    key = client.cookies["sessionid"].value
+    sessions._kept.clear()
+    settings.USE_TZ = False
+    try:
+        assert SessionStore(key).load()["_auth_user_id"] == str(owner.pk)
+    finally:
+        settings.USE_TZ = True
+        sessions._kept.clear()
