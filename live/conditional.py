@@ -28,6 +28,7 @@ from .stamp import current
 # (connections/templatetags/connection_table.py), and views shape the texts pages show.
 # requirements.txt: an upgrade of Django or django-tables2 may change markup too.
 RELEASE_SOURCES = ("templates", "static/js", "static/css", "requirements.txt")
+LIBRARY_FOLDERS = frozenset({"site-packages", "dist-packages", ".venv"})  # not the project's
 
 
 @functools.cache
@@ -58,8 +59,7 @@ def release_files() -> list[tuple[str, Path]]:
         for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
             if path.is_file():
                 found.append(("", path))
-        libraries = {"site-packages", "dist-packages", ".venv"}
-        if root.is_relative_to(base) and not libraries & set(root.parts):
+        if root.is_relative_to(base) and not LIBRARY_FOLDERS & set(root.parts):
             for path in sorted(root.rglob("*.py")):  # the project's own apps' Python
                 found.append((str(path.relative_to(base)), path))
     return found

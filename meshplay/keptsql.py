@@ -18,7 +18,7 @@ from django.db import connections
 # Per process, the most recently used (a few KB each): a process that serves more users than
 # this rebuilds the oldest users' SQL, one at a time, not everyone's at once.
 KEPT = 20_000
-_kept: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_kept: OrderedDict[tuple, tuple] = OrderedDict()
 _lock = threading.Lock()  # gthread workers share the store
 
 
@@ -44,24 +44,34 @@ def stand_in(kept_rights: tuple) -> Any:
     return get_user_model()(pk=pk, is_active=active, is_staff=staff, is_superuser=superuser)
 
 
+def kept(key: tuple, build: Callable[[], tuple]) -> tuple:
+    """``build()``'s value, built once per ``key`` in this process (the store every kept query
+    shares: the most recently used ``KEPT``, under one lock)."""
+    with _lock:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+            return found
+    found = build()  # outside the lock: it may query nothing, and may take a while
+    with _lock:
+        _kept[key] = found
+        while len(_kept) > KEPT:
+            _kept.popitem(last=False)
+    return found
+
+
 def kept_sql(
     name: str, user: Any, build: Callable[[Any, str], tuple[str, tuple]], using: str = "default"
 ) -> tuple[str, tuple]:
     """``build(user, using)``'s SQL and parameters, built once per query ``name``, database and
     user's rights in this process."""
     key = (name, using, *rights(user))
-    with _lock:
-        found = _kept.get(key)
-        if found is not None:
-            _kept.move_to_end(key)
-            return found
-    sql, params = build(stand_in(key[2:]), using)  # outside the lock: it may query nothing
-    found = (sql, tuple(params))
-    with _lock:
-        _kept[key] = found
-        while len(_kept) > KEPT:
-            _kept.popitem(last=False)
-    return found
+
+    def built() -> tuple[str, tuple]:
+        sql, params = build(stand_in(key[2:]), using)
+        return sql, tuple(params)
+
+    return kept(key, built)
 
 
 def fetch_one(name: str, user: Any, build, using: str = "default") -> tuple:

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from meshplay import sessions
+from meshplay import keptsql
 from meshplay.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db
@@ -74,10 +74,10 @@ def test_sessions_are_read_without_time_zones_too(owner, settings):
     """``USE_TZ = False``: the kept read compares with a naive time, as the ORM would."""
     client = signed_in(owner)
     key = client.cookies["sessionid"].value
-    sessions._kept.clear()
+    keptsql._kept.clear()
     settings.USE_TZ = False
     try:
         assert SessionStore(key).load()["_auth_user_id"] == str(owner.pk)
     finally:
         settings.USE_TZ = True
-        sessions._kept.clear()
+        keptsql._kept.clear()
