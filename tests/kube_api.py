@@ -64,13 +64,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.services import LoopbackHTTPServer
 
 __all__ = ["FakeKubernetesAPI", "make_ca_and_cert"]
 
@@ -279,10 +281,8 @@ class _HTTPError(Exception):
 # -------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):  # tests open 20 TLS connections at once
     allow_reuse_address = True
-    request_queue_size = 128  # tests open 20 TLS connections at once
 
     def __init__(self, address, handler, api: FakeKubernetesAPI):
         self.api = api

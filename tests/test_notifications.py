@@ -67,7 +67,6 @@ _ReceiverServer = LoopbackHTTPServer  # two workers' pools connect at once
 @pytest.fixture
 def receiver():
     server = _ReceiverServer(("127.0.0.1", 0), _Receiver)
-    server.daemon_threads = True
     server.lock = threading.Lock()
     server.received, server.status, server.answer, server.trickle = [], 200, "ok", False
     server.secret = ""

@@ -375,12 +375,9 @@ def test_a_channel_stops_at_its_first_failed_send_and_keeps_the_rest_in_order(
 def test_a_good_channel_is_recorded_only_after_the_slow_one(
     make_connection, owner, receiver, settings, django_user_model
 ):
-    import threading
-
     settings.NOTIFY_TIMEOUT = 0.5
     receiver.trickle = True
     good = _ReceiverServer(("127.0.0.1", 0), _Receiver)
-    good.daemon_threads = True
     good.lock = threading.Lock()
     good.received, good.status, good.answer, good.trickle, good.secret = [], 200, "ok", False, ""
     threading.Thread(target=good.serve_forever, daemon=True).start()
