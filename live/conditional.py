@@ -21,6 +21,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.crypto import salted_hmac
 
+from meshplay.project import own_app_folders
+
 from .stamp import current
 
 # What a fragment's markup is made of: a deploy that changes one of them changes every ETag.
@@ -28,7 +30,6 @@ from .stamp import current
 # (connections/templatetags/connection_table.py), and views shape the texts pages show.
 # requirements.txt: an upgrade of Django or django-tables2 may change markup too.
 RELEASE_SOURCES = ("templates", "static/js", "static/css", "requirements.txt")
-LIBRARY_FOLDERS = frozenset({"site-packages", "dist-packages", ".venv"})  # not the project's
 
 
 @functools.cache
@@ -54,14 +55,13 @@ def release_files() -> list[tuple[str, Path]]:
             if path.is_file():
                 found.append((str(path.relative_to(base)), path))
     for config in apps.get_app_configs():
-        root = Path(config.path).resolve()
-        folder = root / "templates"  # the apps' own templates
+        folder = Path(config.path) / "templates"  # every app's templates
         for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
             if path.is_file():
                 found.append(("", path))
-        if root.is_relative_to(base) and not LIBRARY_FOLDERS & set(root.parts):
-            for path in sorted(root.rglob("*.py")):  # the project's own apps' Python
-                found.append((str(path.relative_to(base)), path))
+    for root in own_app_folders():  # and the project's own apps' Python
+        for path in sorted(root.rglob("*.py")):
+            found.append((str(path.relative_to(base)), path))
     return found
 
 

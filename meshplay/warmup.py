@@ -24,8 +24,9 @@ import logging
 import time
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
+
+from meshplay.project import own_app_folders
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +35,7 @@ def template_names() -> list[str]:
     """Every template of the project and its own apps (not Django's or third parties': the admin's
     hundreds would slow every worker's start for pages few users open)."""
     folders = [Path(folder) for option in settings.TEMPLATES for folder in option.get("DIRS", ())]
-    for config in apps.get_app_configs():
-        path = Path(config.path)
-        ours = path.is_relative_to(settings.BASE_DIR) and "site-packages" not in path.parts
-        if ours and (path / "templates").is_dir():
-            folders.append(path / "templates")
+    folders += [app / "templates" for app in own_app_folders() if (app / "templates").is_dir()]
     names = set()
     for folder in folders:
         names.update(
