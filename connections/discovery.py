@@ -35,7 +35,8 @@ from django.db.models import F
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from credentials.bounds import host_problem, origin_of
+from core.egress import host_problem
+from credentials.bounds import origin_of
 from credentials.scrub import scrub
 from live import stamp
 

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from credentials.bounds import host_problem
+from core.egress import host_problem
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

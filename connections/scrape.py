@@ -19,6 +19,7 @@ import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
+from core.egress import url_refusal
 from credentials.scrub import scrub
 
 from .choices import Status
@@ -26,7 +27,7 @@ from .metadata import merge_metadata
 from .models import Connection, MetricSample
 from .probes.base import auth_headers, read_body
 from .probes.registry import run_async
-from .probes.transport import probe_session, url_refusal
+from .probes.transport import probe_session
 from .sanitize import clean_metadata
 
 log = logging.getLogger(__name__)

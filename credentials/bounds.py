@@ -15,11 +15,12 @@ kubeconfig, its clusters' servers). Two questions, answered here only:
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+
+from core.egress import host_problem
 
 from .models import Credential
 
@@ -28,32 +29,6 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 class SecretRefused(Exception):
     """A sender asked for a secret to send outside the credential's bounds."""
-
-
-_LABELS = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$")
-
-
-def host_problem(host: str) -> str | None:
-    """Why ``host`` (as urlsplit gives it) is not one every client reads the same way, or None.
-
-    Only ASCII names and plain IP addresses: a non-ASCII name is encoded differently by
-    different IDNA codecs (``ß`` is ``ss`` to one and ``xn--…`` to another), and ``%`` is
-    decoded into the name by some clients and not by others; either would let the checked
-    host and the contacted host differ."""
-    if not host:
-        return "the URL has no host"
-    if "%" in host:
-        return "a host may not contain '%'"
-    if not host.isascii():
-        return "write the host in ASCII (its punycode form, xn--…)"
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
-    if len(host) > 253 or not _LABELS.match(host.lower()):
-        return "the host is not a valid name or address"
-    return None
 
 
 def origin_of(url: str) -> str:

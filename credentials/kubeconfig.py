@@ -14,7 +14,6 @@ and only entry names (which are not secrets) are echoed, cut to 100 characters.
 """
 
 import bisect
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +36,8 @@ from yaml.events import (
 )
 from yaml.nodes import Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
+
+from core.text import has_control_characters
 
 MAX_KUBECONFIG_BYTES = 512 * 1024
 MAX_KUBECONFIG_DEPTH = 32
@@ -523,15 +524,11 @@ def _aliases_too_large(mark: Mark | None, path: str) -> ValidationError:
 # ---------------------------------------------------------------- the kubeconfig rules
 
 
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
-
-
 def _show(name: Any) -> str:
     """A name fit for a message: names are not secrets, but they may be long or odd."""
     if not isinstance(name, str):
         return "(not a name)"
-    shown = "".join("?" if _has_control_characters(ch) else ch for ch in name)
+    shown = "".join("?" if has_control_characters(ch) else ch for ch in name)
     return shown if len(shown) <= MAX_NAME_LENGTH else shown[: MAX_NAME_LENGTH - 1] + "…"
 
 
@@ -549,7 +546,7 @@ def _named(document: dict[str, Any], section: str) -> dict[str, tuple[str, str, 
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise ValidationError(f"Entry {path} has no name.", code="kubeconfig_shape")
-        if _has_control_characters(name):
+        if has_control_characters(name):
             raise ValidationError(
                 f"Entry {path} has a control character in its name.", code="kubeconfig_shape"
             )
@@ -589,7 +586,7 @@ def _check_user(path: str, name: str, user: dict[str, Any]) -> None:
                 code="kubeconfig_shape",
             )
         value = value.strip()
-        if _has_control_characters(value):
+        if has_control_characters(value):
             raise ValidationError(
                 f"User '{_show(name)}' has a line break or control character inside its "
                 f"'{key}' ({path}.{key}).",
@@ -640,7 +637,7 @@ def _check_cluster(
 
 
 def _is_server_url(server: Any) -> bool:
-    if not isinstance(server, str) or _has_control_characters(server):
+    if not isinstance(server, str) or has_control_characters(server):
         return False
     if any(ch.isspace() for ch in server):
         return False

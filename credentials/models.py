@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.text import validate_name
 from credentials import crypto
 
 # the states a connection is probed in (connections.choices.PROBED_STATES; no import back)
@@ -74,7 +75,7 @@ class Credential(models.Model):
         Kind.KUBECONFIG: ("kubeconfig",),
     }
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name])
     kind = models.CharField(max_length=32, choices=Kind.choices)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"

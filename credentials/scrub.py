@@ -30,7 +30,7 @@ _PATTERNS = [
 ]
 
 
-def _wire_forms(value: str) -> set[str]:
+def wire_forms(value: str) -> set[str]:
     """The value and the forms it takes in other libraries' texts: stripped, escaped, upper
     or lower case, base64 (with and without padding)."""
     forms = {value, value.strip(), repr(value)[1:-1], value.upper(), value.lower()}
@@ -48,10 +48,36 @@ def secret_fragments(secret: dict[str, Any]) -> set[str]:
         if key == "kubeconfig":
             fragments |= _kubeconfig_fragments(value)
             continue
-        fragments |= _wire_forms(value)
+        fragments |= wire_forms(value)
     if "username" in secret and "password" in secret:
         pair = f"{secret['username']}:{secret['password']}".encode()
         fragments.add(base64.b64encode(pair).decode())
+    return fragments
+
+
+def url_fragments(url: str, *, host_is_secret: bool = False) -> set[str]:
+    """Every part of a URL that may carry a secret, in its wire forms: the URL, its user
+    and password, its query and each of its values (as sent and decoded: a receiver may quote
+    either), its path and longer path segments; with ``host_is_secret`` (Apprise services
+    that keep a token where a host would be), the host part too."""
+    from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return wire_forms(url)
+    pieces = [url, parts.path, parts.query, parts.fragment, username or "", password or ""]
+    for pair in parts.query.split("&"):
+        pieces += [pair, *pair.split("=", 1)]
+    pieces += [v for pair in parse_qsl(parts.query, keep_blank_values=True) for v in pair]
+    pieces += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    if host_is_secret:
+        pieces.append(parts.netloc.rsplit("@", 1)[-1])
+    fragments: set[str] = set()
+    for piece in pieces:
+        for form in {piece, unquote(piece), unquote_plus(piece)}:
+            fragments |= wire_forms(form)
     return fragments
 
 
@@ -68,7 +94,7 @@ def _kubeconfig_fragments(text: str) -> set[str]:
         for key in ("token", "password", "client-key-data", "client-certificate-data"):
             value = user.get(key) if isinstance(user, dict) else None
             if isinstance(value, str):
-                fragments |= _wire_forms(value)
+                fragments |= wire_forms(value)
         if isinstance(user, dict) and isinstance(user.get("password"), str):
             pair = f"{user.get('username', '')}:{user['password']}".encode()
             fragments.add(base64.b64encode(pair).decode())

@@ -6,7 +6,6 @@ character, so that no secret can break an HTTP header and be quoted back in its 
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.text import has_control_characters
 from credentials.kubeconfig import kubeconfig_insecure, kubeconfig_servers, parse_kubeconfig
 
 
@@ -22,11 +22,6 @@ class WriteOnlyTextarea(forms.Textarea):
 
     def format_value(self, value: Any) -> None:
         return None
-
-
-def has_control_characters(text: str) -> bool:
-    """Any control, format or line/paragraph separator character (U+0085, U+2028 included)."""
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
 @dataclass
@@ -61,7 +56,7 @@ def validate_secret(
             )
         if key != "kubeconfig":
             value = value.strip()
-            if has_control_characters(value):
+            if has_control_characters(value, format_characters=True):
                 raise ValidationError(
                     f"The '{key}' contains a line break or control character.",
                     code="secret_control_character",

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.text import validate_name
+
 
 class EnvironmentQuerySet(models.QuerySet):
     def restrict(self, user: Any, action: str = "view") -> "EnvironmentQuerySet":
@@ -21,7 +23,7 @@ class EnvironmentQuerySet(models.QuerySet):
 
 
 class Environment(models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name])
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_environments"

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone as django_timezone
 
 from connections.kinds import kind_choices
+from core.text import validate_name
 
 from . import schedule
 
@@ -55,7 +56,7 @@ class Window(models.Model):
         ONE_OFF = schedule.ONE_OFF, "One-off"
         RECURRING = schedule.RECURRING, "Recurring"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name])
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="maintenance_windows"
     )

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "core",
     "meshplay",  # its template tags (meshplay/templatetags/ui.py)
     "credentials",
     "connections",

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from connections.kinds import kind_choices
 from connections.models import Connection
-from connections.probes.transport import host_refusal, url_refusal
+from core.egress import host_refusal, url_refusal
 from environments.models import Environment
 
 from .choices import DEFAULT_CATEGORIES, Category, ChannelKind
@@ -69,31 +69,58 @@ def clean_destination(kind: str, destination: Any) -> tuple[dict[str, Any], str]
 
 
 def _clean_apprise(text: str) -> tuple[dict[str, Any], str]:
-    import apprise
-
-    urls = [u.strip() for u in text.replace("\n", " ").split() if u.strip()]
+    urls = split_apprise(text)
     if not urls or len(urls) > MAX_APPRISE_URLS:
         raise ValidationError({"destination": f"Give 1 to {MAX_APPRISE_URLS} Apprise URLs."})
     hints = []
     for n, url in enumerate(urls, 1):
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in settings.NOTIFY_APPRISE_SCHEMES:
-            raise ValidationError(
-                {
-                    "destination": f"URL {n}: the service '{scheme[:20]}' is not offered here "
-                    f"(offered: {', '.join(sorted(settings.NOTIFY_APPRISE_SCHEMES))})."
-                }
-            )
-        plugin = apprise.Apprise.instantiate(url) if len(url) <= MAX_URL else None
-        if plugin is None:
-            raise ValidationError({"destination": f"URL {n} is not a valid {scheme}:// URL."})
-        host = getattr(plugin, "host", None)
-        # urlsplit's form of the host: IPv6 literals without their brackets
-        refusal = host_refusal(host.strip("[]")) if isinstance(host, str) and host else None
-        if refusal:
-            raise ValidationError({"destination": f"URL {n} cannot be used: {refusal}."})
-        hints.append(f"{scheme}://…")
+        try:
+            apprise_service(url)
+        except ValueError as exc:
+            raise ValidationError({"destination": f"URL {n}: {exc}"}) from None
+        hints.append(f"{url.split('://', 1)[0].lower()}://…")
     return {"urls": urls}, ", ".join(hints)
+
+
+def split_apprise(text: str) -> list[str]:
+    """The service URLs Apprise itself reads in ``text`` (it splits on spaces, commas and
+    semicolons, except inside a URL's query): what is checked is what it will send to."""
+    from apprise.utils.parse import parse_urls
+
+    return [url for url in parse_urls(text) if url.strip()]
+
+
+def apprise_service(url: str) -> Any:
+    """The Apprise service of exactly one URL, of a service offered here, at an address the
+    guard allows; ValueError (a message without the URL) otherwise. Checked when a channel is
+    saved and again before every send: a stored URL never reaches Apprise unchecked."""
+    import apprise
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in settings.NOTIFY_APPRISE_SCHEMES:
+        raise ValueError(
+            f"the service '{scheme[:20]}' is not offered here "
+            f"(offered: {', '.join(sorted(settings.NOTIFY_APPRISE_SCHEMES))})."
+        )
+    if len(url) > MAX_URL or split_apprise(url) != [url]:
+        raise ValueError(f"this is not one valid {scheme}:// URL.")
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None or scheme not in _protocols(type(plugin)):
+        raise ValueError(f"this is not a valid {scheme}:// URL.")
+    host = getattr(plugin, "host", None)
+    # urlsplit's form of the host: IPv6 literals without their brackets
+    refusal = host_refusal(host.strip("[]")) if isinstance(host, str) and host else None
+    if refusal:
+        raise ValueError(f"it cannot be used: {refusal}.")
+    return plugin
+
+
+def _protocols(plugin_class: type) -> set[str]:
+    found: set[str] = set()
+    for attr in ("protocol", "secure_protocol"):
+        value = getattr(plugin_class, attr, None)
+        found.update([value] if isinstance(value, str) else value or ())
+    return found
 
 
 def manageable_environments(user: Any):

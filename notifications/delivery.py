@@ -24,11 +24,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.egress import Session
+
 from .choices import MessageKind, MessageStatus
 from .messages import group_message, webhook_body
 from .models import Channel, Delivery, Message
 from .senders import SendResult, encode, send
-from .transport import Session
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections.choices import Status, Trigger
+from core.text import validate_name
 from credentials import crypto
 
 from .choices import DEFAULT_CATEGORIES, Category, ChannelKind, MessageKind, MessageStatus
@@ -81,7 +82,7 @@ class Channel(models.Model):
     """Where messages go. Its destination (URL, Apprise URLs, address) and the webhook's signing
     secret are encrypted at rest and never shown back; ``destination_hint`` is what pages show."""
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name])
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_channels"

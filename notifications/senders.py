@@ -17,10 +17,11 @@ from typing import Any
 
 from django.conf import settings
 
-from credentials.scrub import scrub_text
+from core.egress import Session, guarded
+from core.text import one_line
+from credentials.scrub import scrub_text, url_fragments, wire_forms
 
 from .choices import ChannelKind
-from .transport import Session, guarded
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +43,14 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def secret_fragments(config: dict[str, Any]) -> list[str]:
-    """What must never appear in a kept error: the URLs, their parts, the signing secret."""
-    from urllib.parse import urlsplit
-
-    fragments: list[str] = []
-    for key in ("url", "urls", "secret"):
-        values = config.get(key) or []
-        for value in [values] if isinstance(values, str) else values:
-            fragments.append(value)
-            parts = urlsplit(value)
-            fragments += [p for p in (parts.path, parts.query, parts.username, parts.password) if p]
-            if key == "urls":  # an Apprise service may keep a token in the host part
-                fragments.append(parts.netloc.rsplit("@", 1)[-1])
-            fragments += [seg for seg in parts.path.split("/") if len(seg) >= 6]
-    return [f for f in fragments if f and len(f) >= 4]
+def secret_fragments(config: dict[str, Any]) -> set[str]:
+    """What must never appear in a kept error: each URL's secret parts, the signing secret."""
+    fragments = wire_forms(config["secret"]) if config.get("secret") else set()
+    if config.get("url"):
+        fragments |= url_fragments(config["url"])
+    for url in config.get("urls") or ():
+        fragments |= url_fragments(url, host_is_secret=True)
+    return fragments
 
 
 def send_webhook(config: dict[str, Any], body: bytes, key: str, session: Session) -> SendResult:
@@ -69,24 +63,14 @@ def send_webhook(config: dict[str, Any], body: bytes, key: str, session: Session
         KEY_HEADER: key,
     }
     timeout = settings.NOTIFY_TIMEOUT
+    # the guard follows no redirect and reads at most the session's bound of the answer
     with guarded(session), requests.Session() as http:
         http.trust_env = False  # no proxies from the environment, no .netrc
-        response = http.post(
-            config["url"],
-            data=body,
-            headers=headers,
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-            stream=True,
-        )
-        try:
-            text = response.raw.read(_BODY_READ_AT_MOST, decode_content=False) or b""
-        finally:
-            response.close()
+        response = http.post(config["url"], data=body, headers=headers, timeout=(timeout, timeout))
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, status_code=code)
-    snippet = text.decode("utf-8", "replace").strip()[:200]
+    snippet = response.content[:_BODY_READ_AT_MOST].decode("utf-8", "replace").strip()[:200]
     retryable = code >= 500 or code in (408, 429)
     if 300 <= code < 400:
         return SendResult(False, f"HTTP {code}: redirects are not followed", code, False)
@@ -110,11 +94,15 @@ def send_email(config: dict[str, Any], title: str, text: str) -> SendResult:
 def send_apprise(config: dict[str, Any], title: str, text: str, session: Session) -> SendResult:
     import apprise
 
+    from .channels import apprise_service
+
     with guarded(session), apprise.LogCapture(level=apprise.logging.INFO) as logs:
         app = apprise.Apprise()
-        for url in config["urls"]:
-            if not app.add(url):
-                return SendResult(False, "the Apprise URL is not valid", retryable=False)
+        for n, url in enumerate(config["urls"], 1):
+            try:
+                app.add(apprise_service(url))
+            except ValueError as exc:  # settings changed, or stored before this check
+                return SendResult(False, f"Apprise URL {n} is not sent to: {exc}", retryable=False)
         ok = app.notify(title=title, body=text)
     if ok:
         return SendResult(True)
@@ -133,6 +121,7 @@ def send(
 ) -> SendResult:
     """Send; any exception becomes a failed (retryable) result with a scrubbed message."""
     started = time.perf_counter()
+    title = one_line(title)  # a subject is a header: a name stored with a line break stays one line
     try:
         if kind == ChannelKind.WEBHOOK:
             result = send_webhook(config, body, key, session)

@@ -92,3 +92,56 @@ def make_connection(owner):
         )
 
     return make
+
+
+@pytest.fixture
+def udp_sink():
+    """A UDP socket on 127.0.0.1 that records the datagrams it receives (``.received``)."""
+
+    class Sink:
+        def __init__(self) -> None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.settimeout(0.05)
+            self.port = self.sock.getsockname()[1]
+            self.received: list[bytes] = []
+
+    sink = Sink()
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                sink.received.append(sink.sock.recv(65536))
+            except OSError:  # the timeout included: look at ``stop`` again
+                continue
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    yield sink
+    stop.set()
+    thread.join()
+    sink.sock.close()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; ``.messages`` holds (recipients, content)."""
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+            return "250 OK"
+
+    handler = Handler()
+    with socket.socket() as sock:  # the controller checks its port by connecting to it
+        sock.bind(("127.0.0.1", 0))
+        handler.port = sock.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    yield handler
+    controller.stop()

@@ -6,8 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +25,35 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 1024
+
+
+_attempts: list[list] = []
+
+
+def _record_connects(event: str, args: tuple) -> None:
+    if _attempts and event in ("socket.connect", "socket.sendto"):
+        _attempts[-1].append(args[1])
+
+
+@contextmanager
+def connect_attempts():
+    """The addresses connected or sent to inside the block that the egress guard let through
+    (this audit hook runs after the guard's: a refused connect never reaches it)."""
+    from core import egress
+
+    egress.install()
+    global _hooked
+    if not _hooked:
+        sys.addaudithook(_record_connects)
+        _hooked = True
+    _attempts.append([])
+    try:
+        yield _attempts[-1]
+    finally:
+        _attempts.pop()
+
+
+_hooked = False
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ json:// receiver. The outbox, routing, no-noise rules, retries and the address g
 
 from __future__ import annotations
 
+import email
 import hashlib
 import hmac
 import json
@@ -16,13 +17,15 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
+from connections.models import Connection
 from notifications import channels, delivery, routing
 from notifications.choices import Category, MessageStatus
-from notifications.models import Delivery, Event, Message
-from tests.services import LoopbackHTTPServer
+from notifications.models import Channel, Delivery, Event, Message
+from tests.services import LoopbackHTTPServer, connect_attempts, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +54,22 @@ class _Receiver(BaseHTTPRequestHandler):
                 self.wfile.flush()
             return
         status = server.status
+        if server.endless:  # no length: the answer ends when the connection does
+            self.send_response(status)
+            self.end_headers()
+            try:
+                while server.written < 256 * 1024 * 1024:
+                    self.wfile.write(b"y" * 65536)
+                    server.written += 65536
+            except OSError:
+                pass
+            finally:
+                server.finished.set()
+            return
         answer = server.answer.encode()
         self.send_response(status)
+        if server.location:
+            self.send_header("Location", server.location)
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
@@ -64,15 +81,22 @@ class _Receiver(BaseHTTPRequestHandler):
 _ReceiverServer = LoopbackHTTPServer  # two workers' pools connect at once
 
 
-@pytest.fixture
-def receiver():
+def start_receiver() -> _ReceiverServer:
+    """A receiver on loopback, serving on its own thread; ``shutdown`` and ``server_close``
+    it when done."""
     server = _ReceiverServer(("127.0.0.1", 0), _Receiver)
     server.lock = threading.Lock()
     server.received, server.status, server.answer, server.trickle = [], 200, "ok", False
-    server.secret = ""
+    server.secret, server.location, server.endless = "", "", False
+    server.written, server.finished = 0, threading.Event()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/hook/s3cr3t-path-token"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def receiver():
+    server = start_receiver()
     yield server
     server.shutdown()
     server.server_close()
@@ -303,7 +327,6 @@ def test_a_webhook_name_resolving_to_a_refused_address_is_never_contacted(
         owner, name="evil", kind="webhook", destination="http://hooks.test:8080/x", group_window=0
     )
     real = socket.getaddrinfo
-    opened = []
 
     def fake_getaddrinfo(host, *args, **kwargs):
         if host == "hooks.test":  # the DNS answer an attacker controls
@@ -311,11 +334,8 @@ def test_a_webhook_name_resolving_to_a_refused_address_is_never_contacted(
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    real_socket = socket.socket.connect
-    monkeypatch.setattr(
-        socket.socket, "connect", lambda s, a: (opened.append(a), real_socket(s, a))[1]
-    )
-    result = delivery.send_test(channel)
+    with connect_attempts() as opened:
+        result = delivery.send_test(channel)
     assert not result.ok
     assert address in result.error and "hooks.test" in result.error
     assert [a for a in opened if a[0] == address] == []
@@ -360,42 +380,154 @@ def test_a_channel_failing_again_and_again_is_flagged(make_connection, webhook, 
     assert webhook.failing
 
 
+# ---- Apprise: what it is given is what was checked, and it is held to the guard ----------
+
+
+def test_a_comma_cannot_smuggle_a_second_apprise_service(owner, receiver):
+    url = receiver.url.replace("http://", "json://") + ",rsyslog://169.254.169.254"
+    api = APIClient()
+    api.force_login(owner)
+    answer = api.post(
+        "/api/notifications/channels/",
+        {"name": "a", "kind": "apprise", "destination": url},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "'rsyslog' is not offered" in json.dumps(answer.json())
+    assert not Channel.objects.exists()
+
+
+def test_an_apprise_url_stored_before_the_check_is_refused_at_send(owner, receiver, udp_sink):
+    """A channel saved by an older release with two services in one URL sends to neither."""
+    channel, _ = channels.create_channel(
+        owner, name="a", kind="apprise", destination=receiver.url.replace("http://", "json://")
+    )
+    smuggled = receiver.url.replace("http://", "json://") + f",rsyslog://127.0.0.1:{udp_sink.port}"
+    channel.set_config({"urls": [smuggled]})
+    channel.save()
+    result = delivery.send_test(channel)
+    assert not result.ok and "is not sent to: this is not one valid json:// URL" in result.error
+    assert receiver.received == [] and udp_sink.received == []
+
+
+def test_an_apprise_datagram_to_a_refused_address_never_leaves(owner, udp_sink, settings):
+    """rsyslog sends UDP with sendto: the socket-layer guard stops it like any connect."""
+    settings.NOTIFY_APPRISE_SCHEMES = [*settings.NOTIFY_APPRISE_SCHEMES, "rsyslog"]
+    url = f"rsyslog://127.0.0.1:{udp_sink.port}"
+    channel, _ = channels.create_channel(owner, name="syslog", kind="apprise", destination=url)
+    assert delivery.send_test(channel).ok  # the control: allowed, it arrives
+    wait_until(lambda: len(udp_sink.received) == 1, timeout=10)
+    settings.PROBE_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # loopback is now refused
+    result = delivery.send_test(channel)
+    assert not result.ok
+    assert len(udp_sink.received) == 1  # a refused datagram is never sent: nothing to wait for
+
+
+def test_apprise_follows_no_redirect(owner, receiver, settings):
+    elsewhere = receiver.url.replace("/hook/", "/landed/")
+    receiver.status, receiver.location = 302, elsewhere
+    url = receiver.url.replace("http://", "json://")
+    channel, _ = channels.create_channel(owner, name="a", kind="apprise", destination=url)
+    result = delivery.send_test(channel)
+    assert not result.ok
+    assert [r["path"] for r in receiver.received] == ["/hook/s3cr3t-path-token"]
+
+
+def test_apprise_reads_a_bounded_part_of_an_endless_answer(owner, receiver, settings):
+    settings.NOTIFY_TIMEOUT = 30  # the bound ends it, not the deadline
+    receiver.status, receiver.endless = 500, True
+    url = receiver.url.replace("http://", "json://")
+    channel, _ = channels.create_channel(owner, name="a", kind="apprise", destination=url)
+    started = time.monotonic()
+    result = delivery.send_test(channel)
+    assert not result.ok
+    assert time.monotonic() - started < 20
+    assert receiver.finished.wait(10)
+    assert receiver.written < 64 * 1024 * 1024  # of 256 MB offered
+
+
+@pytest.mark.parametrize(
+    ("query", "echoed"),
+    [
+        ("sig=Q5ecretValue77", "Q5ecretValue77"),
+        ("a=1&token=ab%2Fcd%2Bef99", "ab/cd+ef99"),
+        ("sig=plus+sign+secret", "plus sign secret"),
+    ],
+)
+def test_each_query_value_of_a_webhook_url_is_kept_out_of_the_log(owner, receiver, query, echoed):
+    channel, _ = channels.create_channel(
+        owner, name="q", kind="webhook", destination=f"{receiver.url}?{query}"
+    )
+    receiver.status = 400
+    receiver.answer = f"unknown hook {echoed} (query {query})"
+    result = delivery.send_test(channel)
+    assert not result.ok and result.error.startswith("HTTP 400")
+    stored = Delivery.objects.get(pk=result.pk).error
+    assert echoed not in stored and query not in stored
+    assert echoed not in json.dumps(_delivery_api(owner))
+
+
+def _delivery_api(user):
+    api = APIClient()
+    api.force_login(user)
+    return api.get("/api/notifications/deliveries/").json()
+
+
+# ---- names are one line: a subject, a header, a log line -------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["ops\r\nBcc: x@example.com", "tab\there", "a\u2028b", "rtl\u202egpj"]
+)
+def test_a_name_with_a_line_break_is_refused_on_create_and_rename(owner, receiver, name):
+    with pytest.raises(channels.ValidationError) as refused:
+        channels.create_channel(owner, name=name, kind="webhook", destination=receiver.url)
+    assert "one line" in str(refused.value)
+    channel, _ = channels.create_channel(owner, name="ok", kind="webhook", destination=receiver.url)
+    with pytest.raises(channels.ValidationError):
+        channels.update_channel(owner, channel, name=name)
+    channel.refresh_from_db()
+    assert channel.name == "ok"
+
+
+def test_an_email_to_a_name_stored_with_a_line_break_still_goes(
+    make_connection, owner, settings, smtp_server
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_server.port
+    channel, _ = channels.create_channel(
+        owner, name="mail", kind="email", destination="ops@example.com", group_window=0
+    )
+    conn = make_connection(Status.CONNECTED, managed=True, name="db")
+    Connection.objects.filter(pk=conn.pk).update(name="db\r\nBcc: evil@example.com")
+    Channel.objects.filter(pk=channel.pk).update(name="mail\r\nX: y")
+    channel.refresh_from_db()
+    assert delivery.send_test(channel).ok
+    Event.objects.update(routed_at=timezone.now())
+    down(conn)
+    assert run()["sent"] == 1
+    assert len(smtp_server.messages) == 2
+    for rcpts, content in smtp_server.messages:
+        message = email.message_from_string(content)
+        assert rcpts == ["ops@example.com"]
+        assert message["Bcc"] is None and message["X"] is None
+    assert "db  Bcc: evil@example.com is Disconnected" in content
+
+
 # ---- the other kinds, through their real code paths ------------------------------------
 
 
-def test_email_goes_through_a_real_smtp_server(make_connection, owner, settings):
-    from aiosmtpd.controller import Controller
-
-    class Handler:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
-            self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
-            return "250 OK"
-
-    handler = Handler()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = (
-            "127.0.0.1",
-            controller.server.sockets[0].getsockname()[1],
-        )
-        channel, _ = channels.create_channel(
-            owner, name="mail", kind="email", destination="ops@example.com", group_window=0
-        )
-        conn = make_connection(Status.CONNECTED, managed=True, name="grafana-eu")
-        Event.objects.update(routed_at=timezone.now())
-        down(conn)
-        assert run()["sent"] == 1
-    finally:
-        controller.stop()
-    ((rcpts, content),) = handler.messages
+def test_email_goes_through_a_real_smtp_server(make_connection, owner, settings, smtp_server):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_server.port
+    channel, _ = channels.create_channel(
+        owner, name="mail", kind="email", destination="ops@example.com", group_window=0
+    )
+    conn = make_connection(Status.CONNECTED, managed=True, name="grafana-eu")
+    Event.objects.update(routed_at=timezone.now())
+    down(conn)
+    assert run()["sent"] == 1
+    ((rcpts, content),) = smtp_server.messages
     assert rcpts == ["ops@example.com"]
     assert "grafana-eu is Disconnected" in content
 

@@ -16,11 +16,10 @@ from environments.models import Environment, EnvironmentMembership
 from notifications import channels, delivery, routing
 from notifications.models import AlertState, Event, Message, Rule
 from tests.test_notifications import (
-    _Receiver,
-    _ReceiverServer,
     down,
     receiver,  # noqa: F401  (fixtures)
     run,
+    start_receiver,
     up,
     webhook,  # noqa: F401
 )
@@ -377,10 +376,7 @@ def test_a_good_channel_is_recorded_only_after_the_slow_one(
 ):
     settings.NOTIFY_TIMEOUT = 0.5
     receiver.trickle = True
-    good = _ReceiverServer(("127.0.0.1", 0), _Receiver)
-    good.lock = threading.Lock()
-    good.received, good.status, good.answer, good.trickle, good.secret = [], 200, "ok", False, ""
-    threading.Thread(target=good.serve_forever, daemon=True).start()
+    good = start_receiver()
     try:
         channels.create_channel(
             owner,

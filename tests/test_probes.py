@@ -10,7 +10,7 @@ import pytest
 
 from connections.models import Connection
 from connections.probes import check_reachability, probe_many
-from connections.probes.base import refusal_for
+from core.egress import refusal_for
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.services import Prometheus

@@ -9,7 +9,7 @@ from connections.choices import Status, Trigger
 from connections.health import apply_outcomes
 from connections.models import Connection
 from connections.probes import ProbeOutcome, check_reachability
-from connections.probes.base import refusal_for
+from core.egress import refusal_for
 from credentials.models import Credential
 
 pytestmark = pytest.mark.django_db

@@ -23,6 +23,7 @@ from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigge
 from connections.identity import endpoint_identity, validate_endpoint_url
 from connections.kinds import get_kind, kind_choices
 from connections.sanitize import json_problem
+from core.text import validate_name
 from credentials.models import Credential, shared_with
 
 
@@ -103,7 +104,7 @@ class LiveConnectionManager(models.Manager.from_queryset(ConnectionQuerySet)):
 
 
 class Connection(FSMModelMixin, models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name])
     kind = models.CharField(max_length=32, choices=kind_choices)
     url = models.CharField("URL", max_length=500, validators=[validate_endpoint_url])
     status = FSMField(

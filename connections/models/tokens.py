@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from core.text import validate_name
+
 
 class ApiToken(models.Model):
     """A per-user API token: shown once when created, stored as a SHA-256 hash, revocable."""
@@ -14,7 +16,7 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_name])
     prefix = models.CharField(max_length=12, editable=False)  # shown, to tell tokens apart
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -14,12 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from connections.sanitize import clean_metadata
+from core.egress import AddressRefused, url_refusal
 from credentials.bounds import SecretRefused, secret_for
 from credentials.scrub import scrub
-
-from .transport import AddressRefused, refusal_for, url_refusal
-
-__all__ = ("refusal_for",)  # re-exported: discovery and scrapes guard blocking clients with it
 
 if TYPE_CHECKING:
     from connections.models import Connection

@@ -27,10 +27,11 @@ from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
+from core.egress import refusal_for
 from credentials.bounds import describe, origin_of, permits
 from credentials.kubeconfig import parse_kubeconfig
 
-from .base import Answer, HttpProbe, ProbeFailed, ProbeOutcome, refusal_for
+from .base import Answer, HttpProbe, ProbeFailed, ProbeOutcome
 from .registry import register_probe
 
 

@@ -16,92 +16,12 @@ import socket
 import time
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
 
-from credentials.bounds import host_problem
-
-_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
-_METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
-
-
-class AddressRefused(OSError):
-    """The guard refused every address of a host; the text says why."""
-
-
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip
-
-
-def address_refusal(host: str, address: str) -> str | None:
-    """Why ``address`` (which ``host`` resolved to) may not be contacted, or None."""
-    try:
-        ip = _ip(address)
-    except ValueError:
-        return f"{host} resolved to something that is not an address"
-    metadata = ip.is_link_local or ip in _LINK_LOCAL_V4 or ip == _METADATA_V6
-    if metadata and not settings.PROBE_ALLOW_LINK_LOCAL:
-        return f"{host} is the link-local metadata address {ip}, which is refused"
-    if settings.PROBE_ALLOWED_NETWORKS:
-        networks = [ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS]
-        if not any(ip.version == n.version and ip in n for n in networks):
-            return f"{host} ({ip}) is outside PROBE_ALLOWED_NETWORKS"
-    return None
-
-
-def url_refusal(url: str) -> str | None:
-    """What can be said of a URL before any lookup: scheme, parse, a literal address."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018  (raises for a bad port)
-    except ValueError:
-        return "the URL cannot be parsed"
-    if parts.scheme not in ("http", "https"):
-        return "only http and https URLs are probed"
-    return host_refusal(host)
-
-
-def host_refusal(host: str) -> str | None:
-    """What can be said of a host before any lookup: its form, and a literal address (a name
-    is checked on every address it resolves to, when it is contacted)."""
-    problem = host_problem(host)
-    if problem:
-        return problem
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return address_refusal(host, host)
-
-
-def refusal_for(url: str) -> str | None:
-    """The guard for blocking callers (the Kubernetes client of discovery): the URL, then
-    every address its host resolves to. Probes do not use this: their resolver guards."""
-    refusal = url_refusal(url)
-    if refusal:
-        return refusal
-    host = urlsplit(url).hostname or ""
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except (OSError, UnicodeError):
-        return None  # the client itself reports the name error
-    for address in addresses:
-        refusal = address_refusal(host, address)
-        if refusal:
-            return refusal
-    return None
+from core.egress import AddressRefused, address_refusal
 
 
 class GuardedResolver(AbstractResolver):

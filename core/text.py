@@ -1,0 +1,51 @@
+"""What a line of text a person typed may hold: the one rule for control characters, used by
+names everywhere, secrets and kubeconfig entries."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from django.core.exceptions import ValidationError
+
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})  # controls (CR, LF, TAB, NUL…), U+2028, U+2029
+# the format characters that reorder what follows them (a name that reads backwards)
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def has_control_characters(text: str, *, format_characters: bool = False) -> bool:
+    """Any control or line/paragraph separator character (U+0085, U+2028 included); with
+    ``format_characters``, any invisible format character too (zero-width, bidi)."""
+    categories = _LINE_BREAKING | {"Cf"} if format_characters else _LINE_BREAKING
+    return any(unicodedata.category(ch) in categories for ch in text)
+
+
+def validate_name(value: str) -> None:
+    """A name is one line of visible text: it goes into subjects, headers, logs and messages."""
+    if has_control_characters(value) or any(ch in _BIDI_CONTROLS for ch in value):
+        raise ValidationError(
+            "A name is one line: no line break, tab, control or direction-changing character.",
+            code="name_control_character",
+        )
+    if not value.strip():
+        raise ValidationError("Give a name that is not only spaces.", code="name_blank")
+
+
+def one_line(value: str) -> str:
+    """``value`` with every control or separator character turned into a space: for text
+    stored before names were checked, where it reaches a header or a log line."""
+    return "".join(
+        " " if unicodedata.category(ch) in _LINE_BREAKING or ch in _BIDI_CONTROLS else ch
+        for ch in value
+    )
+
+
+def make_names_one_line(model: type) -> int:
+    """Rewrite the stored names of ``model`` that break the rule (saved before it held) as one
+    line; for data migrations. Returns how many changed."""
+    changed = []
+    for pk, name in model._base_manager.values_list("pk", "name").iterator(chunk_size=5000):
+        fixed = one_line(name).strip() or "(unnamed)"
+        if fixed != name:
+            changed.append(model(pk=pk, name=fixed))
+    model._base_manager.bulk_update(changed, ["name"], batch_size=1000)
+    return len(changed)
