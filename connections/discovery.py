@@ -31,11 +31,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from core.egress import host_problem
+from core.egress import Session, guarded, host_problem
 from credentials.bounds import origin_of
 from credentials.scrub import scrub
 from live import stamp
@@ -405,8 +405,16 @@ def _discover(
     cluster: Connection, report: DiscoveryReport, deployments: _Kept, services: _Kept
 ) -> DiscoveryReport:
     namespaces = nodes = 0
+    # The network phase runs under the egress guard: every socket it opens is held to the
+    # address rule, and all of them are shut at the deadline, so an API server that trickles
+    # costs this pass DISCOVERY_PASS_TIMEOUT (a per-read timeout never fires on a byte every
+    # few seconds), inside Celery or out of it.
+    session = Session()
     try:
-        with api_client_for(cluster) as api:
+        with (
+            guarded(session, deadline=settings.DISCOVERY_PASS_TIMEOUT),
+            api_client_for(cluster) as api,
+        ):
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
             # the cluster's identity: its kube-system uid, recorded once (at registration, by
             # the reachability check) and never overwritten; if RBAC hides it, the server's
@@ -440,9 +448,7 @@ def _discover(
                 deployments.recognised,
                 cluster_id,
             )
-    except ProbeFailed as failed:
-        report.error = failed.outcome.summary
-    except SoftTimeLimitExceeded:  # an API server that trickles: the pass ends, nothing written
+    except SoftTimeLimitExceeded:  # the worker's limit, should the deadline not have come first
         report.error = (
             f"the pass did not end within {settings.DISCOVERY_TIME_LIMIT}s "
             "(DISCOVERY_TIME_LIMIT); nothing was changed"
@@ -450,7 +456,15 @@ def _discover(
     except DatabaseError:
         raise  # the database's trouble, not the cluster's
     except Exception as exc:  # unreachable, auth, TLS: the probe's business, not a crash here
-        report.error = failure_from(exc).outcome.summary
+        if session.aborted:  # whatever the cut-off read raised: the deadline did it
+            report.error = (
+                "the API server did not finish answering within "
+                f"{settings.DISCOVERY_PASS_TIMEOUT} s (DISCOVERY_PASS_TIMEOUT); nothing was changed"
+            )
+        elif isinstance(exc, ProbeFailed):
+            report.error = exc.outcome.summary
+        else:
+            report.error = failure_from(exc).outcome.summary
     report.error = scrub(report.error, cluster.credential) if report.error else ""
     report.forbidden = {
         resource: scrub(message, cluster.credential)
@@ -744,9 +758,13 @@ def _sync_connections(
                 report.rows_written += 1
     if not judge_vanished:
         return
-    # what this cluster's discovery created earlier and is gone now
+    # what this cluster's discovery created earlier and is gone now; and what discovery found
+    # in this same cluster (its identity is in theirs) under a connection deleted since: the
+    # tombstone judges nothing any more, this connection is now the cluster's (as for the
+    # children still there, adopted above)
     lost = Connection.objects.filter(
-        cluster=cluster,
+        Q(cluster=cluster)
+        | Q(cluster__status=Status.DELETED, identity__startswith=_identity_prefix(cluster_id)),
         managed=True,
         status__in=[Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED],
     ).exclude(identity__in=list(integrable))
@@ -762,3 +780,12 @@ def _sync_connections(
             continue
         report.vanished.append(connection.identity)
         report.rows_written += 2
+        if connection.cluster_id != cluster.pk:  # found under the tombstone: adopted
+            Connection.all_objects.filter(pk=connection.pk).update(cluster=cluster)
+            stamp.touch([connection.pk])
+            report.rows_written += 1
+
+
+def _identity_prefix(cluster_id: str) -> str:
+    """What the identity of everything discovered in this cluster starts with."""
+    return discovered_identity(cluster_id, "", "", "").removesuffix("/:")

@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.db.models import Count, Q
 
+from core.ids import IdModelChoiceFilter, IdModelMultipleChoiceFilter
 from environments.models import Environment
 
 from .choices import Status
@@ -14,6 +15,11 @@ from .models import Connection
 def _environments(request):
     user = getattr(request, "user", None)
     return Environment.objects.restrict(user).order_by("name")
+
+
+def _connections(request):
+    user = getattr(request, "user", None)
+    return Connection.all_objects.restrict(user)
 
 
 class ConnectionFilterSet(django_filters.FilterSet):
@@ -29,7 +35,7 @@ class ConnectionFilterSet(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(
         choices=kind_choices, distinct=False, widget=forms.CheckboxSelectMultiple
     )
-    environment = django_filters.ModelMultipleChoiceFilter(
+    environment = IdModelMultipleChoiceFilter(
         field_name="environments",
         queryset=_environments,
         label="Environment",
@@ -42,11 +48,12 @@ class ConnectionFilterSet(django_filters.FilterSet):
         ),
     )
 
-    depends_on = django_filters.NumberFilter(
+    # a connection the user may see (a hidden one is a 400, as a hidden environment is: the
+    # table never tells which ids exist)
+    depends_on = IdModelChoiceFilter(
+        queryset=_connections,
         method="filter_depends_on",
         label="Depends on",
-        min_value=1,
-        max_value=10**18 - 1,
         widget=forms.HiddenInput,
     )
 
@@ -61,7 +68,7 @@ class ConnectionFilterSet(django_filters.FilterSet):
 
         if value is None:
             return queryset
-        return queryset.filter(pk__in=children_of([int(value)]).values("pk"))
+        return queryset.filter(pk__in=children_of([value.pk]).values("pk"))
 
     def search(self, queryset, name, value):
         value = value.strip()

@@ -10,35 +10,18 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from core.ids import IdModelMultipleChoiceField, parse_id
 from credentials.bounds import origin_of
 from credentials.kubeconfig import MAX_KUBECONFIG_BYTES, parse_kubeconfig
 from credentials.models import Credential
 from credentials.secrets import WriteOnlyTextarea, secret_values
 from environments.models import Environment
-from meshplay.converters import MAX_ID
 
 from . import editing
 from .choices import Status
 from .identity import validate_endpoint_url
 from .kinds import kind_choices
 from .models import Connection
-
-
-class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
-    """Ids out of the 64-bit range are invalid choices, not a query the database overflows on."""
-
-    def _check_values(self, value):
-        for pk in value:
-            try:
-                if not 1 <= int(str(pk)) <= MAX_ID:
-                    raise ValueError
-            except ValueError:
-                raise ValidationError(
-                    self.error_messages["invalid_pk_value"],
-                    code="invalid_pk_value",
-                    params={"pk": str(pk)[:30]},
-                ) from None
-        return super()._check_values(value)
 
 
 def model_bounds(name: str, **kwargs) -> forms.IntegerField:
@@ -90,9 +73,7 @@ class AddConnectionForm(EndpointUrlMixin, forms.Form):
         widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
         help_text="Token, password, API key or kubeconfig; stored encrypted, never shown again.",
     )
-    environments = BoundedModelMultipleChoiceField(
-        queryset=Environment.objects.none(), required=False
-    )
+    environments = IdModelMultipleChoiceField(queryset=Environment.objects.none(), required=False)
     failure_threshold = model_bounds("failure_threshold", label="Failure threshold")
     probe_interval = model_bounds(
         "probe_interval", initial=settings.PROBE_INTERVAL, label="Probe every (s)"
@@ -152,9 +133,7 @@ class KubeconfigImportForm(forms.Form):
             attrs={"rows": 10, "spellcheck": "false", "autocomplete": "off", "hx-preserve": "true"}
         ),
     )
-    environments = BoundedModelMultipleChoiceField(
-        queryset=Environment.objects.none(), required=False
-    )
+    environments = IdModelMultipleChoiceField(queryset=Environment.objects.none(), required=False)
     allow_insecure_tls = forms.BooleanField(
         required=False,
         label="Allow clusters that skip TLS verification",
@@ -193,7 +172,7 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
     credential = forms.ModelChoiceField(
         queryset=Credential.objects.none(), required=False, empty_label="(none)"
     )
-    environments = BoundedModelMultipleChoiceField(
+    environments = IdModelMultipleChoiceField(
         queryset=Environment.objects.none(),
         required=False,
         help_text="Only the environments you may change are listed; its memberships in others "
@@ -225,12 +204,8 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
         ).order_by("name", "pk")
 
     def clean_environments_shown(self) -> set[int]:
-        raw = self.cleaned_data.get("environments_shown", "")
-        try:
-            ids = {int(part) for part in raw.split()}
-        except ValueError:
-            ids = None
-        if ids is None or any(not 1 <= pk <= MAX_ID for pk in ids):
+        ids = {parse_id(part) for part in self.cleaned_data.get("environments_shown", "").split()}
+        if None in ids:
             raise ValidationError(
                 "This form is damaged: reload the page and edit again.", code="bad_shown"
             )
@@ -264,12 +239,11 @@ class BulkActionForm(forms.Form):
         raise ValidationError(f"Unknown action '{action}'.")
 
     def clean_ids(self):
-        raw = self.cleaned_data.get("ids", "")
-        try:
-            ids = [int(part) for part in raw.replace(",", " ").split()]
-        except ValueError:
-            raise ValidationError("The selection is not a list of ids.") from None
-        if any(not 1 <= pk <= MAX_ID for pk in ids):
+        parts = self.cleaned_data.get("ids", "").replace(",", " ").split()
+        if not all(part.isascii() and part.isdigit() for part in parts):
+            raise ValidationError("The selection is not a list of ids.")
+        ids = [parse_id(part) for part in parts]
+        if None in ids:
             raise ValidationError("The selection names an id that cannot exist.")
         return ids
 

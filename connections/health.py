@@ -208,10 +208,20 @@ def apply_outcomes(
 def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, str]:
     """For the connections this batch takes down: "parent <name> is <state>" when a parent is
     down (one lookup for the batch, none when nothing goes down)."""
+    from environments.audience import Audience
+
     from .dependencies import down_parents, parent_note
 
     failing = [c.pk for c, _, d in decided if d.target in (Status.DISCONNECTED, Status.NOT_FOUND)]
-    return {child: parent_note(parent) for child, parent in down_parents(failing).items()}
+    down = down_parents(failing)
+    if not down:
+        return {}
+    audience = Audience()
+    audience.connections(set(down) | {parent.pk for parent in down.values()})
+    return {
+        child: parent_note(parent, named=audience.may_name_connection(parent.pk, child))
+        for child, parent in down.items()
+    }
 
 
 def _result_row(connection: Connection, outcome: ProbeOutcome, now: datetime) -> ProbeResult:

@@ -25,6 +25,9 @@ from typing import Any
 from django.db import connection as db
 from django.db.models import Q, QuerySet
 
+from core.ids import parse_id
+from core.times import time_problem
+
 COUNT_CAP = 1000
 # A cursor holds one value of at most 500 characters (the URL's), 4 bytes each in UTF-8, in
 # base64: longer is not one of ours.
@@ -79,9 +82,9 @@ def decode_cursor(text: str, fields: list[str], before: bool = False) -> Cursor 
         if not isinstance(values, list) or len(values) != len(fields):
             return None
         typed = tuple(_typed(v, KEYSET_FIELDS[f]) for v, f in zip(values, fields, strict=True))
-        if isinstance(pk, bool) or not isinstance(pk, int) or not 0 < pk < 10**18:
+        if not isinstance(pk, int) or parse_id(pk) is None:
             return None
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError):
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error, UnicodeError):
         return None
     return Cursor(typed, pk, before)
 
@@ -89,8 +92,8 @@ def decode_cursor(text: str, fields: list[str], before: bool = False) -> Cursor 
 def _typed(value: Any, kind: type) -> Any:
     if kind is datetime:
         moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
+        if moment.tzinfo is None or time_problem(moment):
+            raise ValueError("naive, or beyond what every zone can show")
         return moment
     if kind is bool:
         if not isinstance(value, bool):

@@ -2,55 +2,12 @@
 1 to 2**63-1, so a bad one is a form error (a 400 with a message), never a ValueError or an
 OverflowError in a query."""
 
-import re
-
 from django import forms
 from django.contrib.auth import get_user_model
 
-from meshplay.converters import MAX_ID
+from core.ids import IdField, IdListField
 
 from .models import Environment, EnvironmentMembership
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-def parse_id(value) -> int | None:
-    """The id a form field holds, or None when it is not one (not ASCII digits, 0, too big)."""
-    text = str(value).strip()
-    if not _DIGITS.fullmatch(text):
-        return None
-    number = int(text)
-    return number if 1 <= number <= MAX_ID else None
-
-
-class IdField(forms.Field):
-    """One id (a hidden input or a select of rows)."""
-
-    default_error_messages = {"invalid": "That is not an id from this page."}
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        number = parse_id(value)
-        if number is None:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        return number
-
-
-class IdListField(forms.Field):
-    """Several ids under one name (a multiple select, or repeated hidden inputs)."""
-
-    widget = forms.MultipleHiddenInput
-    default_error_messages = {"invalid": "That is not a list of ids from this page."}
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return []
-        values = value if isinstance(value, list | tuple) else [value]
-        numbers = [parse_id(item) for item in values]
-        if None in numbers:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        return numbers
 
 
 class EnvironmentForm(forms.ModelForm):

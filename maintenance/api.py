@@ -17,7 +17,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from meshplay.converters import ID_PATTERN
+from core.ids import ID_PATTERN
 from notifications.api import invalid
 
 from . import serializers as s

@@ -24,6 +24,7 @@ from django.utils import timezone
 from connections import lifecycle
 from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
 from connections.models import Connection, ConnectionTransition, resume_target
+from environments.audience import Audience
 
 from . import schedule
 from .models import Window
@@ -56,17 +57,22 @@ def apply_windows(now: datetime | None = None) -> Counter:
     ended = [
         (w, end) for w in windows if (end := schedule.last_end(w, now)) and end > w.probed_end_at
     ]
-    reason = f"maintenance window {names(w for w, _ in ended)} ended" if ended else ""
     leaving = Connection.objects.filter(
         status=Status.MAINTENANCE, maintenance_source=MaintenanceSource.SCHEDULE
     )
     if covered is not None:
         leaving = leaving.exclude(covered)
+    leaving = list(leaving)
+    # each connection's reason names only the ended windows that covered it, and of those only
+    # the ones everyone who reads about the connection may see
+    ended_over = covering([w for w, _ in ended], {c.pk: c.kind for c in leaving})
+    audience = Audience()
+    audience.connections(c.pk for c in leaving)
     for connection in leaving:
         _move(
             connection,
             resume_target(connection),
-            reason or "no maintenance window covers it any more",
+            _ended_reason(ended_over.get(connection.pk, []), connection.pk, audience),
             stats,
             "left",
         )
@@ -82,6 +88,15 @@ def apply_windows(now: datetime | None = None) -> Counter:
             w.probed_end_at = end
         Window.objects.bulk_update([w for w, _ in ended], ["probed_end_at"])
     return stats
+
+
+def _ended_reason(ended: list[Window], connection_id: int, audience: Audience) -> str:
+    if not ended:
+        return "no maintenance window covers it any more"
+    shown = [w for w in ended if audience.may_name_window(w, connection_id)]
+    if not shown:
+        return "its maintenance window ended"
+    return f"maintenance window {names(shown)} ended"
 
 
 def _enter(
@@ -105,6 +120,8 @@ def _enter(
         .annotate(last=Max("created_at"))
         .values_list("connection_id", "last")
     )
+    audience = Audience()
+    audience.connections(cover)
     for connection in candidates:
         windows = cover.get(connection.pk)
         if not windows:
@@ -114,7 +131,12 @@ def _enter(
         if user_end is not None and user_end >= active[latest.pk][0]:
             stats["exempt"] += 1
             continue
-        _move(connection, Status.MAINTENANCE, f"maintenance window {latest.name}", stats, "entered")
+        reason = (
+            f"maintenance window {latest.name}"
+            if audience.may_name_window(latest, connection.pk)
+            else "a maintenance window"
+        )
+        _move(connection, Status.MAINTENANCE, reason, stats, "entered")
 
 
 def _move(connection: Connection, target: str, reason: str, stats: Counter, counter: str) -> None:

@@ -5,7 +5,7 @@ A one-off window's start and end are typed as wall-clock times in the window's o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core import times
 from environments.models import Environment
 
 from . import windows
@@ -113,7 +114,7 @@ class WindowForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, window: Window | None = None, **kwargs: Any):
         if window is not None:
-            own = ZoneInfo(window.timezone)
+            own = window.zone
             initial = {name: getattr(window, name) for name in windows.EDITABLE}
             for name in ("starts_at", "ends_at"):
                 if initial[name] is not None:
@@ -146,11 +147,10 @@ class WindowForm(forms.Form):
             for field in ("starts_at", "ends_at"):
                 value = data.get(field)
                 if isinstance(value, datetime) and value.tzinfo is None:
-                    try:
-                        data[field] = value.replace(tzinfo=tz)
-                        data[field].astimezone(UTC)
-                    except (OverflowError, ValueError):
-                        self.add_error(field, "Give a time between the years 1 and 9999.")
+                    data[field] = value.replace(tzinfo=tz)
+                    problem = times.time_problem(data[field])
+                    if problem:
+                        self.add_error(field, problem)
         else:
             for field in ("starts_at", "ends_at"):
                 data.pop(field, None)

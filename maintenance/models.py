@@ -8,6 +8,7 @@ import functools
 import zoneinfo
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone as django_timezone
 
 from connections.kinds import kind_choices
+from core import times
 from core.text import validate_name
 
 from . import schedule
@@ -39,8 +41,9 @@ def validate_timezone(name: str) -> None:
 
 class WindowQuerySet(models.QuerySet):
     def restrict(self, user: Any, action: str = "view") -> WindowQuerySet:
-        """Staff: all; others: their own, and the windows of environments they may see (or,
-        for ``action="change"``, own or edit)."""
+        """Staff: all; others: their own windows of no environment, and the windows of the
+        environments they may see (or, for ``action="change"``, own or edit): an
+        environment's window is the environment's, whoever made it (as channels are)."""
         if user is None or not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_staff or user.is_superuser:
@@ -48,7 +51,7 @@ class WindowQuerySet(models.QuerySet):
         from environments.models import Environment
 
         environments = Environment.objects.restrict(user, action)
-        return self.filter(Q(owner=user) | Q(environment__in=environments))
+        return self.filter(Q(owner=user, environment=None) | Q(environment__in=environments))
 
 
 class Window(models.Model):
@@ -116,12 +119,28 @@ class Window(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """Its zone; UTC when this host can no longer load the stored name (``zone_lost``)."""
+        return times.zone(self.timezone)
+
+    @property
+    def zone_lost(self) -> bool:
+        return times.load_zone(self.timezone) is None
+
     def clean(self) -> None:
         super().clean()
         errors: dict[str, str] = {}
         if self.kind == self.Kind.ONE_OFF:
+            bounds = {
+                name: problem
+                for name in ("starts_at", "ends_at")
+                if (moment := getattr(self, name)) and (problem := times.time_problem(moment))
+            }
             if not self.starts_at or not self.ends_at:
                 errors["ends_at"] = "A one-off window needs a start and an end."
+            elif bounds:
+                errors.update(bounds)
             elif self.ends_at <= self.starts_at:
                 errors["ends_at"] = "The end must come after the start."
         else:

@@ -19,7 +19,9 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from core import times
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +78,10 @@ def occurrences(
         return
     if not window.weekdays or window.start_time is None or not window.duration_minutes:
         return
-    try:
-        tz = ZoneInfo(window.timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+    tz = times.load_zone(window.timezone)
+    if tz is None:
         # a zone this host can no longer load (dropped by a tzdata update): this window has no
-        # occurrences, and says so in the log; it never stops the others (or the routing)
-        log.error("maintenance window %s: unknown timezone %r", window.pk, window.timezone)
+        # occurrences (its page says why); it never stops the others (or the routing)
         return
     duration = timedelta(minutes=window.duration_minutes)
     day = (since - duration).astimezone(tz).date() - timedelta(days=1)

@@ -116,8 +116,8 @@ def enabled_windows() -> list[Window]:
 
 def windows_between(
     kinds: dict[int, str], since: datetime, until: datetime
-) -> dict[int, list[tuple[str, datetime, datetime]]]:
-    """connection id → (window name, start, end) of the occurrences overlapping [since, until]
+) -> dict[int, list[tuple[Window, datetime, datetime]]]:
+    """connection id → (window, start, end) of the occurrences overlapping [since, until]
     that cover it: what notifications need to tell whether an event fell inside a window.
     One query when no window is active then, four otherwise."""
     occurrences: dict[int, list[tuple[datetime, datetime]]] = {}
@@ -130,7 +130,7 @@ def windows_between(
     result: dict[int, list[tuple[str, datetime, datetime]]] = {}
     for connection_id, covering_windows in covering(windows, kinds).items():
         result[connection_id] = [
-            (w.name, start, end) for w in covering_windows for start, end in occurrences[w.pk]
+            (w, start, end) for w in covering_windows for start, end in occurrences[w.pk]
         ]
     return result
 

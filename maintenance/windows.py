@@ -254,7 +254,7 @@ def state(window: Window, now: datetime) -> str:
 def annotate(window: Window, now: datetime, tz: ZoneInfo, n: int = NEXT_SHOWN) -> Window:
     """Sets ``state``, ``upcoming`` (next ``n`` occurrences: start, end in the viewer's zone
     and the window's own) for the templates."""
-    own = ZoneInfo(window.timezone)
+    own = window.zone
     window.state = state(window, now)
     names = dict(WEEKDAY_NAMES)
     window.weekday_names = [names.get(d, str(d)) for d in (window.weekdays or [])]

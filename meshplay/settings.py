@@ -227,6 +227,9 @@ DISCOVERY_INTERVAL = env.int("DISCOVERY_INTERVAL", default=300)  # connected clu
 # A discovery pass that has not ended by then is stopped (the worker's soft time limit; the
 # process is killed 30 s later): an API server that trickles cannot hold a worker.
 DISCOVERY_TIME_LIMIT = env.int("DISCOVERY_TIME_LIMIT", default=240)
+# The network phase of a pass (listing the cluster) is cut at this many seconds, whatever the
+# API server trickles, so one slow cluster costs this, not the worker; below the limit above.
+DISCOVERY_PASS_TIMEOUT = env.int("DISCOVERY_PASS_TIMEOUT", default=60)
 PRUNE_INTERVAL = env.int("PRUNE_INTERVAL", default=600)  # rolling up old probe results
 SCRAPE_RETENTION = env.int("SCRAPE_RETENTION", default=7 * 24 * 3600)  # seconds of samples kept
 PROBE_ROLLUP_RETENTION = env.int("PROBE_ROLLUP_RETENTION", default=90 * 24 * 3600)  # seconds

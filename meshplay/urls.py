@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 from connections import ops, token_views
 from overview import views as overview_views
 

@@ -17,7 +17,6 @@ from django import forms
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiCallback, OpenApiResponse, extend_schema
@@ -29,7 +28,8 @@ from rest_framework.response import Response
 
 from connections.api.errors import error
 from connections.models import Connection
-from meshplay.converters import ID_PATTERN, MAX_ID
+from core.ids import ID_PATTERN, IdFilter
+from core.times import time_problem
 
 from . import channels, delivery
 from . import serializers as s
@@ -64,17 +64,6 @@ def invalid(exc: DjangoValidationError, under_rule: bool = False) -> serializers
 def _manage(user, channel: Channel) -> None:
     if not channels.can_manage(user, channel):
         raise PermissionDenied(f"You may view the channel '{channel.name}' but not change it.")
-
-
-class IdFilter(django_filters.Filter):
-    """An id: an integer from 1 to 2**63-1 (anything else is a 400, never an overflow)."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_ID)
-        super().__init__(*args, **kwargs)
 
 
 # --- the webhook's body, as the OpenAPI document shows it -------------------------------------
@@ -318,12 +307,12 @@ class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
         moment = super().to_python(value)
         if moment is None:
             return None
-        try:
-            if moment.tzinfo is None:
-                moment = timezone.make_aware(moment, dt.UTC)
-            return moment.astimezone(dt.UTC)
-        except (OverflowError, ValueError):
-            raise forms.ValidationError("Give a time between the years 1 and 9999.") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        problem = time_problem(moment)
+        if problem:
+            raise forms.ValidationError(problem)
+        return moment.astimezone(dt.UTC)
 
 
 class SinceFilter(django_filters.IsoDateTimeFilter):

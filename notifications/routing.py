@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +22,7 @@ from django.utils import timezone
 from connections.choices import Status, Trigger
 from connections.dependencies import down_parents, parent_note
 from connections.models import Connection
+from environments.audience import Audience
 
 from .choices import FAILURES, Category, MessageKind
 from .messages import event_message, reminder_message, still_down_message
@@ -34,35 +35,52 @@ ROUTE_LOCK_KEY = 0x4E4F54494659  # "NOTIFY"
 _DOWN = (Status.DISCONNECTED, Status.NOT_FOUND)
 
 
+class Quiet(NamedTuple):
+    """Why an event raises no notification (``cause`` "" : it does), and how it is told."""
+
+    cause: str = ""  # "maintenance", "schedule", "window", "parent"
+    text: str = ""
+
+
 def quiet_reason(
     event: Event,
     connection: Connection,
     windows: dict | None = None,
     parents_down: dict | None = None,
-) -> str:
-    """Why an event raises no notification at all, or "" (the one place quiet is decided).
+    audience: Audience | None = None,
+) -> Quiet:
+    """Why an event raises no notification at all (the one place quiet is decided).
 
-    ``windows``: connection id → (name, start, end) of the maintenance windows that cover it
+    ``windows``: connection id → (window, start, end) of the maintenance windows that cover it
     around the events' times (``maintenance_windows_of``, computed once per batch).
     ``parents_down``: connection id → its parent that is down now (``parents_down_of``): a
-    child's failure is then listed in the parent's message, not sent on its own."""
+    child's failure is then listed in the parent's message, not sent on its own. A window or a
+    parent is named only if everyone who reads about the connection may see it."""
+    audience = audience or Audience()
     if connection.status == Status.MAINTENANCE and event.category != Category.ADMINISTRATIVE:
-        return "the connection is in maintenance"
+        return Quiet("maintenance", "the connection is in maintenance")
     if event.trigger == Trigger.SCHEDULE:
-        return "a maintenance window started or ended"
+        return Quiet("schedule", "a maintenance window started or ended")
     if event.category != Category.ADMINISTRATIVE and not event.after_window:
-        for name, start, end in (windows or {}).get(connection.pk, ()):
+        for window, start, end in (windows or {}).get(connection.pk, ()):
             if start <= event.created_at < end:
-                return f"under maintenance window {name}"[:200]
+                return Quiet("window", window_note(window, connection.pk, audience)[:200])
     parent = (parents_down or {}).get(connection.pk)
     if parent is not None and event.category in FAILURES:
-        return parent_note(parent)[:200]
-    return ""
+        named = audience.may_name_connection(parent.pk, connection.pk)
+        return Quiet("parent", parent_note(parent, named=named)[:200])
+    return Quiet()
 
 
-def _window_end(event: Event, windows: dict) -> datetime | None:
+def window_note(window: Any, connection_id: int, audience: Audience) -> str:
+    if audience.may_name_window(window, connection_id):
+        return f"under maintenance window {window.name}"
+    return "under a maintenance window"
+
+
+def _window_end(event: Event, cause: str, windows: dict) -> datetime | None:
     """When the last window that kept this failure quiet ends (None: not a window's)."""
-    if event.category not in FAILURES or not event.quiet.startswith("under maintenance window"):
+    if event.category not in FAILURES or cause != "window":
         return None
     ends = [
         end
@@ -221,11 +239,15 @@ def route_events(now: datetime | None = None, limit: int = ROUTE_BATCH) -> Count
         )
         windows = maintenance_windows_of(events, connections)
         parents_down = parents_down_of(events)
-        loud = []
+        audience = Audience()
+        audience.connections(
+            {e.connection_id for e in events} | {p.pk for p in parents_down.values()}
+        )
+        loud, causes = [], {}
         for event in events:
             event.routed_at = now
-            event.quiet = quiet_reason(
-                event, connections[event.connection_id], windows, parents_down
+            causes[event.pk], event.quiet = quiet_reason(
+                event, connections[event.connection_id], windows, parents_down, audience
             )
             if event.quiet:
                 stats["quiet"] += 1
@@ -235,8 +257,8 @@ def route_events(now: datetime | None = None, limit: int = ROUTE_BATCH) -> Count
         # a failure kept quiet by a window or a parent is looked at again (release_deferred)
         deferred = {}
         for event in events:
-            end = _window_end(event, windows)
-            if end is None and event.category in FAILURES and event.quiet.startswith("parent "):
+            end = _window_end(event, causes[event.pk], windows)
+            if end is None and event.category in FAILURES and causes[event.pk] == "parent":
                 end = now + RECHECK_EVERY
             if end is not None:
                 deferred[event.pk] = min(end, now + RECHECK_EVERY)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-import meshplay.converters  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 
 from . import views
 

@@ -40,6 +40,10 @@ Behaviour that mirrors the real API server:
 creation time and gets a new resourceVersion); they create a missing namespace on the
 fly.  ``remove_*`` raise ``KeyError`` for an object that does not exist.
 
+A slow server is simulated by :meth:`FakeKubernetesAPI.trickle`: the list answers of a
+resource type come one byte at a time (status line, headers and body), so a client's
+per-read timeout never fires and only a deadline on the whole exchange ends it.
+
 "Down" is simulated by really closing the listening socket and every open connection
 (:meth:`FakeKubernetesAPI.set_down`), so clients get "connection refused" just as for
 an unreachable API server; ``set_down(False)`` listens again on the *same* port, so
@@ -356,6 +360,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except _HTTPError as err:
             code, ctype, body = err.status["code"], "application/json", _dumps(err.status)
+        interval = api._trickle_interval(parts.path)
+        if interval is not None and self.command == "GET":
+            self._trickle(code, ctype, body, interval)
+            return
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -366,6 +374,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _trickle(self, code: int, ctype: str, body: bytes, interval: float) -> None:
+        """The whole answer one byte every ``interval`` seconds, until it is sent or the client
+        (or the server's stop) closes the connection."""
+        self.close_connection = True
+        head = (
+            f"HTTP/1.1 {code} {self.responses[code][0]}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        for byte in head + body:
+            try:
+                self.wfile.write(bytes((byte,)))
+            except (OSError, ssl.SSLError):
+                return
+            time.sleep(interval)
 
 
 class FakeKubernetesAPI:
@@ -407,6 +431,7 @@ class FakeKubernetesAPI:
         self._current: dict[str, tuple[int, _Snapshot]] = {}  # resource -> (built at, snap)
         self._snapshots: OrderedDict[tuple[str, int], _Snapshot] = OrderedDict()
         self._ip_counter = 0
+        self._trickled: dict[str, float] = {}  # resource -> seconds between bytes of its lists
 
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -529,6 +554,24 @@ class FakeKubernetesAPI:
             "contexts": [{"name": context, "context": ctx}],
             "current-context": context,
         }
+
+    def trickle(self, resource: str, interval: float | None = 0.5) -> None:
+        """Answer the lists of ``resource`` (e.g. ``"services"``) one byte every ``interval``
+        seconds; ``None`` answers them at once again."""
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}; expected one of {list(RESOURCES)}")
+        with self._lock:
+            if interval is None:
+                self._trickled.pop(resource, None)
+            else:
+                self._trickled[resource] = interval
+
+    def _trickle_interval(self, path: str) -> float | None:
+        route = _route(path)
+        if route is None or route[0] != "resource" or route[3] is not None:
+            return None  # only lists trickle
+        with self._lock:
+            return self._trickled.get(route[1])
 
     def clear_requests(self) -> None:
         with self._lock:

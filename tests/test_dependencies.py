@@ -254,3 +254,79 @@ def test_a_chain_deeper_than_the_limit_is_refused_not_left_unchecked(make_connec
     with pytest.raises(ValidationError) as refused:
         add_parent(owner, chain[0], chain[-1])  # would close a cycle beyond the limit
     assert "at most" in str(refused.value)
+
+
+def test_a_private_parent_is_not_named_in_a_shared_childs_reason(
+    make_connection, owner, django_user_model, receiver
+):
+    """An editor makes a shared connection depend on his private one: members of the
+    environment read the child's history and quiet notes, so the parent's name stays out."""
+    from environments.models import Environment, EnvironmentMembership
+
+    editor = django_user_model.objects.create_user("ed", password="x")
+    viewer = django_user_model.objects.create_user("vi", password="x")
+    env = Environment.objects.create(name="prod", owner=owner)
+    EnvironmentMembership.objects.create(environment=env, user=editor, role="editor")
+    EnvironmentMembership.objects.create(environment=env, user=viewer, role="viewer")
+    shared = make_connection(Status.CONNECTED, managed=True, owner=owner, failure_threshold=1)
+    env.connections.add(shared)
+    private = make_connection(
+        Status.CONNECTED, managed=True, owner=editor, name="eds-private-parent"
+    )
+    add_parent(editor, shared, private)
+    Event.objects.update(routed_at=timezone.now())
+    down(private)
+    health.apply_outcomes([(shared, FAILED)])
+    run()
+    shared.refresh_from_db()
+    texts = [
+        shared.history.last().reason,
+        *Event.objects.filter(connection=shared).values_list("reason", "quiet"),
+    ]
+    assert "eds-private-parent" not in str(texts)
+    assert shared.history.last().reason.endswith("a connection it depends on is Disconnected")
+    # the viewer gets 404 for the parent, and reads no name of it on the child's page
+    from django.test import Client
+
+    client = Client()
+    client.force_login(viewer)
+    assert client.get(f"/connections/{private.pk}/").status_code == 404
+    assert "eds-private-parent" not in client.get(f"/connections/{shared.pk}/").text
+
+
+def test_a_parent_everyone_may_see_is_named(make_connection, owner):
+    parent = make_connection(Status.CONNECTED, managed=True, owner=owner, name="visible-parent")
+    child = make_connection(Status.CONNECTED, managed=True, owner=owner, failure_threshold=1)
+    add_parent(owner, child, parent)
+    down(parent)
+    health.apply_outcomes([(child, FAILED)])
+    child.refresh_from_db()
+    assert child.history.last().reason.endswith("parent visible-parent is Disconnected")
+
+
+@pytest.mark.parametrize("url", ["/connections/?depends_on={}", "/api/connections/?depends_on={}"])
+def test_the_children_of_a_hidden_connection_are_not_listed(make_connection, owner, stranger, url):
+    """?depends_on= of an id one may not see is refused, as ?environment= is: no oracle."""
+    from django.test import Client
+
+    hidden = make_connection(Status.CONNECTED, owner=owner, name="hidden-parent")
+    child = make_connection(Status.CONNECTED, owner=stranger, name="strangers-child")
+    Dependency.objects.create(child=child, parent=hidden)
+    client = Client()
+    client.force_login(stranger)
+    answer = client.get(url.format(hidden.pk))
+    assert answer.status_code == 400
+    assert "strangers-child" not in answer.content.decode()
+    assert client.get(url.format(child.pk)).status_code == 200  # one's own: fine
+
+
+@pytest.mark.parametrize("raw", ["²", "①", "٣", "1_0", "99999999999999999999", "-1", ""])
+def test_a_parent_that_is_not_an_id_is_a_400(client, make_connection, owner, raw):
+    child = make_connection(Status.CONNECTED, owner=owner)
+    client.force_login(owner)
+    answer = client.post(
+        f"/connections/{child.pk}/parents/", {"parent": raw}, HTTP_HX_REQUEST="true"
+    )
+    assert answer.status_code == 400
+    assert "Choose the connection it depends on." in answer.content.decode()
+    assert not Dependency.objects.exists()

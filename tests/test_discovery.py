@@ -1,5 +1,9 @@
 """Discovery end to end against the in-suite Kubernetes API server, through the real client."""
 
+import signal
+import time
+from contextlib import contextmanager
+
 import pytest
 
 from connections import discovery, lifecycle
@@ -42,21 +46,26 @@ def api():
         yield server
 
 
-@pytest.fixture
-def cluster(api, owner, make_connection):
+def connect_cluster(server, owner, make_connection, name="prod-cluster"):
+    """A Connected Kubernetes connection to ``server``, with a token credential bound to it."""
     credential = Credential(
-        name="cluster token", kind="bearer_token", owner=owner, endpoints=[origin_of(api.url)]
+        name=f"{name} token", kind="bearer_token", owner=owner, endpoints=[origin_of(server.url)]
     )
     credential.set_secret({"token": TOKEN})
     credential.save()
     return make_connection(
         Status.CONNECTED,
-        name="prod-cluster",
+        name=name,
         kind="kubernetes",
-        url=api.url,
+        url=server.url,
         credential=credential,
-        metadata={"certificate_authority_data": encode_ca(api.ca_pem)},
+        metadata={"certificate_authority_data": encode_ca(server.ca_pem)},
     )
+
+
+@pytest.fixture
+def cluster(api, owner, make_connection):
+    return connect_cluster(api, owner, make_connection)
 
 
 def discovered(cluster):
@@ -461,3 +470,133 @@ def test_a_disconnected_discovered_connection_follows_its_new_address(api, clust
     discovery.discover_cluster(cluster)
     prometheus.refresh_from_db()
     assert prometheus.url == "http://127.0.0.9:9090"
+
+
+# --- a trickling API server, the egress guard, children of a deleted cluster ------------------
+
+
+class PassHung(BaseException):
+    """Not an Exception: a pass cannot mistake it for the cluster's failure and swallow it."""
+
+
+@contextmanager
+def hung_after(seconds: float):
+    """Ends a pass still running after ``seconds`` (SIGALRM, in this main thread), so that a
+    pass that never ends fails its test instead of holding the run."""
+
+    def ring(signum, frame):
+        raise PassHung(f"the pass was still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_trickling_api_server_costs_its_pass_the_pass_timeout_and_nothing_more(
+    api, cluster, owner, make_connection, settings
+):
+    """One byte every half second never trips a per-read timeout, and a pass run outside Celery
+    has no soft time limit: the deadline on the pass's network phase ends it, writing nothing,
+    and the next cluster's pass is not touched by it."""
+    settings.DISCOVERY_PASS_TIMEOUT = 2
+    api.trickle("services", 0.5)
+    # the client imports its API classes on first use (a second or two): not on the clock
+    assert discovery.k8s.AppsV1Api and discovery.k8s.CoreV1Api
+    started = time.monotonic()
+    with hung_after(30):
+        report = discovery.discover_cluster(cluster)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 3, elapsed
+    assert report.error == (
+        "the API server did not finish answering within 2 s (DISCOVERY_PASS_TIMEOUT); "
+        "nothing was changed"
+    )
+    assert ("GET", "/api/v1/services") in {(m, path) for m, path, _ in api.requests}
+    assert report.rows_written == 0 and report.created == []
+    assert not DiscoveredResource.objects.filter(cluster=cluster).exists()
+    assert not Connection.all_objects.filter(cluster=cluster).exists()
+    cluster.refresh_from_db()
+    assert "DISCOVERY_PASS_TIMEOUT" in cluster.metadata["discovery_error"]
+
+    with FakeKubernetesAPI(tokens={TOKEN: "admin"}) as healthy_api:
+        healthy_api.add_namespace("monitoring")
+        healthy_api.add_service(
+            "monitoring", "prometheus", {"app.kubernetes.io/name": "prometheus"}, [9090]
+        )
+        healthy = connect_cluster(healthy_api, owner, make_connection, name="healthy-cluster")
+        with hung_after(30):
+            report = discovery.discover_cluster(healthy)
+    assert report.error == "" and len(report.created) == 1, report
+    assert healthy.discovered_connections.get().status == Status.DISCOVERED
+
+
+def test_discovery_connects_only_where_the_egress_guard_allows(
+    api, cluster, settings, monkeypatch
+):
+    """The early check of the server's address can be outrun (a name that resolves elsewhere
+    when the client connects): the guard refuses the connect itself, and nothing is sent."""
+    from connections.probes import kubernetes as kubernetes_probe
+
+    settings.PROBE_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # loopback, where the server is, is not
+    monkeypatch.setattr(kubernetes_probe, "refusal_for", lambda url: None)
+    api.clear_requests()
+    report = discovery.discover_cluster(cluster)
+    assert report.error.startswith("refused:"), report.error
+    assert "outside PROBE_ALLOWED_NETWORKS" in report.error
+    assert api.requests == []
+    assert not cluster.discovered_connections.exists()
+
+
+@pytest.mark.parametrize("gone", [True, False], ids=["service-gone", "service-still-there"])
+def test_a_child_of_a_deleted_cluster_is_judged_by_the_cluster_added_again(
+    api, cluster, owner, make_connection, gone
+):
+    """Deleted frees the identity: the cluster added again is the same cluster (its kube-system
+    uid), so what was found under its tombstone is its to judge: adopted if still there, turned
+    Disconnected (and adopted) if gone. Ignored stays ignored either way."""
+    discovery.discover_cluster(cluster)
+    children = discovered(cluster)
+    prometheus, grafana = children["monitoring/prometheus-server"], children["monitoring/grafana"]
+    lifecycle.transition(grafana, Status.IGNORED, trigger=Trigger.USER, user=owner)
+    lifecycle.transition(cluster, Status.DELETED, trigger=Trigger.USER, user=owner)
+    if gone:
+        api.remove_service("monitoring", "prometheus-server")
+        api.remove_service("monitoring", "grafana")
+    again = connect_cluster(api, owner, make_connection, name="prod-cluster again")
+
+    report = discovery.discover_cluster(again)
+    assert report.error == "" and report.created == [], report
+    prometheus.refresh_from_db()
+    grafana.refresh_from_db()
+    assert prometheus.cluster_id == again.pk  # not left on the tombstone
+    if gone:
+        assert report.vanished == [prometheus.identity]
+        assert prometheus.status == Status.DISCONNECTED
+        lost = prometheus.history.last()
+        assert (lost.trigger, lost.reason) == (Trigger.DISCOVERY, "vanished from its cluster")
+    else:
+        assert report.vanished == [] and prometheus.status == Status.DISCOVERED
+    assert grafana.status == Status.IGNORED
+    assert [h.to_status for h in grafana.history.all()] == [Status.DISCOVERED, Status.IGNORED]
+    assert discovery.discover_cluster(again).rows_written == 0  # judged once
+
+
+def test_children_of_another_deleted_cluster_are_left_alone(api, cluster, owner, make_connection):
+    with FakeKubernetesAPI(tokens={TOKEN: "admin"}) as other_api:  # another kube-system uid
+        other_api.add_namespace("monitoring")
+        other_api.add_service(
+            "monitoring", "prometheus-server", {"app.kubernetes.io/name": "prometheus"}, [9090]
+        )
+        other = connect_cluster(other_api, owner, make_connection, name="other-cluster")
+        discovery.discover_cluster(other)
+    stranded = other.discovered_connections.get()
+    lifecycle.transition(other, Status.DELETED, trigger=Trigger.USER, user=owner)
+    api.remove_service("monitoring", "prometheus-server")  # gone here too, by the same name
+    report = discovery.discover_cluster(cluster)
+    assert report.error == "" and stranded.identity not in report.vanished
+    stranded.refresh_from_db()
+    assert (stranded.status, stranded.cluster_id) == (Status.DISCOVERED, other.pk)

@@ -557,3 +557,214 @@ def test_a_window_stops_holding_connections_its_owner_may_no_longer_change(
     apply_windows(now=start + timedelta(minutes=2))
     conn.refresh_from_db()
     assert conn.status == Status.MAINTENANCE  # and does again once they are back
+
+
+# ---- who reads a reason, what it names --------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_windows_ending_together_are_named_only_in_their_own_connections_reasons(
+    make_connection, owner, stranger
+):
+    """Two users' private windows end in the same tick: each connection's history names only
+    the window that covered it, never the other user's."""
+    mine = make_connection(Status.CONNECTED, owner=owner)
+    theirs = make_connection(Status.CONNECTED, owner=stranger)
+    start, end = utc(2025, 5, 1, 10), utc(2025, 5, 1, 12)
+    with time_machine.travel(start - timedelta(hours=1), tick=False):
+        one_off(owner, start, end, name="owner-window", connections=[mine])
+        one_off(stranger, start, end, name="stranger-private-window", connections=[theirs])
+    apply_windows(now=start)
+    apply_windows(now=end)
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.history.last().reason == "maintenance window owner-window ended"
+    assert theirs.history.last().reason == "maintenance window stranger-private-window ended"
+
+
+@pytest.mark.django_db
+def test_a_private_window_over_a_shared_connection_is_not_named_to_its_members(
+    make_connection, owner, django_user_model, environment
+):
+    """The owner's own window covers a connection shared into "prod": its members read the
+    connection's history, so the window's name stays out of it."""
+    from environments.models import EnvironmentMembership
+
+    viewer = django_user_model.objects.create_user("viewer", password="x")
+    EnvironmentMembership.objects.create(environment=environment, user=viewer, role="viewer")
+    shared = make_connection(Status.CONNECTED, owner=owner)
+    environment.connections.add(shared)
+    start, end = utc(2025, 5, 1, 10), utc(2025, 5, 1, 12)
+    with time_machine.travel(start - timedelta(hours=1), tick=False):
+        one_off(owner, start, end, name="owner-secret-plan", connections=[shared])
+    apply_windows(now=start)
+    apply_windows(now=end)
+    reasons = list(shared.history.values_list("reason", flat=True))
+    assert not any("owner-secret-plan" in r for r in reasons)
+    assert "a maintenance window" in reasons and "its maintenance window ended" in reasons
+    # an environment's window is named: everyone who sees the connection sees the window
+    one_off(
+        owner,
+        utc(2025, 5, 2, 10),
+        utc(2025, 5, 2, 12),
+        name="prod-window",
+        environment=environment,
+        connections=[shared],
+    )
+    apply_windows(now=utc(2025, 5, 2, 10))
+    assert shared.history.last().reason == "maintenance window prod-window"
+
+
+@pytest.mark.django_db
+def test_a_quiet_note_names_a_window_only_to_those_who_see_it(
+    make_connection, owner, django_user_model, environment, channel
+):
+    from environments.models import EnvironmentMembership
+
+    viewer = django_user_model.objects.create_user("viewer", password="x")
+    EnvironmentMembership.objects.create(environment=environment, user=viewer, role="viewer")
+    shared = make_connection(Status.CONNECTED, owner=owner)
+    environment.connections.add(shared)
+    Event.objects.all().delete()
+    now = utc(2025, 5, 1, 10)
+    with time_machine.travel(now, tick=False):
+        # a failure during the owner's private window (before apply_windows moved it)
+        one_off(
+            owner,
+            now - timedelta(minutes=5),
+            now + timedelta(hours=1),
+            name="owner-secret-plan",
+            connections=[shared],
+        )
+        lifecycle.transition(shared, Status.DISCONNECTED, trigger=Trigger.PROBE, reason="down")
+        routing.route_events(now=now)
+    event = Event.objects.get(connection=shared)
+    assert event.quiet == "under a maintenance window"
+
+
+# ---- times at the edge, zones that no longer load, rights that ended ------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("0001-01-02T00:00:00+14:00", "2025-01-01T00:00:00Z"),
+        ("2025-01-01T00:00:00Z", "9999-12-31T00:00:00-12:00"),
+    ],
+)
+def test_a_window_at_the_edge_of_time_is_refused_and_pages_never_break(
+    owner, environment, start, end
+):
+    from django.test import Client
+
+    from connections.models import ApiToken
+
+    key = ApiToken.issue(owner, "t")[1]
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    body = {
+        "name": "forever",
+        "kind": "one_off",
+        "starts_at": start,
+        "ends_at": end,
+        "environment": environment.pk,
+    }
+    answer = api.post("/api/maintenance/windows/", body, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    assert "0001-01-03 and 9999-12-29" in answer.content.decode()
+    assert not Window.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_window_stored_at_the_edge_of_time_shows_in_every_zone(make_connection, owner):
+    """Saved by an earlier release: the migration's clamp, and the pages in a far zone."""
+    from importlib import import_module
+
+    from django.apps import apps as global_apps
+    from django.test import Client
+    from django.urls import reverse
+
+    conn = make_connection(Status.CONNECTED, owner=owner)
+    window = one_off(
+        owner, utc(2025, 1, 1), utc(2025, 1, 2), connections=[conn], timezone="Pacific/Kiritimati"
+    )
+    Window.objects.filter(pk=window.pk).update(
+        starts_at=datetime.min.replace(tzinfo=UTC), ends_at=datetime.max.replace(tzinfo=UTC)
+    )
+    import_module("maintenance.migrations.0003_window_times_within_bounds").clamp(global_apps, None)
+    client = Client()
+    client.force_login(owner)
+    client.post(reverse("maintenance:list"), {"tz": "Etc/GMT+12"})
+    for url in (
+        reverse("maintenance:list"),
+        reverse("maintenance:detail", args=[window.pk]),
+        reverse("maintenance:edit", args=[window.pk]),
+        reverse("connections:detail", args=[conn.pk]),
+    ):
+        assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_a_window_whose_zone_no_longer_loads_shows_and_says_so(make_connection, owner, environment):
+    from django.test import Client
+    from django.urls import reverse
+
+    conn = make_connection(Status.CONNECTED, owner=owner)
+    environment.connections.add(conn)
+    window = make_window(
+        owner,
+        connections=[conn],
+        kind=Window.Kind.RECURRING,
+        weekdays=[0, 1, 2, 3, 4, 5, 6],
+        start_time=time(3, 0),
+        duration_minutes=60,
+        environment=environment,
+    )
+    Window.objects.filter(pk=window.pk).update(timezone="US/Pacific-New")  # gone in 2020b
+    client = Client()
+    client.force_login(owner)
+    for url in (
+        reverse("maintenance:list"),
+        reverse("maintenance:detail", args=[window.pk]),
+        reverse("maintenance:edit", args=[window.pk]),
+        reverse("connections:detail", args=[conn.pk]),
+        reverse("environments:detail", args=[environment.pk]),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200, url
+    page = client.get(reverse("maintenance:detail", args=[window.pk]))
+    assert "no longer knows the time zone US/Pacific-New" in page.text
+
+
+@pytest.mark.django_db
+def test_an_editor_removed_from_an_environment_no_longer_sees_its_windows(
+    owner, django_user_model, environment
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    from environments.models import EnvironmentMembership
+
+    editor = django_user_model.objects.create_user("ed", password="x")
+    membership = EnvironmentMembership.objects.create(
+        environment=environment, user=editor, role="editor"
+    )
+    window = one_off(
+        editor, utc(2030, 1, 1), utc(2030, 1, 2), name="eds-window", environment=environment
+    )
+    client = Client()
+    client.force_login(editor)
+    detail = reverse("maintenance:detail", args=[window.pk])
+    assert client.get(detail).status_code == 200
+    membership.delete()
+    assert client.get(detail).status_code == 404
+    assert "eds-window" not in client.get(reverse("maintenance:list")).text
+    assert (
+        client.post(reverse("maintenance:delete", args=[window.pk]), {"confirm": "yes"}).status_code
+        == 404
+    )
+    assert Window.objects.filter(pk=window.pk).exists()
+    # his own window of no environment stays his
+    own = one_off(editor, utc(2030, 1, 1), utc(2030, 1, 2), name="eds-own")
+    assert client.get(reverse("maintenance:detail", args=[own.pk])).status_code == 200

@@ -14,9 +14,9 @@ from connections.identity import validate_endpoint_url
 from connections.kinds import kind_choices
 from connections.models import Connection, ConnectionTransition
 from connections.sanitize import clean_text
+from core.ids import MAX_ID
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
-from meshplay.converters import MAX_ID
 
 
 class BoundedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):

@@ -20,10 +20,10 @@ from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
 from connections.lifecycle import editable_ids
 from connections.models import Connection
+from core.ids import ID_PATTERN
 from credentials.kubeconfig import parse_kubeconfig
 from environments.actions import change_membership, group_transition
 from environments.models import Environment, EnvironmentMembership
-from meshplay.converters import ID_PATTERN
 
 from . import serializers as s
 from .errors import error

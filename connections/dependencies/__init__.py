@@ -58,8 +58,12 @@ def down_parents(ids: Any) -> dict[int, Connection]:
     return found
 
 
-def parent_note(parent: Connection) -> str:
-    return f"parent {parent.name} is {parent.get_status_display()}"
+def parent_note(parent: Connection, *, named: bool) -> str:
+    """The note on a child's failure; the parent by name only where every reader of the child
+    may see it (``environments.audience``)."""
+    if named:
+        return f"parent {parent.name} is {parent.get_status_display()}"
+    return f"a connection it depends on is {parent.get_status_display()}"
 
 
 def children_of(ids: Any):

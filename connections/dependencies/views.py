@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.ids import parse_id
+
 from ..models import Connection
 from . import add_parent, remove_parent
 
@@ -21,11 +23,11 @@ def connection_parents(request: HttpRequest, pk: int) -> HttpResponse:
 
     child = get_object_or_404(Connection.objects.restrict(request.user), pk=pk)
     fallback = reverse("connections:detail", args=[pk])
-    raw = request.POST.get("parent", "")
-    if not raw.isdigit() or len(raw) > 18:
+    parent_id = parse_id(request.POST.get("parent", ""))
+    if parent_id is None:
         messages.error(request, "Choose the connection it depends on.")
         return _done(request, fallback, 400)
-    parent = Connection.objects.restrict(request.user).filter(pk=int(raw)).first()
+    parent = Connection.objects.restrict(request.user).filter(pk=parent_id).first()
     if parent is None:
         messages.error(request, "Choose a connection you can see.")
         return _done(request, fallback, 400)

@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
-from core.egress import refusal_for
+from core.egress import AddressRefused, refusal_for
 from credentials.bounds import describe, origin_of, permits
 from credentials.kubeconfig import parse_kubeconfig
 
@@ -115,6 +115,9 @@ def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
 
 
 def failure_from(exc: Exception) -> ProbeFailed:
+    refused = _refusal_in(exc)
+    if refused is not None:  # the egress guard's, wrapped by urllib3 as a connection error
+        return ProbeFailed("refused", str(refused))
     if isinstance(exc, k8s.exceptions.ApiException):
         if exc.status == 0:  # the client's wrapping of a transport error
             if "SSL" in str(exc.reason):
@@ -135,6 +138,17 @@ def failure_from(exc: Exception) -> ProbeFailed:
     if isinstance(exc, ConfigException | ValueError | KeyError | TypeError):
         return ProbeFailed("invalid", f"unusable kubeconfig: {exc}")
     return ProbeFailed("connect", f"cannot reach the API server: {reason}")
+
+
+def _refusal_in(exc: BaseException) -> AddressRefused | None:
+    """The egress guard's refusal among an exception and its causes, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, AddressRefused):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @dataclass(frozen=True)

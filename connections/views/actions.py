@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.ids import parse_id
 from environments.actions import change_membership
 from environments.models import Environment
 
@@ -87,10 +88,11 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         base = visible(request)
         within = filters.get("within_environment", "")
         if within:  # an environment's page: its rows, then the page's own filters
-            if not (within.isascii() and within.isdigit() and len(within) <= 18):
+            environment_id = parse_id(within)
+            if environment_id is None:
                 messages.error(request, "The table's filters are not valid.")
                 return _done(request, fallback, 400)
-            base = base.filter(environments=int(within))
+            base = base.filter(environments=environment_id)
         filterset = ConnectionFilterSet(filters, queryset=base, request=request)
         if not filterset.is_valid():
             messages.error(request, "The table's filters are not valid.")

@@ -378,7 +378,7 @@ def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[d
             text = "managed" if value else "unmanaged"
             chips.append({"key": name, "label": f"{label}: {text}", "query": without(name)})
         elif name == "depends_on" and value is not None:
-            chips.append({"key": name, "label": f"{label}: #{int(value)}", "query": without(name)})
+            chips.append({"key": name, "label": f"{label}: {value.name}", "query": without(name)})
     return chips
 
 
