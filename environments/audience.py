@@ -48,9 +48,9 @@ class Audience:
             return
         owners = dict(Connection.all_objects.filter(pk__in=missing).values_list("pk", "owner_id"))
         links = list(
-            Environment.connections.through.objects.filter(
-                connection_id__in=missing
-            ).values_list("connection_id", "environment_id")
+            Environment.connections.through.objects.filter(connection_id__in=missing).values_list(
+                "connection_id", "environment_id"
+            )
         )
         self.environments(e for _, e in links)
         found: dict[int, set[int]] = {pk: {owner} - {None} for pk, owner in owners.items()}

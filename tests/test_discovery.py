@@ -534,9 +534,7 @@ def test_a_trickling_api_server_costs_its_pass_the_pass_timeout_and_nothing_more
     assert healthy.discovered_connections.get().status == Status.DISCOVERED
 
 
-def test_discovery_connects_only_where_the_egress_guard_allows(
-    api, cluster, settings, monkeypatch
-):
+def test_discovery_connects_only_where_the_egress_guard_allows(api, cluster, settings, monkeypatch):
     """The early check of the server's address can be outrun (a name that resolves elsewhere
     when the client connects): the guard refuses the connect itself, and nothing is sent."""
     from connections.probes import kubernetes as kubernetes_probe
