@@ -31,7 +31,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from kubernetes import client as k8s
 
@@ -762,13 +762,19 @@ def _sync_connections(
     # in this same cluster (its identity is in theirs) under a connection deleted since: the
     # tombstone judges nothing any more, this connection is now the cluster's (as for the
     # children still there, adopted above)
-    lost = Connection.objects.filter(
-        Q(cluster=cluster)
-        | Q(cluster__status=Status.DELETED, identity__startswith=_identity_prefix(cluster_id)),
-        managed=True,
-        status__in=[Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED],
-    ).exclude(identity__in=list(integrable))
-    for connection in lost:
+    mine = Connection.objects.filter(cluster=cluster)
+    orphans = Connection.objects.filter(
+        cluster__status=Status.DELETED, identity__startswith=_identity_prefix(cluster_id)
+    )
+    lost = [
+        query.filter(
+            managed=True, status__in=[Status.DISCOVERED, Status.REGISTERED, Status.CONNECTED]
+        )
+        .exclude(identity__in=list(integrable))
+        .order_by()
+        for query in (mine, orphans)
+    ]
+    for connection in lost[0].union(lost[1], all=True):  # one statement, each on its index
         try:
             lifecycle.transition(
                 connection,

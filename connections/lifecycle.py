@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, Transition
 
@@ -257,7 +258,9 @@ def perform_user_action(
     if item is None or item.name != "register":
         # every other edge, ending maintenance toward Registered included, needs no check
         return transition(connection, target, trigger=Trigger.USER, user=user, reason=reason)
-    outcome = outcome or check_reachability(connection)
+    if outcome is None:
+        stake([connection])
+        outcome = check_reachability(connection)
     if outcome.ok:
         return transition(
             connection,
@@ -279,6 +282,21 @@ def perform_user_action(
         f"failed ({outcome.summary}).",
         outcome,
     )
+
+
+def stake(connections: list[Connection]) -> None:
+    """A user's action that checks before it acts (Register) makes the row's version newer
+    before the check: a probe that started earlier and lands during the check then loses its
+    compare-and-set, and the user's action, applied against the staked version, wins. A row
+    changed since it was loaded stays stale either way (its version moves on from the newer
+    one), so the action reports it as it would have."""
+    if not connections:
+        return
+    Connection.all_objects.filter(pk__in=[c.pk for c in connections]).update(
+        state_version=F("state_version") + 1
+    )
+    for connection in connections:
+        connection.state_version += 1
 
 
 @dataclass
@@ -325,6 +343,7 @@ def perform_bulk_action(
             and item.name == "register"
             and item.has_perm(c, user)  # nobody probes what they may not change
         ]
+        stake(eligible)
         outcomes = dict(zip([c.pk for c in eligible], probe_many(eligible), strict=True))
     for connection in connections:
         wanted = target

@@ -128,3 +128,66 @@ def test_workers_counting_at_once_lose_no_count_and_never_deadlock(round_):
     for counter in counters.values():
         assert (counter.count, counter.latency_count) == (80, 80)
         assert counter.buckets[1] == 80 and counter.buckets[0] == 0  # 7 ms: le 10, not le 5
+
+
+def test_a_users_register_wins_over_a_probe_that_lands_during_its_check(
+    make_connection, owner, http_endpoint, monkeypatch
+):
+    """The spec's race: a probe started before the user's Register (it read the row first)
+    and its failure lands while the user's reachability check runs. The user's action wins."""
+    from connections import health
+    from connections.probes import ProbeOutcome
+
+    conn = make_connection(
+        Status.DISCOVERED, managed=True, url=http_endpoint.url, failure_threshold=1
+    )
+    seen_by_probe = Connection.objects.get(pk=conn.pk)  # the probe read the row, then probed
+    real_check = lifecycle.check_reachability
+    landed = []
+
+    def check_while_the_probe_lands(connection):
+        landed.append(
+            health.apply_outcomes(
+                [(seen_by_probe, ProbeOutcome(ok=False, error_class="connect", error="refused"))]
+            )
+        )
+        return real_check(connection)
+
+    monkeypatch.setattr(lifecycle, "check_reachability", check_while_the_probe_lands)
+    record = lifecycle.perform_user_action(conn, Status.REGISTERED, user=owner)
+    assert record.to_status == Status.REGISTERED and record.trigger == Trigger.USER
+    assert landed[0]["stale"] == 1 and landed[0]["transitions"] == 0
+    stored = Connection.objects.get(pk=conn.pk)
+    assert stored.status == Status.REGISTERED
+    assert stored.history.last().trigger == Trigger.USER
+    assert not stored.history.filter(trigger=Trigger.PROBE).exists()
+
+
+def test_a_bulk_register_wins_over_probes_that_land_during_its_checks(
+    make_connection, owner, http_endpoint, monkeypatch
+):
+    from connections import health
+    from connections.probes import ProbeOutcome
+
+    conns = [
+        make_connection(
+            Status.DISCOVERED, managed=True, url=f"{http_endpoint.url}/{n}", failure_threshold=1
+        )
+        for n in range(3)
+    ]
+    seen_by_probe = [Connection.objects.get(pk=c.pk) for c in conns]
+    real_probe_many = lifecycle.probe_many
+    landed = []
+
+    def checks_while_probes_land(connections):
+        failed = ProbeOutcome(ok=False, error_class="connect", error="refused")
+        landed.append(health.apply_outcomes([(c, failed) for c in seen_by_probe]))
+        return real_probe_many(connections)
+
+    monkeypatch.setattr(lifecycle, "probe_many", checks_while_probes_land)
+    report = lifecycle.perform_bulk_action(conns, Status.REGISTERED, user=owner)
+    assert len(report.changed) == 3 and report.refused == []
+    assert landed[0]["stale"] == 3
+    assert set(
+        Connection.objects.filter(pk__in=[c.pk for c in conns]).values_list("status", flat=True)
+    ) == {Status.REGISTERED}
