@@ -122,15 +122,22 @@ def check_attach(user: Any, credential: Credential | None, url: str) -> None:
         )
 
 
+def not_sent(credential: Credential, url: str) -> str:
+    """Why a sender may not send the secret to ``url``: read by everyone who sees the
+    connection, so it names the credential (their page shows it) but not its other endpoints
+    (its owner's page lists them)."""
+    try:
+        where = origin_of(url)
+    except ValueError:
+        where = "an unparseable URL"
+    return (
+        f"credential '{credential.name}' is not sent to {where}: it is outside the credential's "
+        "endpoints (its owner may add it)"
+    )
+
+
 def secret_for(credential: Credential, url: str) -> dict[str, str]:
     """The secret, for a sender about to contact ``url``; SecretRefused outside the bounds."""
     if not permits(credential, url):
-        try:
-            where = origin_of(url)
-        except ValueError:
-            where = "an unparseable URL"
-        raise SecretRefused(
-            f"credential '{credential.name}' is not sent to {where}: it may be sent only to "
-            f"{describe(credential)}"
-        )
+        raise SecretRefused(not_sent(credential, url))
     return credential.get_secret()

@@ -77,3 +77,25 @@ def test_bad_secrets_are_refused_with_a_clear_message(kind, values, message, own
     credential = Credential(name="x", kind=kind, owner=owner)
     with pytest.raises(ValidationError, match=message):
         credential.set_secret(values)
+
+
+@pytest.mark.django_db
+def test_a_refused_send_names_the_credential_but_not_its_other_endpoints(
+    owner, make_connection, dead_url
+):
+    """Everyone who sees the connection reads its probe error: the credential's other
+    endpoints are its owner's to see, on the credential's page."""
+    from connections import health
+    from connections.models import Connection
+    from connections.probes import probe_many
+
+    credential = Credential(name="prod-token", kind=Credential.Kind.BEARER_TOKEN, owner=owner)
+    credential.endpoints = ["https://private-a.example.org:9443", "https://private-b.example.org"]
+    credential.set_secret({"token": TOKEN})
+    credential.save()
+    conn = make_connection("registered", url=dead_url, credential=credential, failure_threshold=1)
+    (outcome,) = probe_many([conn])
+    health.apply_outcomes([(conn, outcome)])
+    error = Connection.all_objects.get(pk=conn.pk).last_probe_error
+    assert "credential 'prod-token' is not sent to" in error
+    assert "private-a" not in error and "private-b" not in error

@@ -343,3 +343,24 @@ def test_bulk_on_all_matching_rows_of_an_environment_page_stays_inside_it(
     )
     assert states()["api"] == "maintenance"
     assert Connection.objects.get(pk=outside.pk).status == Status.CONNECTED
+
+
+def test_bulk_on_all_matching_rows_of_a_hidden_environment_is_refused(
+    env, owner, stranger, make_connection
+):
+    """A stranger's own connection put into the owner's environment: "all matching" within
+    that environment, which the stranger cannot see, would tell which of his rows are in it."""
+    his = make_connection(Status.CONNECTED, name="his", owner=stranger)
+    env.connections.add(his)
+    answer = client_for(stranger).post(
+        reverse("connections:bulk"),
+        {
+            "action": "transition:maintenance",
+            "all_matching": "1",
+            "query": f"within_environment={env.pk}",
+            "confirm_count": "1",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert answer.status_code == 400
+    assert Connection.objects.get(pk=his.pk).status == Status.CONNECTED

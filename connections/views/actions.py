@@ -89,7 +89,9 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         within = filters.get("within_environment", "")
         if within:  # an environment's page: its rows, then the page's own filters
             environment_id = parse_id(within)
-            if environment_id is None:
+            seen = Environment.objects.restrict(request.user).filter(pk=environment_id)
+            if environment_id is None or not seen.exists():
+                # an environment one may not see is no filter (its members are not told)
                 messages.error(request, "The table's filters are not valid.")
                 return _done(request, fallback, 400)
             base = base.filter(environments=environment_id)
