@@ -1,6 +1,10 @@
 """Cluster discovery: read a connected Kubernetes cluster, keep what it holds, and turn the
 Prometheus and Grafana it runs into managed connections.
 
+A pass's network phase runs inside the egress guard (``core.egress.guarded``): its sockets are
+held to the address rule and shut at ``DISCOVERY_PASS_TIMEOUT``, so an API server that trickles
+costs its own pass that long and writes nothing.
+
 One pass per cluster: namespaces, nodes, Deployments and Services are listed in pages (``limit`` /
 ``continue``), raw JSON (no model objects for thousands of items), and streamed: namespaces and
 nodes are counted page by page, Services and Deployments are parsed page by page into compact rows
@@ -12,7 +16,8 @@ recorded and the pass goes on with the rest. Writes are differences only, set-ba
 unchanged cluster writes nothing. Identities are deterministic (cluster + namespace + name +
 port), so the same resource always maps to the same connection; an ignored one is never touched;
 a vanished one turns Disconnected (trigger discovery); a deleted one's identity is free to be
-discovered afresh.
+discovered afresh. What was found under a cluster connection deleted since is judged (adopted,
+or vanished) by the next live connection to the same cluster.
 """
 
 from __future__ import annotations

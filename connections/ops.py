@@ -8,10 +8,12 @@ bearer token (METRICS_TOKEN, Prometheus' `authorization` setting) or a signed-in
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as db
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Min, Q
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.utils import timezone
@@ -39,8 +41,41 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@dataclass(frozen=True)
+class ProbingState:
+    """Whether background probing keeps up: "ok"; "behind" (connections overdue, results still
+    recorded); "stalled" (connections overdue and no result recorded for two ticks: no worker
+    probes). ``since``: the time the trouble started."""
+
+    state: str
+    since: datetime | None = None
+
+    def __str__(self) -> str:
+        if self.state == "ok":
+            return "ok"
+        return f"{self.state} since {self.since.isoformat(timespec='seconds')}"
+
+
+def probing_state(now: datetime | None = None) -> ProbingState:
+    """Two index lookups whatever the fleet: the oldest due time of a probed connection, and
+    when a result was last counted."""
+    now = now or timezone.now()
+    late = now - timedelta(seconds=2 * settings.PROBE_TICK)
+    oldest_due = Connection.objects.filter(status__in=PROBED_STATES).aggregate(
+        due=Min("next_probe_at")
+    )["due"]
+    if oldest_due is None or oldest_due >= late:
+        return ProbingState("ok")
+    last = ProbeCounter.objects.aggregate(last=Max("recorded_at"))["last"]
+    if last is not None and last >= late:
+        return ProbingState("behind", oldest_due)
+    return ProbingState("stalled", max(t for t in (last, oldest_due) if t is not None))
+
+
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Readiness: the database answers and the broker accepts a connection."""
+    """Readiness: the database answers and the broker accepts a connection (503 otherwise).
+    It also says whether probing keeps up; a stalled prober makes the status "degraded" but
+    not a 503: the web serves, and a load balancer must keep sending it requests."""
     checks = {}
     try:
         with db.cursor() as cursor:
@@ -57,8 +92,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
+    probing = str(probing_state()) if checks["database"] == "ok" else "unknown"
+    status = "unavailable" if not ready else "ok" if probing == "ok" else "degraded"
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503
+        {"status": status, **checks, "probes": probing}, status=200 if ready else 503
     )
 
 

@@ -65,13 +65,13 @@ def release_files() -> list[tuple[str, Path]]:
     return found
 
 
-def fragment_digest(request: HttpRequest) -> str:
+def fragment_digest(request: HttpRequest, also: str = "") -> str:
     """What the fragment at this URL shows for this user, as 32 hex digits: an HMAC keyed by
     SECRET_KEY (it tells nothing of the counts behind it) of the release, the user's stamp, their
-    rights and the URL."""
+    rights and the URL (and ``also``: what else the fragment shows that no stamp follows)."""
     user = request.user
     rights = f"{user.pk}:{int(user.is_staff)}:{int(user.is_superuser)}:{int(user.is_active)}"
-    parts = (release(), current(user), rights, request.get_full_path())
+    parts = (release(), current(user), rights, request.get_full_path(), also)
     return salted_hmac("live.etag", "|".join(parts)).hexdigest()[:32]
 
 
@@ -106,19 +106,23 @@ def _conditional(request: HttpRequest) -> bool:
     )
 
 
-def refreshable(view):
+def refreshable(view=None, *, also=None):
     """Wrap a view whose htmx answer is a fragment that depends only on the data, the user and
-    the URL."""
+    the URL; ``also(request)`` adds a short text of anything else it shows (the overview: whether
+    probing has stalled), so that a change of it is a change of the fragment."""
+    if view is None:
+        return functools.partial(refreshable, also=also)
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        extra = also(request) if also is not None and request.user.is_authenticated else ""
         if not _conditional(request):
             if request.method == "GET" and request.user.is_authenticated:
                 # the whole page hands its fragment's ETag to the page (data-etag): the first
                 # poll after a page load is answered 304 too
-                request.live_etag = fragment_etag(request)
+                request.live_etag = fragment_etag(request, fragment_digest(request, extra))
             return view(request, *args, **kwargs)
-        digest = fragment_digest(request)
+        digest = fragment_digest(request, extra)
         kept = _still_true(_asked(request), digest)
         if kept:
             response = HttpResponseNotModified()

@@ -298,3 +298,60 @@ def test_both_bulk_writers_apply_only_unchanged_rows(writer, make_connection, ow
     raced.refresh_from_db()
     assert (kept.consecutive_failures, kept.metadata, kept.probe_claim) == (1, {"v": 1}, None)
     assert (raced.consecutive_failures, raced.status) == (0, Status.MAINTENANCE)
+
+
+# ---- probing that stalls says so -----------------------------------------------------------
+
+
+def _overdue(make_connection, seconds: float):
+    conn = make_connection("registered")
+    Connection.objects.filter(pk=conn.pk).update(
+        next_probe_at=timezone.now() - timedelta(seconds=seconds), probe_claim=None
+    )
+    return conn
+
+
+@pytest.mark.django_db
+def test_readiness_says_probes_stalled_when_nothing_is_probed_for_two_ticks(
+    client, make_connection, settings
+):
+    settings.PROBE_TICK = 5
+    _overdue(make_connection, 3)  # due 3 s ago: within two ticks, not yet a stall
+    assert client.get("/readyz").json()["probes"] == "ok"
+    conn = _overdue(make_connection, 60)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # the web serves: a load balancer keeps sending it requests
+    body = ready.json()
+    assert body["status"] == "degraded"
+    since = Connection.objects.get(pk=conn.pk).next_probe_at.isoformat(timespec="seconds")
+    assert body["probes"] == f"stalled since {since}"
+
+
+@pytest.mark.django_db
+def test_readiness_tells_behind_from_stalled(client, make_connection, settings):
+    from connections.models import ProbeCounter
+
+    settings.PROBE_TICK = 5
+    _overdue(make_connection, 60)
+    ProbeCounter.add([("http", True, 12.0)])  # a result was counted just now: it goes on
+    assert client.get("/readyz").json()["probes"].startswith("behind since ")
+    ProbeCounter.objects.update(recorded_at=timezone.now() - timedelta(seconds=30))
+    assert client.get("/readyz").json()["probes"].startswith("stalled since ")
+
+
+@pytest.mark.django_db
+def test_the_overview_says_probes_stalled_and_its_poll_notices(
+    client, owner, make_connection, settings
+):
+    settings.PROBE_TICK = 5
+    conn = make_connection("registered", owner=owner)
+    client.force_login(owner)
+    page = client.get("/")
+    assert "Probes stalled" not in page.text
+    etag = page.wsgi_request.live_etag
+    Connection.objects.filter(pk=conn.pk).update(
+        next_probe_at=timezone.now() - timedelta(minutes=3)
+    )
+    poll = client.get("/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
+    assert poll.status_code == 200  # no stamp changed, but what the fragment shows did
+    assert "Probes stalled since" in poll.text

@@ -47,7 +47,10 @@ def test_an_unchanged_poll_answers_304_with_a_few_queries(signed_in, owner, make
         again = poll(signed_in, etag, path=page)
     assert again.status_code == 304 and again.content == b""
     assert again["ETag"] == etag
-    assert len(queries) <= 3, [q["sql"] for q in queries]  # session, user, stamp
+    # session, user, stamp; the overview also tells whether probing stalled: the oldest due
+    # time, one index lookup (and when a result was last counted, if one is overdue)
+    budget = 4 if page == "/" else 3
+    assert len(queries) <= budget, [q["sql"] for q in queries]
 
 
 @pytest.mark.parametrize(

