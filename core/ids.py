@@ -122,21 +122,13 @@ class IdModelChoiceFilter(django_filters.ModelChoiceFilter):
     field_class = IdModelChoiceField
 
 
-class IdFormField(forms.Field):
+class IdQueryField(IdField):
     """An id in a query string (a filter): anything else is a 400 with this message."""
 
     default_error_messages = {"invalid": f"Give an id: a whole number from 1 to {MAX_ID}."}
-
-    def to_python(self, value: Any) -> int | None:
-        if value in self.empty_values:
-            return None
-        number = parse_id(value)
-        if number is None:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        return number
 
 
 class IdFilter(django_filters.Filter):
     """An id filter of the API and the table."""
 
-    field_class = IdFormField
+    field_class = IdQueryField

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from connections.models import Connection
-from tests.services import LoopbackHTTPServer
+from tests.services import LoopbackHTTPServer, UdpSink
 
 
 def pytest_collection_modifyitems(config, items):
@@ -97,31 +97,9 @@ def make_connection(owner):
 @pytest.fixture
 def udp_sink():
     """A UDP socket on 127.0.0.1 that records the datagrams it receives (``.received``)."""
-
-    class Sink:
-        def __init__(self) -> None:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.sock.settimeout(0.05)
-            self.port = self.sock.getsockname()[1]
-            self.received: list[bytes] = []
-
-    sink = Sink()
-    stop = threading.Event()
-
-    def listen():
-        while not stop.is_set():
-            try:
-                sink.received.append(sink.sock.recv(65536))
-            except OSError:  # the timeout included: look at ``stop`` again
-                continue
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
+    sink = UdpSink()
     yield sink
-    stop.set()
-    thread.join()
-    sink.sock.close()
+    sink.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
@@ -25,6 +26,48 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 1024
+
+
+@contextmanager
+def serving(handler: type, address: str = "127.0.0.1", **attributes):
+    """A LoopbackHTTPServer with ``handler`` on its own thread, ``attributes`` set on it and
+    ``url`` its base URL; shut when the block ends."""
+    server = LoopbackHTTPServer((address, 0), handler)
+    for name, value in attributes.items():
+        setattr(server, name, value)
+    server.url = f"http://{address}:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class UdpSink:
+    """A UDP socket that records the datagrams it receives (``received``), on its own thread."""
+
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.received.append(self.sock.recv(65536))
+            except OSError:  # the timeout included: look at ``_stop`` again
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
 
 
 _attempts: list[list] = []

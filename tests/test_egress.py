@@ -19,39 +19,17 @@ import requests
 
 from core.egress import AddressRefused, Session, guarded
 from tests.kube_api import make_ca_and_cert
-from tests.services import LoopbackHTTPServer
+from tests.services import LoopbackHTTPServer, UdpSink, serving
 
 ALLOWED_ONLY_127_0_0_1 = ["127.0.0.1/32", "::1/128"]
 
 
 @pytest.fixture
 def udp_listener():
-    """A UDP socket on 127.0.0.2 that records what it receives."""
-
-    class Listener:
-        def __init__(self) -> None:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.2", 0))
-            self.sock.settimeout(0.05)
-            self.port = self.sock.getsockname()[1]
-            self.received: list[bytes] = []
-
-    listener = Listener()
-    stop = threading.Event()
-
-    def listen():
-        while not stop.is_set():
-            try:
-                listener.received.append(listener.sock.recv(65536))
-            except (TimeoutError, OSError):
-                continue
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    yield listener
-    stop.set()
-    thread.join()
-    listener.sock.close()
+    """A UDP socket on 127.0.0.2: outside the networks these tests allow."""
+    sink = UdpSink("127.0.0.2")
+    yield sink
+    sink.close()
 
 
 def _send_datagram(port: int) -> None:
@@ -220,14 +198,8 @@ class _Answers(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def answers():
-    server = LoopbackHTTPServer(("127.0.0.1", 0), _Answers)
-    server.paths, server.written, server.done = [], 0, threading.Event()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(_Answers, paths=[], written=0, done=threading.Event()) as server:
+        yield server
 
 
 def test_requests_follows_no_redirect_inside_the_guard(answers):

@@ -26,7 +26,9 @@ def manage(env, *args, **kwargs):
     )
 
 
-def test_run_all_serves_and_probes_with_no_services_installed(tmp_path, http_endpoint):
+def sqlite_app(tmp_path: Path, endpoint_url: str, **fields) -> tuple[dict, Path]:
+    """The environment of an app on a fresh SQLite database (no broker set: run_all's own),
+    migrated, with one discovered HTTP connection to ``endpoint_url`` (``fields`` set on it)."""
     database = tmp_path / "db.sqlite3"
     env = {
         key: value
@@ -43,9 +45,15 @@ def test_run_all_serves_and_probes_with_no_services_installed(tmp_path, http_end
         env,
         "shell",
         "-c",
-        "from connections import lifecycle; lifecycle.create_discovered_connection("
-        f"name='api', kind='http', url='{http_endpoint.url}', identity='discovered|t/ns/api:80')",
+        "from connections import lifecycle; c = lifecycle.create_discovered_connection("
+        f"name='api', kind='http', url='{endpoint_url}', identity='discovered|t/ns/api:80');"
+        f"type(c).objects.filter(pk=c.pk).update(**{fields!r})",
     )
+    return env, database
+
+
+def test_run_all_serves_and_probes_with_no_services_installed(tmp_path, http_endpoint):
+    env, database = sqlite_app(tmp_path, http_endpoint.url)
     port = free_port()
     stack = subprocess.Popen(
         [sys.executable, "manage.py", "run_all", "--port", str(port), "--concurrency", "1"],
@@ -120,26 +128,8 @@ def test_run_all_restarts_a_child_that_died_and_says_so(tmp_path, http_endpoint)
     probing goes on (the connection follows its endpoint down after both restarts)."""
     import signal
 
-    database = tmp_path / "db.sqlite3"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CI")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="meshplay.settings",
-        DATABASE_URL=f"sqlite:///{database}",
-        PROBE_TICK="1",
-    )
-    manage(env, "migrate", "--noinput")
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from connections import lifecycle; c = lifecycle.create_discovered_connection("
-        f"name='api', kind='http', url='{http_endpoint.url}', identity='discovered|t/ns/api:80');"
-        "type(c).objects.filter(pk=c.pk).update(probe_interval=1, retry_interval=1, "
-        "failure_threshold=1)",
+    env, database = sqlite_app(
+        tmp_path, http_endpoint.url, probe_interval=1, retry_interval=1, failure_threshold=1
     )
     port = free_port()
     log = tmp_path / "run_all.log"
