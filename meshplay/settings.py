@@ -198,6 +198,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker that goes away, for however long: the worker keeps trying, once a second (see
+# meshplay/broker.py, which also keeps a lost Redis connection from stopping it).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "meshplay.broker:Consumer"
 
 # Health probes: intervals and timeouts in seconds (see connections/health.py).
 PROBE_INTERVAL = env.int("PROBE_INTERVAL", default=30)  # default per connection

@@ -222,12 +222,19 @@ class CeleryWorker:
         self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
 
-    def start(self, *, queues: str = "celery,probes", beat: bool = True) -> CeleryWorker:
+    def start(
+        self, *, queues: str = "celery,probes", beat: bool = True, as_deployed: bool = False
+    ) -> CeleryWorker:
+        """``as_deployed``: the Procfile's worker command as it stands (two processes), not
+        the quieter one most tests use."""
         import sys
 
-        command = [sys.executable, "-m", "celery", "-A", "meshplay", "worker", "-Q", queues]
-        command += ["--pool", "prefork", "--concurrency", "2", "--loglevel", "INFO"]
-        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if as_deployed:
+            command = procfile_command("worker", WORKER_CONCURRENCY="2")
+        else:
+            command = [sys.executable, "-m", "celery", "-A", "meshplay", "worker", "-Q", queues]
+            command += ["--pool", "prefork", "--concurrency", "2", "--loglevel", "INFO"]
+            command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if beat:
             command += ["-B", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
         self.process = subprocess.Popen(
@@ -261,3 +268,78 @@ class CeleryWorker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def procfile_command(process: str, **env: str) -> list[str]:
+    """The Procfile's command line of ``process``, its ``${VAR:-default}`` filled from ``env``
+    (else the default), ``celery`` run by this interpreter."""
+    import re
+    import shlex
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    lines = dict(
+        line.split(":", 1) for line in (root / "Procfile").read_text().splitlines() if ":" in line
+    )
+    text = re.sub(
+        r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1), m.group(2)), lines[process]
+    )
+    words = shlex.split(text)
+    return [sys.executable, "-m", "celery", *words[1:]] if words[0] == "celery" else words
+
+
+class CeleryBeat(CeleryWorker):
+    """A real beat in its own process (as the Procfile runs it), on the test database."""
+
+    def start(self, **_: object) -> CeleryBeat:
+
+        self.process = subprocess.Popen(
+            procfile_command("beat"),
+            cwd=self.root,
+            env=self.env,
+            stdout=open(self.log_path, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: b"beat: Starting" in self.log_path.read_bytes(), 60, message="beat")
+        return self
+
+
+class RedisServer:
+    """A Redis of a test's own on a free port (never the machine's): stopped and started again
+    on the same port to play an outage."""
+
+    def __init__(self) -> None:
+        self.binary = require_binary("redis-server")
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="redis-"))
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        import redis
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def answers() -> bool:
+            try:
+                return redis.Redis(port=self.port, socket_timeout=1).ping()
+            except redis.RedisError:
+                return False
+
+        wait_until(answers, 20, interval=0.05, message="redis to answer")
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -96,7 +96,10 @@ class Command(BaseCommand):
             env["CELERY_BROKER_URL"] = f"redis+socket://{socket_file}"
             self.stdout.write(f"embedded broker: redis on {socket_file}")
         python = sys.executable
+        # no gossip or mingle, as the Procfile: nothing here uses them, and they are broadcasts
+        # every worker answers
         celery = [python, "-m", "celery", "-A", "meshplay", "worker", "--loglevel", "INFO"]
+        celery += ["--without-gossip", "--without-mingle"]
         commands = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             # probes never wait behind a discovery pass: discovery has a worker of its own
