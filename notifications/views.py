@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -112,9 +113,28 @@ def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, channel: Channel, can_change: bool) -> dict:
     labels = dict(Category.choices)
-    rules = list(channel.rules.prefetch_related("environments", "connections").order_by("pk"))
+    user = request.user
+    # a rule names only what the viewer may see (the one who made it may have lost access to
+    # some of it since); the rest is counted, never named
+    rules = list(
+        channel.rules.prefetch_related(
+            Prefetch(
+                "environments",
+                queryset=Environment.objects.restrict(user),
+                to_attr="shown_environments",
+            ),
+            Prefetch(
+                "connections",
+                queryset=Connection.all_objects.restrict(user),
+                to_attr="shown_connections",
+            ),
+        )
+        .annotate(scope=Count("environments", distinct=True) + Count("connections", distinct=True))
+        .order_by("pk")
+    )
     for rule in rules:
         rule.category_labels = [labels.get(value, value) for value in rule.categories]
+        rule.hidden = rule.scope - len(rule.shown_environments) - len(rule.shown_connections)
     log = Paginator(channel.deliveries.order_by("-attempted_at", "-pk"), DELIVERIES_PER_PAGE)
     return {
         "channel": channel,

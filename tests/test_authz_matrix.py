@@ -6,12 +6,19 @@ know fails with the line to add (how to fill its parameters, and what each perso
 
 Personas: ``anonymous``; a ``stranger`` with no relation to anything; a ``viewer`` and an
 ``editor`` of the environment "prod"; ``staff`` (is_staff, not a superuser, no membership, the
-admin's model permissions); the ``owner`` of everything in the world.
+admin's model permissions); the ``owner`` of everything in the world; and ``former``, an editor
+of "prod" who made its maintenance window, its channel and that channel's rule (and things of
+his own) and was then removed from it. The tables are written for the first six; the former
+editor gets what the stranger gets everywhere (``Row.expected``), and ``FORMER_OWN`` says what he
+keeps: what he made for himself, outside any environment.
 
-Every answer, for everyone: no 5xx, never the secret (``CANARY``); a stranger never reads the
-world's names (404, not 403, so existence is not revealed); viewer, editor and stranger never
-read the name of "secret-env", the owner's environment they are not in; a persona who may not
-change something leaves the database exactly as it was.
+Every answer, for everyone: no 5xx, never the secret (``CANARY``); a stranger and the former
+editor never read the world's names (404, not 403, so existence is not revealed); viewer, editor,
+stranger and former never read the name of "secret-env", the owner's environment they are not
+in, nor of the owner's private window and private parent, which the texts about the shared
+connection (its history, its notification events) were written about by the schedule and the
+probes; nobody but the former editor (and staff) reads the names of what he made for himself; a
+persona who may not change something leaves the database exactly as it was.
 """
 
 from __future__ import annotations
@@ -20,17 +27,19 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -38,19 +47,29 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from drf_spectacular.generators import SchemaGenerator
 
+from connections import dependencies, health, lifecycle
 from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
+from connections.probes.base import ProbeOutcome
 from credentials.models import Credential
+from environments.actions import change_membership
 from environments.models import Environment, EnvironmentMembership
 from maintenance import windows as maintenance_windows
+from maintenance.apply import apply_windows
 from maintenance.models import Window
+from notifications import center as notify_center
 from notifications import channels as notify_channels
-from notifications.models import Channel, Rule, Watch
+from notifications.choices import DEFAULT_CATEGORIES, FAILURES, Category
+from notifications.models import Channel, Message, Rule, Watch
+from notifications.routing import route_events
 from tests.url_patterns import Pattern, all_patterns
 
 pytestmark = pytest.mark.django_db
 
 CANARY = "CANARY-5e0b1f-never-in-a-response"
-PERSONAS = ("anonymous", "stranger", "viewer", "editor", "staff", "owner")
+# the tables give the first six; the former editor gets the stranger's (``expect``)
+PERSONAS = ("anonymous", "stranger", "viewer", "editor", "staff", "owner", "former")
+TABLE_PERSONAS = PERSONAS[:6]
+OUTSIDERS = ("stranger", "former")  # 404, never 403: existence is not revealed to them
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BOUND = "http://127.0.0.1:9"  # the credential's one endpoint
 LOGIN = "login"  # expected: 302 to the sign-in page
@@ -71,6 +90,9 @@ class World:
     credential: Credential
     memberships: dict[str, EnvironmentMembership]
     hidden_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    window: Window | None = None  # prod's window over the connection (the former editor's)
+    channel: Channel | None = None  # prod's webhook channel (the former editor's)
+    former_own: dict[str, Any] = field(default_factory=dict)  # what he made for himself
 
 
 # staff run the admin of these models: view, add and change (not superuser, no membership)
@@ -84,12 +106,51 @@ STAFF_PERMISSIONS = [
     )
     for verb in ("view", "add", "change")
 ]
+# Names no answer may show (``world.hidden_names``): prod's (its connection, the credential
+# shared into it, its window and channel, the parent the parents row gives it), the owner's
+# private ones, and what the former editor made for himself.
+PROD_NAMES = ("matrix-conn", "matrix-cred", "matrix-window", "matrix-hook", "matrix-parent")
+OWNER_PRIVATE = ("secret-env", "owner-private-window", "owner-private-parent")
+FORMER_OWN_NAMES = ("former-conn", "former-window", "former-hook")
+
+
+@pytest.fixture(scope="module")
+def built_world(django_db_setup, django_db_blocker):
+    """The world, built once for the module (a few hundred queries through the application's
+    own paths) inside a transaction rolled back at its end; each test runs in a savepoint of it
+    (the ``db`` fixture), as with Django's ``setUpTestData``."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        try:
+            yield build_world()
+        finally:
+            transaction.set_rollback(True)
 
 
 @pytest.fixture
-def world(db) -> World:
+def world(built_world, db) -> World:
+    """The module's world, its objects read again: the database is as built (the test before was
+    rolled back), the objects in memory may not be."""
+    objects = [
+        *(user for user in built_world.users.values() if user is not None),
+        built_world.environment,
+        built_world.secret_environment,
+        built_world.connection,
+        built_world.credential,
+        built_world.window,
+        built_world.channel,
+        *built_world.memberships.values(),
+        *built_world.former_own.values(),
+    ]
+    for obj in objects:
+        obj.refresh_from_db()
+    return built_world
+
+
+def build_world() -> World:
     """An owner with "prod" (a connection, a credential shared into it, a viewer and an editor),
-    "secret-env" (the same connection and credential, nobody else), a stranger and staff."""
+    "secret-env" (the same connection and credential, nobody else), a stranger, staff, and a
+    former editor of "prod"; then the texts about the connection that could name what only the
+    owner sees."""
     user_model = get_user_model()
     users: dict[str, Any] = {"anonymous": None}
     for persona in PERSONAS[1:]:
@@ -132,14 +193,129 @@ def world(db) -> World:
         token, keys[persona] = ApiToken.issue(users[persona], "matrix")
         token_ids[persona] = token.pk
     world = World(users, keys, token_ids, prod, secret_env, connection, credential, memberships)
-    own = ("matrix-conn", "matrix-cred", "secret-env")
+    former_editor_makes_things(world)
+    write_hidden_texts(world)
+    connection.refresh_from_db()
+    outsiders = PROD_NAMES + OWNER_PRIVATE + FORMER_OWN_NAMES
     world.hidden_names = {
-        "anonymous": own,
-        "stranger": own,
-        "viewer": ("secret-env",),
-        "editor": ("secret-env",),
+        "anonymous": outsiders,
+        "stranger": outsiders,
+        "former": PROD_NAMES + OWNER_PRIVATE,
+        "viewer": OWNER_PRIVATE + FORMER_OWN_NAMES,
+        "editor": OWNER_PRIVATE + FORMER_OWN_NAMES,
+        "owner": FORMER_OWN_NAMES,
     }
     return world
+
+
+def former_editor_makes_things(world: World) -> None:
+    """While an editor of "prod", the former editor makes its window over the connection and its
+    webhook channel (its rule names the connection), and watches both; for himself a
+    connection, a window over it, and a channel whose rule names his connection, prod's
+    connection and "prod". Then the owner removes him (the members page deletes the row)."""
+    former, prod, connection = world.users["former"], world.environment, world.connection
+    membership = EnvironmentMembership.objects.create(environment=prod, user=former, role="editor")
+    now = timezone.now()
+    world.window = maintenance_windows.save_window(
+        former,
+        Window(),
+        name="matrix-window",
+        kind="one_off",
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=12),  # active while the module runs
+        connections=[connection],
+        environment=prod,
+    )
+    world.channel, _ = notify_channels.create_channel(
+        former,
+        name="matrix-hook",
+        kind="webhook",
+        destination=f"{BOUND}/{CANARY}",
+        environment=prod,
+        rule={"connections": [connection]},
+    )
+    notify_center.set_watch(former, True, connection=connection)
+    notify_center.set_watch(former, True, environment=prod)
+    own = Connection.objects.create(
+        name="former-conn", kind="http", url=f"{BOUND}/former", status="registered", owner=former
+    )
+    own_window = maintenance_windows.save_window(
+        former,
+        Window(),
+        name="former-window",
+        kind="one_off",
+        starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1),
+        connections=[own],
+    )
+    own_channel, _ = notify_channels.create_channel(
+        former,
+        name="former-hook",
+        kind="webhook",
+        destination=f"{BOUND}/former",
+        rule={
+            "connections": [own, connection],
+            "environments": [prod],
+            "categories": [*DEFAULT_CATEGORIES, Category.ADMINISTRATIVE],
+        },
+    )
+    world.former_own = {
+        "connection": own,
+        "window": own_window,
+        "channel": own_channel,
+        "rule": own_channel.rules.get(),
+    }
+    membership.delete()
+
+
+def write_hidden_texts(world: World) -> None:
+    """The texts about the shared connection that could name what only the owner sees (see
+    ``write_private_texts``); then the owner registers it again, the state the tables assume,
+    after the former editor left (his channel's rule still names it), and that is routed too."""
+    owner, connection = world.users["owner"], world.connection
+    write_private_texts(owner, connection, "owner-private")
+    connection.refresh_from_db()
+    lifecycle.transition(
+        connection, "registered", trigger="user", user=owner, reason="checked by hand"
+    )
+    route_events()
+
+
+def write_private_texts(owner: Any, connection: Connection, prefix: str) -> None:
+    """Texts about ``connection`` written by the application's own paths about objects only
+    its owner sees: a window of his own (no environment), "<prefix>-window", takes it into
+    maintenance and out again (the schedule's reasons); a parent of his in no environment,
+    "<prefix>-parent", goes down and the connection's failed probes are applied meanwhile (the
+    probe's reason, the quiet note of its event, routed). It is left Not Found."""
+    now = timezone.now()
+    start, end = now - timedelta(hours=3), now - timedelta(hours=2)
+    maintenance_windows.save_window(
+        owner,
+        Window(),
+        name=f"{prefix}-window",
+        kind="one_off",
+        starts_at=start,
+        ends_at=end,
+        connections=[connection],
+    )
+    for instant in (start + timedelta(minutes=1), end + timedelta(minutes=1)):
+        with time_machine.travel(instant, tick=False):
+            apply_windows()
+    parent = Connection.objects.create(
+        name=f"{prefix}-parent",
+        kind="http",
+        url=f"{connection.url}-parent",
+        status="connected",
+        owner=owner,
+    )
+    connection.refresh_from_db()
+    dependencies.add_parent(owner, connection, parent)
+    lifecycle.transition(parent, "disconnected", trigger="probe", reason="unreachable")
+    refused = ProbeOutcome(ok=False, error_class="connect", error="refused")
+    for _ in range(connection.failure_threshold):  # the last one takes it down
+        connection.refresh_from_db()
+        health.apply_outcomes([(connection, refused)])
+    route_events()
 
 
 def page_client(world: World, persona: str) -> Client:
@@ -249,7 +425,7 @@ def check_answer(world: World, persona: str, where: str, response, expected) -> 
 class Row:
     """What each persona gets, who may change the database, and the body sent."""
 
-    expected: dict[str, Any]
+    expected: dict[str, Any]  # persona -> status (LOGIN, ADMIN_LOGIN; None: any but a 5xx)
     writers: frozenset[str] = frozenset()
     body: Callable[[World], dict] | None = None
     report: bool = False  # a bulk report: 200 with every row refused is a refusal
@@ -259,7 +435,11 @@ def expect(
     anonymous, stranger, viewer, editor, staff, owner, *, writers="", body=None, report=False
 ):
     statuses = (anonymous, stranger, viewer, editor, staff, owner)
-    return Row(dict(zip(PERSONAS, statuses, strict=True)), frozenset(writers.split()), body, report)
+    expected = dict(zip(TABLE_PERSONAS, statuses, strict=True))
+    # removed from "prod": everything of it, and of the owner, is to him what it is to a stranger
+    expected["former"] = stranger
+    allowed = set(writers.split()) | ({"former"} if "stranger" in writers.split() else set())
+    return Row(expected, frozenset(allowed), body, report)
 
 
 def everyone(status, *, anonymous=LOGIN, body=None) -> Row:
@@ -293,16 +473,16 @@ def new_connection(world: World) -> dict:
     }
 
 
-def connection_settings(world: World) -> dict:
+def connection_settings(world: World, connection: Connection | None = None) -> dict:
     """The edit page's form, renamed; ``version`` is the snapshot the page signs (the same for
     every persona: it names no environment)."""
     from connections import editing
 
-    connection = world.connection
+    connection = connection or world.connection
     return {
         "name": "hijacked",
         "url": connection.url,
-        "credential": connection.credential_id,
+        "credential": connection.credential_id or "",
         "failure_threshold": connection.failure_threshold,
         "probe_interval": connection.probe_interval,
         "retry_interval": connection.retry_interval,
@@ -311,18 +491,9 @@ def connection_settings(world: World) -> dict:
 
 
 def world_channel(world: World) -> Channel:
-    """The owner's webhook channel of "prod" (made on first use): its editors manage it, its
-    viewer sees it; its destination holds the secret, which no page may show."""
-    channel = Channel.objects.filter(name="matrix-hook").first()
-    if channel is None:
-        channel, _ = notify_channels.create_channel(
-            world.users["owner"],
-            name="matrix-hook",
-            kind="webhook",
-            destination=f"{BOUND}/{CANARY}",
-            environment=world.environment,
-        )
-    return channel
+    """The webhook channel of "prod" the former editor made: its editors manage it, its viewer
+    sees it, he no longer does; its destination holds the secret, which no page may show."""
+    return world.channel
 
 
 def channel_settings(world: World) -> dict:
@@ -338,25 +509,12 @@ def channel_settings(world: World) -> dict:
 
 
 def world_window(world: World) -> Window:
-    """The owner's one-off window of "prod" over the world's connection, active now (made on
-    first use): its editors manage it, its viewer sees it."""
-    window = Window.objects.filter(name="matrix-window").first()
-    if window is None:
-        now = timezone.now()
-        window = maintenance_windows.save_window(
-            world.users["owner"],
-            Window(),
-            name="matrix-window",
-            kind="one_off",
-            starts_at=now - timedelta(hours=1),
-            ends_at=now + timedelta(hours=1),
-            connections=[world.connection],
-            environment=world.environment,
-        )
-    return window
+    """The one-off window of "prod" over the world's connection, active now, that the former
+    editor made: its editors manage it, its viewer sees it, he no longer does."""
+    return world.window
 
 
-def window_settings(world: World) -> dict:
+def window_settings(world: World, connection: Connection | None = None) -> dict:
     """The edit page's form: renamed, moved an hour later (in the window's zone, UTC)."""
     now = timezone.now().replace(tzinfo=None)
     return {
@@ -365,7 +523,7 @@ def window_settings(world: World) -> dict:
         "timezone": "UTC",
         "starts_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
         "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "connections": [world.connection.pk],
+        "connections": [(connection or world.connection).pk],
         "enabled": "on",
     }
 
@@ -762,9 +920,12 @@ def world_rule(world: World):
 
 
 def world_event(world: World):
+    """The connection's failure while its private parent was down (its reason and quiet note
+    are about the parent)."""
     from notifications.models import Event
 
-    return Event.objects.filter(connection=world.connection).order_by("pk").first()
+    events = Event.objects.filter(connection=world.connection, category__in=FAILURES)
+    return events.order_by("pk").first()
 
 
 def world_delivery(world: World):
@@ -923,10 +1084,41 @@ def missing_row(what: str, table: str) -> str:
 
 # --- the matrix ------------------------------------------------------------------------------
 
+# Failures the matrix found in the application, not fixed yet: case id -> what it shows. Each is
+# a strict xfail (on an assertion only): once fixed, it XPASSes and fails until its line goes.
+KNOWN_FAILURES: dict[str, str] = {
+    **{
+        f"GET {answer} {persona} (shared late)": (
+            "a reason or quiet note names a window or parent by the readers of the connection "
+            "when it was written; shared into prod afterwards, the viewer and the editor read "
+            "'maintenance window late-private-window' and 'parent late-private-parent is "
+            "Disconnected'"
+        )
+        for answer in (
+            "connections:detail",
+            "connections:list",
+            "environments:detail",
+            "overview",
+            "notifications:center",
+            "/api/connections/{id}/history/",
+            "/api/notifications/events/",
+            "/api/notifications/events/{id}/",
+        )
+        for persona in ("viewer", "editor")
+    },
+}
+
+
+def case(*values: Any, id: str) -> Any:
+    """A parameter set, a strict xfail if it is a known failure of the application."""
+    reason = KNOWN_FAILURES.get(id)
+    marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)] if reason else []
+    return pytest.param(*values, id=id, marks=marks)
+
 
 def page_cases() -> list:
     return [
-        pytest.param(pattern, method, persona, id=f"{method} {pattern.key} {persona}")
+        case(pattern, method, persona, id=f"{method} {pattern.key} {persona}")
         for pattern in page_patterns()
         for method in ("GET", "POST")
         for persona in PERSONAS
@@ -935,23 +1127,26 @@ def page_cases() -> list:
 
 def api_cases() -> list:
     return [
-        pytest.param(method, path, persona, id=f"{method} {path} {persona}")
+        case(method, path, persona, id=f"{method} {path} {persona}")
         for method, path in api_operations()
         for persona in PERSONAS
     ]
 
 
-def run_case(world: World, persona: str, method: str, url: str, row: Row, send, *, api: bool):
-    """Send the request; check the invariants, the status, and that non-writers wrote nothing."""
+def run_case(
+    world: World, persona: str, method: str, url: str, row: Row, send, *, api: bool
+) -> str:
+    """Send the request; check the invariants, the status, and that non-writers wrote nothing;
+    returns the body."""
     where = f"{method} {url}"
     before = snapshot()
     response = send()
     body = check_answer(world, persona, where, response, row.expected[persona])
     said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
-    if persona == "stranger":
-        assert response.status_code != 403, f"a 403 tells a stranger it exists: {said}"
+    if persona in OUTSIDERS:
+        assert response.status_code != 403, f"a 403 tells the {persona} it exists: {said}"
     if persona in row.writers:
-        return
+        return body
     changed = changes(before, snapshot())
     assert not changed, f"changed {changed}: {said}"
     if api and method in WRITE_METHODS:
@@ -959,6 +1154,7 @@ def run_case(world: World, persona: str, method: str, url: str, row: Row, send, 
             assert json.loads(body)["changed"] == [], f"a refusal report changed rows: {said}"
         else:
             assert not 200 <= response.status_code < 300, f"2xx on a write: {said}"
+    return body
 
 
 @pytest.mark.parametrize(("pattern", "method", "persona"), page_cases())
@@ -991,6 +1187,172 @@ def test_api_matrix(world, method, path, persona):
         return getattr(client, method.lower())(url, **kwargs)
 
     run_case(world, persona, method, url, row, send, api=True)
+
+
+# --- what the former editor keeps ------------------------------------------------------------
+# The tables above give him the stranger's answer on everything of "prod" and of the owner. What
+# he made for himself, outside any environment, stays his: (method, page pattern name or API
+# path, which of his objects fills pk/{id}) -> what he gets (he may change it).
+
+
+def mine(status, *, body=None) -> Row:
+    return Row({"former": status}, frozenset({"former"} if body else ()), body)
+
+
+def former_connection_settings(world: World) -> dict:
+    return connection_settings(world, world.former_own["connection"])
+
+
+def former_window_settings(world: World) -> dict:
+    return window_settings(world, world.former_own["connection"])
+
+
+FORMER_OWN: dict[tuple[str, str, str], Row] = {
+    ("GET", "connections:detail", "connection"): mine(200),
+    ("GET", "connections:edit", "connection"): mine(200),
+    ("POST", "connections:edit", "connection"): mine(302, body=former_connection_settings),
+    ("GET", "maintenance:detail", "window"): mine(200),
+    ("GET", "maintenance:edit", "window"): mine(200),
+    ("POST", "maintenance:edit", "window"): mine(302, body=former_window_settings),
+    ("GET", "notifications:channel", "channel"): mine(200),
+    ("GET", "notifications:channel-edit", "channel"): mine(200),
+    ("POST", "notifications:channel-edit", "channel"): mine(302, body=channel_settings),
+    ("GET", "/api/connections/{id}/", "connection"): mine(200),
+    ("GET", "/api/maintenance/windows/{id}/", "window"): mine(200),
+    ("PATCH", "/api/maintenance/windows/{id}/", "window"): mine(200, body=lambda w: RENAME),
+    ("GET", "/api/notifications/channels/{id}/", "channel"): mine(200),
+    ("PATCH", "/api/notifications/channels/{id}/", "channel"): mine(200, body=lambda w: RENAME),
+    ("GET", "/api/notifications/rules/{id}/", "rule"): mine(200),
+}
+# where his own things are listed to him (by name)
+FORMER_LISTED = {
+    "connections:list": "former-conn",
+    "maintenance:list": "former-window",
+    "notifications:channels": "former-hook",
+    "/api/connections/": "former-conn",
+    "/api/maintenance/windows/": "former-window",
+    "/api/notifications/channels/": "former-hook",
+}
+
+
+def send_as(world: World, persona: str, method: str, url: str, data: dict | None):
+    """A page request (form data) or, for /api/, an API request with the persona's token."""
+    if url.startswith("/api/"):
+        client = api_client(world, persona)
+        kwargs = {"content_type": "application/json"}
+        if data is not None:
+            kwargs["data"] = json.dumps(data)
+        return lambda: getattr(client, method.lower())(url, **kwargs)
+    client = page_client(world, persona)
+    return (lambda: client.get(url)) if method == "GET" else (lambda: client.post(url, data or {}))
+
+
+@pytest.mark.parametrize(
+    ("method", "where", "which"), [case(*key, id=" ".join(key)) for key in FORMER_OWN]
+)
+def test_the_former_editor_keeps_what_he_made_for_himself(world, method, where, which):
+    """His own connection, window, channel and rule: he sees and changes them, and they name
+    nothing of "prod" he no longer sees (his rule still lists prod's connection)."""
+    row = FORMER_OWN[method, where, which]
+    obj = world.former_own[which]
+    api = where.startswith("/api/")
+    url = where.replace("{id}", str(obj.pk)) if api else reverse(where, kwargs={"pk": obj.pk})
+    data = row.body(world) if row.body else None
+    send = send_as(world, "former", method, url, data)
+    body = run_case(world, "former", method, url, row, send, api=api)
+    if method == "GET" and hasattr(obj, "name"):
+        assert obj.name in body, f"GET {url} as former does not show {obj.name}: {excerpt(body)}"
+
+
+@pytest.mark.parametrize(("where", "name"), FORMER_LISTED.items())
+def test_the_former_editors_lists_still_show_what_he_made_for_himself(world, where, name):
+    api = where.startswith("/api/")
+    url = where if api else reverse(where)
+    send = send_as(world, "former", "GET", url, None)
+    body = run_case(world, "former", "GET", url, mine(200), send, api=api)
+    assert name in body, f"GET {url} as former does not list {name}: {excerpt(body)}"
+
+
+def test_the_former_editors_own_channel_heard_nothing_of_prod_after_he_left(world):
+    """His channel's rule still names prod's connection (made while he could): the owner's
+    change to it after he left was routed, and queued to no channel of his."""
+    routed = world.connection.events.filter(trigger="user", routed_at__isnull=False)
+    assert routed.exists()
+    heard = Message.objects.filter(channel=world.former_own["channel"])
+    assert list(heard.values_list("title", flat=True)) == []
+
+
+def test_the_world_holds_the_texts_that_could_name_hidden_objects(world):
+    """The matrix is as good as its world: the schedule and the probe wrote about the shared
+    connection while the owner's private window and parent were involved, the events were
+    routed, the former editor is out of "prod" and the connection is back where the tables
+    assume."""
+    connection = world.connection
+    assert connection.status == "registered"
+    history = set(connection.history.values_list("trigger", "to_status"))
+    assert {("schedule", "maintenance"), ("schedule", "registered")} <= history, history
+    failure = world_event(world)
+    assert failure is not None and failure.routed_at is not None and failure.quiet, failure
+    assert "depends on" in failure.reason or "parent" in failure.reason, failure.reason
+    assert not world.users["former"].environment_memberships.exists()
+    # the owner reads those names where the others must not
+    response = page_client(world, "owner").get(reverse("connections:detail", args=[connection.pk]))
+    assert "owner-private-parent" in check_answer(world, "owner", "GET", response, 200)
+    response = page_client(world, "owner").get(reverse("maintenance:list"))
+    assert "owner-private-window" in check_answer(world, "owner", "GET", response, 200)
+
+
+# --- texts written before their readers could read them -------------------------------------
+# Whether a text about a connection may name a window or a parent is decided when it is written,
+# for those who read about the connection then. A connection of the owner's alone, its texts
+# about his private window and parent written, then shared into "prod": its new readers must not
+# read those names either.
+
+LATE_NAMES = ("late-private-window", "late-private-parent")
+
+
+@pytest.fixture
+def late_shared(world) -> Connection:
+    owner = world.users["owner"]
+    late = Connection.objects.create(
+        name="late-conn", kind="http", url=f"{BOUND}/late", status="registered", owner=owner
+    )
+    write_private_texts(owner, late, "late-private")
+    change_membership(world.environment, owner, [late], assign=True)
+    return late
+
+
+def late_failure(connection: Connection) -> int:
+    return connection.events.filter(category__in=FAILURES).get().pk
+
+
+LATE_ANSWERS: dict[str, Callable[[World, Connection], str]] = {
+    "connections:detail": lambda w, c: reverse("connections:detail", args=[c.pk]),
+    "connections:list": lambda w, c: reverse("connections:list"),
+    "environments:detail": lambda w, c: reverse("environments:detail", args=[w.environment.pk]),
+    "overview": lambda w, c: reverse("overview"),
+    "notifications:center": lambda w, c: reverse("notifications:center"),
+    "/api/connections/{id}/history/": lambda w, c: f"/api/connections/{c.pk}/history/",
+    "/api/notifications/events/": lambda w, c: "/api/notifications/events/",
+    "/api/notifications/events/{id}/": lambda w, c: f"/api/notifications/events/{late_failure(c)}/",
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "persona"),
+    [
+        case(answer, persona, id=f"GET {answer} {persona} (shared late)")
+        for answer in LATE_ANSWERS
+        for persona in ("viewer", "editor")
+    ],
+)
+def test_texts_written_before_a_connection_was_shared_name_nothing_its_new_readers_may_not_see(
+    world, late_shared, answer, persona
+):
+    url = LATE_ANSWERS[answer](world, late_shared)
+    hidden = {**world.hidden_names, persona: world.hidden_names[persona] + LATE_NAMES}
+    response = send_as(world, persona, "GET", url, None)()
+    check_answer(replace(world, hidden_names=hidden), persona, f"GET {url}", response, 200)
 
 
 def test_the_matrix_knows_every_pattern_and_operation():
@@ -1032,7 +1394,7 @@ ADMIN_SITE: dict[str, Any] = {
 # The admin's parameters: object_id is the world's object of the model in the URL.
 ADMIN_OBJECTS: dict[str, Callable[[World], int]] = {
     "connection": lambda w: w.connection.pk,
-    "connectiontransition": lambda w: w.connection.history.get().pk,
+    "connectiontransition": lambda w: w.connection.history.order_by("pk").first().pk,
     "credential": lambda w: w.credential.pk,  # the owner's: staff may not open it
     "environment": lambda w: w.secret_environment.pk,
 }
@@ -1395,14 +1757,14 @@ def test_the_editors_patch_answer_names_only_visible_environments(world):
     assert [e["name"] for e in json.loads(body)["environments"]] == ["prod"]
 
 
-@pytest.mark.parametrize("persona", ["stranger", "viewer", "editor"])
+@pytest.mark.parametrize("persona", ["stranger", "viewer", "editor", "former"])
 @pytest.mark.parametrize("page", ["connections:list", "environments:detail", "overview"])
 def test_table_fragments_name_only_visible_environments(world, persona, page):
     """The htmx refresh of a table is another template: the same rules apply to it."""
     args = [world.environment.pk] if page == "environments:detail" else []
     url = reverse(page, args=args)
     response = page_client(world, persona).get(url, HTTP_HX_REQUEST="true")
-    expected = 404 if persona == "stranger" and args else 200
+    expected = 404 if persona in OUTSIDERS and args else 200
     check_answer(world, persona, f"GET {url} (htmx)", response, expected)
 
 
