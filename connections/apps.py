@@ -11,3 +11,15 @@ class ConnectionsConfig(AppConfig):
         from .periodic import ensure_periodic_tasks
 
         post_migrate.connect(ensure_periodic_tasks, sender=self)
+
+        from . import mentions
+        from .models import Connection
+
+        mentions.register(
+            "connection",
+            lambda user, ids: set(
+                Connection.all_objects.restrict(user)
+                .filter(pk__in=ids)
+                .values_list("pk", flat=True)
+            ),
+        )

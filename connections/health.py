@@ -25,6 +25,7 @@ from live import stamp
 
 from . import lifecycle
 from .choices import PROBED_STATES, Status, Trigger
+from .mentions import Said
 from .metadata import MergeJSON, merge_metadata
 from .models import Connection, ProbeCounter, ProbeResult, is_self_connecting, resume_target
 from .probes import ProbeOutcome
@@ -144,10 +145,6 @@ def apply_outcomes(
     notes = _parent_notes(decided)
     with transaction.atomic():
         for connection, outcome, decision in decided:
-            if connection.pk in notes:
-                decision = Decision(
-                    decision.target, f"{decision.reason}; {notes[connection.pk]}", decision.failures
-                )
             fields = _bookkeeping(connection, outcome, decision, now)
             if not decision.target:
                 plain.append((connection, outcome, fields))
@@ -157,11 +154,14 @@ def apply_outcomes(
                 setattr(connection, name, value)
             try:
                 with transaction.atomic():  # the transition and its metadata, or neither
+                    reason = Said(clean_text(decision.reason))
+                    if connection.pk in notes:
+                        reason = reason + "; " + notes[connection.pk]
                     lifecycle.transition(
                         connection,
                         decision.target,
                         trigger=Trigger.PROBE,
-                        reason=clean_text(decision.reason),
+                        reason=reason,
                         extra_fields=tuple(fields),
                         claim=claim,
                     )
@@ -205,23 +205,13 @@ def apply_outcomes(
     return stats
 
 
-def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, str]:
+def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, Said]:
     """For the connections this batch takes down: "parent <name> is <state>" when a parent is
     down (one lookup for the batch, none when nothing goes down)."""
-    from environments.audience import Audience
-
     from .dependencies import down_parents, parent_note
 
     failing = [c.pk for c, _, d in decided if d.target in (Status.DISCONNECTED, Status.NOT_FOUND)]
-    down = down_parents(failing)
-    if not down:
-        return {}
-    audience = Audience()
-    audience.connections(set(down) | {parent.pk for parent in down.values()})
-    return {
-        child: parent_note(parent, named=audience.may_name_connection(parent.pk, child))
-        for child, parent in down.items()
-    }
+    return {child: parent_note(parent) for child, parent in down_parents(failing).items()}
 
 
 def _result_row(connection: Connection, outcome: ProbeOutcome, now: datetime) -> ProbeResult:

@@ -23,6 +23,7 @@ from django_fsm import ConcurrentTransition, Transition
 
 from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity
+from .mentions import Said
 from .models import (
     Connection,
     ConnectionTransition,
@@ -150,11 +151,12 @@ def transition(
     *,
     trigger: str,
     user: Any = None,
-    reason: str = "",
+    reason: str | Said = "",
     extra_fields: tuple[str, ...] = (),
     claim: Any = None,
 ) -> ConnectionTransition:
     """Move ``connection`` to ``target``, or raise TransitionRefused/StaleState/PermissionDenied.
+    A ``Said`` reason keeps which objects it names (``mentions``).
 
     ``extra_fields`` are saved with the state under the same compare-and-set (a probe's
     bookkeeping goes with the transition it causes, or not at all); with ``claim`` the row
@@ -168,6 +170,7 @@ def transition(
     if trigger == Trigger.USER and not item.has_perm(connection, user):
         raise PermissionDenied(f"You may not change the state of '{connection.name}'.")
 
+    said = reason if isinstance(reason, Said) else Said(reason)
     from_status, version = connection.status, connection.state_version
     now = timezone.now()
     try:
@@ -200,7 +203,8 @@ def transition(
                 to_status=connection.status,
                 trigger=trigger,
                 user=user if trigger == Trigger.USER else None,
-                reason=reason,
+                reason=said.text,
+                mentions=said.mentions,
                 created_at=now,
             )
             if connection.status == Status.DELETED:

@@ -23,12 +23,12 @@ from django.utils import timezone
 
 from connections import lifecycle
 from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
+from connections.mentions import Said
 from connections.models import Connection, ConnectionTransition, resume_target
-from environments.audience import Audience
 
 from . import schedule
 from .models import Window
-from .scope import covered_q, covering, enabled_windows, names
+from .scope import covered_q, covering, enabled_windows, phrases, window_phrase
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,11 @@ def apply_windows(now: datetime | None = None) -> Counter:
     # each connection's reason names only the ended windows that covered it, and of those only
     # the ones everyone who reads about the connection may see
     ended_over = covering([w for w, _ in ended], {c.pk: c.kind for c in leaving})
-    audience = Audience()
-    audience.connections(c.pk for c in leaving)
     for connection in leaving:
         _move(
             connection,
             resume_target(connection),
-            _ended_reason(ended_over.get(connection.pk, []), connection.pk, audience),
+            _ended_reason(ended_over.get(connection.pk, [])),
             stats,
             "left",
         )
@@ -90,13 +88,10 @@ def apply_windows(now: datetime | None = None) -> Counter:
     return stats
 
 
-def _ended_reason(ended: list[Window], connection_id: int, audience: Audience) -> str:
+def _ended_reason(ended: list[Window]) -> Said | str:
     if not ended:
         return "no maintenance window covers it any more"
-    shown = [w for w in ended if audience.may_name_window(w, connection_id)]
-    if not shown:
-        return "its maintenance window ended"
-    return f"maintenance window {names(shown)} ended"
+    return phrases(ended) + " ended"
 
 
 def _enter(
@@ -120,8 +115,6 @@ def _enter(
         .annotate(last=Max("created_at"))
         .values_list("connection_id", "last")
     )
-    audience = Audience()
-    audience.connections(cover)
     for connection in candidates:
         windows = cover.get(connection.pk)
         if not windows:
@@ -131,15 +124,12 @@ def _enter(
         if user_end is not None and user_end >= active[latest.pk][0]:
             stats["exempt"] += 1
             continue
-        reason = (
-            f"maintenance window {latest.name}"
-            if audience.may_name_window(latest, connection.pk)
-            else "a maintenance window"
-        )
-        _move(connection, Status.MAINTENANCE, reason, stats, "entered")
+        _move(connection, Status.MAINTENANCE, window_phrase(latest), stats, "entered")
 
 
-def _move(connection: Connection, target: str, reason: str, stats: Counter, counter: str) -> None:
+def _move(
+    connection: Connection, target: str, reason: Said | str, stats: Counter, counter: str
+) -> None:
     try:
         lifecycle.transition(connection, target, trigger=Trigger.SCHEDULE, reason=reason)
     except lifecycle.TransitionRefused as exc:  # StaleState included: the next tick decides

@@ -11,3 +11,14 @@ class MaintenanceConfig(AppConfig):
         from .periodic import ensure_periodic_tasks
 
         post_migrate.connect(ensure_periodic_tasks, sender=self)
+
+        from connections import mentions
+
+        from .models import Window
+
+        mentions.register(
+            "window",
+            lambda user, ids: set(
+                Window.objects.restrict(user).filter(pk__in=ids).values_list("pk", flat=True)
+            ),
+        )

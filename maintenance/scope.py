@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
+from connections.mentions import Said, joined, naming
 from environments.models import Environment
 
 from . import schedule
@@ -135,8 +136,13 @@ def windows_between(
     return result
 
 
-def names(windows: Iterable[Window], limit: int = 3) -> str:
-    names = sorted({w.name for w in windows})
-    return ", ".join(names[:limit]) + (
-        f" and {len(names) - limit} more" if len(names) > limit else ""
-    )
+def window_phrase(window: Window) -> Said:
+    """ "maintenance window <name>", to readers who may see the window (connections.mentions)."""
+    return naming("window", window.pk, f"maintenance window {window.name}", "a maintenance window")
+
+
+def phrases(windows: Iterable[Window], limit: int = 3) -> Said:
+    """Each window's phrase, by name; past ``limit``, how many more."""
+    ordered = sorted({w.pk: w for w in windows}.values(), key=lambda w: (w.name, w.pk))
+    said = joined(window_phrase(w) for w in ordered[:limit])
+    return said + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")

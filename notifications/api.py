@@ -27,6 +27,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from connections.api.errors import error
+from connections.mentions import read_as
 from connections.models import Connection
 from core.ids import ID_PATTERN, IdFilter
 from core.times import time_problem
@@ -348,6 +349,14 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
             .select_related("connection", "user")
             .order_by("-created_at", "-pk")
         )
+
+    # reasons as the caller may read them (connections.mentions)
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return read_as(self.request.user, page) if page is not None else None
+
+    def get_object(self):
+        return read_as(self.request.user, [super().get_object()])[0]
 
 
 class DeliveryFilter(django_filters.FilterSet):

@@ -46,6 +46,7 @@ def record_event(
             instance.from_status, instance.to_status, instance.trigger, instance.reason
         ),
         reason=instance.reason,
+        mentions=instance.mentions,
         user_id=instance.user_id,
         created_at=instance.created_at,
     )

@@ -33,6 +33,7 @@ class Event(models.Model):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     category = models.CharField(max_length=16, choices=Category.choices)
     reason = models.TextField(blank=True)
+    mentions = models.JSONField(default=list, blank=True)  # the transition's (connections.mentions)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -40,6 +41,7 @@ class Event(models.Model):
     routed_at = models.DateTimeField(null=True, blank=True)
     # why no channel heard of it (maintenance, …); empty when it was routed as usual
     quiet = models.CharField(max_length=200, blank=True)
+    quiet_mentions = models.JSONField(default=list, blank=True)
     # a failure kept quiet by a maintenance window: looked at again when the window ends, and
     # routed then (``after_window``) if the connection is still down
     deferred_until = models.DateTimeField(null=True, blank=True)

@@ -10,6 +10,8 @@ ends if the connection is still down; reminders follow while it stays down.
 
 from __future__ import annotations
 
+import copy as copy_module
+import json
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
@@ -17,12 +19,13 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from connections.choices import Status, Trigger
 from connections.dependencies import down_parents, parent_note
+from connections.mentions import Said, Seen
 from connections.models import Connection
-from environments.audience import Audience
 
 from .choices import FAILURES, Category, MessageKind
 from .messages import event_message, reminder_message, still_down_message
@@ -36,10 +39,11 @@ _DOWN = (Status.DISCONNECTED, Status.NOT_FOUND)
 
 
 class Quiet(NamedTuple):
-    """Why an event raises no notification (``cause`` "" : it does), and how it is told."""
+    """Why an event raises no notification (``cause`` "" : it does), and how it is told (a
+    window or a parent named only to those who may see it: connections.mentions)."""
 
     cause: str = ""  # "maintenance", "schedule", "window", "parent"
-    text: str = ""
+    said: Said = Said()
 
 
 def quiet_reason(
@@ -47,35 +51,27 @@ def quiet_reason(
     connection: Connection,
     windows: dict | None = None,
     parents_down: dict | None = None,
-    audience: Audience | None = None,
 ) -> Quiet:
     """Why an event raises no notification at all (the one place quiet is decided).
 
     ``windows``: connection id → (window, start, end) of the maintenance windows that cover it
     around the events' times (``maintenance_windows_of``, computed once per batch).
     ``parents_down``: connection id → its parent that is down now (``parents_down_of``): a
-    child's failure is then listed in the parent's message, not sent on its own. A window or a
-    parent is named only if everyone who reads about the connection may see it."""
-    audience = audience or Audience()
+    child's failure is then listed in the parent's message, not sent on its own."""
     if connection.status == Status.MAINTENANCE and event.category != Category.ADMINISTRATIVE:
-        return Quiet("maintenance", "the connection is in maintenance")
+        return Quiet("maintenance", Said("the connection is in maintenance"))
     if event.trigger == Trigger.SCHEDULE:
-        return Quiet("schedule", "a maintenance window started or ended")
+        return Quiet("schedule", Said("a maintenance window started or ended"))
     if event.category != Category.ADMINISTRATIVE and not event.after_window:
+        from maintenance.scope import window_phrase
+
         for window, start, end in (windows or {}).get(connection.pk, ()):
             if start <= event.created_at < end:
-                return Quiet("window", window_note(window, connection.pk, audience)[:200])
+                return Quiet("window", "under " + window_phrase(window))
     parent = (parents_down or {}).get(connection.pk)
     if parent is not None and event.category in FAILURES:
-        named = audience.may_name_connection(parent.pk, connection.pk)
-        return Quiet("parent", parent_note(parent, named=named)[:200])
+        return Quiet("parent", parent_note(parent))
     return Quiet()
-
-
-def window_note(window: Any, connection_id: int, audience: Audience) -> str:
-    if audience.may_name_window(window, connection_id):
-        return f"under maintenance window {window.name}"
-    return "under a maintenance window"
 
 
 def _window_end(event: Event, cause: str, windows: dict) -> datetime | None:
@@ -239,16 +235,13 @@ def route_events(now: datetime | None = None, limit: int = ROUTE_BATCH) -> Count
         )
         windows = maintenance_windows_of(events, connections)
         parents_down = parents_down_of(events)
-        audience = Audience()
-        audience.connections(
-            {e.connection_id for e in events} | {p.pk for p in parents_down.values()}
-        )
         loud, causes = [], {}
         for event in events:
             event.routed_at = now
-            causes[event.pk], event.quiet = quiet_reason(
-                event, connections[event.connection_id], windows, parents_down, audience
+            causes[event.pk], said = quiet_reason(
+                event, connections[event.connection_id], windows, parents_down
             )
+            event.quiet, event.quiet_mentions = said.text[:200], said.mentions
             if event.quiet:
                 stats["quiet"] += 1
             else:
@@ -263,12 +256,16 @@ def route_events(now: datetime | None = None, limit: int = ROUTE_BATCH) -> Count
             if end is not None:
                 deferred[event.pk] = min(end, now + RECHECK_EVERY)
         _defer(deferred)
-        quiet: dict[str, list[int]] = {}
+        quiet: dict[tuple[str, str], list[Event]] = {}
         for event in events:
             if event.quiet:
-                quiet.setdefault(event.quiet, []).append(event.pk)
-        for reason, pks in quiet.items():  # a few reasons: a statement each
-            Event.objects.filter(pk__in=pks).update(quiet=reason)
+                key = (event.quiet, json.dumps(event.quiet_mentions, sort_keys=True))
+                quiet.setdefault(key, []).append(event)
+        for same in quiet.values():  # a few reasons: a statement each
+            first = same[0]
+            Event.objects.filter(pk__in=[e.pk for e in same]).update(
+                quiet=first.quiet, quiet_mentions=first.quiet_mentions
+            )
         stats["events"] = len(events)
         for channel in channels:
             wanted = _subscribers(channel, loud, connections)
@@ -291,6 +288,7 @@ def _queue_for_channel(
             channel=channel, connection_id__in={e.connection_id for e in events}
         )
     }
+    events = as_read_by(channel, events)
     cooldown = timedelta(seconds=channel.cooldown)
     queued: list[Message] = []
     touched: dict[int, AlertState] = {}
@@ -318,6 +316,37 @@ def _queue_for_channel(
         touched[event.connection_id] = state
     _save_states(touched.values())
     _insert(queued, stats)
+
+
+def channel_readers(channel: Channel) -> list[Any]:
+    """Who reads what a channel is told: its owner, or for an environment's channel, everyone
+    who may see that environment."""
+    from django.contrib.auth import get_user_model
+
+    if channel.environment_id is None:
+        return [channel.owner]
+    environment = channel.environment
+    return list(
+        get_user_model()
+        .objects.filter(
+            Q(pk=environment.owner_id) | Q(environment_memberships__environment=environment)
+        )
+        .distinct()
+    )
+
+
+def as_read_by(channel: Channel, events: list[Event]) -> list[Event]:
+    """Copies of ``events`` whose reasons name only what every reader of the channel may see
+    (connections.mentions); the events themselves are left as they are."""
+    if not any(e.mentions for e in events):
+        return events
+    seen = Seen(*channel_readers(channel)).load(e.mentions for e in events)
+    shown = []
+    for event in events:
+        copy = copy_module.copy(event)
+        copy.reason = seen.text(event.reason, event.mentions)
+        shown.append(copy)
+    return shown
 
 
 def _next_reminder(channel: Channel, now: datetime) -> datetime | None:

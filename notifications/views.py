@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connections.choices import STATUS_STYLE
 from connections.forms import attach_errors
+from connections.mentions import read_as
 from connections.models import Connection
 from environments.models import Environment
 
@@ -248,6 +249,7 @@ def notification_center(request: HttpRequest) -> HttpResponse:
     page = Paginator(events.order_by("-created_at", "-pk"), EVENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    read_as(request.user, page, ("reason", "mentions"), ("quiet", "quiet_mentions"))
     for event in page:
         event.from_style = STATUS_STYLE.get(event.from_status)
         event.to_style = STATUS_STYLE.get(event.to_status)

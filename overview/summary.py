@@ -24,7 +24,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
@@ -33,7 +32,8 @@ from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from connections.choices import PROBED_STATES, Status
-from connections.models import Connection, ConnectionTransition
+from connections.mentions import Seen
+from connections.models import Connection, ConnectionTransition, entered
 from environments.models import Environment
 from meshplay.dbfunctions import Epoch
 from meshplay.urlcache import named_url, pk_url
@@ -244,7 +244,7 @@ def _build(user: Any, now: datetime, window: timedelta) -> Overview:
         environments=environment_tiles[:ENVIRONMENT_TILES_LIMIT],
         more_environments=max(len(environment_tiles) - ENVIRONMENT_TILES_LIMIT, 0),
         unassigned=unassigned if unassigned.total else None,
-        attention=_attention(visible, names),
+        attention=_attention(visible, names, user),
         transitions=_transitions(user),
     )
 
@@ -375,7 +375,7 @@ def _changed_within(visible, environments, now: datetime, start: datetime):
     return result
 
 
-def _attention(visible, environment_names: dict[int, str]) -> list[AttentionRow]:
+def _attention(visible, environment_names: dict[int, str], user: Any) -> list[AttentionRow]:
     """The worst first, the longest-standing first within: two queries, one when empty."""
     problem = Case(
         When(AUTH_FAILING, then=Value(0)),
@@ -384,12 +384,13 @@ def _attention(visible, environment_names: dict[int, str]) -> list[AttentionRow]
         output_field=IntegerField(),
     )
     # the reason recorded with the transition into the current state (the newest one there)
-    entered = ConnectionTransition.objects.filter(
-        connection_id=OuterRef("pk"), to_status=OuterRef("status")
-    ).order_by("-created_at", "-pk")
     rows = list(
         visible.filter(NEEDS_ATTENTION)
-        .annotate(problem_rank=problem, entered_reason=Subquery(entered.values("reason")[:1]))
+        .annotate(
+            problem_rank=problem,
+            entered_reason=entered("reason"),
+            entered_mentions=entered("mentions"),
+        )
         .only(
             "name",
             "kind",
@@ -411,8 +412,9 @@ def _attention(visible, environment_names: dict[int, str]) -> list[AttentionRow]
         if env_id in environment_names:
             memberships[connection_id].append((env_id, environment_names[env_id]))
     result = []
+    seen = Seen(user).load(c.entered_mentions for c in rows)
     for c in rows:
-        reason = c.entered_reason or ""
+        reason = seen.text(c.entered_reason or "", c.entered_mentions)
         failing = c.last_probe_ok is False and c.last_probe_error
         last_error = c.last_probe_error if failing and c.last_probe_error not in reason else ""
         kind = "auth" if c.problem_rank == 0 else c.status
@@ -431,6 +433,16 @@ TRANSITION_PAGES = 3
 
 
 def _transitions(user: Any) -> list[ConnectionTransition]:
+    """The newest transitions of connections ``user`` may see, their reasons as the user may
+    read them."""
+    rows = _newest_transitions(user)
+    seen = Seen(user).load(t.mentions for t in rows)
+    for t in rows:
+        t.reason = seen.text(t.reason, t.mentions)  # shown, never saved
+    return rows
+
+
+def _newest_transitions(user: Any) -> list[ConnectionTransition]:
     newest = (
         ConnectionTransition.objects.select_related("connection", "user")
         .only(
@@ -438,6 +450,7 @@ def _transitions(user: Any) -> list[ConnectionTransition]:
             "to_status",
             "trigger",
             "reason",
+            "mentions",
             "created_at",
             "connection__name",
             "connection__kind",

@@ -1086,27 +1086,7 @@ def missing_row(what: str, table: str) -> str:
 
 # Failures the matrix found in the application, not fixed yet: case id -> what it shows. Each is
 # a strict xfail (on an assertion only): once fixed, it XPASSes and fails until its line goes.
-KNOWN_FAILURES: dict[str, str] = {
-    **{
-        f"GET {answer} {persona} (shared late)": (
-            "a reason or quiet note names a window or parent by the readers of the connection "
-            "when it was written; shared into prod afterwards, the viewer and the editor read "
-            "'maintenance window late-private-window' and 'parent late-private-parent is "
-            "Disconnected'"
-        )
-        for answer in (
-            "connections:detail",
-            "connections:list",
-            "environments:detail",
-            "overview",
-            "notifications:center",
-            "/api/connections/{id}/history/",
-            "/api/notifications/events/",
-            "/api/notifications/events/{id}/",
-        )
-        for persona in ("viewer", "editor")
-    },
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def case(*values: Any, id: str) -> Any:

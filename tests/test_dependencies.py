@@ -1,6 +1,8 @@
 """Dependencies: a parent's outage keeps its children's true state, names the parent in their
 reasons, and reaches people as one message listing them; no cycles."""
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -278,20 +280,35 @@ def test_a_private_parent_is_not_named_in_a_shared_childs_reason(
     down(private)
     health.apply_outcomes([(shared, FAILED)])
     run()
-    shared.refresh_from_db()
-    texts = [
-        shared.history.last().reason,
-        *Event.objects.filter(connection=shared).values_list("reason", "quiet"),
-    ]
-    assert "eds-private-parent" not in str(texts)
-    assert shared.history.last().reason.endswith("a connection it depends on is Disconnected")
-    # the viewer gets 404 for the parent, and reads no name of it on the child's page
     from django.test import Client
 
-    client = Client()
-    client.force_login(viewer)
-    assert client.get(f"/connections/{private.pk}/").status_code == 404
-    assert "eds-private-parent" not in client.get(f"/connections/{shared.pk}/").text
+    def read_by(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return " ".join(
+            client.get(url).content.decode()
+            for url in (
+                f"/connections/{shared.pk}/",
+                f"/api/connections/{shared.pk}/history/",
+                "/connections/",
+                f"/environments/{env.pk}/",
+                "/",
+                "/notifications/",
+                "/api/notifications/events/",
+            )
+        )
+
+    # the viewer gets 404 for the parent, and reads no name of it anywhere about the child
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    assert viewer_client.get(f"/connections/{private.pk}/").status_code == 404
+    as_viewer = read_by(viewer)
+    assert "eds-private-parent" not in as_viewer
+    assert "a connection it depends on is Disconnected" in as_viewer
+    assert "parent eds-private-parent is Disconnected" in read_by(editor)  # he may see it
+    # a webhook of the environment tells its readers what the viewer may read
+    for message in receiver.received:
+        assert "eds-private-parent" not in json.dumps(message["body"])
 
 
 def test_a_parent_everyone_may_see_is_named(make_connection, owner):
@@ -330,3 +347,50 @@ def test_a_parent_that_is_not_an_id_is_a_400(client, make_connection, owner, raw
     assert answer.status_code == 400
     assert "Choose the connection it depends on." in answer.content.decode()
     assert not Dependency.objects.exists()
+
+
+def test_an_environments_channel_is_told_a_childs_failure_without_a_private_parents_name(
+    make_connection, owner, django_user_model, receiver
+):
+    """The child's failure, kept quiet while its parent was down, is told once the parent is
+    back: to the environment's channel, whose readers include a viewer who may not see the
+    editor's private parent."""
+    from datetime import timedelta
+
+    from environments.models import Environment, EnvironmentMembership
+    from notifications import routing
+    from tests.test_notifications import up
+
+    editor = django_user_model.objects.create_user("ed", password="x")
+    viewer = django_user_model.objects.create_user("vi", password="x")
+    env = Environment.objects.create(name="prod", owner=owner)
+    EnvironmentMembership.objects.create(environment=env, user=editor, role="editor")
+    EnvironmentMembership.objects.create(environment=env, user=viewer, role="viewer")
+    channel, receiver.secret = channels.create_channel(
+        owner,
+        name="prod",
+        kind="webhook",
+        destination=receiver.url,
+        group_window=0,
+        environment=env,
+    )
+    child = make_connection(
+        Status.CONNECTED, managed=True, owner=owner, failure_threshold=1, name="kid"
+    )
+    env.connections.add(child)
+    private = make_connection(
+        Status.CONNECTED, managed=True, owner=editor, name="eds-private-parent"
+    )
+    add_parent(editor, child, private)
+    Event.objects.update(routed_at=timezone.now())
+    down(private)
+    health.apply_outcomes([(child, FAILED)])
+    run()
+    up(private)
+    later = timezone.now() + routing.RECHECK_EVERY + timedelta(seconds=1)
+    assert routing.release_deferred(now=later)["released"] == 1
+    run(now=later)
+    (told,) = receiver.received
+    assert told["body"]["events"][0]["connection"]["name"] == "kid"
+    assert "a connection it depends on is Disconnected" in told["body"]["text"]
+    assert "eds-private-parent" not in json.dumps(told["body"])

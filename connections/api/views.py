@@ -25,6 +25,7 @@ from credentials.kubeconfig import parse_kubeconfig
 from environments.actions import change_membership, group_transition
 from environments.models import Environment, EnvironmentMembership
 
+from ..mentions import read_as
 from . import serializers as s
 from .errors import error
 
@@ -183,7 +184,7 @@ class ConnectionViewSet(
         """The state changes, oldest first, a page at a time (``page``, ``page_size``)."""
         connection = self.get_object()
         rows = connection.history.select_related("user").order_by("created_at", "pk")
-        page = self.paginate_queryset(rows)
+        page = read_as(request.user, self.paginate_queryset(rows))  # as the caller may read it
         return self.get_paginated_response(s.HistorySerializer(page, many=True).data)
 
     @extend_schema(request=s.BulkTransitionSerializer, responses={200: s.BulkReportSerializer})

@@ -18,6 +18,7 @@ from django.db import connection as db
 from django.db import transaction
 
 from ..choices import Status
+from ..mentions import Said, naming
 from ..models import Connection, Dependency
 
 # A parent in one of these states is "down" for its children.
@@ -58,12 +59,15 @@ def down_parents(ids: Any) -> dict[int, Connection]:
     return found
 
 
-def parent_note(parent: Connection, *, named: bool) -> str:
-    """The note on a child's failure; the parent by name only where every reader of the child
-    may see it (``environments.audience``)."""
-    if named:
-        return f"parent {parent.name} is {parent.get_status_display()}"
-    return f"a connection it depends on is {parent.get_status_display()}"
+def parent_note(parent: Connection) -> Said:
+    """The note on a child's failure: the parent by name, to readers who may see it."""
+    state = parent.get_status_display()
+    return naming(
+        "connection",
+        parent.pk,
+        f"parent {parent.name} is {state}",
+        f"a connection it depends on is {state}",
+    )
 
 
 def children_of(ids: Any):

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
 
@@ -492,6 +492,15 @@ class Connection(FSMModelMixin, models.Model):
             )
 
 
+def entered(field: str) -> Subquery:
+    """A field of the transition that brought each connection into its current state (the
+    newest one into it): an index read of its history, for any queryset of connections."""
+    latest = ConnectionTransition.objects.filter(
+        connection_id=OuterRef("pk"), to_status=OuterRef("status")
+    ).order_by("-created_at", "-pk")
+    return Subquery(latest.values(field)[:1])
+
+
 class ConnectionTransition(models.Model):
     """Every state change, whatever its trigger: the audit log and the UI's timeline."""
 
@@ -509,6 +518,8 @@ class ConnectionTransition(models.Model):
         related_name="+",
     )
     reason = models.TextField(blank=True)
+    # the objects the reason names, each shown only to readers who may see it (mentions.py)
+    mentions = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

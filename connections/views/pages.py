@@ -24,6 +24,7 @@ from ..dependencies import children_of, parents_of
 from ..forms import AddConnectionForm, KubeconfigImportForm, attach_errors
 from ..imports import import_kubeconfig
 from ..lifecycle import editable_ids
+from ..mentions import read_as
 from ..models import Connection, DiscoveredResource
 from .common import actions_for, visible
 
@@ -47,14 +48,16 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for name, points in sorted(series.items())
     ]
     rollups = list(connection.rollups.order_by("-hour")[: 24 * 14])
+    history = Paginator(
+        connection.history.select_related("user").order_by("-created_at", "-pk"),
+        HISTORY_PAGE_SIZE,
+    ).get_page(request.GET.get("hpage"))
+    read_as(request.user, history)  # each reason as this reader may read it
     context = {
         "connection": connection,
         "style": STATUS_STYLE[connection.status],
         "actions": actions_for(connection) if can_change else [],
-        "history": Paginator(
-            connection.history.select_related("user").order_by("-created_at", "-pk"),
-            HISTORY_PAGE_SIZE,
-        ).get_page(request.GET.get("hpage")),
+        "history": history,
         "environments": connection.environments.restrict(request.user),
         "can_change": can_change,
         "editable_environment_ids": set(

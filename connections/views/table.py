@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db
-from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -37,7 +37,8 @@ from ..listing import (
     keyset_order,
     keyset_page,
 )
-from ..models import Connection, ConnectionTransition, ProbeResult
+from ..mentions import Seen
+from ..models import Connection, ProbeResult, entered
 from ..tables import ConnectionTable
 from .common import actions_for, visible
 
@@ -176,23 +177,20 @@ def _page(request, table, queryset, per_page: int, total: int, capped: bool):
 # ---- the data of a page ------------------------------------------------------------------
 
 
-def problem_reasons(ids: list[int]) -> dict[int, str]:
+def problem_reasons(ids: list[int], user: Any) -> dict[int, str]:
     """Why each Not Found / Disconnected connection of ``ids`` got there: the reason of its
-    latest transition into that state. One query over the page's rows only (an index read of
-    each one's history), whatever the number of failing connections beyond the page."""
+    latest transition into that state, as ``user`` may read it. One query over the page's rows
+    only (an index read of each one's history), whatever the number of failing connections
+    beyond the page; and one per kind of object the reasons name, if any does."""
     if not ids:
         return {}
-    latest = (
-        ConnectionTransition.objects.filter(connection=OuterRef("pk"), to_status=OuterRef("status"))
-        .order_by("-created_at", "-pk")
-        .values("reason")[:1]
-    )
-    rows = (
+    rows = list(
         Connection.all_objects.filter(pk__in=ids, status__in=REASON_STATES)
-        .annotate(reason=Subquery(latest))
-        .values_list("pk", "reason")
+        .annotate(reason=entered("reason"), mentions=entered("mentions"))
+        .values_list("pk", "reason", "mentions")
     )
-    return {pk: reason or "" for pk, reason in rows}
+    seen = Seen(user).load(mentions for _, _, mentions in rows)
+    return {pk: seen.text(reason, mentions) for pk, reason, mentions in rows}
 
 
 # The time comes as seconds: parsing 1,500 timestamps into aware datetimes cost more than the
@@ -395,7 +393,7 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
     ids = [r.pk for r in records]
     can_change = editable_ids(request.user, ids)
     results = recent_results(ids)
-    reasons = problem_reasons(ids)
+    reasons = problem_reasons(ids, request.user)
     environments = environment_names(request.user, ids)
     return [
         {
