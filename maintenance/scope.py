@@ -90,13 +90,17 @@ def covering(windows: list[Window], kinds: dict[int, str]) -> dict[int, list[Win
 
 
 def _within_owners_rights(result: dict[int, list[Window]]) -> dict[int, list[Window]]:
-    """Keep a window over a connection only while the window's owner may still change that
-    connection: rights lost after the window was saved (removed from an environment) end its
-    hold. One query per distinct owner of the windows involved."""
+    """Keep a window over a connection only while the window's owner may still hold it: a
+    window of no environment, while the user who made it may still change the connection
+    (rights lost after it was saved end its hold); an environment's window, which is the
+    environment's whoever made it (``Window.restrict``), while the connection is still in that
+    environment. One query per distinct user owning such windows, and one for the
+    environments."""
     from connections.models import Connection
 
     ids = [cid for cid, found in result.items() if found]
-    owners = {w.owner_id: w.owner for found in result.values() for w in found}
+    windows = [w for found in result.values() for w in found]
+    owners = {w.owner_id: w.owner for w in windows if w.environment_id is None}
     allowed = {
         owner_id: set(
             Connection.all_objects.restrict(owner, "change")
@@ -105,9 +109,22 @@ def _within_owners_rights(result: dict[int, list[Window]]) -> dict[int, list[Win
         )
         for owner_id, owner in owners.items()
     }
+    inside: set[tuple[int, int]] = set()
+    environments = {w.environment_id for w in windows if w.environment_id is not None}
+    if environments:
+        inside = set(
+            _ENV_MEMBERS.objects.filter(
+                environment_id__in=environments, connection_id__in=ids
+            ).values_list("environment_id", "connection_id")
+        )
+
+    def holds(window: Window, cid: int) -> bool:
+        if window.environment_id is None:
+            return cid in allowed[window.owner_id]
+        return (window.environment_id, cid) in inside
+
     return defaultdict(
-        list,
-        {cid: [w for w in found if cid in allowed[w.owner_id]] for cid, found in result.items()},
+        list, {cid: [w for w in found if holds(w, cid)] for cid, found in result.items()}
     )
 
 

@@ -787,3 +787,38 @@ def test_an_editor_removed_from_an_environment_no_longer_sees_its_windows(
     # his own window of no environment stays his
     own = one_off(editor, utc(2030, 1, 1), utc(2030, 1, 2), name="eds-own")
     assert client.get(reverse("maintenance:detail", args=[own.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_environments_window_outlives_the_editor_who_made_it(
+    make_connection, owner, django_user_model, environment
+):
+    """The window is the environment's (its editors manage it): it keeps covering the
+    environment's connections after its maker leaves, and only while they are in it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from environments.models import EnvironmentMembership
+
+    editor = django_user_model.objects.create_user("ed", password="x")
+    membership = EnvironmentMembership.objects.create(
+        environment=environment, user=editor, role="editor"
+    )
+    stays, leaves = make_connection(Status.CONNECTED), make_connection(Status.CONNECTED)
+    environment.connections.add(stays, leaves)
+    now = timezone.now()
+    start = now + timedelta(hours=1)
+    one_off(
+        editor,
+        start,
+        start + timedelta(hours=2),
+        environment=environment,
+        connections=[stays, leaves],
+    )
+    membership.delete()
+    environment.connections.remove(leaves)
+    apply_windows(now=start + timedelta(minutes=1))
+    stays.refresh_from_db()
+    leaves.refresh_from_db()
+    assert (stays.status, leaves.status) == (Status.MAINTENANCE, Status.CONNECTED)
