@@ -705,6 +705,15 @@ def _sync_connections(
         for c in Connection.objects.filter(identity__in=list(integrable)).select_related("cluster")
     }
     environments = list(cluster.environments.all())
+    # a child found under another cluster connection (deleted, or pointing elsewhere) is taken
+    # over only if this cluster's owner may change it: anyone can add a cluster whose API
+    # server claims another's identity, and must gain nothing by it
+    foreign = [c.pk for c in live.values() if c.cluster_id != cluster.pk]
+    takeable = set(
+        _changeable_by(cluster.owner).filter(pk__in=foreign).values_list("pk", flat=True)
+        if foreign
+        else ()
+    )
     for identity, row in integrable.items():
         _, url, in_cluster = _endpoint(row)
         existing = live.get(identity)
@@ -732,8 +741,8 @@ def _sync_connections(
                 parent is not None
                 and parent.status != Status.DELETED
                 and same_cluster == cluster_id
-            ):
-                continue  # another live connection to this same cluster's: never taken over
+            ) or existing.pk not in takeable:
+                continue  # another live connection's, or not this owner's: never taken over
             # its cluster was deleted and added again (same identity), or its old parent now
             # points at another cluster: adopt it, in whatever state it is (an ignored child
             # stays ignored)
@@ -769,7 +778,9 @@ def _sync_connections(
     # children still there, adopted above)
     mine = Connection.objects.filter(cluster=cluster)
     orphans = Connection.objects.filter(
-        cluster__status=Status.DELETED, identity__startswith=_identity_prefix(cluster_id)
+        cluster__status=Status.DELETED,
+        identity__startswith=_identity_prefix(cluster_id),
+        pk__in=_changeable_by(cluster.owner).values("pk"),
     )
     lost = [
         query.filter(
@@ -795,6 +806,11 @@ def _sync_connections(
             Connection.all_objects.filter(pk=connection.pk).update(cluster=cluster)
             stamp.touch([connection.pk])
             report.rows_written += 1
+
+
+def _changeable_by(owner: Any):
+    """The connections a cluster's owner may change (none for a cluster with no owner)."""
+    return Connection.all_objects.restrict(owner, "change")
 
 
 def _identity_prefix(cluster_id: str) -> str:

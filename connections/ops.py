@@ -57,13 +57,17 @@ class ProbingState:
 
 
 def probing_state(now: datetime | None = None) -> ProbingState:
-    """Two index lookups whatever the fleet: the oldest due time of a probed connection, and
-    when a result was last counted."""
+    """Three index lookups whatever the fleet: the oldest due time of a probed connection
+    waiting and of one claimed, and when a result was last counted."""
     now = now or timezone.now()
     late = now - timedelta(seconds=2 * settings.PROBE_TICK)
-    oldest_due = Connection.objects.filter(status__in=PROBED_STATES).aggregate(
-        due=Min("next_probe_at")
-    )["due"]
+    probed = Connection.objects.filter(status__in=PROBED_STATES)
+    # unclaimed rows wait at their due time; claimed ones at the lease's end, so for them the
+    # time they were due (kept across claims of a lost batch: beat claiming them again every
+    # tick must not look like progress)
+    waiting = probed.aggregate(due=Min("next_probe_at"))["due"]
+    claimed = probed.filter(probe_claim__isnull=False).aggregate(due=Min("probe_due_at"))["due"]
+    oldest_due = min((t for t in (waiting, claimed) if t is not None), default=None)
     if oldest_due is None or oldest_due >= late:
         return ProbingState("ok")
     last = ProbeCounter.objects.aggregate(last=Max("recorded_at"))["last"]

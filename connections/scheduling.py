@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from .choices import PROBED_STATES
@@ -59,10 +59,15 @@ def claim_due(
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            # SET reads the old row: probe_due_at keeps the due time the lease overwrites
+            # SET reads the old row: probe_due_at keeps the due time the lease overwrites; a
+            # row claimed again after a lost batch keeps the time it was first due (how long
+            # probing has stalled is read from it: ops.probing_state)
             Connection.objects.filter(pk__in=ids).update(
                 probe_claim=token,
-                probe_due_at=F("next_probe_at"),
+                probe_due_at=Case(
+                    When(probe_claim__isnull=True, then=F("next_probe_at")),
+                    default=F("probe_due_at"),
+                ),
                 next_probe_at=now + timedelta(seconds=settings.PROBE_CLAIM_LEASE),
             )
     return token, ids

@@ -60,7 +60,7 @@ def url_fragments(url: str, *, host_is_secret: bool = False) -> set[str]:
     and password, its query and each of its values (as sent and decoded: a receiver may quote
     either), its path and longer path segments; with ``host_is_secret`` (Apprise services
     that keep a token where a host would be), the host part too."""
-    from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+    from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
 
     try:
         parts = urlsplit(url)
@@ -76,9 +76,29 @@ def url_fragments(url: str, *, host_is_secret: bool = False) -> set[str]:
         pieces.append(parts.netloc.rsplit("@", 1)[-1])
     fragments: set[str] = set()
     for piece in pieces:
-        for form in {piece, unquote(piece), unquote_plus(piece)}:
-            fragments |= wire_forms(form)
+        decoded = {piece, unquote(piece), unquote_plus(piece)}
+        # and as a client sends it: escaped (requests escapes what is not safe in a URL), its
+        # escapes in either case
+        sent = {quote(d, safe="") for d in decoded} | {quote_plus(d) for d in decoded}
+        sent |= {quote(d, safe="/:=&?+%") for d in decoded}
+        for form in decoded | sent:
+            for cased in _escape_cases(form):
+                fragments |= wire_forms(cased)
     return fragments
+
+
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def _escape_cases(text: str) -> set[str]:
+    """``text`` with its percent escapes as they are, upper-cased and lower-cased."""
+    if "%" not in text:
+        return {text}
+    return {
+        text,
+        _ESCAPE.sub(lambda m: m.group(0).upper(), text),
+        _ESCAPE.sub(lambda m: m.group(0).lower(), text),
+    }
 
 
 def _kubeconfig_fragments(text: str) -> set[str]:

@@ -56,6 +56,7 @@ def connect_cluster(server, owner, make_connection, name="prod-cluster"):
     return make_connection(
         Status.CONNECTED,
         name=name,
+        owner=owner,
         kind="kubernetes",
         url=server.url,
         credential=credential,
@@ -598,3 +599,33 @@ def test_children_of_another_deleted_cluster_are_left_alone(api, cluster, owner,
     assert report.error == "" and stranded.identity not in report.vanished
     stranded.refresh_from_db()
     assert (stranded.status, stranded.cluster_id) == (Status.DISCOVERED, other.pk)
+
+
+@pytest.mark.parametrize("gone", [True, False], ids=["service-gone", "service-still-there"])
+def test_a_strangers_cluster_claiming_the_same_identity_takes_over_nothing(
+    api, cluster, owner, stranger, make_connection, gone
+):
+    """Anyone may add a cluster whose API server answers another's kube-system uid (a child's
+    identity shows it): once the owner deleted theirs, the stranger's pass must neither adopt,
+    judge nor move the owner's children."""
+    discovery.discover_cluster(cluster)
+    prometheus = discovered(cluster)["monitoring/prometheus-server"]
+    before = (prometheus.url, prometheus.status)
+    lifecycle.transition(cluster, Status.DELETED, trigger=Trigger.USER, user=owner)
+    if gone:
+        api.remove_service("monitoring", "prometheus-server")
+    else:  # still there, at an address the stranger chose
+        api.add_service(
+            "monitoring",
+            "prometheus-server",
+            {"app.kubernetes.io/name": "prometheus"},
+            [9090],
+            type="LoadBalancer",
+            external_ip="127.0.0.9",
+        )
+    impostor = connect_cluster(api, stranger, make_connection, name="impostor")
+    report = discovery.discover_cluster(impostor)
+    assert report.error == "" and prometheus.identity not in report.vanished + report.updated
+    prometheus.refresh_from_db()
+    assert prometheus.cluster_id == cluster.pk and (prometheus.url, prometheus.status) == before
+    assert prometheus.owner == owner

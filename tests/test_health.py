@@ -355,3 +355,29 @@ def test_the_overview_says_probes_stalled_and_its_poll_notices(
     poll = client.get("/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
     assert poll.status_code == 200  # no stamp changed, but what the fragment shows did
     assert "Probes stalled since" in poll.text
+
+
+@pytest.mark.django_db
+def test_probing_is_stalled_when_beat_claims_but_no_worker_probes(
+    make_connection, settings, monkeypatch
+):
+    """Workers dead, beat and broker alive: beat claims the due rows again every tick (each
+    claim pushes the lease forward), nothing is probed; that is a stall, seen from the time
+    the rows were first due."""
+    from connections import tasks
+    from connections.ops import probing_state
+
+    settings.PROBE_TICK = 5
+    monkeypatch.setattr(tasks.probe_batch, "apply_async", lambda *args, **kwargs: None)
+    conn = make_connection("registered")
+    start = timezone.now()
+    first_due = start - timedelta(seconds=1)
+    Connection.objects.filter(pk=conn.pk).update(next_probe_at=first_due, probe_claim=None)
+    states = []
+    with time_machine.travel(start, tick=False) as clock:
+        for _ in range(12):  # a minute of ticks: the broker takes each batch, nobody runs it
+            tasks.dispatch_due_probes()
+            states.append(probing_state())
+            clock.shift(5)
+    assert states[0].state == "ok"  # just due: not a stall yet
+    assert states[-1].state == "stalled" and states[-1].since == first_due

@@ -220,6 +220,12 @@ class Connection(FSMModelMixin, models.Model):
                 condition=Q(status__in=["discovered", "registered", "connected", "disconnected"]),
                 name="connection_probe_due_idx",
             ),
+            # the claimed rows (in flight, or of a lost batch): when they were due
+            models.Index(
+                fields=("probe_due_at",),
+                condition=Q(probe_claim__isnull=False),
+                name="connection_claimed_due_idx",
+            ),
             models.Index(fields=("kind", "status"), name="connection_kind_status_idx"),
             # the table's default order: a page is an index range, not a sort of every row
             models.Index(fields=("name", "id"), name="connection_name_idx"),
