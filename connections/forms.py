@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from core.ids import IdModelMultipleChoiceField, parse_id
+from core.text import validate_name
 from credentials.bounds import origin_of
 from credentials.kubeconfig import MAX_KUBECONFIG_BYTES, parse_kubeconfig
 from credentials.models import Credential
@@ -53,7 +54,7 @@ class EndpointUrlMixin:
 
 class AddConnectionForm(EndpointUrlMixin, forms.Form):
     kind = forms.ChoiceField(choices=kind_choices)
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_name])
     url = forms.CharField(label="URL", max_length=500, help_text="http:// or https://")
     credential = forms.ModelChoiceField(
         queryset=Credential.objects.none(), required=False, empty_label="(none)"
@@ -63,7 +64,9 @@ class AddConnectionForm(EndpointUrlMixin, forms.Form):
         choices=[("", "(none)"), *Credential.Kind.choices],
         required=False,
     )
-    new_credential_name = forms.CharField(max_length=200, required=False, label="Its name")
+    new_credential_name = forms.CharField(
+        max_length=200, required=False, label="Its name", validators=[validate_name]
+    )
     new_credential_username = forms.CharField(
         max_length=200, required=False, label="Username (basic auth)"
     )
@@ -167,7 +170,7 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
     """A connection's editable settings. The rules are ``editing.update_connection``'s (those of
     the add form and the API); ``version`` is the signed snapshot of what the page showed."""
 
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_name])
     url = forms.CharField(label="URL", max_length=500, help_text="http:// or https://")
     credential = forms.ModelChoiceField(
         queryset=Credential.objects.none(), required=False, empty_label="(none)"

@@ -211,13 +211,7 @@ def transition(
                 purge_collected_data(connection)
     except ConcurrentTransition:
         connection._cas = connection._cas_claim = None
-        connection.refresh_from_db()
-        raise StaleState(
-            f"'{connection.name}' changed to {connection.get_status_display()} while this "
-            f"action was being taken; nothing was applied.",
-            current=connection.status,
-            allowed=[s for s in Status.values if s in available(connection, trigger)],
-        ) from None
+        raise stale(connection, trigger) from None
     except BaseException:
         connection._cas = connection._cas_claim = None
         connection.refresh_from_db()
@@ -263,7 +257,8 @@ def perform_user_action(
         # every other edge, ending maintenance toward Registered included, needs no check
         return transition(connection, target, trigger=Trigger.USER, user=user, reason=reason)
     if outcome is None:
-        stake([connection])
+        if not stake(connection):
+            raise stale(connection)
         outcome = check_reachability(connection)
     if outcome.ok:
         return transition(
@@ -288,19 +283,29 @@ def perform_user_action(
     )
 
 
-def stake(connections: list[Connection]) -> None:
+def stake(connection: Connection) -> bool:
     """A user's action that checks before it acts (Register) makes the row's version newer
-    before the check: a probe that started earlier and lands during the check then loses its
-    compare-and-set, and the user's action, applied against the staked version, wins. A row
-    changed since it was loaded stays stale either way (its version moves on from the newer
-    one), so the action reports it as it would have."""
-    if not connections:
-        return
-    Connection.all_objects.filter(pk__in=[c.pk for c in connections]).update(
-        state_version=F("state_version") + 1
-    )
-    for connection in connections:
+    before the check, by compare-and-set on the version it loaded: a probe that started earlier
+    and lands during the check then loses its own compare-and-set, and the user's action,
+    applied against the staked version, wins. False (nothing changed) when the row changed
+    since it was loaded: the action is stale, as its transition would have found."""
+    staked = Connection.all_objects.filter(
+        pk=connection.pk, status=connection.status, state_version=connection.state_version
+    ).update(state_version=F("state_version") + 1)
+    if staked:
         connection.state_version += 1
+    return bool(staked)
+
+
+def stale(connection: Connection, trigger: str = Trigger.USER) -> StaleState:
+    """The loser's answer: the row as it is now, and nothing applied."""
+    connection.refresh_from_db()
+    return StaleState(
+        f"'{connection.name}' changed to {connection.get_status_display()} while this action "
+        f"was being taken; nothing was applied.",
+        current=connection.status,
+        allowed=[s for s in Status.values if s in available(connection, trigger)],
+    )
 
 
 @dataclass
@@ -347,7 +352,8 @@ def perform_bulk_action(
             and item.name == "register"
             and item.has_perm(c, user)  # nobody probes what they may not change
         ]
-        stake(eligible)
+        changed = {c.pk for c in eligible if not stake(c)}  # their transitions report it
+        eligible = [c for c in eligible if c.pk not in changed]
         outcomes = dict(zip([c.pk for c in eligible], probe_many(eligible), strict=True))
     for connection in connections:
         wanted = target

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -21,7 +22,10 @@ def token_list(request):
         elif clean_text(name, 100) != name:
             messages.error(request, "The name contains a NUL or an invalid character.")
         else:
-            _, new_key = ApiToken.issue(request.user, name)
+            try:
+                _, new_key = ApiToken.issue(request.user, name)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
     tokens = ApiToken.objects.filter(user=request.user)
     response = render(request, "tokens.html", {"tokens": tokens, "new_key": new_key})
     response["Cache-Control"] = "no-store"  # the page that shows a key once is never cached

@@ -12,7 +12,8 @@ whatever the library or the protocol, UDP included:
   resolves first and connects to the address, which is then the one checked: no rebinding);
 - every socket is tracked, so ``Session.abort`` can shut them all when the sender's deadline
   passes (a receiver that trickles bytes costs its deadline, not a worker);
-- ``requests`` follows no redirect and reads at most ``Session.max_body`` bytes of an answer.
+- ``requests`` follows no redirect, takes no proxy or ``.netrc`` from the environment, and reads
+  at most ``Session.max_body`` bytes of an answer.
 
 Outside ``guarded`` the hook returns at once: it costs a set lookup per audited event.
 """
@@ -248,6 +249,19 @@ def _bounded_send(original: Any):
     return send
 
 
+def _no_environment(original: Any):
+    """``requests.Session.request`` inside ``guarded``: no proxy from the environment and no
+    ``.netrc`` (a proxy would be the only address the guard sees, and it would receive what is
+    meant for the target)."""
+
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _current.get() is not None:
+            self.trust_env = False
+        return original(self, *args, **kwargs)
+
+    return request
+
+
 def install() -> None:
     """Add the audit hook and the bounded ``requests`` send, once per process (the hook acts
     only inside ``guarded``)."""
@@ -257,6 +271,7 @@ def install() -> None:
             return
         import requests
 
+        requests.Session.request = _no_environment(requests.Session.request)
         requests.Session.send = _bounded_send(requests.Session.send)
         sys.addaudithook(_audit)
         _installed = True

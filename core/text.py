@@ -41,11 +41,24 @@ def one_line(value: str) -> str:
 
 def make_names_one_line(model: type) -> int:
     """Rewrite the stored names of ``model`` that break the rule (saved before it held) as one
-    line; for data migrations. Returns how many changed."""
+    line; for data migrations. A rewritten name that another of the same owner already has
+    gets " (2)", " (3)", …: names may be unique per owner. Returns how many changed."""
+    manager = model._base_manager
+    owned = any(field.attname == "owner_id" for field in model._meta.concrete_fields)
+    fields = ("pk", "name", "owner_id") if owned else ("pk", "name")
     changed = []
-    for pk, name in model._base_manager.values_list("pk", "name").iterator(chunk_size=5000):
-        fixed = one_line(name).strip() or "(unnamed)"
-        if fixed != name:
-            changed.append(model(pk=pk, name=fixed))
-    model._base_manager.bulk_update(changed, ["name"], batch_size=1000)
+    taken: set[tuple] = set()
+    for pk, name, *owner in manager.values_list(*fields).iterator(chunk_size=5000):
+        base = one_line(name).strip() or "(unnamed)"
+        if base == name:
+            continue
+        fixed, n = base, 1
+        while (*owner, fixed) in taken or (
+            owned and manager.filter(owner_id=owner[0], name=fixed).exclude(pk=pk).exists()
+        ):
+            n += 1
+            fixed = f"{base[:190]} ({n})"
+        taken.add((*owner, fixed))
+        changed.append(model(pk=pk, name=fixed))
+    manager.bulk_update(changed, ["name"], batch_size=1000)
     return len(changed)

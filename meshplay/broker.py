@@ -40,7 +40,7 @@ RECONNECT_STEP = 0.5
 RECONNECT_MAX = 1.0
 
 
-class Channel(redis.Channel):
+class _ClosesPastAFailedRead:
     def close(self) -> None:
         if self._in_poll:
             try:
@@ -50,15 +50,28 @@ class Channel(redis.Channel):
         super().close()
 
 
+class Channel(_ClosesPastAFailedRead, redis.Channel):
+    pass
+
+
 class Transport(redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(_ClosesPastAFailedRead, redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 def use_redis_transport() -> None:
-    """``redis://`` and ``rediss://`` (and ``redis+socket://``) brokers use the Transport above;
-    URLs and log lines stay as they are."""
+    """``redis://``, ``rediss://`` (and ``redis+socket://``) and ``sentinel://`` brokers use the
+    transports above; URLs and log lines stay as they are."""
     for scheme in ("redis", "rediss"):
         kombu_transports.TRANSPORT_ALIASES[scheme] = "meshplay.broker:Transport"
+    kombu_transports.TRANSPORT_ALIASES["sentinel"] = "meshplay.broker:SentinelTransport"
 
 
 class Consumer(CeleryConsumer):

@@ -4,6 +4,7 @@ the admin: who may, what a destination may be, and what is kept of it (encrypted
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from django.db import transaction
 
 from connections.kinds import kind_choices
 from connections.models import Connection
-from core.egress import host_refusal, url_refusal
+from core.egress import address_refusal, url_refusal
 from environments.models import Environment
 
 from .choices import DEFAULT_CATEGORIES, Category, ChannelKind
@@ -108,11 +109,21 @@ def apprise_service(url: str) -> Any:
     if plugin is None or scheme not in _protocols(type(plugin)):
         raise ValueError(f"this is not a valid {scheme}:// URL.")
     host = getattr(plugin, "host", None)
-    # urlsplit's form of the host: IPv6 literals without their brackets
-    refusal = host_refusal(host.strip("[]")) if isinstance(host, str) and host else None
+    # a literal address is judged now; a name (or what a service keeps where a host would be:
+    # a token) is judged by the addresses it resolves to, at the socket, when it is contacted
+    literal = host.strip("[]") if isinstance(host, str) else ""
+    refusal = address_refusal(literal, literal) if _is_address(literal) else None
     if refusal:
         raise ValueError(f"it cannot be used: {refusal}.")
     return plugin
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _protocols(plugin_class: type) -> set[str]:

@@ -771,3 +771,135 @@ def test_a_very_long_search_is_not_a_500(owner, make_connection, path):
     client.force_login(owner)
     response = client.get(path, {"q": "a" * 49_999})
     assert response.status_code < 500
+
+
+# ---- names are one line, through every door -------------------------------------------------
+
+LINE_BREAK = "ops\r\nBcc: victim@example.com"
+
+
+def _name_doors(endpoint_url: str) -> list[tuple[str, str, dict]]:
+    """(kind of request, URL, body) of every page and API call that names something."""
+    return [
+        (
+            "page",
+            "/connections/add/",
+            {
+                "kind": "http",
+                "name": LINE_BREAK,
+                "url": f"{endpoint_url}/a",
+                "failure_threshold": 3,
+                "probe_interval": 30,
+                "retry_interval": 5,
+            },
+        ),
+        (
+            "page",
+            "/connections/add/",
+            {
+                "kind": "http",
+                "name": "ok",
+                "url": f"{endpoint_url}/b",
+                "new_credential_kind": "bearer_token",
+                "new_credential_name": LINE_BREAK,
+                "new_credential_secret": "tok-123456",
+                "failure_threshold": 3,
+                "probe_interval": 30,
+                "retry_interval": 5,
+            },
+        ),
+        ("page", "/accounts/tokens/", {"name": LINE_BREAK}),
+        ("page", "/environments/add/", {"name": LINE_BREAK, "description": ""}),
+        (
+            "page",
+            "/credentials/add/",
+            {
+                "name": LINE_BREAK,
+                "kind": "bearer_token",
+                "secret": "tok-123456",
+                "endpoints_text": endpoint_url,
+            },
+        ),
+        (
+            "api",
+            "/api/connections/",
+            {
+                "name": LINE_BREAK,
+                "kind": "http",
+                "url": f"{endpoint_url}/c",
+                "failure_threshold": 3,
+                "probe_interval": 30,
+            },
+        ),
+        ("api", "/api/environments/", {"name": LINE_BREAK}),
+        (
+            "api",
+            "/api/credentials/",
+            {
+                "name": LINE_BREAK,
+                "kind": "bearer_token",
+                "secret": "tok-123456",
+                "endpoints": [endpoint_url],
+            },
+        ),
+        (
+            "api",
+            "/api/notifications/channels/",
+            {
+                "name": LINE_BREAK,
+                "kind": "webhook",
+                "destination": f"{endpoint_url}/hook",
+            },
+        ),
+        (
+            "api",
+            "/api/maintenance/windows/",
+            {
+                "name": LINE_BREAK,
+                "kind": "one_off",
+                "starts_at": "2030-01-01T00:00:00Z",
+                "ends_at": "2030-01-01T01:00:00Z",
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize("door", range(10))
+def test_no_door_stores_a_name_with_a_line_break(owner, http_endpoint, door):
+    from maintenance.models import Window
+    from notifications.models import Channel
+
+    kind, url, body = _name_doors(http_endpoint.url)[door]
+    if kind == "page":
+        client = Client()
+        client.force_login(owner)
+        answer = client.post(url, body)
+    else:
+        api = APIClient()
+        api.force_login(owner)
+        answer = api.post(url, body, format="json")
+    assert answer.status_code < 500
+    for model in (Connection, Credential, Environment, ApiToken, Channel, Window):
+        stored = model._base_manager.values_list("name", flat=True)
+        assert not any("\n" in name or "\r" in name for name in stored), (model, list(stored))
+
+
+@pytest.mark.parametrize("model_name", ["credential", "environment"])
+def test_names_made_one_line_by_the_upgrade_stay_unique_per_owner(owner, model_name):
+    """Saved before names were checked: "ci\\ttoken" and "ci\\ntoken" beside "ci token"."""
+    from core.text import make_names_one_line
+
+    model = Credential if model_name == "credential" else Environment
+    for name in ("ci token", "ci\ttoken", "ci\ntoken"):
+        row = model(name="placeholder", owner=owner)
+        if model is Credential:
+            row.kind = "bearer_token"
+            row.set_secret({"token": "abcdef123"})
+        row.save()
+        model.objects.filter(pk=row.pk).update(name=name)  # as an earlier release stored it
+    assert make_names_one_line(model) == 2
+    assert sorted(model.objects.values_list("name", flat=True)) == [
+        "ci token",
+        "ci token (2)",
+        "ci token (3)",
+    ]

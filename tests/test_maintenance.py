@@ -822,3 +822,51 @@ def test_an_environments_window_outlives_the_editor_who_made_it(
     stays.refresh_from_db()
     leaves.refresh_from_db()
     assert (stays.status, leaves.status) == (Status.MAINTENANCE, Status.CONNECTED)
+
+
+@pytest.mark.django_db
+def test_texts_written_before_mentions_name_nothing_a_reader_may_not_see(
+    make_connection, owner, django_user_model, environment
+):
+    """The upgrade's data migration: older reasons and quiet notes get their mentions when the
+    object is certain, else the unseen wording."""
+    from importlib import import_module
+
+    from django.apps import apps as global_apps
+    from django.test import Client
+
+    from connections.dependencies import add_parent
+    from environments.models import EnvironmentMembership
+
+    viewer = django_user_model.objects.create_user("viewer", password="x")
+    EnvironmentMembership.objects.create(environment=environment, user=viewer, role="viewer")
+    shared = make_connection(Status.DISCONNECTED, owner=owner)
+    environment.connections.add(shared)
+    parent = make_connection(Status.DISCONNECTED, owner=owner, name="owners-parent")
+    add_parent(owner, shared, parent)
+    one_off(owner, utc(2025, 1, 1), utc(2025, 1, 2), name="unique-private")
+    one_off(owner, utc(2025, 1, 1), utc(2025, 1, 2), name="twice")
+    one_off(owner, utc(2025, 1, 1), utc(2025, 1, 2), name="twice")
+    older = [  # as the releases before mentions wrote them
+        ("maintenance window unique-private", Trigger.SCHEDULE),
+        ("maintenance window twice ended", Trigger.SCHEDULE),
+        ("unreachable (connect: refused); parent owners-parent is Disconnected", Trigger.PROBE),
+    ]
+    for reason, trigger in older:
+        ConnectionTransition.objects.create(
+            connection=shared, to_status="disconnected", trigger=trigger, reason=reason
+        )
+    Event.objects.filter(connection=shared).update(quiet="under maintenance window twice")
+    import_module("notifications.migrations.0007_mentions_of_older_texts").mentions_of_older_texts(
+        global_apps, None
+    )
+    client = Client()
+    client.force_login(viewer)
+    seen = client.get(f"/connections/{shared.pk}/").text
+    seen += client.get("/notifications/").text + client.get("/api/notifications/events/").text
+    for name in ("unique-private", "twice", "owners-parent"):
+        assert name not in seen, name
+    assert "a connection it depends on is Disconnected" in seen
+    client.force_login(owner)  # the owner may see the window and the parent: named to him
+    mine = client.get(f"/connections/{shared.pk}/").text
+    assert "maintenance window unique-private" in mine and "parent owners-parent is" in mine

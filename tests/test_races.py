@@ -191,3 +191,29 @@ def test_a_bulk_register_wins_over_probes_that_land_during_its_checks(
     assert set(
         Connection.objects.filter(pk__in=[c.pk for c in conns]).values_list("status", flat=True)
     ) == {Status.REGISTERED}
+
+
+def test_two_users_registering_at_once_one_wins(make_connection, owner, monkeypatch):
+    """The second Register arrives while the first one's check runs: the first (staked first)
+    wins, the second is told the connection changed meanwhile; never both lose."""
+    from connections.probes import ProbeOutcome
+
+    conn = make_connection(Status.DISCOVERED)
+    first, second = (Connection.objects.get(pk=conn.pk) for _ in range(2))
+    told = {}
+
+    def check(connection):
+        if "second" not in told:  # the first one's check is running when the second arrives
+            try:
+                lifecycle.perform_user_action(second, Status.REGISTERED, user=owner)
+                told["second"] = "registered"
+            except lifecycle.StaleState as exc:
+                told["second"] = str(exc)
+        return ProbeOutcome(ok=True)
+
+    monkeypatch.setattr(lifecycle, "check_reachability", check)
+    record = lifecycle.perform_user_action(first, Status.REGISTERED, user=owner)
+    assert record.to_status == Status.REGISTERED
+    assert "while this action was being taken" in told["second"]
+    assert Connection.objects.get(pk=conn.pk).status == Status.REGISTERED
+    assert conn.history.filter(to_status=Status.REGISTERED).count() == 1

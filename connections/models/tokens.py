@@ -37,9 +37,11 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(cls, user: Any, name: str) -> tuple[ApiToken, str]:
-        """A new token and its key; the key exists only in this return value."""
+        """A new token and its key; the key exists only in this return value. ValidationError
+        when the name is not one (a name is one line: core.text)."""
         import secrets
 
+        validate_name(name)
         key = "mpc_" + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, prefix=key[:10], key_hash=cls.hash(key))
         return token, key
