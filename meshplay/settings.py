@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "core",
+    "accounts",
     "meshplay",  # its template tags (meshplay/templatetags/ui.py)
     "credentials",
     "connections",

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 
 import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+from accounts.forms import SignInForm
 from connections import ops, token_views
 from overview import views as overview_views
 
@@ -10,6 +12,7 @@ admin.site.site_title = "Meshplay Connections"
 
 urlpatterns = [
     path("", overview_views.overview, name="overview"),
+    path("accounts/login/", LoginView.as_view(form_class=SignInForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", token_views.token_list, name="tokens"),
     path("accounts/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token-revoke"),

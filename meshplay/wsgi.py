@@ -2,8 +2,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from core.wsgi import refuse_unreadable_charsets
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
-application = get_wsgi_application()
+application = refuse_unreadable_charsets(get_wsgi_application())
 
 # each worker does its one-time work before its first request (meshplay/warmup.py)
 if os.environ.get("WARM_UP", "true").lower() not in {"0", "false", "no"}:

@@ -903,3 +903,49 @@ def test_names_made_one_line_by_the_upgrade_stay_unique_per_owner(owner, model_n
         "ci token (2)",
         "ci token (3)",
     ]
+
+
+# ---- what Django reads before any of our code: through the WSGI application ----------------
+
+
+def _wsgi(content_type: str, query: str = "page_size=0") -> tuple[str, bytes]:
+    from meshplay.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/notifications/deliveries/",
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": content_type,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": __import__("io").BytesIO(b""),
+        "wsgi.errors": __import__("io").StringIO(),
+    }
+    answered = []
+    body = b"".join(application(environ, lambda status, headers: answered.append(status)))
+    return answered[0], body
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "zlib", "hex", "uu"])
+def test_a_charset_that_is_no_text_encoding_is_a_400(charset):
+    status, body = _wsgi(f"application/json; charset={charset}")
+    assert status.startswith("400") and b"no text encoding" in body
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "text/plain", ""])
+def test_readable_charsets_reach_the_app(content_type):
+    status, _ = _wsgi(content_type)
+    assert status.startswith("401")  # the API's own answer to a stranger: it was read
+
+
+def test_a_user_name_longer_than_any_is_a_form_error_not_a_500(client):
+    """django-axes records a failed sign-in's user name in 255 characters: the form now stops
+    a longer one before anyone is asked."""
+    from axes.models import AccessAttempt
+
+    for url in ("/accounts/login/", "/admin/login/"):
+        answer = client.post(url, {"username": "a" * 256, "password": " x"})
+        assert answer.status_code == 200, url
+        assert answer.context["form"].errors, url  # refused by the form
+        assert not AccessAttempt.objects.exists()  # before anyone was asked
