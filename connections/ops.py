@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection as db
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CollectorRegistry,
@@ -57,23 +59,51 @@ class ProbingState:
 
 
 def probing_state(now: datetime | None = None) -> ProbingState:
-    """Three index lookups whatever the fleet: the oldest due time of a probed connection
-    waiting and of one claimed, and when a result was last counted."""
+    """One query of three index lookups whatever the fleet: the oldest due time of a probed
+    connection waiting and of one claimed, and when a result was last counted."""
     now = now or timezone.now()
     late = now - timedelta(seconds=2 * settings.PROBE_TICK)
-    probed = Connection.objects.filter(status__in=PROBED_STATES)
+    probed = Connection.objects.filter(status__in=PROBED_STATES).order_by()
     # unclaimed rows wait at their due time; claimed ones at the lease's end, so for them the
     # time they were due (kept across claims of a lost batch: beat claiming them again every
     # tick must not look like progress)
-    waiting = probed.aggregate(due=Min("next_probe_at"))["due"]
-    claimed = probed.filter(probe_claim__isnull=False).aggregate(due=Min("probe_due_at"))["due"]
+    waiting, claimed, last = first_values(
+        probed.order_by("next_probe_at").values("next_probe_at")[:1],
+        probed.filter(probe_claim__isnull=False)
+        .order_by("probe_due_at")
+        .values("probe_due_at")[:1],
+        ProbeCounter.objects.order_by("-recorded_at")
+        .filter(recorded_at__isnull=False)
+        .values("recorded_at")[:1],
+    )
     oldest_due = min((t for t in (waiting, claimed) if t is not None), default=None)
     if oldest_due is None or oldest_due >= late:
         return ProbingState("ok")
-    last = ProbeCounter.objects.aggregate(last=Max("recorded_at"))["last"]
     if last is not None and last >= late:
         return ProbingState("behind", oldest_due)
     return ProbingState("stalled", max(t for t in (last, oldest_due) if t is not None))
+
+
+def first_values(*querysets: Any) -> list[Any]:
+    """The first value of each one-column queryset, in one round trip (``SELECT (q1), (q2),
+    …``), each read as its own index range; times come back aware."""
+    parts, params = [], []
+    for queryset in querysets:
+        sql, query_params = queryset.query.sql_with_params()
+        parts.append(f"({sql})")
+        params.extend(query_params)
+    with db.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    return [_aware(value) for value in row]
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, str):  # SQLite hands times back as text
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def readyz(request: HttpRequest) -> HttpResponse:
