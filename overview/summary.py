@@ -386,11 +386,7 @@ def _attention(visible, environment_names: dict[int, str], user: Any) -> list[At
     # the reason recorded with the transition into the current state (the newest one there)
     rows = list(
         visible.filter(NEEDS_ATTENTION)
-        .annotate(
-            problem_rank=problem,
-            entered_reason=entered("reason"),
-            entered_mentions=entered("mentions"),
-        )
+        .annotate(problem_rank=problem, entered_row=entered("reason", "mentions"))
         .only(
             "name",
             "kind",
@@ -412,9 +408,10 @@ def _attention(visible, environment_names: dict[int, str], user: Any) -> list[At
         if env_id in environment_names:
             memberships[connection_id].append((env_id, environment_names[env_id]))
     result = []
-    seen = Seen(user).load(c.entered_mentions for c in rows)
+    seen = Seen(user).load((c.entered_row or {}).get("mentions") for c in rows)
     for c in rows:
-        reason = seen.text(c.entered_reason or "", c.entered_mentions)
+        entered_row = c.entered_row or {}
+        reason = seen.text(entered_row.get("reason", ""), entered_row.get("mentions"))
         failing = c.last_probe_ok is False and c.last_probe_error
         last_error = c.last_probe_error if failing and c.last_probe_error not in reason else ""
         kind = "auth" if c.problem_rank == 0 else c.status

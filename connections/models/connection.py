@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin, transition
 
@@ -498,13 +499,17 @@ class Connection(FSMModelMixin, models.Model):
             )
 
 
-def entered(field: str) -> Subquery:
-    """A field of the transition that brought each connection into its current state (the
-    newest one into it): an index read of its history, for any queryset of connections."""
+def entered(*fields: str) -> Subquery:
+    """Fields of the transition that brought each connection into its current state (the
+    newest one into it): an index read of its history, for any queryset of connections. One
+    field: its value; several: a dict of them, still one read per row."""
     latest = ConnectionTransition.objects.filter(
         connection_id=OuterRef("pk"), to_status=OuterRef("status")
     ).order_by("-created_at", "-pk")
-    return Subquery(latest.values(field)[:1])
+    if len(fields) == 1:
+        return Subquery(latest.values(fields[0])[:1])
+    row = JSONObject(**{name: name for name in fields})
+    return Subquery(latest.values(row=row)[:1], output_field=models.JSONField())
 
 
 class ConnectionTransition(models.Model):

@@ -184,13 +184,14 @@ def problem_reasons(ids: list[int], user: Any) -> dict[int, str]:
     beyond the page; and one per kind of object the reasons name, if any does."""
     if not ids:
         return {}
-    rows = list(
+    rows = dict(
         Connection.all_objects.filter(pk__in=ids, status__in=REASON_STATES)
-        .annotate(reason=entered("reason"), mentions=entered("mentions"))
-        .values_list("pk", "reason", "mentions")
+        .annotate(entered=entered("reason", "mentions"))
+        .values_list("pk", "entered")
     )
-    seen = Seen(user).load(mentions for _, _, mentions in rows)
-    return {pk: seen.text(reason, mentions) for pk, reason, mentions in rows}
+    rows = {pk: row or {} for pk, row in rows.items()}
+    seen = Seen(user).load(row.get("mentions") for row in rows.values())
+    return {pk: seen.text(row.get("reason", ""), row.get("mentions")) for pk, row in rows.items()}
 
 
 # The time comes as seconds: parsing 1,500 timestamps into aware datetimes cost more than the
