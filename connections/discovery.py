@@ -41,6 +41,7 @@ from django.utils import timezone
 from kubernetes import client as k8s
 
 from core.egress import Session, guarded, host_problem
+from core.sanitize import clean_text
 from credentials.bounds import origin_of
 from credentials.scrub import scrub
 from live import stamp
@@ -52,7 +53,6 @@ from .metadata import merge_metadata
 from .models import Connection, DiscoveredResource
 from .probes.base import ProbeFailed
 from .probes.kubernetes import api_client_for, failure_from
-from .sanitize import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from django.db import DatabaseError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from core.sanitize import clean_metadata, clean_text
 from live import stamp
 
 from . import lifecycle
@@ -29,7 +30,6 @@ from .mentions import Said
 from .metadata import MergeJSON, merge_metadata
 from .models import Connection, ProbeCounter, ProbeResult, is_self_connecting, resume_target
 from .probes import ProbeOutcome
-from .sanitize import clean_metadata, clean_text
 
 log = logging.getLogger(__name__)
 

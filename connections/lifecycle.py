@@ -21,6 +21,8 @@ from django.db.models import F
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, Transition
 
+from core.sanitize import clean_metadata, clean_text
+
 from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity
 from .mentions import Said
@@ -34,7 +36,6 @@ from .models import (
     resume_target,
 )
 from .probes import ProbeOutcome, check_reachability, probe_many
-from .sanitize import clean_metadata, clean_text
 
 if TYPE_CHECKING:
     from credentials.models import Credential
@@ -47,22 +48,34 @@ LABELS = dict(Status.choices)
 class TransitionRefused(Exception):
     """The edge is not in the lifecycle table (or its rule is not met); nothing changed."""
 
+    api_status, api_code = 409, "transition_refused"
+
     def __init__(self, message: str, *, current: str, allowed: list[str]) -> None:
         super().__init__(message)
         self.current = current
         self.allowed = allowed
 
+    def api_extra(self) -> dict[str, Any]:
+        return {"current": self.current, "allowed": list(self.allowed)}
+
 
 class StaleState(TransitionRefused):
     """Another actor changed the connection first (the compare-and-set lost); nothing changed."""
+
+    api_code = "stale_state"
 
 
 class RegistrationFailed(Exception):
     """The reachability check of a Register / Retry failed and the table has no edge for it."""
 
+    api_status, api_code = 409, "registration_failed"
+
     def __init__(self, message: str, outcome: ProbeOutcome) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+    def api_extra(self) -> dict[str, Any]:
+        return {"reason": self.outcome.summary}
 
 
 class DuplicateConnection(ValidationError):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as db
@@ -18,7 +17,6 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CollectorRegistry,
@@ -26,6 +24,8 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+
+from core.db import first_values
 
 from .choices import PROBED_STATES, Status
 from .models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeCounter
@@ -82,28 +82,6 @@ def probing_state(now: datetime | None = None) -> ProbingState:
     if last is not None and last >= late:
         return ProbingState("behind", oldest_due)
     return ProbingState("stalled", max(t for t in (last, oldest_due) if t is not None))
-
-
-def first_values(*querysets: Any) -> list[Any]:
-    """The first value of each one-column queryset, in one round trip (``SELECT (q1), (q2),
-    …``), each read as its own index range; times come back aware."""
-    parts, params = [], []
-    for queryset in querysets:
-        sql, query_params = queryset.query.sql_with_params()
-        parts.append(f"({sql})")
-        params.extend(query_params)
-    with db.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
-        row = cursor.fetchone()
-    return [_aware(value) for value in row]
-
-
-def _aware(value: Any) -> Any:
-    if isinstance(value, str):  # SQLite hands times back as text
-        value = parse_datetime(value)
-    if isinstance(value, datetime) and timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 def readyz(request: HttpRequest) -> HttpResponse:

@@ -1,6 +1,6 @@
-"""The beat schedule, kept in the database (django-celery-beat) and written after migrate."""
+"""The connections app's beat entries (core.periodic writes them after migrate)."""
 
-from django.conf import settings
+from core.periodic import write_schedule
 
 # name: (task, the setting that holds its interval in seconds)
 PERIODIC_TASKS = {
@@ -16,17 +16,3 @@ PERIODIC_TASKS = {
 
 def ensure_periodic_tasks(**kwargs) -> None:
     write_schedule(PERIODIC_TASKS)
-
-
-def write_schedule(tasks: dict[str, tuple[str, str]]) -> None:
-    """Create or update each named beat entry (other apps call this with their own)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    for name, (task, setting) in tasks.items():
-        every = max(1, round(getattr(settings, setting)))
-        schedule, _ = IntervalSchedule.objects.get_or_create(
-            every=every, period=IntervalSchedule.SECONDS
-        )
-        PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "interval": schedule, "enabled": True}
-        )

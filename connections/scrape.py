@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.egress import url_refusal
+from core.sanitize import clean_metadata
 from credentials.scrub import scrub
 
 from .choices import Status
@@ -28,7 +29,6 @@ from .models import Connection, MetricSample
 from .probes.base import auth_headers, read_body
 from .probes.registry import run_async
 from .probes.transport import probe_session
-from .sanitize import clean_metadata
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from connections.sanitize import clean_text
+from core.sanitize import clean_text
 
 from .models import ApiToken
 

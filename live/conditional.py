@@ -21,7 +21,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.crypto import salted_hmac
 
-from meshplay.project import own_app_folders
+from core.project import own_app_folders
 
 from .stamp import current
 

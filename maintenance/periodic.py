@@ -1,6 +1,6 @@
 """The maintenance windows' beat entry, written after migrate like the connections' own."""
 
-from connections.periodic import write_schedule
+from core.periodic import write_schedule
 
 PERIODIC_TASKS = {
     "Apply maintenance windows": (

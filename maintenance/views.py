@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from connections.forms import attach_errors
 from connections.models import Connection
+from core.forms import attach_errors
 
 from . import windows
 from .forms import WindowForm, timezone_names

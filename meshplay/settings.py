@@ -45,7 +45,6 @@ INSTALLED_APPS = [
     "axes",
     "core",
     "accounts",
-    "meshplay",  # its template tags (meshplay/templatetags/ui.py)
     "credentials",
     "connections",
     "environments",
@@ -85,7 +84,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "secret", "token", "key", "kubeconfig"]
 # Behind a reverse proxy, list its addresses: the client is then read from X-Forwarded-For.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
-AXES_CLIENT_IP_CALLABLE = "meshplay.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 
 # /metrics: a bearer token (Prometheus' `authorization` setting), or a signed-in staff user.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
@@ -288,10 +287,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "connections.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only, with a nesting limit: a body nested deeper than MAX_JSON_DEPTH answers 400
-    "DEFAULT_PARSER_CLASSES": ["meshplay.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
 }
 MAX_JSON_DEPTH = 32
 SPECTACULAR_SETTINGS = {

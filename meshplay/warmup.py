@@ -26,7 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from meshplay.project import own_app_folders
+from core.project import own_app_folders
 
 logger = logging.getLogger(__name__)
 

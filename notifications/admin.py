@@ -15,9 +15,9 @@ from django.db import transaction
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from connections.forms import attach_errors
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core.forms import attach_errors
 from environments.models import Environment
 
 from . import channels

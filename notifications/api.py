@@ -26,9 +26,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from connections.api.errors import error
 from connections.mentions import read_as
 from connections.models import Connection
+from core.api import error
 from core.ids import ID_PATTERN, IdFilter
 from core.times import time_problem
 

@@ -18,9 +18,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from connections.choices import STATUS_STYLE
-from connections.forms import attach_errors
 from connections.mentions import read_as
 from connections.models import Connection
+from core.forms import attach_errors
 from environments.models import Environment
 
 from . import center, channels, delivery

@@ -34,8 +34,8 @@ from django.utils import timezone
 from connections.choices import PROBED_STATES, Status
 from connections.mentions import Seen
 from connections.models import Connection, ConnectionTransition, entered
+from core.db import Epoch
 from environments.models import Environment
-from meshplay.dbfunctions import Epoch
 from meshplay.urlcache import named_url, pk_url
 
 UPTIME_WINDOW = timedelta(hours=24)

@@ -23,9 +23,9 @@ from rest_framework.test import APIClient
 
 from connections.choices import Status
 from connections.models import ApiToken, Connection
+from core.parsers import json_depth, json_depth_exceeds
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
-from meshplay.parsers import json_depth, json_depth_exceeds
 
 pytestmark = pytest.mark.django_db
 

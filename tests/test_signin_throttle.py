@@ -155,7 +155,7 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled_not_the_proxy(
     client the proxy names, or one attacker would lock a user out for everyone."""
     from django.test import RequestFactory
 
-    from meshplay.client_ip import client_ip
+    from accounts.client_ip import client_ip
 
     factory = RequestFactory()
     settings.TRUSTED_PROXIES = ["10.9.9.9"]

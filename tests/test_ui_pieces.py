@@ -7,7 +7,7 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from connections.kinds import KINDS
-from meshplay.templatetags.ui import ago_text
+from core.templatetags.ui import ago_text
 
 NOW = timezone.now()
 

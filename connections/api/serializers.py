@@ -13,8 +13,8 @@ from connections.choices import BULK_ACTIONS, Status
 from connections.identity import validate_endpoint_url
 from connections.kinds import kind_choices
 from connections.models import Connection, ConnectionTransition
-from connections.sanitize import clean_text
 from core.ids import MAX_ID
+from core.sanitize import clean_text
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 

@@ -20,6 +20,7 @@ from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
 from connections.lifecycle import editable_ids
 from connections.models import Connection
+from core.api import error
 from core.ids import ID_PATTERN
 from credentials.kubeconfig import parse_kubeconfig
 from environments.actions import change_membership, group_transition
@@ -27,7 +28,6 @@ from environments.models import Environment, EnvironmentMembership
 
 from ..mentions import read_as
 from . import serializers as s
-from .errors import error
 
 
 class Pages(PageNumberPagination):

@@ -23,7 +23,7 @@ from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin,
 from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
 from connections.identity import endpoint_identity, validate_endpoint_url
 from connections.kinds import get_kind, kind_choices
-from connections.sanitize import json_problem
+from core.sanitize import json_problem
 from core.text import validate_name
 from credentials.models import Credential, shared_with
 

@@ -13,8 +13,8 @@ import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
-from connections.sanitize import clean_metadata
 from core.egress import AddressRefused, url_refusal
+from core.sanitize import clean_metadata
 from credentials.bounds import SecretRefused, secret_for
 from credentials.scrub import scrub
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from meshplay.templatetags.ui import ago_seconds, ago_text, icon_markup
+from core.templatetags.ui import ago_seconds, ago_text, icon_markup
 from meshplay.urlcache import pk_url
 
 register = template.Library()

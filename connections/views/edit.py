@@ -26,12 +26,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 
+from core.forms import attach_errors
 from environments.actions import change_membership
 from environments.models import Environment
 
 from .. import editing
 from ..choices import PROBED_STATES, Status
-from ..forms import EditConnectionForm, attach_errors
+from ..forms import EditConnectionForm
 from ..lifecycle import editable_ids
 from ..models import Connection
 from .common import visible

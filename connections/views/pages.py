@@ -16,12 +16,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from core.forms import attach_errors
 from environments.models import Environment
 
 from .. import charts, lifecycle
 from ..choices import STATUS_STYLE, Status
 from ..dependencies import children_of, parents_of
-from ..forms import AddConnectionForm, KubeconfigImportForm, attach_errors
+from ..forms import AddConnectionForm, KubeconfigImportForm
 from ..imports import import_kubeconfig
 from ..lifecycle import editable_ids
 from ..mentions import read_as

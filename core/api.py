@@ -1,12 +1,13 @@
-"""One JSON shape for every API error: {"error": {"status", "code", "message", "fields"?, …}}."""
+"""One JSON shape for every API error: {"error": {"status", "code", "message", "fields"?, …}}.
+
+A domain exception says how it is answered itself (``api_status``, ``api_code`` and
+``api_extra()``): this module knows no app."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
-
-from connections import lifecycle
 
 
 def error(http_status: int, code: str, message: str, **extra) -> Response:
@@ -17,11 +18,9 @@ def error(http_status: int, code: str, message: str, **extra) -> Response:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, lifecycle.TransitionRefused):
-        code = "stale_state" if isinstance(exc, lifecycle.StaleState) else "transition_refused"
-        return error(409, code, str(exc), current=exc.current, allowed=list(exc.allowed))
-    if isinstance(exc, lifecycle.RegistrationFailed):
-        return error(409, "registration_failed", str(exc), reason=exc.outcome.summary)
+    if hasattr(exc, "api_status") and hasattr(exc, "api_code"):
+        extra = exc.api_extra() if hasattr(exc, "api_extra") else {}
+        return error(exc.api_status, exc.api_code, str(exc), **extra)
     if isinstance(exc, Http404):
         return error(404, "not_found", "Not found.")
     if isinstance(exc, DjangoPermissionDenied):
