@@ -282,7 +282,7 @@ PROBE_TIMEOUTS = {
 REST_FRAMEWORK = {
     # token first: an anonymous request then gets 401 with WWW-Authenticate, not 403
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "connections.api.auth.TokenAuthentication",
+        "accounts.api.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

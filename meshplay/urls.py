@@ -3,8 +3,9 @@ from django.contrib.auth.views import LoginView
 from django.urls import include, path
 
 import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
+from accounts import views as account_views
 from accounts.forms import SignInForm
-from connections import ops, token_views
+from connections import ops
 from overview import views as overview_views
 
 admin.site.site_header = "Meshplay Connections"
@@ -14,8 +15,8 @@ urlpatterns = [
     path("", overview_views.overview, name="overview"),
     path("accounts/login/", LoginView.as_view(form_class=SignInForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("accounts/tokens/", token_views.token_list, name="tokens"),
-    path("accounts/tokens/<id:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
+    path("accounts/tokens/", account_views.token_list, name="tokens"),
+    path("accounts/tokens/<id:pk>/revoke/", account_views.token_revoke, name="token-revoke"),
     path("favicon.ico", ops.favicon, name="favicon"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),

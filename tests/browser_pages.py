@@ -25,7 +25,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
+from accounts.models import ApiToken
+from connections.models import Connection, ConnectionTransition, Dependency
 from connections.models.collected import ProbeResult
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership

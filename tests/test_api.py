@@ -5,8 +5,9 @@ import yaml
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from connections.choices import Status
-from connections.models import ApiToken, Connection
+from connections.models import Connection
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from tests.kube_api import FakeKubernetesAPI

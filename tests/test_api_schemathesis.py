@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from connections.models import ApiToken
+from accounts.models import ApiToken
 from meshplay.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)

@@ -47,8 +47,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from drf_spectacular.generators import SchemaGenerator
 
+from accounts.models import ApiToken
 from connections import dependencies, health, lifecycle
-from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
+from connections.models import Connection, ConnectionTransition, Dependency
 from connections.probes.base import ProbeOutcome
 from credentials.models import Credential
 from environments.actions import change_membership

@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from connections.choices import Status
-from connections.models import ApiToken, Connection
+from connections.models import Connection
 from core.parsers import json_depth, json_depth_exceeds
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership

@@ -73,9 +73,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from connections.choices import BULK_ACTIONS, Status, Trigger
 from connections.kinds import kind_choices
-from connections.models import ApiToken, Connection, ConnectionTransition, Dependency
+from connections.models import Connection, ConnectionTransition, Dependency
 from core.wsgi import readable_charset
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership

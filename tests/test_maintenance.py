@@ -678,7 +678,7 @@ def test_a_window_at_the_edge_of_time_is_refused_and_pages_never_break(
 ):
     from django.test import Client
 
-    from connections.models import ApiToken
+    from accounts.models import ApiToken
 
     key = ApiToken.issue(owner, "t")[1]
     api = Client(HTTP_AUTHORIZATION=f"Token {key}")

@@ -31,7 +31,7 @@ def client_for(user) -> Client:
 
 
 def api_for(user) -> Client:
-    from connections.models import ApiToken
+    from accounts.models import ApiToken
 
     key = ApiToken.issue(user, "t")[1]
     return Client(HTTP_AUTHORIZATION=f"Token {key}")

@@ -10,7 +10,8 @@ import yaml
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from connections.models import ApiToken, Connection, ConnectionTransition
+from accounts.models import ApiToken
+from connections.models import Connection, ConnectionTransition
 from environments.models import Environment, EnvironmentMembership
 from notifications import channels
 from notifications.models import Channel, Delivery, Event, Rule

@@ -22,12 +22,10 @@ from .connection import (
     resume_target,
 )
 from .dependency import Dependency
-from .tokens import ApiToken
 
 __all__ = (
     "ALL_BUT_DELETED",
     "LATENCY_BUCKETS_MS",
-    "ApiToken",
     "Connection",
     "ConnectionQuerySet",
     "ConnectionTransition",

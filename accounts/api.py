@@ -4,7 +4,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from connections.models import ApiToken
+from .models import ApiToken
 
 
 class TokenAuthentication(authentication.BaseAuthentication):

@@ -27,7 +27,7 @@ def token_list(request):
             except ValidationError as exc:
                 messages.error(request, " ".join(exc.messages))
     tokens = ApiToken.objects.filter(user=request.user)
-    response = render(request, "tokens.html", {"tokens": tokens, "new_key": new_key})
+    response = render(request, "accounts/tokens.html", {"tokens": tokens, "new_key": new_key})
     response["Cache-Control"] = "no-store"  # the page that shows a key once is never cached
     return response
 

@@ -25,6 +25,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
+        db_table = "connections_apitoken"  # made by the connections app, which had it first
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
