@@ -143,7 +143,7 @@ def run_pass(cluster_pk: int) -> None:
         return execute(sql, params, many, context)
 
     writing = [0.0]
-    store = discovery._store_resources
+    store = discovery.store.store_resources
 
     def timed_store(*args, **kwargs):
         started = time.perf_counter()
@@ -152,7 +152,7 @@ def run_pass(cluster_pk: int) -> None:
         finally:
             writing[0] += time.perf_counter() - started
 
-    discovery._store_resources = timed_store
+    discovery.store.store_resources = timed_store
     with db.execute_wrapper(count):
         started = time.perf_counter()
         report = discovery.discover_cluster(cluster)
@@ -195,7 +195,7 @@ def one_pass(cluster_pk: int) -> dict:
 
 def bench_cluster(objects: int, integrable: int, owner, nodelay: bool) -> list[tuple[str, dict]]:
     from connections.models import Connection, DiscoveredResource
-    from connections.probes.kubernetes import encode_ca
+    from connections.probing.probes.kubernetes import encode_ca
     from credentials.bounds import origin_of
     from credentials.models import Credential
 

@@ -6,13 +6,14 @@
 Simulates ``--connections`` connections probed every ``--interval`` seconds for ``--days``
 days in the PostgreSQL database ``bench_growth``. Bulk inserts stand in for time: every
 ``--step`` simulated seconds (beat's PRUNE_INTERVAL) the step's probe results are inserted in
-one statement, and then the real pruning runs as beat would run it (connections.history.prune
-with the simulated time, resumed at once while it has not finished, as the task does). Alongside:
+one statement, and then the real pruning runs as beat would run it
+(connections.probing.history.prune with the simulated time, resumed at once while it has not
+finished, as the task does). Alongside:
 
 - ``--scraped`` connected Prometheus/Grafana connections get their samples every 60 s
-  (4 per scrape) and the real connections.scrape.scrape_connected runs once per simulated day
-  (its targets refuse: it only prunes; beat runs it every minute, with the same result at the
-  day's end);
+  (4 per scrape) and the real connections.probing.scrape.scrape_connected runs once per
+  simulated day (its targets refuse: it only prunes; beat runs it every minute, with the same
+  result at the day's end);
 - every simulated day, ``--flaps`` connections go down and up again (two transitions each) and
   ``--deletes`` connections are deleted through the lifecycle (their tombstones keep their
   history, their data is purged) and as many new ones added;
@@ -224,8 +225,8 @@ def main() -> None:
     from django.db import connection as db
     from django.utils import timezone
 
-    from connections import history
-    from connections.scrape import scrape_connected
+    from connections.probing import history
+    from connections.probing.scrape import scrape_connected
 
     settings.DEBUG = False
     with socket.socket() as sock:  # a loopback port nothing listens on: scrapes are refused

@@ -50,9 +50,9 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db.models.signals import post_save
 
-    from connections import health
     from connections.models import Connection, ConnectionTransition
-    from connections.probes.base import ProbeOutcome
+    from connections.probing import outcomes as health
+    from connections.probing.probes.base import ProbeOutcome
     from notifications import channels, delivery, routing
     from notifications.events import record_event
     from notifications.models import Event, Message

@@ -289,7 +289,7 @@ async def users(
 PROBER = """
 import time, django
 django.setup()
-from connections.scheduling import run_round
+from connections.probing.scheduling import run_round
 while True:
     run_round()
     time.sleep(0.5)

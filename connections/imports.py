@@ -9,12 +9,12 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from connections.probing.probes import ProbeOutcome, probe_many
 from credentials.models import Credential
 
 from . import lifecycle
 from .identity import endpoint_identity
 from .models import Connection
-from .probes import ProbeOutcome, probe_many
 
 
 @dataclass

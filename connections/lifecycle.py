@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, Transition
 
+from connections.probing.probes import ProbeOutcome, check_reachability, probe_many
 from core.sanitize import clean_metadata, clean_text
 
 from .choices import PROBED_STATES, Status, Trigger
@@ -35,7 +36,6 @@ from .models import (
     ProbeRollup,
     resume_target,
 )
-from .probes import ProbeOutcome, check_reachability, probe_many
 
 if TYPE_CHECKING:
     from credentials.models import Credential

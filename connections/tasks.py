@@ -7,7 +7,7 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 
-from . import history, scheduling
+from .probing import history, scheduling
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def prune_probe_history(resume: list | None = None) -> dict:
 @shared_task(ignore_result=True, **_limits(120))
 def scrape_connected() -> dict:
     """Beat: scrape the summary of every connected Prometheus and Grafana."""
-    from . import scrape
+    from .probing import scrape
 
     return scrape.scrape_connected()
 

@@ -2,7 +2,7 @@
 
 The rule (``address_refusal``): never the link-local metadata service (unless
 ``PROBE_ALLOW_LINK_LOCAL``), and only ``PROBE_ALLOWED_NETWORKS`` when that is set. Probes apply
-it in their resolver (``connections.probes.transport``); everything else that sends from a
+it in their resolver (``connections.probing.probes.transport``); everything else that sends from a
 thread (notifications, discovery) runs inside ``guarded(session)``, where it is enforced at the
 socket layer by an audit hook (PEP 578) that sees every ``connect``, ``sendto`` and ``sendmsg``
 whatever the library or the protocol, UDP included:

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "maintenance",
     "live",
     "overview",
+    "operations",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,6 @@ from django.urls import include, path
 import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 from accounts import views as account_views
 from accounts.forms import SignInForm
-from connections import ops
 from overview import views as overview_views
 
 admin.site.site_header = "Meshplay Connections"
@@ -17,10 +16,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", account_views.token_list, name="tokens"),
     path("accounts/tokens/<id:pk>/revoke/", account_views.token_revoke, name="token-revoke"),
-    path("favicon.ico", ops.favicon, name="favicon"),
-    path("healthz", ops.healthz, name="healthz"),
-    path("readyz", ops.readyz, name="readyz"),
-    path("metrics", ops.metrics, name="metrics"),
+    path("", include("operations.urls")),
     path("connections/", include("connections.urls")),
     path("credentials/", include("credentials.urls")),
     path("environments/", include("environments.urls")),

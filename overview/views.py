@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from connections.ops import probing_state
+from connections.probing.state import probing_state
 from live.conditional import refreshable
 
 from . import summary

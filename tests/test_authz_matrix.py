@@ -48,9 +48,10 @@ from django.utils.http import urlsafe_base64_encode
 from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import ApiToken
-from connections import dependencies, health, lifecycle
+from connections import dependencies, lifecycle
 from connections.models import Connection, ConnectionTransition, Dependency
-from connections.probes.base import ProbeOutcome
+from connections.probing import outcomes as health
+from connections.probing.probes.base import ProbeOutcome
 from credentials.models import Credential
 from environments.actions import change_membership
 from environments.models import Environment, EnvironmentMembership

@@ -8,7 +8,7 @@ import pytest
 from django.db import connections as db_connections
 
 from connections.models import Connection
-from connections.scheduling import run_round
+from connections.probing.scheduling import run_round
 from environments.models import Environment
 from tests.services import require_binary
 

@@ -23,12 +23,12 @@ from django.apps import apps
 from django.db import connection as db
 from django.urls import reverse
 
-from connections import scheduling
 from connections.choices import Status
 from connections.discovery import discover_cluster
 from connections.models import Connection
-from connections.probes.kubernetes import encode_ca
-from connections.scrape import scrape_connected
+from connections.probing import scheduling
+from connections.probing.probes.kubernetes import encode_ca
+from connections.probing.scrape import scrape_connected
 from credentials import crypto
 from credentials.bounds import origin_of
 from credentials.models import Credential

@@ -85,9 +85,9 @@ def test_a_refused_send_names_the_credential_but_not_its_other_endpoints(
 ):
     """Everyone who sees the connection reads its probe error: the credential's other
     endpoints are its owner's to see, on the credential's page."""
-    from connections import health
     from connections.models import Connection
-    from connections.probes import probe_many
+    from connections.probing import outcomes as health
+    from connections.probing.probes import probe_many
 
     credential = Credential(name="prod-token", kind=Credential.Kind.BEARER_TOKEN, owner=owner)
     credential.endpoints = ["https://private-a.example.org:9443", "https://private-b.example.org"]

@@ -7,11 +7,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from connections import health
 from connections.choices import Status
 from connections.dependencies import add_parent, children_of, remove_parent
 from connections.models import Connection, Dependency
-from connections.probes.base import ProbeOutcome
+from connections.probing import outcomes as health
+from connections.probing.probes.base import ProbeOutcome
 from notifications import channels
 from notifications.models import Event
 from tests.test_notifications import down, receiver, run  # noqa: F401

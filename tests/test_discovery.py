@@ -8,8 +8,9 @@ import pytest
 
 from connections import discovery, lifecycle
 from connections.choices import Status, Trigger
+from connections.discovery import resources
 from connections.models import Connection, DiscoveredResource
-from connections.probes.kubernetes import encode_ca
+from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from environments.models import Environment
@@ -215,7 +216,7 @@ def test_an_unreachable_cluster_is_reported_not_raised(api, cluster):
     ],
 )
 def test_recognition(name, labels, image, expected):
-    assert discovery.recognise(name, labels, image) == expected
+    assert resources.recognise(name, labels, image) == expected
 
 
 def test_the_cluster_page_browses_what_discovery_saw(api, cluster, owner, client, http_endpoint):
@@ -349,8 +350,8 @@ def test_odd_browser_parameters_are_not_a_500(api, cluster, owner, client):
 def test_a_probe_never_changes_the_identity_an_ignored_child_is_keyed_by(api, cluster, owner):
     """The cluster's identity is recorded once; a later probe answering another kube-system uid
     (a restored etcd, an RBAC change) does not re-key its children, so ignored stays ignored."""
-    from connections.health import apply_outcomes
-    from connections.probes import ProbeOutcome
+    from connections.probing.outcomes import apply_outcomes
+    from connections.probing.probes import ProbeOutcome
 
     discovery.discover_cluster(cluster)
     cluster.refresh_from_db()
@@ -400,9 +401,9 @@ def test_a_cluster_deleted_and_added_again_adopts_its_live_children(
 
 
 def test_an_expired_continue_token_restarts_the_list(api, cluster, monkeypatch):
-    monkeypatch.setattr(discovery, "PAGE_SIZE", 2)
+    monkeypatch.setattr(resources, "PAGE_SIZE", 2)
     calls = {"n": 0}
-    real = discovery._list_all
+    real = resources.list_all
 
     def expire_once(call, report, resource):
         def wrapped(**kwargs):
@@ -413,14 +414,14 @@ def test_an_expired_continue_token_restarts_the_list(api, cluster, monkeypatch):
 
         return real(wrapped, report, resource)
 
-    monkeypatch.setattr(discovery, "_list_all", expire_once)
+    monkeypatch.setattr(resources, "list_all", expire_once)
     report = discovery.discover_cluster(cluster)
     assert report.error == ""
     assert set(discovered(cluster)) >= {"monitoring/prometheus-server", "monitoring/grafana"}
 
 
 def test_a_pass_racing_a_delete_writes_nothing_into_the_tombstone(api, cluster, owner, monkeypatch):
-    real = discovery._parse
+    real = resources.parse_page
 
     def delete_meanwhile(items, build, report):
         if Connection.objects.filter(pk=cluster.pk).exists():
@@ -432,7 +433,7 @@ def test_a_pass_racing_a_delete_writes_nothing_into_the_tombstone(api, cluster, 
             )
         return real(items, build, report)
 
-    monkeypatch.setattr(discovery, "_parse", delete_meanwhile)
+    monkeypatch.setattr(resources, "parse_page", delete_meanwhile)
     report = discovery.discover_cluster(cluster)
     assert "no longer connected" in report.error
     assert not DiscoveredResource.objects.filter(cluster=cluster).exists()
@@ -442,7 +443,7 @@ def test_a_pass_racing_a_delete_writes_nothing_into_the_tombstone(api, cluster, 
 def test_a_pass_merges_its_metadata_and_never_undoes_a_write_made_meanwhile(
     api, cluster, monkeypatch
 ):
-    real = discovery._parse
+    real = resources.parse_page
 
     def probe_writes_meanwhile(items, build, report):
         from connections.metadata import merge_metadata
@@ -450,7 +451,7 @@ def test_a_pass_merges_its_metadata_and_never_undoes_a_write_made_meanwhile(
         merge_metadata(Connection.objects.filter(pk=cluster.pk), {"version": "v9.9.9"})
         return real(items, build, report)
 
-    monkeypatch.setattr(discovery, "_parse", probe_writes_meanwhile)
+    monkeypatch.setattr(resources, "parse_page", probe_writes_meanwhile)
     discovery.discover_cluster(cluster)
     cluster.refresh_from_db()
     assert cluster.metadata["version"] == "v9.9.9"  # the probe's write survived the pass
@@ -538,7 +539,7 @@ def test_a_trickling_api_server_costs_its_pass_the_pass_timeout_and_nothing_more
 def test_discovery_connects_only_where_the_egress_guard_allows(api, cluster, settings, monkeypatch):
     """The early check of the server's address can be outrun (a name that resolves elsewhere
     when the client connects): the guard refuses the connect itself, and nothing is sent."""
-    from connections.probes import kubernetes as kubernetes_probe
+    from connections.probing.probes import kubernetes as kubernetes_probe
 
     settings.PROBE_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # loopback, where the server is, is not
     monkeypatch.setattr(kubernetes_probe, "refusal_for", lambda url: None)

@@ -8,11 +8,12 @@ from django.db import connection as db
 
 from connections import discovery, lifecycle
 from connections.choices import Status, Trigger
+from connections.discovery import resources
 from connections.editing import update_connection
 from connections.identity import validate_endpoint_url
 from connections.metadata import merge_metadata
 from connections.models import Connection, DiscoveredResource
-from connections.probes.kubernetes import encode_ca
+from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
@@ -74,7 +75,7 @@ def test_labels_kept_per_object_are_bounded(api, cluster):  # noqa: F811
             [row.pk],
         )
         size = c.fetchone()[0]
-    assert len(row.labels) == discovery.MAX_LABELS and size < 10_000
+    assert len(row.labels) == resources.MAX_LABELS and size < 10_000
 
 
 # 4. A child's new address is written alone: a metadata key written meanwhile stays.
@@ -89,7 +90,7 @@ def test_following_a_new_address_keeps_what_others_wrote_meanwhile(api, cluster,
         type="LoadBalancer",
         external_ip="127.0.0.9",
     )  # its address changes
-    real = discovery._endpoint
+    real = resources.endpoint
     done = {}
 
     def endpoint(row):
@@ -106,7 +107,7 @@ def test_following_a_new_address_keeps_what_others_wrote_meanwhile(api, cluster,
             t.join()
         return real(row)
 
-    monkeypatch.setattr(discovery, "_endpoint", endpoint)
+    monkeypatch.setattr(resources, "endpoint", endpoint)
     discovery.discover_cluster(cluster)
     child = Connection.objects.get(pk=child.pk)
     assert child.url == "http://127.0.0.9:3000"

@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from connections import discovery
 from connections.choices import Status
+from connections.discovery import resources, store
 from connections.models import Connection, DiscoveredResource
-from connections.probes.kubernetes import encode_ca
+from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI
@@ -64,8 +65,8 @@ def cluster(api, make_connection, owner):
 
 @pytest.fixture
 def small_pages(monkeypatch):
-    monkeypatch.setattr(discovery, "PAGE_SIZE", PAGE)
-    monkeypatch.setattr(discovery, "WRITE_CHUNK", 100)  # several chunks per kind
+    monkeypatch.setattr(resources, "PAGE_SIZE", PAGE)
+    monkeypatch.setattr(store, "WRITE_CHUNK", 100)  # several chunks per kind
 
 
 def writes():
@@ -96,7 +97,7 @@ def list_requests(api, path):
 def small_count_pages(monkeypatch, limit, each_page=None):
     """Nodes and namespaces listed ``limit`` at a time (the rest in pages of PAGE);
     ``each_page(resource, n)`` is called before the n-th request of a list."""
-    real = discovery._list_all
+    real = resources.list_all
     requests: dict[str, int] = {}
 
     def listing(call, report, resource):
@@ -110,7 +111,7 @@ def small_count_pages(monkeypatch, limit, each_page=None):
 
         return real(wrapped, report, resource)
 
-    monkeypatch.setattr(discovery, "_list_all", listing)
+    monkeypatch.setattr(resources, "list_all", listing)
     return requests
 
 
@@ -148,13 +149,13 @@ def test_a_count_restarted_by_an_expired_token_is_not_counted_twice(
 
 def test_services_and_deployments_are_parsed_page_by_page(api, cluster, small_pages, monkeypatch):
     sizes = []
-    real = discovery._parse
+    real = resources.parse_page
 
     def record(items, build, report):
         sizes.append(len(items))
         return real(items, build, report)
 
-    monkeypatch.setattr(discovery, "_parse", record)
+    monkeypatch.setattr(resources, "parse_page", record)
     report = discovery.discover_cluster(cluster)
     assert report.error == "" and report.skipped == 0
     assert max(sizes) == PAGE and len(sizes) == 2 * math.ceil(PER_KIND / PAGE)
@@ -165,7 +166,7 @@ def test_services_and_deployments_are_parsed_page_by_page(api, cluster, small_pa
 def test_a_services_list_restarted_midway_keeps_each_service_once(
     api, cluster, small_pages, monkeypatch
 ):
-    real = discovery._list_all
+    real = resources.list_all
     seen = {"pages": 0}
 
     def expire_in_the_services_list(call, report, resource):
@@ -179,7 +180,7 @@ def test_a_services_list_restarted_midway_keeps_each_service_once(
 
         return real(wrapped, report, resource)
 
-    monkeypatch.setattr(discovery, "_list_all", expire_in_the_services_list)
+    monkeypatch.setattr(resources, "list_all", expire_in_the_services_list)
     report = discovery.discover_cluster(cluster)
     assert report.error == "" and report.skipped == 0
     assert report.counts["services"] == PER_KIND - 1
@@ -189,7 +190,7 @@ def test_a_services_list_restarted_midway_keeps_each_service_once(
 
 
 def test_an_object_listed_on_two_pages_is_kept_once(api, cluster, small_pages, monkeypatch):
-    real = discovery._list_all
+    real = resources.list_all
 
     def repeat_the_first_page(call, report, resource):
         first = None
@@ -201,7 +202,7 @@ def test_an_object_listed_on_two_pages_is_kept_once(api, cluster, small_pages, m
                     items = items + first[:3]
             yield fresh, items
 
-    monkeypatch.setattr(discovery, "_list_all", repeat_the_first_page)
+    monkeypatch.setattr(resources, "list_all", repeat_the_first_page)
     report = discovery.discover_cluster(cluster)
     assert report.error == ""
     assert report.counts["deployments"] == PER_KIND
@@ -210,7 +211,7 @@ def test_an_object_listed_on_two_pages_is_kept_once(api, cluster, small_pages, m
 
 
 def test_rows_spooled_to_a_file_are_stored_the_same(api, cluster, small_pages, monkeypatch):
-    monkeypatch.setattr(discovery, "SPOOL_MEMORY", 4096)  # a temporary file after a page
+    monkeypatch.setattr(resources, "SPOOL_MEMORY", 4096)  # a temporary file after a page
     report = discovery.discover_cluster(cluster)
     assert report.error == ""
     stored = DiscoveredResource.objects.filter(cluster=cluster)
@@ -294,7 +295,7 @@ def test_the_other_databases_path_writes_changed_rows_with_bulk_update(
     api, cluster, small_pages, monkeypatch
 ):
     discovery.discover_cluster(cluster)
-    monkeypatch.setattr(discovery, "_values_update", lambda: False)
+    monkeypatch.setattr(store, "_values_update", lambda: False)
     fill(api, rev=4)
     report = discovery.discover_cluster(cluster)
     assert report.rows_written == 2 * PER_KIND

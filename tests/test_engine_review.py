@@ -14,13 +14,13 @@ import pytest
 import yaml
 from django.utils import timezone
 
-from connections import scheduling
 from connections.choices import Status
-from connections.health import apply_outcomes
 from connections.metadata import merge_metadata
 from connections.models import Connection
-from connections.probes import ProbeOutcome, probe_many
-from connections.probes import kubernetes as k8s_probe
+from connections.probing import scheduling
+from connections.probing.outcomes import apply_outcomes
+from connections.probing.probes import ProbeOutcome, probe_many
+from connections.probing.probes import kubernetes as k8s_probe
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI

@@ -11,10 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from connections import health, history, tasks
+from connections import tasks
 from connections.choices import Status, Trigger
 from connections.models import LATENCY_BUCKETS_MS, ConnectionTransition, ProbeResult, ProbeRollup
-from connections.probes.base import ProbeOutcome
+from connections.probing import history
+from connections.probing import outcomes as health
+from connections.probing.probes.base import ProbeOutcome
 
 pytestmark = pytest.mark.django_db
 

@@ -7,12 +7,13 @@ import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
-from connections import lifecycle, scheduling
+from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.health import apply_outcomes
-from connections.history import prune_probe_history
 from connections.models import Connection, ProbeResult, ProbeRollup
-from connections.probes import ProbeOutcome
+from connections.probing import scheduling
+from connections.probing.history import prune_probe_history
+from connections.probing.outcomes import apply_outcomes
+from connections.probing.probes import ProbeOutcome
 from credentials.bounds import origin_of
 from credentials.models import Credential
 
@@ -281,7 +282,7 @@ def test_probe_connections_command_runs_one_round(http_endpoint, make_connection
 @pytest.mark.parametrize("writer", ["_compare_and_set_many", "_compare_and_set_each"])
 def test_both_bulk_writers_apply_only_unchanged_rows(writer, make_connection, owner):
     """The PostgreSQL statement and the per-row fallback (SQLite) guard rows alike."""
-    from connections import health
+    from connections.probing import outcomes as health
 
     kept, raced = make_connection(Status.CONNECTED), make_connection(Status.CONNECTED)
     make_due(kept, raced)
@@ -365,7 +366,7 @@ def test_probing_is_stalled_when_beat_claims_but_no_worker_probes(
     claim pushes the lease forward), nothing is probed; that is a stall, seen from the time
     the rows were first due."""
     from connections import tasks
-    from connections.ops import probing_state
+    from connections.probing.state import probing_state
 
     settings.PROBE_TICK = 5
     monkeypatch.setattr(tasks.probe_batch, "apply_async", lambda *args, **kwargs: None)

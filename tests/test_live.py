@@ -10,9 +10,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from connections import health, lifecycle
+from connections import lifecycle
 from connections.models import Connection
-from connections.probes import ProbeOutcome
+from connections.probing import outcomes as health
+from connections.probing.probes import ProbeOutcome
 from environments.models import Environment
 from live import stamp
 from tests.test_browser import browser  # noqa: F401  (the fixture)

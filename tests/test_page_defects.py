@@ -15,7 +15,7 @@ from connections.choices import Status, Trigger
 from connections.management.commands import demo
 from connections.models import Connection, ConnectionTransition
 from connections.models.collected import ProbeResult
-from connections.probes import ProbeOutcome
+from connections.probing.probes import ProbeOutcome
 from credentials.models import Credential
 from tests.services import require_binary
 

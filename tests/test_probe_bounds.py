@@ -22,12 +22,14 @@ from django.db import DataError
 from django.db import connection as db
 from django.utils import timezone
 
-from connections import discovery, health, scheduling, scrape, tasks
+from connections import discovery, tasks
 from connections.choices import Status
 from connections.models import Connection, DiscoveredResource, MetricSample, ProbeResult
 from connections.periodic import ensure_periodic_tasks
-from connections.probes import check_reachability, probe_many
-from connections.probes.kubernetes import encode_ca
+from connections.probing import outcomes as health
+from connections.probing import scheduling, scrape
+from connections.probing.probes import check_reachability, probe_many
+from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.hostile import (

@@ -21,9 +21,9 @@ import aiodns
 import pytest
 
 from connections.models import Connection
-from connections.probes import check_reachability, probe_many, registry, transport
-from connections.probes.kubernetes import encode_ca
-from connections.probes.transport import GuardedResolver
+from connections.probing.probes import check_reachability, probe_many, registry, transport
+from connections.probing.probes.kubernetes import encode_ca
+from connections.probing.probes.transport import GuardedResolver
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.dns_server import DNSServer

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from connections.models import Connection
-from connections.probes import check_reachability, probe_many
+from connections.probing.probes import check_reachability, probe_many
 from core.egress import refusal_for
 from credentials.bounds import origin_of
 from credentials.models import Credential

@@ -4,11 +4,11 @@ in-suite API server (tests/kube_api.py), and what its failures do to a connectio
 import pytest
 import yaml
 
-from connections import scheduling
 from connections.choices import Status, Trigger
 from connections.models import Connection
-from connections.probes import check_reachability
-from connections.probes.kubernetes import encode_ca
+from connections.probing import scheduling
+from connections.probing.probes import check_reachability
+from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert

@@ -135,8 +135,8 @@ def test_a_users_register_wins_over_a_probe_that_lands_during_its_check(
 ):
     """The spec's race: a probe started before the user's Register (it read the row first)
     and its failure lands while the user's reachability check runs. The user's action wins."""
-    from connections import health
-    from connections.probes import ProbeOutcome
+    from connections.probing import outcomes as health
+    from connections.probing.probes import ProbeOutcome
 
     conn = make_connection(
         Status.DISCOVERED, managed=True, url=http_endpoint.url, failure_threshold=1
@@ -166,8 +166,8 @@ def test_a_users_register_wins_over_a_probe_that_lands_during_its_check(
 def test_a_bulk_register_wins_over_probes_that_land_during_its_checks(
     make_connection, owner, http_endpoint, monkeypatch
 ):
-    from connections import health
-    from connections.probes import ProbeOutcome
+    from connections.probing import outcomes as health
+    from connections.probing.probes import ProbeOutcome
 
     conns = [
         make_connection(
@@ -196,7 +196,7 @@ def test_a_bulk_register_wins_over_probes_that_land_during_its_checks(
 def test_two_users_registering_at_once_one_wins(make_connection, owner, monkeypatch):
     """The second Register arrives while the first one's check runs: the first (staked first)
     wins, the second is told the connection changed meanwhile; never both lose."""
-    from connections.probes import ProbeOutcome
+    from connections.probing.probes import ProbeOutcome
 
     conn = make_connection(Status.DISCOVERED)
     first, second = (Connection.objects.get(pk=conn.pk) for _ in range(2))

@@ -4,11 +4,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from connections import lifecycle, scheduling
+from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.health import apply_outcomes
 from connections.models import Connection
-from connections.probes import ProbeOutcome, check_reachability
+from connections.probing import scheduling
+from connections.probing.outcomes import apply_outcomes
+from connections.probing.probes import ProbeOutcome, check_reachability
 from core.egress import refusal_for
 from credentials.models import Credential
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import MetricSample
-from connections.scrape import scrape_connected
+from connections.probing.scrape import scrape_connected
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from tests.services import Prometheus, wait_until
@@ -161,7 +161,7 @@ def test_samples_are_shown_on_the_connection_page(client, make_connection, owner
 
 
 def test_odd_numbers_from_an_api_are_not_samples():
-    from connections.scrape import number
+    from connections.probing.scrape import number
 
     assert [number(v) for v in ("5", 3, "NaN", 1e400, "abc", None, [1], True)] == [
         5.0,

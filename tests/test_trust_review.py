@@ -13,11 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from rest_framework.test import APIClient
 
-from connections.discovery import _service_resource
+from connections.discovery.resources import service_resource
 from connections.models import Connection
-from connections.probes import check_reachability
-from connections.probes.kubernetes import encode_ca
-from connections.scrape import scrape_connected
+from connections.probing.probes import check_reachability
+from connections.probing.probes.kubernetes import encode_ca
+from connections.probing.scrape import scrape_connected
 from credentials.bounds import origin_of
 from credentials.models import Credential
 from credentials.scrub import scrub_text, secret_fragments
@@ -105,7 +105,7 @@ def test_a_load_balancer_hostname_that_is_not_a_plain_name_is_not_a_connection_h
         "spec": {"ports": [{"port": 9090}], "type": "LoadBalancer\x00"},
         "status": {"loadBalancer": {"ingress": [{"hostname": "user:pw@evil.example/x?y"}]}},
     }
-    row = _service_resource(item, {})
+    row = service_resource(item, {})
     assert "external" not in row["details"]
     assert "\x00" not in row["details"]["type"]
 

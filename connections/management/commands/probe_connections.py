@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from connections.scheduling import run_round
+from connections.probing.scheduling import run_round
 
 
 class Command(BaseCommand):

@@ -28,7 +28,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from .models import ProbeResult, ProbeRollup
+from connections.models import ProbeResult, ProbeRollup
 
 # Connections looked at per statement: their cut-offs are index lookups, cheap next to the rows.
 CONNECTIONS_PER_STATEMENT = 1000

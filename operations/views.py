@@ -8,8 +8,6 @@ bearer token (METRICS_TOKEN, Prometheus' `authorization` setting) or a signed-in
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as db
@@ -25,10 +23,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from core.db import first_values
-
-from .choices import PROBED_STATES, Status
-from .models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeCounter
+from connections.choices import PROBED_STATES, Status
+from connections.models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeCounter
+from connections.probing.state import probing_state
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -41,47 +38,6 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response = HttpResponsePermanentRedirect(static("favicon.svg"))
     response["Cache-Control"] = "public, max-age=86400"
     return response
-
-
-@dataclass(frozen=True)
-class ProbingState:
-    """Whether background probing keeps up: "ok"; "behind" (connections overdue, results still
-    recorded); "stalled" (connections overdue and no result recorded for two ticks: no worker
-    probes). ``since``: the time the trouble started."""
-
-    state: str
-    since: datetime | None = None
-
-    def __str__(self) -> str:
-        if self.state == "ok":
-            return "ok"
-        return f"{self.state} since {self.since.isoformat(timespec='seconds')}"
-
-
-def probing_state(now: datetime | None = None) -> ProbingState:
-    """One query of three index lookups whatever the fleet: the oldest due time of a probed
-    connection waiting and of one claimed, and when a result was last counted."""
-    now = now or timezone.now()
-    late = now - timedelta(seconds=2 * settings.PROBE_TICK)
-    probed = Connection.objects.filter(status__in=PROBED_STATES).order_by()
-    # unclaimed rows wait at their due time; claimed ones at the lease's end, so for them the
-    # time they were due (kept across claims of a lost batch: beat claiming them again every
-    # tick must not look like progress)
-    waiting, claimed, last = first_values(
-        probed.order_by("next_probe_at").values("next_probe_at")[:1],
-        probed.filter(probe_claim__isnull=False)
-        .order_by("probe_due_at")
-        .values("probe_due_at")[:1],
-        ProbeCounter.objects.order_by("-recorded_at")
-        .filter(recorded_at__isnull=False)
-        .values("recorded_at")[:1],
-    )
-    oldest_due = min((t for t in (waiting, claimed) if t is not None), default=None)
-    if oldest_due is None or oldest_due >= late:
-        return ProbingState("ok")
-    if last is not None and last >= late:
-        return ProbingState("behind", oldest_due)
-    return ProbingState("stalled", max(t for t in (last, oldest_due) if t is not None))
 
 
 def readyz(request: HttpRequest) -> HttpResponse:

@@ -29,12 +29,12 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from .choices import PROBED_STATES
-from .health import apply_outcomes
-from .models import Connection
-from .probes import probe_many
-from .probes.registry import probe_one, run_async
-from .probes.transport import probe_session
+from connections.choices import PROBED_STATES
+from connections.models import Connection
+from connections.probing.outcomes import apply_outcomes
+from connections.probing.probes import probe_many
+from connections.probing.probes.registry import probe_one, run_async
+from connections.probing.probes.transport import probe_session
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import HttpProbe, ProbeFailed, ProbeOutcome, auth_headers
-from .registry import register_probe
+from connections.probing.probes.base import HttpProbe, ProbeFailed, ProbeOutcome, auth_headers
+from connections.probing.probes.registry import register_probe
 
 
 class GrafanaProbe(HttpProbe):

@@ -6,7 +6,7 @@
 - ``health --beat``: beat sent the probe dispatch lately. Beat writes the times it sent tasks to
   the database every few minutes (django-celery-beat's sync), so "lately" is six minutes: a
   beat that stopped is caught within that long (a stalled prober sooner, by ``--probing``).
-- ``health --probing``: probing is not stalled (ops.probing_state).
+- ``health --probing``: probing is not stalled (connections.probing.state).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if beat:
             problems += self._beat()
         if probing:
-            from connections.ops import probing_state
+            from connections.probing.state import probing_state
 
             state = probing_state()
             if state.state == "stalled":

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from django.conf import settings
 
-from .base import HttpProbe, Probe, ProbeOutcome, scrubbed
-from .transport import probe_session
+from connections.probing.probes.base import HttpProbe, Probe, ProbeOutcome, scrubbed
+from connections.probing.probes.transport import probe_session
 
 if TYPE_CHECKING:
     from connections.models import Connection

@@ -28,12 +28,11 @@ from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
+from connections.probing.probes.base import Answer, HttpProbe, ProbeFailed, ProbeOutcome
+from connections.probing.probes.registry import register_probe
 from core.egress import AddressRefused, refusal_for
 from credentials.bounds import not_sent, permits
 from credentials.kubeconfig import parse_kubeconfig
-
-from .base import Answer, HttpProbe, ProbeFailed, ProbeOutcome
-from .registry import register_probe
 
 
 def kubeconfig_for(connection) -> tuple[dict[str, Any], str | None]:

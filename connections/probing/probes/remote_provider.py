@@ -3,8 +3,8 @@
 A self-connecting kind (see ``connections.kinds``): once registered, a successful probe connects it.
 """
 
-from .base import HttpProbe
-from .registry import register_probe
+from connections.probing.probes.base import HttpProbe
+from connections.probing.probes.registry import register_probe
 
 
 class RemoteProviderProbe(HttpProbe):

@@ -21,15 +21,20 @@ from django.db import DatabaseError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from connections import lifecycle
+from connections.choices import PROBED_STATES, Status, Trigger
+from connections.mentions import Said
+from connections.metadata import MergeJSON, merge_metadata
+from connections.models import (
+    Connection,
+    ProbeCounter,
+    ProbeResult,
+    is_self_connecting,
+    resume_target,
+)
+from connections.probing.probes import ProbeOutcome
 from core.sanitize import clean_metadata, clean_text
 from live import stamp
-
-from . import lifecycle
-from .choices import PROBED_STATES, Status, Trigger
-from .mentions import Said
-from .metadata import MergeJSON, merge_metadata
-from .models import Connection, ProbeCounter, ProbeResult, is_self_connecting, resume_target
-from .probes import ProbeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +213,7 @@ def apply_outcomes(
 def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, Said]:
     """For the connections this batch takes down: "parent <name> is <state>" when a parent is
     down (one lookup for the batch, none when nothing goes down)."""
-    from .dependencies import down_parents, parent_note
+    from connections.dependencies import down_parents, parent_note
 
     failing = [c.pk for c, _, d in decided if d.target in (Status.DISCONNECTED, Status.NOT_FOUND)]
     return {child: parent_note(parent) for child, parent in down_parents(failing).items()}

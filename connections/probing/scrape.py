@@ -19,16 +19,15 @@ import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
+from connections.choices import Status
+from connections.metadata import merge_metadata
+from connections.models import Connection, MetricSample
+from connections.probing.probes.base import auth_headers, read_body
+from connections.probing.probes.registry import run_async
+from connections.probing.probes.transport import probe_session
 from core.egress import url_refusal
 from core.sanitize import clean_metadata
 from credentials.scrub import scrub
-
-from .choices import Status
-from .metadata import merge_metadata
-from .models import Connection, MetricSample
-from .probes.base import auth_headers, read_body
-from .probes.registry import run_async
-from .probes.transport import probe_session
 
 log = logging.getLogger(__name__)
 
