@@ -12,6 +12,7 @@ from django.http import Http404
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
+from core import access
 from credentials.models import Credential
 
 from . import lifecycle
@@ -106,6 +107,11 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return Connection.all_objects.restrict(request.user).select_related("owner")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and not access.may(request.user, obj, access.CHANGE):
+            return False
+        return super().has_change_permission(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "credential":

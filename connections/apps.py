@@ -12,8 +12,24 @@ class ConnectionsConfig(AppConfig):
 
         post_migrate.connect(ensure_periodic_tasks, sender=self)
 
+        from core import access
+
         from . import mentions
         from .models import Connection
+
+        access.register(
+            Connection,
+            access.Policy(
+                environments="environments",
+                roles={
+                    access.VIEW: access.EVERY_ROLE,
+                    access.CHANGE: ("editor",),
+                    access.TRANSITION: ("editor",),
+                },
+                staff=frozenset({access.VIEW, access.CHANGE, access.TRANSITION}),
+                permissions={access.TRANSITION: "connections.transition_connection"},
+            ),
+        )
 
         mentions.register(
             "connection",

@@ -88,17 +88,6 @@ class DuplicateConnection(ValidationError):
         self.existing = existing
 
 
-def editable_ids(user: Any, ids: list[int]) -> set[int]:
-    """Which of these connections ``user`` may change (one query for a whole page or batch)."""
-    if user.is_staff or user.is_superuser:
-        return set(ids)
-    return set(
-        Connection.all_objects.restrict(user, "change")
-        .filter(pk__in=ids)
-        .values_list("pk", flat=True)
-    )
-
-
 def _transitions_of(connection: Connection) -> list[Transition]:
     field = Connection._meta.get_field("status")
     return list(field.get_all_transitions(type(connection)))

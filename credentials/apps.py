@@ -6,4 +6,16 @@ class CredentialsConfig(AppConfig):
     verbose_name = "Credentials"
 
     def ready(self) -> None:
+        from core import access
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .models import Credential
+
+        # staff have no rights of their own over secrets: owners, members, superusers
+        access.register(
+            Credential,
+            access.Policy(
+                environments="environments",
+                roles={access.VIEW: access.EVERY_ROLE, access.USE: ("editor",)},
+            ),
+        )

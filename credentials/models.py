@@ -8,8 +8,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
+from core import access
 from core.text import validate_name
 from credentials import crypto
 
@@ -24,37 +24,11 @@ class CredentialKind(models.TextChoices):
     KUBECONFIG = "kubeconfig", "Kubeconfig"
 
 
-def shared_with(user: Any, *, editors_only: bool) -> Q:
-    """Environments ``user`` owns or is a member of (as an editor, if asked)."""
-    membership = Q(memberships__user=user)
-    if editors_only:
-        membership &= Q(memberships__role="editor")
-    return Q(owner=user) | membership
-
-
-class CredentialQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> CredentialQuerySet:
-        """Who may see a credential's name, or (``action="use"``) attach it to a connection, or
-        (any other action) change it.
-
-        view: their own, and those shared into an environment they own or belong to.
-        use: their own, and those shared into an environment where they are owner or editor;
-        a viewer never attaches a shared credential (the endpoint bounds apply on top).
-        change/delete: their own only (superusers: all).
-        """
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser:
-            return self
-        if action not in ("view", "use"):
-            return self.filter(owner=user)
-        from environments.models import Environment
-
-        environments = Environment.objects.filter(shared_with(user, editors_only=action == "use"))
-        shared = Environment.credentials.through.objects.filter(
-            environment__in=environments
-        ).values("credential_id")
-        return self.filter(Q(owner=user) | Q(pk__in=shared))
+class CredentialQuerySet(access.RestrictedQuerySet):
+    """``restrict(user, action)`` (``core.access``): view: their own, and those shared into an
+    environment they own or belong to; use (attach to a connection): their own, and those shared
+    where they are owner or editor (the endpoint bounds apply on top); change, delete, share:
+    their own only. Superusers: all."""
 
 
 class Credential(models.Model):
@@ -164,7 +138,7 @@ class Credential(models.Model):
         return bool(self.secret_ciphertext)
 
     def is_owned_by(self, user: Any) -> bool:
-        return bool(user and (user.is_superuser or self.owner_id == user.pk))
+        return access.may(user, self, access.CHANGE)
 
     def _what_is_sent(self) -> tuple:
         # __dict__: never load a deferred field just to remember it

@@ -7,6 +7,8 @@ from typing import Any
 from connections import lifecycle
 from connections.choices import Status
 from connections.models import Connection
+from core import access
+from core.access import CHANGE, TRANSITION
 
 from .models import Environment
 
@@ -16,7 +18,7 @@ def group_transition(
 ) -> lifecycle.BulkReport:
     """The transition on every connection of the environment it fits; the rest by name."""
     connections = list(Connection.objects.restrict(user).filter(environments=environment))
-    may_change = lifecycle.editable_ids(user, [c.pk for c in connections])
+    may_change = access.ids(user, Connection.all_objects, [c.pk for c in connections], TRANSITION)
     report = lifecycle.perform_bulk_action(
         [c for c in connections if c.pk in may_change],
         target,
@@ -36,7 +38,7 @@ def change_membership(
     report = lifecycle.BulkReport(
         f"{'Assigned to' if assign else 'Removed from'} '{environment.name}'"
     )
-    may_change = lifecycle.editable_ids(user, [c.pk for c in connections])
+    may_change = access.ids(user, Connection.all_objects, [c.pk for c in connections], CHANGE)
     chosen = []
     for connection in connections:
         if connection.pk not in may_change:

@@ -5,13 +5,14 @@ credential into it, and only their own credentials."""
 from django.contrib import admin
 from django.db.models import Count
 
+from core import access
 from credentials.models import Credential
 
 from .models import Environment, EnvironmentMembership
 
 
 def _owns(request, obj) -> bool:
-    return request.user.is_superuser or (obj is not None and obj.owner_id == request.user.pk)
+    return access.may(request.user, obj, access.OWN)
 
 
 class MembershipInline(admin.TabularInline):

@@ -1,25 +1,15 @@
 """Environments group connections and their credentials, and share them with members."""
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
+from core import access
 from core.text import validate_name
 
 
-class EnvironmentQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> "EnvironmentQuerySet":
-        """Staff: all; others: owned, or a member (an editor, for ``action="change"``)."""
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_staff or user.is_superuser:
-            return self
-        membership = Q(memberships__user=user)
-        if action != "view":
-            membership &= Q(memberships__role=EnvironmentMembership.Role.EDITOR)
-        return self.filter(Q(owner=user) | Q(pk__in=Environment.objects.filter(membership)))
+class EnvironmentQuerySet(access.RestrictedQuerySet):
+    """``restrict(user, action)`` (``core.access``): staff: all; others: owned, or a member (an
+    editor, for ``change``); ``own`` (members, deletion): the owner alone."""
 
 
 class Environment(models.Model):

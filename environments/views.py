@@ -26,6 +26,7 @@ from connections.views import (
     table_context,
     visible,
 )
+from core import access
 from credentials.models import Credential
 from live.conditional import refreshable
 
@@ -38,12 +39,7 @@ def _environment(request: HttpRequest, pk: int, action: str = "view") -> tuple[E
     """The environment (404 unless the user may see it) and whether ``action`` is theirs:
     "change" for editors and the owner, "own" for the owner alone."""
     environment = get_object_or_404(Environment.objects.restrict(request.user), pk=pk)
-    if action == "own":
-        return environment, environment.owner_id == request.user.pk or request.user.is_superuser
-    if action == "change":
-        editable = Environment.objects.restrict(request.user, "change").filter(pk=pk)
-        return environment, editable.exists()
-    return environment, True
+    return environment, action == access.VIEW or access.may(request.user, environment, action)
 
 
 def _forbidden(request: HttpRequest, environment: Environment, what: str) -> HttpResponse:
@@ -113,14 +109,20 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["query"] = "&".join(
         filter(None, [context["query"], f"within_environment={environment.pk}"])
     )
-    can_change = Environment.objects.restrict(request.user, "change").filter(pk=pk).exists()
+    can_change = access.may(request.user, environment, access.CHANGE)
     context.update(
         {
             "environment": environment,
             "can_change": can_change,
-            "is_owner": environment.owner_id == request.user.pk or request.user.is_superuser,
+            "is_owner": access.may(request.user, environment, access.OWN),
             "members": environment.memberships.select_related("user").order_by("user__username"),
             "credentials": environment.credentials.select_related("owner").order_by("name"),
+            # taking a credential out needs it to be one the user may see (staff may not)
+            "visible_credential_ids": access.ids(
+                request.user,
+                Credential.objects,
+                environment.credentials.values_list("pk", flat=True),
+            ),
             "group_actions": BULK_ACTIONS,
             "addable": (
                 Connection.objects.restrict(request.user, "change")
@@ -228,6 +230,8 @@ def environment_credentials(request: HttpRequest, pk: int) -> HttpResponse:
     form = CredentialIdForm(request.POST)
     if not form.is_valid():
         return _bad_input(request, environment, form)
+    # taking one out is a change of the environment (of what it shares); sharing one is the
+    # credential owner's act
     credential = get_object_or_404(
         Credential.objects.restrict(request.user), pk=form.cleaned_data["credential"]
     )
@@ -236,7 +240,7 @@ def environment_credentials(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request, f"'{credential.name}' is no longer shared in '{environment.name}'."
         )
-    elif credential.owner_id != request.user.pk and not request.user.is_superuser:
+    elif not access.may(request.user, credential, access.CHANGE):
         messages.error(request, "You may share only your own credentials.")
     else:
         environment.credentials.add(credential)

@@ -22,6 +22,7 @@ from django.db.models import CharField, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from core import access
 from meshplay import keptsql
 
 ALL, EVERYONE = "all", "g"
@@ -86,7 +87,7 @@ def scopes_of(user) -> Q:
     environments are ``Environment.objects.restrict(user)``)."""
     from environments.models import Environment
 
-    if user.is_staff or user.is_superuser:
+    if access.sees_all(user, Environment):
         return Q(scope=ALL)
     environments = (
         Environment.objects.restrict(user)

@@ -13,8 +13,11 @@ class MaintenanceConfig(AppConfig):
         post_migrate.connect(ensure_periodic_tasks, sender=self)
 
         from connections import mentions
+        from core import access
 
         from .models import Window
+
+        access.register(Window, access.shared_by_one_environment())
 
         mentions.register(
             "window",

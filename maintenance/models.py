@@ -7,18 +7,16 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone as django_timezone
 
 from connections.kinds import kind_choices
-from core import times
+from core import access, times
 from core.text import validate_name
 
 from . import schedule
@@ -39,19 +37,10 @@ def validate_timezone(name: str) -> None:
         )
 
 
-class WindowQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> WindowQuerySet:
-        """Staff: all; others: their own windows of no environment, and the windows of the
-        environments they may see (or, for ``action="change"``, own or edit): an
-        environment's window is the environment's, whoever made it (as channels are)."""
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_staff or user.is_superuser:
-            return self
-        from environments.models import Environment
-
-        environments = Environment.objects.restrict(user, action)
-        return self.filter(Q(owner=user, environment=None) | Q(environment__in=environments))
+class WindowQuerySet(access.RestrictedQuerySet):
+    """``restrict(user, action)`` (``core.access``): their own windows of no environment, and the
+    windows of the environments they may see (or, for ``change``, own or edit): an environment's
+    window is the environment's, whoever made it (as channels are). Staff: all."""
 
 
 class Window(models.Model):

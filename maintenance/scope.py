@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 
 from connections.mentions import Said, joined, naming
+from connections.models import Connection
+from core import access
 from environments.models import Environment
 
 from . import schedule
@@ -23,7 +25,7 @@ _EPSILON = timedelta(microseconds=1)
 
 def fleet_kinds_allowed(window: Window) -> bool:
     """A kind scope without an environment spans the whole fleet: a staff owner's only."""
-    return window.environment_id is not None or window.owner.is_staff or window.owner.is_superuser
+    return window.environment_id is not None or access.sees_all(window.owner, Connection)
 
 
 def covered_q(windows: list[Window]) -> Q | None:
@@ -96,8 +98,6 @@ def _within_owners_rights(result: dict[int, list[Window]]) -> dict[int, list[Win
     environment's whoever made it (``Window.restrict``), while the connection is still in that
     environment. One query per distinct user owning such windows, and one for the
     environments."""
-    from connections.models import Connection
-
     ids = [cid for cid, found in result.items() if found]
     windows = [w for found in result.values() for w in found]
     owners = {w.owner_id: w.owner for w in windows if w.environment_id is None}

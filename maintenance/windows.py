@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core import access
 from environments.models import Environment
 
 from . import schedule
@@ -55,7 +56,7 @@ WEEKDAY_NAMES = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5,
 
 
 def can_manage(user: Any, window: Window) -> bool:
-    return Window.objects.restrict(user, "change").filter(pk=window.pk).exists()
+    return access.may(user, window, access.CHANGE)
 
 
 def manageable_environments(user: Any):
@@ -115,7 +116,7 @@ def _check_scope(
         known = {value for value, _ in kind_choices()}
         if any(not isinstance(k, str) or k not in known for k in kinds):
             errors["kinds"] = f"Kinds are a list of: {', '.join(sorted(known))}."
-        elif kinds and environment is None and not (user.is_staff or user.is_superuser):
+        elif kinds and environment is None and not access.sees_all(user, Connection):
             errors["kinds"] = (
                 "Kinds without an environment span the whole fleet: give the window an "
                 "environment, or name connections instead."

@@ -10,6 +10,7 @@ from django.db.models import Max, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from connections.models import Connection
+from core import access
 from environments.models import Environment
 from meshplay import keptsql
 
@@ -23,9 +24,9 @@ BELL_CAP = 99  # the bell shows "99+" past this; counting stops there
 
 def visible_events(user: Any) -> QuerySet[Event]:
     """Events of the connections the user may see, deleted ones' (tombstones) included."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not access.active(user):
         return Event.objects.none()
-    if user.is_staff or user.is_superuser:
+    if access.sees_all(user, Connection):
         return Event.objects.all()
     visible = Connection.all_objects.restrict(user).order_by().values("pk")
     return Event.objects.filter(connection_id__in=Subquery(visible))

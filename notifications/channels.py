@@ -16,6 +16,7 @@ from django.db import transaction
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core import access
 from core.egress import address_refusal, url_refusal
 from environments.models import Environment
 
@@ -149,7 +150,7 @@ def check_environment(user: Any, environment: Environment | None) -> None:
 
 
 def can_manage(user: Any, channel: Channel) -> bool:
-    return Channel.objects.restrict(user, "change").filter(pk=channel.pk).exists()
+    return access.may(user, channel, access.CHANGE)
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections.choices import Status, Trigger
+from core import access
 from core.text import validate_name
 from credentials import crypto
 
@@ -66,18 +67,9 @@ class Event(models.Model):
         return f"{self.connection_id}: {self.from_status or '(new)'} → {self.to_status}"
 
 
-class ChannelQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> ChannelQuerySet:
-        """A user's own channels, and those of the environments they may see (``view``) or
-        edit (``change``: owner or editor). Staff see all."""
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_staff or user.is_superuser:
-            return self
-        from environments.models import Environment
-
-        environments = Environment.objects.restrict(user, action)
-        return self.filter(Q(owner=user, environment=None) | Q(environment__in=environments))
+class ChannelQuerySet(access.RestrictedQuerySet):
+    """``restrict(user, action)`` (``core.access``): a user's own channels of no environment, and
+    those of the environments they may see (``view``) or edit (``change``). Staff: all."""
 
 
 class Channel(models.Model):

@@ -18,8 +18,8 @@ from connections import editing, lifecycle
 from connections.choices import Status
 from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
-from connections.lifecycle import editable_ids
 from connections.models import Connection
+from core import access
 from core.api import error
 from core.ids import ID_PATTERN
 from credentials.kubeconfig import parse_kubeconfig
@@ -152,7 +152,7 @@ class ConnectionViewSet(
         connection = self.get_object()
         if connection.status == Status.DELETED:
             return error(409, "deleted", "A deleted connection cannot be changed.")
-        if not editable_ids(request.user, [connection.pk]):
+        if not access.may(request.user, connection, access.CHANGE):
             raise lifecycle.PermissionDenied("You may view this connection but not change it.")
         body = self.get_serializer(connection, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
@@ -225,14 +225,7 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
         )
 
     def _require(self, environment, action: str):
-        if action == "own":
-            allowed = environment.owner_id == self.request.user.pk or self.request.user.is_superuser
-        else:
-            allowed = (
-                Environment.objects.restrict(self.request.user, "change")
-                .filter(pk=environment.pk)
-                .exists()
-            )
+        allowed = access.may(self.request.user, environment, action)
         if not allowed:
             raise lifecycle.PermissionDenied(
                 f"You may view '{environment.name}' but not {action} it."

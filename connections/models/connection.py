@@ -23,20 +23,15 @@ from django_fsm import GET_STATE, ConcurrentTransition, FSMField, FSMModelMixin,
 from connections.choices import PROBED_STATES, MaintenanceSource, Status, Trigger
 from connections.identity import endpoint_identity, validate_endpoint_url
 from connections.kinds import get_kind, kind_choices
+from core import access
 from core.sanitize import json_problem
 from core.text import validate_name
-from credentials.models import Credential, shared_with
+from credentials.models import Credential
 
 
 def can_administer(instance: Connection, user: Any) -> bool:
     """Who may take a user action on a connection (the ``permission=`` of user edges)."""
-    if user is None or not getattr(user, "is_active", False):
-        return False
-    if user.is_staff or user.is_superuser or instance.owner_id == user.pk:
-        return True
-    if user.has_perm("connections.transition_connection"):
-        return True
-    return Connection.objects.restrict(user, "change").filter(pk=instance.pk).exists()
+    return access.may(user, instance, access.TRANSITION)
 
 
 def is_managed(instance: Connection) -> bool:
@@ -72,23 +67,8 @@ def _automatic(trigger: str, label: str) -> dict[str, Any]:
 ALL_BUT_DELETED = [status for status in Status.values if status != Status.DELETED]
 
 
-class ConnectionQuerySet(models.QuerySet):
-    def restrict(self, user: Any, action: str = "view") -> ConnectionQuerySet:
-        """The one visibility rule (NetBox's ``restrict``), used by every view, the admin and
-        the API: staff see everything; others see what they own and the connections of the
-        environments they own or belong to. ``action="change"``: owned, or shared with them as
-        an editor."""
-        if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_staff or user.is_superuser:
-            return self
-        from environments.models import Environment
-
-        environments = Environment.objects.filter(shared_with(user, editors_only=action != "view"))
-        shared = Environment.connections.through.objects.filter(
-            environment__in=environments
-        ).values("connection_id")
-        return self.filter(Q(owner=user) | Q(pk__in=shared))
+class ConnectionQuerySet(access.RestrictedQuerySet):
+    """``restrict(user, action)``: the rule of ``core.access`` (registered in ``apps.py``)."""
 
     def live(self) -> ConnectionQuerySet:
         return self.exclude(status=Status.DELETED)

@@ -79,7 +79,8 @@ def state_badge(style, status: str, label: str) -> str:
 @register.simple_tag(takes_context=True)
 def state_menu(context, connection, style, actions, can_change, in_table=False) -> str:
     """The state badge as a button that opens what the user may do from this state (the
-    lifecycle's user edges, ``actions``) and Edit; only the badge when there is nothing."""
+    lifecycle's user edges, ``actions``: given when the user may transition it) and Edit (when
+    they may change it); only the badge when there is nothing."""
     status = connection.status
     badge = state_badge(style, status, connection.get_status_display())
     editable = bool(can_change) and status != "deleted"
@@ -181,13 +182,19 @@ def _row(context, row: dict) -> str:
     )
     created_iso, created = _stamp(connection.created_at)
     managed = "yes" if connection.managed else '<span class="muted">no</span>'
+    # only what the bulk actions would accept is selectable (core.access: transition)
+    select = (
+        f'<input type="checkbox" name="select" id="sel-{pk}" value="{pk}" '
+        f'aria-label="Select {name}">'
+        if row["can_transition"]
+        else ""
+    )
     menu = state_menu(
         context, connection, row["style"], row["actions"], row["can_change"], in_table=True
     )
     return (
         f'\n      <tr data-id="{pk}" data-status="{escape(connection.status)}">'
-        f'\n        <td class="select"><input type="checkbox" name="select" id="sel-{pk}" '
-        f'value="{pk}" aria-label="Select {name}"></td>'
+        f'\n        <td class="select">{select}</td>'
         f'\n        <td class="col-name"><a id="name-{pk}" '
         f'href="{escape(pk_url("connections:detail", pk))}" title="{name}">{name}</a></td>'
         f'\n        <td class="col-kind" title="{escape(kind.label)}">'

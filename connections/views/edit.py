@@ -1,9 +1,9 @@
 """Editing a connection's settings: the rules of ``connections.editing`` (those of the add form
 and the API), and a save that never silently undoes another one saved meanwhile.
 
-- Who may: exactly who may change the connection (``lifecycle.editable_ids``); someone who can
-  only see it gets 403 with a message, someone who cannot see it 404. A deleted connection is a
-  tombstone: 409, nothing to edit.
+- Who may: exactly who may change the connection (``core.access``, action ``change``); someone
+  who can only see it gets 403 with a message, someone who cannot see it 404. A deleted
+  connection is a tombstone: 409, nothing to edit.
 - What an edit does, as the API's: the state stays; a new URL or credential is probed at once
   from a clean count (probed states only) and the server-owned cluster identity is forgotten;
   a new interval applies from the next probe. The page says so for the connection's state.
@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 
+from core import access
 from core.forms import attach_errors
 from environments.actions import change_membership
 from environments.models import Environment
@@ -33,7 +34,6 @@ from environments.models import Environment
 from .. import editing
 from ..choices import PROBED_STATES, Status
 from ..forms import EditConnectionForm
-from ..lifecycle import editable_ids
 from ..models import Connection
 from .common import visible
 
@@ -103,7 +103,7 @@ def _what_happens(connection: Connection) -> str:
 @login_required
 def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(visible(request).select_related("credential"), pk=pk)
-    if not editable_ids(request.user, [connection.pk]):
+    if not access.may(request.user, connection, access.CHANGE):
         return _refuse(
             request,
             connection,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from core import access
 from core.forms import attach_errors
 from environments.models import Environment
 
@@ -24,7 +25,6 @@ from ..choices import STATUS_STYLE, Status
 from ..dependencies import children_of, parents_of
 from ..forms import AddConnectionForm, KubeconfigImportForm
 from ..imports import import_kubeconfig
-from ..lifecycle import editable_ids
 from ..mentions import read_as
 from ..models import Connection, DiscoveredResource
 from .common import actions_for, visible
@@ -36,9 +36,9 @@ HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year s
 def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(visible(request).select_related("credential", "owner"), pk=pk)
     # a tombstone is history: nothing on it changes (no state, no edit, no membership)
-    can_change = connection.status != Status.DELETED and bool(
-        editable_ids(request.user, [connection.pk])
-    )
+    live = connection.status != Status.DELETED
+    can_change = live and access.may(request.user, connection, access.CHANGE)
+    can_transition = live and access.may(request.user, connection, access.TRANSITION)
     results = list(connection.probe_results.order_by("-checked_at")[:200])
     series: dict[str, list] = {}
     day_ago = timezone.now() - timedelta(days=1)
@@ -57,10 +57,11 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "connection": connection,
         "style": STATUS_STYLE[connection.status],
-        "actions": actions_for(connection) if can_change else [],
+        "actions": actions_for(connection) if can_transition else [],
         "history": history,
         "environments": connection.environments.restrict(request.user),
         "can_change": can_change,
+        "can_transition": can_transition,
         "editable_environment_ids": set(
             Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
         ),
@@ -160,7 +161,12 @@ def discovered_browser(request: HttpRequest, cluster: Connection) -> dict:
         .live()
         .filter(identity__in=[r.identity for r in rows if r.identity])
     }
-    may_change = editable_ids(request.user, [c.pk for c in connections.values()])
+    may_change = access.ids(
+        request.user,
+        Connection.all_objects,
+        [c.pk for c in connections.values()],
+        access.TRANSITION,
+    )
     for row in rows:
         row.connection = connections.get(row.identity)
         row.can_register = bool(

@@ -23,12 +23,12 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_tables2 import RequestConfig
 
+from core import access
 from environments.models import Environment
 from live.conditional import refreshable
 
 from ..choices import BULK_ACTIONS, STATUS_STYLE, Status
 from ..filters import ConnectionFilterSet
-from ..lifecycle import editable_ids
 from ..listing import (
     COUNT_CAP,
     OFFSET_PAGES_MAX_ROWS,
@@ -392,7 +392,10 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
     """The rows of a page with what each shows beyond its fields: four queries for any page
     size (who may change which, the heartbeats, the reasons, the environments' names)."""
     ids = [r.pk for r in records]
-    can_change = editable_ids(request.user, ids)
+    may = access.ids_by_action(
+        request.user, Connection.all_objects, ids, (access.TRANSITION, access.CHANGE)
+    )
+    can_transition, can_change = may[access.TRANSITION], may[access.CHANGE]
     results = recent_results(ids)
     reasons = problem_reasons(ids, request.user)
     environments = environment_names(request.user, ids)
@@ -400,8 +403,9 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
         {
             "connection": record,
             "style": STATUS_STYLE[record.status],
+            "can_transition": record.pk in can_transition,
             "can_change": record.pk in can_change,
-            "actions": actions_for(record) if record.pk in can_change else [],
+            "actions": actions_for(record) if record.pk in can_transition else [],
             "environments": environments.get(record.pk, []),
             "heartbeat": heartbeat(results[record.pk]),
             "failed_beats": sum(1 for r in results[record.pk] if not r.ok),
@@ -458,10 +462,13 @@ def table_context(
     for name in ("per_page", "sort"):
         if request.GET.get(name):
             clear[name] = request.GET[name]
+    rows = page_rows(request, records)
     return {
         "filterset": filterset,
         "table": table,
-        "rows": page_rows(request, records),
+        "rows": rows,
+        # the bulk bar, when a row of the page is one the user may act on
+        "may_act": any(row["can_transition"] for row in rows),
         "total": total,
         "total_capped": capped,
         "pager": pager,
