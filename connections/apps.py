@@ -1,6 +1,19 @@
 from django.apps import AppConfig
 
 
+def _scopes_of_connections(ids: list[int], using: str) -> set[str]:
+    """The live scopes connections are seen in: their owners' and their environments'."""
+    from environments.models import Environment
+
+    from .models import Connection
+
+    owners = Connection.all_objects.using(using).filter(pk__in=ids)
+    scopes = {f"o:{owner}" for owner in owners.values_list("owner_id", flat=True)}
+    members = Environment.connections.through.objects.using(using).filter(connection_id__in=ids)
+    scopes.update(f"e:{env}" for env in members.values_list("environment_id", flat=True))
+    return scopes
+
+
 class ConnectionsConfig(AppConfig):
     name = "connections"
     verbose_name = "Connections"
@@ -13,9 +26,24 @@ class ConnectionsConfig(AppConfig):
         post_migrate.connect(ensure_periodic_tasks, sender=self)
 
         from core import access
+        from live import stamp
 
         from . import mentions
-        from .models import Connection
+        from .models import (
+            Connection,
+            ConnectionTransition,
+            Dependency,
+            ProbeResult,
+            ProbeRollup,
+        )
+
+        # what a polled page shows of a connection changes when one of these rows does
+        stamp.watch(Connection, lambda c: ({c.pk}, {f"o:{c.owner_id}"}))
+        for model in (ConnectionTransition, ProbeResult, ProbeRollup):
+            stamp.watch(model, lambda row: ({row.connection_id}, set()))
+        stamp.watch(Dependency, lambda d: ({d.child_id, d.parent_id}, set()))
+        stamp.connection_model(Connection)
+        stamp.resolve(_scopes_of_connections)
 
         access.register(
             Connection,

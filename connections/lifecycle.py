@@ -318,6 +318,13 @@ class BulkReport:
     changed: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
+    def as_dict(self) -> dict:
+        """The API's answer: {"changed": [names], "refused": [{"name", "reason"}]}."""
+        return {
+            "changed": self.changed,
+            "refused": [{"name": name, "reason": why} for name, why in self.refused],
+        }
+
     def summary(self) -> str:
         names = ", ".join(self.changed[:10]) + (" …" if len(self.changed) > 10 else "")
         return f"{self.action}: {len(self.changed)} connection(s) ({names})."

@@ -88,6 +88,13 @@ def register_membership(membership: Membership) -> None:
     _membership[:] = [membership]
 
 
+def environment_model() -> type[models.Model]:
+    """The model of environments (registered by the environments app)."""
+    if not _membership:
+        raise LookupError("No environment membership is registered (core.access).")
+    return _membership[0].environment
+
+
 def policy_for(model: type[models.Model]) -> Policy:
     model = model._meta.concrete_model
     try:

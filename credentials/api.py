@@ -185,3 +185,6 @@ class CredentialViewSet(viewsets.ModelViewSet):
         except ProtectedError:  # a connection attached meanwhile
             raise CredentialInUse(credential, ["(a connection added meanwhile)"]) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+routes = [("credentials", CredentialViewSet, "credential")]

@@ -7,6 +7,7 @@ class CredentialsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import access
+        from live import stamp
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .models import Credential
@@ -19,3 +20,4 @@ class CredentialsConfig(AppConfig):
                 roles={access.VIEW: access.EVERY_ROLE, access.USE: ("editor",)},
             ),
         )
+        stamp.watch(Credential)

@@ -7,9 +7,14 @@ class EnvironmentsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import access
+        from live import stamp
 
         from .models import Environment, EnvironmentMembership
 
+        stamp.watch(Environment, lambda e: (set(), {f"e:{e.pk}", f"u:{e.owner_id}"}))
+        stamp.watch(
+            EnvironmentMembership, lambda m: (set(), {f"e:{m.environment_id}", f"u:{m.user_id}"})
+        )
         access.register_membership(access.Membership(Environment, EnvironmentMembership))
         access.register(
             Environment,

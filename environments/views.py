@@ -17,20 +17,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
+from connections.grouping import change_membership, group_transition
 from connections.models import Connection
-from connections.views import (
-    back,
-    clean_reason,
-    render_table_page,
-    report_messages,
-    table_context,
-    visible,
-)
+from connections.table import render_table_page, table_context
+from connections.ui import back, clean_reason, report_messages, visible
 from core import access
 from credentials.models import Credential
 from live.conditional import refreshable
 
-from .actions import change_membership, group_transition
 from .forms import ConnectionIdsForm, CredentialIdForm, EnvironmentForm, MemberForm, MemberIdForm
 from .models import Environment, EnvironmentMembership
 

@@ -15,15 +15,15 @@ on each other for them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import CharField, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from core import access
-from meshplay import keptsql
+from core import access, keptsql
 
 ALL, EVERYONE = "all", "g"
 UPSERT_CHUNK = 500
@@ -56,19 +56,12 @@ def touch(
 
 
 def _flush(pending: dict, using: str) -> None:
-    from connections.models import Connection
-    from environments.models import Environment
-
     scopes = {ALL, *pending["scopes"]}
     ids = sorted(pending["ids"])
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        owners = Connection.all_objects.using(using).filter(pk__in=chunk)
-        scopes.update(f"o:{owner}" for owner in owners.values_list("owner_id", flat=True))
-        members = Environment.connections.through.objects.using(using).filter(
-            connection_id__in=chunk
-        )
-        scopes.update(f"e:{env}" for env in members.values_list("environment_id", flat=True))
+        for resolve in _resolvers:
+            scopes.update(resolve(chunk, using))
     scopes.discard("o:None")
     ordered = sorted(scopes)  # one order for every writer: no two upserts wait on each other
     with connections[using].cursor() as cursor:
@@ -84,13 +77,11 @@ def _flush(pending: dict, using: str) -> None:
 
 def scopes_of(user) -> Q:
     """The scopes of what ``user`` may see, as a filter of ``ScopeStamp`` (one rule: the
-    environments are ``Environment.objects.restrict(user)``)."""
-    from environments.models import Environment
-
-    if access.sees_all(user, Environment):
+    environments are those ``core.access`` says the user owns or belongs to)."""
+    if access.sees_all(user, access.environment_model()):
         return Q(scope=ALL)
     environments = (
-        Environment.objects.restrict(user)
+        access.environments_of(user, access.EVERY_ROLE)
         .order_by()
         .annotate(scope_name=Concat(Value("e:"), Cast("pk", CharField())))
         .values("scope_name")
@@ -106,7 +97,7 @@ def current(user, using: str = "default") -> str:
 
 
 def _stamp_query(user, using: str) -> tuple[str, tuple]:
-    """Every poll asks for its user's stamp: the SQL is kept per process (meshplay/keptsql.py)."""
+    """Every poll asks for its user's stamp: the SQL is kept per process (core/keptsql.py)."""
     from .models import ScopeStamp
 
     rows = ScopeStamp.objects.using(using).filter(scopes_of(user)).values("value").order_by()
@@ -115,43 +106,48 @@ def _stamp_query(user, using: str) -> tuple[str, tuple]:
 
 
 # ---- what the signals see -----------------------------------------------------------------
+#
+# Each app says, in its ``apps.py``, which of its models a polled page shows and what a saved or
+# deleted row of one changes (``watch``); rows of models nobody registered change nothing. The
+# app that owns connections says how to find the scopes of connection ids (``resolve``), and
+# which model's ids a many-to-many change names (``connection_model``).
 
-WATCHED_APPS = frozenset({"connections", "environments", "maintenance", "credentials", "auth"})
-# rows of connections that say which connection they belong to
-CONNECTION_ROWS = frozenset(
-    {"connection", "connectiontransition", "proberesult", "proberollup", "dependency"}
-)
+Rows = Callable[[Any], tuple[set[int], set[str]]]
+_watched: dict[type[models.Model], Rows] = {}
+_resolvers: list[Callable[[list[int], str], Iterable[str]]] = []
+_connection_models: set[type[models.Model]] = set()
 
 
-# rows no polled page shows: counters for /metrics, API tokens' last use, scraped samples,
-# what discovery saw (on the connection page only, which does not poll)
-UNSEEN = frozenset({"probecounter", "apitoken", "metricsample", "discoveredresource"})
-
-
-def _scopes_of_row(instance) -> tuple[set[int], set[str]]:
-    """(connection ids, scopes) a saved or deleted row changes."""
-    meta = instance._meta
-    if meta.app_label == "connections" and meta.model_name in UNSEEN:
-        return set(), set()
-    if meta.app_label == "connections" and meta.model_name in CONNECTION_ROWS:
-        if meta.model_name == "connection":
-            return {instance.pk}, {f"o:{instance.owner_id}"}
-        if meta.model_name == "dependency":
-            return {instance.child_id, instance.parent_id}, set()
-        return {instance.connection_id}, set()
-    if meta.app_label == "environments" and meta.model_name == "environment":
-        return set(), {f"e:{instance.pk}", f"u:{instance.owner_id}"}
-    if meta.app_label == "environments" and meta.model_name == "environmentmembership":
-        return set(), {f"e:{instance.environment_id}", f"u:{instance.user_id}"}
-    if meta.app_label == "auth" and meta.model_name == "user":
-        return set(), {f"u:{instance.pk}"}
+def everyone(instance: Any) -> tuple[set[int], set[str]]:
+    """A row every user's pages may show (a window, a credential): everyone's stamp changes."""
     return set(), {EVERYONE}
 
 
+def watch(model: type[models.Model], rows: Rows = everyone) -> None:
+    _watched[model] = rows
+
+
+def resolve(resolver: Callable[[list[int], str], Iterable[str]]) -> None:
+    if resolver not in _resolvers:
+        _resolvers.append(resolver)
+
+
+def connection_model(model: type[models.Model]) -> None:
+    _connection_models.add(model)
+
+
+def _rows_of(instance: Any) -> tuple[set[int], set[str]] | None:
+    rows = _watched.get(type(instance)._meta.concrete_model)
+    return rows(instance) if rows is not None else None
+
+
 def _changed(sender, instance, using="default", **kwargs) -> None:
-    if kwargs.get("raw") or sender._meta.app_label not in WATCHED_APPS:
+    if kwargs.get("raw"):
         return
-    ids, scopes = _scopes_of_row(instance)
+    found = _rows_of(instance)
+    if found is None:
+        return
+    ids, scopes = found
     if not ids and not scopes:
         return
     if kwargs.get("signal") is post_delete:
@@ -162,17 +158,12 @@ def _changed(sender, instance, using="default", **kwargs) -> None:
 def _changed_m2m(sender, instance, using="default", action="", pk_set=None, **kwargs) -> None:
     if not action.startswith("post_"):
         return
-    if sender._meta.app_label not in WATCHED_APPS and instance._meta.app_label not in (
-        WATCHED_APPS
-    ):
+    found = _rows_of(instance)
+    if found is None:
         return
-    ids, scopes = _scopes_of_row(instance)
+    ids, scopes = found
     model = kwargs.get("model")
-    if (
-        instance._meta.model_name == "environment"
-        and model is not None
-        and (model._meta.model_name == "connection")
-    ):
+    if model is not None and model._meta.concrete_model in _connection_models:
         ids |= set(pk_set or ())
     if action == "post_clear":
         scopes.add(EVERYONE)

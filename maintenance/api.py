@@ -17,8 +17,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from core.api import invalid
 from core.ids import ID_PATTERN
-from notifications.api import invalid
 
 from . import serializers as s
 from . import windows
@@ -105,3 +105,6 @@ class WindowViewSet(viewsets.ModelViewSet):
         except DjangoValidationError as exc:
             raise invalid(exc) from None
         return self._answer(window)
+
+
+routes = [("maintenance/windows", WindowViewSet, "maintenance-window")]

@@ -14,10 +14,12 @@ class MaintenanceConfig(AppConfig):
 
         from connections import mentions
         from core import access
+        from live import stamp
 
         from .models import Window
 
         access.register(Window, access.shared_by_one_environment())
+        stamp.watch(Window)
 
         mentions.register(
             "window",

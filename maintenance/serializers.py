@@ -14,8 +14,8 @@ from rest_framework import serializers
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core.api import FlatErrors, IdList, StrictCharField, VisibleId
 from environments.models import Environment
-from notifications.serializers import FlatErrors, IdList, StrictCharField, VisibleId
 
 from . import schedule, windows
 from .models import MAX_DURATION_MINUTES, Window, validate_timezone

@@ -2,7 +2,7 @@
 
 Every poll of an open tab reads its session first. Through the ORM that read cost 0.57 ms of
 which 0.17 ms was the query (measured in one process): the rest was building the same query
-again. Here it is built once per process, session model and database (in meshplay/keptsql.py's
+again. Here it is built once per process, session model and database (in core/keptsql.py's
 store), then run with the key and the time. Writing, expiry, cycling the key and signing out
 are Django's, unchanged (``SESSION_ENGINE = "meshplay.sessions"``). A session model whose data
 field converts what it reads (``from_db_value``) is read through the ORM, as Django does.
@@ -19,7 +19,7 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.db import connections, router
 from django.utils import timezone
 
-from meshplay import keptsql
+from core import keptsql
 
 _KEY_MARKER = "kept-session-key-marker"
 

@@ -22,6 +22,6 @@ urlpatterns = [
     path("environments/", include("environments.urls")),
     path("notifications/", include("notifications.urls")),
     path("maintenance/", include("maintenance.urls")),
-    path("api/", include("connections.api.urls")),
+    path("api/", include("meshplay.api")),
     path("admin/", admin.site.urls),
 ]

@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from connections.mentions import read_as
 from connections.models import Connection
 from core.api import error
+from core.api import invalid as core_invalid
 from core.ids import ID_PATTERN, IdFilter
 from core.times import time_problem
 
@@ -49,17 +50,9 @@ _RULE_FIELDS = ("environments", "connections", "kinds", "categories")
 
 
 def invalid(exc: DjangoValidationError, under_rule: bool = False) -> serializers.ValidationError:
-    """A ValidationError of ``channels`` as the API's 400 (fields named as the rule names them;
-    with ``under_rule``, a channel's first rule's fields are reported on ``rule``)."""
-    if not hasattr(exc, "error_dict"):
-        return serializers.ValidationError({"non_field_errors": exc.messages})
-    fields: dict[str, list[str]] = {}
-    for name, messages in exc.message_dict.items():
-        if under_rule and name in _RULE_FIELDS:
-            fields.setdefault("rule", []).extend(f"{name}: {m}" for m in messages)
-        else:
-            fields[name] = messages
-    return serializers.ValidationError(fields)
+    """A ValidationError of ``channels`` as the API's 400 (with ``under_rule``, a channel's
+    first rule's fields are reported on ``rule``)."""
+    return core_invalid(exc, dict.fromkeys(_RULE_FIELDS, "rule") if under_rule else None)
 
 
 def _manage(user, channel: Channel) -> None:
@@ -389,3 +382,11 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             .select_related("message")
             .order_by("-attempted_at", "-pk")
         )
+
+
+routes = [
+    ("notifications/channels", ChannelViewSet, "notification-channel"),
+    ("notifications/rules", RuleViewSet, "notification-rule"),
+    ("notifications/events", EventViewSet, "notification-event"),
+    ("notifications/deliveries", DeliveryViewSet, "notification-delivery"),
+]

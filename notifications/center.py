@@ -10,9 +10,8 @@ from django.db.models import Max, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from connections.models import Connection
-from core import access
+from core import access, keptsql
 from environments.models import Environment
-from meshplay import keptsql
 
 from .choices import Category
 from .models import Event, ReadMark, Watch

@@ -9,104 +9,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from connections.api.serializers import BoundedPrimaryKeyRelatedField
 from connections.choices import Status, Trigger
 from connections.kinds import kind_choices
 from connections.models import Connection
+from core.api import MAX_LIST, FlatErrors, StrictCharField, VisibleId
+from core.api import ids_of as _ids
 from environments.models import Environment
 
 from .choices import Category, ChannelKind, MessageKind
 from .messages import SCHEMA_VERSION
 from .models import Channel, Delivery, Rule
-
-MAX_LIST = 500  # ids or kinds in one rule
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: DRF's field turns a number into its digits, so
-    ``"destination": 123`` would be checked as the text "123" instead of being refused."""
-
-    default_error_messages = {"not_a_string": "Expected a string, got {type}."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_a_string", type=_json_type(data))
-        return super().to_internal_value(data)
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-class VisibleId(BoundedPrimaryKeyRelatedField):
-    """An id among what the caller may see (``visible(user)``): anything else, hidden or
-    absent, is "does not exist", so existence is never revealed."""
-
-    def __init__(self, model, visible, **kwargs):
-        self.visible = visible
-        super().__init__(queryset=model._default_manager.none(), **kwargs)
-
-    def get_queryset(self):
-        user = _request_user(self.root)
-        return self.visible(user) if user is not None else super().get_queryset()
-
-
-class IdList(serializers.ManyRelatedField):
-    """Ids of visible objects, at most ``MAX_LIST`` (counted before any is looked up)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, list) and len(data) > MAX_LIST:
-            raise serializers.ValidationError(f"Give at most {MAX_LIST} ids.")
-        return super().to_internal_value(data)
-
-
-def _ids(model, visible, **kwargs) -> IdList:
-    return IdList(child_relation=VisibleId(model, visible), **kwargs)
-
-
-def _flatten(detail, prefix: str = "") -> list[str]:
-    """Nested errors (a list's items, the rule inside a channel) as sentences naming their
-    place: the API's one error shape wants a list of messages per field."""
-    if isinstance(detail, dict):
-        return [
-            message
-            for key, value in detail.items()
-            for message in _flatten(
-                value,
-                f"{prefix}item {int(key) + 1}: " if str(key).isdigit() else f"{prefix}{key}: ",
-            )
-        ]
-    if isinstance(detail, list):
-        return [message for item in detail for message in _flatten(item, prefix)]
-    return [f"{prefix}{detail}"]
-
-
-class FlatErrors:
-    def to_internal_value(self, data):
-        try:
-            return super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if isinstance(exc.detail, dict):
-                raise serializers.ValidationError(
-                    {field: _flatten(errors) for field, errors in exc.detail.items()}
-                ) from None
-            raise
-
-
-def _request_user(serializer: serializers.Serializer):
-    request = serializer.context.get("request")  # absent while the schema is generated
-    return getattr(request, "user", None)
-
 
 # --- rules ------------------------------------------------------------------------------------
 

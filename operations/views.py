@@ -52,7 +52,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:  # report, never raise: this is the page that says what is wrong
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        from meshplay.celery import app
+        from celery import current_app as app  # the project's (meshplay/celery.py)
 
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -49,11 +49,11 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import ApiToken
 from connections import dependencies, lifecycle
+from connections.grouping import change_membership
 from connections.models import Connection, ConnectionTransition, Dependency
 from connections.probing import outcomes as health
 from connections.probing.probes.base import ProbeOutcome
 from credentials.models import Credential
-from environments.actions import change_membership
 from environments.models import Environment, EnvironmentMembership
 from maintenance import windows as maintenance_windows
 from maintenance.apply import apply_windows

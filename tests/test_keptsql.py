@@ -1,4 +1,4 @@
-"""The SQL kept per process and user's rights (meshplay/keptsql.py): the bell on every page and
+"""The SQL kept per process and user's rights (core/keptsql.py): the bell on every page and
 the live stamp behind every poll. What it must never do is serve one user's rights to another
 or keep rights that changed since."""
 
@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from connections.choices import Status
+from core import keptsql
 from environments.models import Environment, EnvironmentMembership
 from live import stamp
-from meshplay import keptsql
 from notifications import center
 from notifications.models import Watch
 from tests.test_notifications_pages import down

@@ -269,7 +269,7 @@ def test_a_deploy_that_changes_how_rows_are_drawn_changes_every_etag():
 
     names = {name for name, _ in release_files()}
     assert "connections/templatetags/connection_table.py" in names
-    assert "connections/views/table.py" in names
+    assert "connections/table/rows.py" in names
     assert "templates/connections/_table.html" in names
     assert "requirements.txt" in names  # a library's upgrade may change markup too
     libraries = [p for _, p in release_files() if "site-packages" in p.parts and p.suffix == ".py"]

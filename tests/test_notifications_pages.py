@@ -432,7 +432,7 @@ def test_the_bell_counts_failures_and_recoveries_of_owned_and_watched_connection
 
 
 def test_the_bell_follows_a_change_of_rights_and_stops_at_99(owner, stranger, make_connection):
-    """The bell's SQL is kept per process and user's rights (meshplay/keptsql.py): a user made
+    """The bell's SQL is kept per process and user's rights (core/keptsql.py): a user made
     staff, or deactivated, is counted by their new rights at once; past 99 the bell says 99+."""
     theirs = make_connection(Status.CONNECTED, owner=stranger)
     Watch.objects.create(user=owner, connection=theirs)  # watched, but not visible to owner

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from meshplay import keptsql
+from core import keptsql
 from meshplay.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.utils import timezone
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
-from connections.views.table import HEARTBEAT_LENGTH, LocalTimes, recent_results, url_parts
+from connections.table.rows import HEARTBEAT_LENGTH, LocalTimes, recent_results, url_parts
 from environments.models import Environment
 
 pytestmark = pytest.mark.django_db
@@ -439,7 +439,8 @@ def test_many_refusals_are_counted_not_listed(owner, make_connection):
 def small_limits(monkeypatch):
     """The limits of a million-row table, at the scale of a test: counts stop at 5, page
     numbers at row 25 (one page of 25)."""
-    from connections.views import actions, table
+    from connections.table import context as table
+    from connections.views import actions
 
     monkeypatch.setattr(table, "COUNT_CAP", 5)
     monkeypatch.setattr(table, "OFFSET_PAGES_MAX_ROWS", 25)

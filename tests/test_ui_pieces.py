@@ -132,7 +132,7 @@ def test_warming_up_opens_no_database_connection(settings):
 def test_links_by_primary_key_are_the_ones_reverse_makes(client):
     from django.urls import reverse, set_script_prefix
 
-    from meshplay.urlcache import named_url, pk_url
+    from core.urlcache import named_url, pk_url
 
     for name in ("connections:detail", "connections:transition", "environments:detail"):
         assert pk_url(name, 42) == reverse(name, args=[42])

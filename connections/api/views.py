@@ -1,9 +1,7 @@
 """The REST API: the same querysets, FilterSet and lifecycle functions as the pages."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -20,49 +18,19 @@ from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
 from connections.models import Connection
 from core import access
-from core.api import error
+from core.api import Pages, error
 from core.ids import ID_PATTERN
 from credentials.kubeconfig import parse_kubeconfig
-from environments.actions import change_membership, group_transition
-from environments.models import Environment, EnvironmentMembership
+from environments.models import Environment
 
 from ..mentions import read_as
 from . import serializers as s
-
-
-class Pages(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_paginated_response(self, data):
-        response = super().get_paginated_response(data)
-        summary = getattr(self, "summary", None)
-        if summary is not None:
-            response.data["summary"] = summary
-        return response
-
-    def get_paginated_response_schema(self, schema):
-        schema = super().get_paginated_response_schema(schema)
-        schema["properties"]["summary"] = {
-            "type": "object",
-            "additionalProperties": {"type": "integer"},
-            "description": "connections per state under the other filters (connections only)",
-        }
-        return schema
 
 
 class HistoryPages(PageNumberPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
-
-
-def _report(report: lifecycle.BulkReport) -> dict:
-    return {
-        "changed": report.changed,
-        "refused": [{"name": name, "reason": why} for name, why in report.refused],
-    }
 
 
 class ConnectionViewSet(
@@ -204,112 +172,7 @@ class ConnectionViewSet(
             user=request.user,
             reason=body.validated_data["reason"].replace("\x00", ""),
         )
-        return Response(_report(report))
-
-
-class EnvironmentViewSet(viewsets.ModelViewSet):
-    """Environments: editors change and act on the group; the owner manages members."""
-
-    serializer_class = s.EnvironmentSerializer
-    permission_classes = [IsAuthenticated]
-    pagination_class = Pages
-    lookup_value_regex = ID_PATTERN  # at most 18 digits: a longer id is a 404, not an overflow
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self):
-        return (
-            Environment.objects.restrict(self.request.user)
-            .select_related("owner")
-            .prefetch_related("memberships__user")
-            .order_by("name", "pk")
-        )
-
-    def _require(self, environment, action: str):
-        allowed = access.may(self.request.user, environment, action)
-        if not allowed:
-            raise lifecycle.PermissionDenied(
-                f"You may view '{environment.name}' but not {action} it."
-            )
-
-    def perform_create(self, serializer):
-        serializer.save(owner=self.request.user)
-
-    def perform_update(self, serializer):
-        self._require(serializer.instance, "change")
-        serializer.save()
-
-    def perform_destroy(self, instance):
-        self._require(instance, "own")
-        instance.delete()  # its connections and credentials stay
-
-    @extend_schema(request=s.MemberSerializer, responses={200: s.MemberSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
-    def members(self, request, pk=None):
-        environment = self.get_object()
-        if request.method == "POST":
-            self._require(environment, "own")
-            body = s.MemberSerializer(data=request.data)
-            body.is_valid(raise_exception=True)
-            user = body.validated_data["user"]
-            if user.pk == environment.owner_id:
-                return error(400, "invalid", "The owner is always a member.")
-            EnvironmentMembership.objects.update_or_create(
-                environment=environment, user=user, defaults={"role": body.validated_data["role"]}
-            )
-        rows = environment.memberships.select_related("user").order_by("user__username")
-        return Response(s.MemberSerializer(rows, many=True).data)
-
-    @extend_schema(request=None, responses={204: None})
-    @action(detail=True, methods=["delete"], url_path=rf"members/(?P<member_id>{ID_PATTERN})")
-    def remove_member(self, request, pk=None, member_id=None):
-        environment = self.get_object()
-        self._require(environment, "own")
-        get_object_or_404(EnvironmentMembership, environment=environment, pk=member_id).delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(request=s.AssignSerializer, responses={200: s.BulkReportSerializer})
-    @action(detail=True, methods=["post"])
-    def connections(self, request, pk=None):
-        environment = self.get_object()
-        self._require(environment, "change")
-        body = s.AssignSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        add, remove = body.validated_data.get("add", []), body.validated_data.get("remove", [])
-        ids = set(add) | set(remove)
-        found = {c.pk: c for c in Connection.objects.restrict(request.user).filter(pk__in=ids)}
-        if len(found) != len(ids):
-            return error(
-                404, "not_found", "Some of these connections do not exist or are not yours."
-            )
-        with transaction.atomic():
-            added = change_membership(
-                environment, request.user, [found[i] for i in add], assign=True
-            )
-            removed = change_membership(
-                environment, request.user, [found[i] for i in remove], assign=False
-            )
-        return Response(
-            {
-                "changed": added.changed + removed.changed,
-                "refused": _report(added)["refused"] + _report(removed)["refused"],
-            }
-        )
-
-    @extend_schema(request=s.GroupTransitionSerializer, responses={200: s.BulkReportSerializer})
-    @action(detail=True, methods=["post"])
-    def transition(self, request, pk=None):
-        """Act on the group: the transition on every connection of the environment it fits."""
-        environment = self.get_object()
-        self._require(environment, "change")
-        body = s.GroupTransitionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        report = group_transition(
-            environment,
-            request.user,
-            body.validated_data["to"],
-            body.validated_data["reason"].replace("\x00", ""),
-        )
-        return Response(_report(report))
+        return Response(report.as_dict())
 
 
 class KubeconfigImportView(APIView):

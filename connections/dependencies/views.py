@@ -19,7 +19,7 @@ from . import add_parent, remove_parent
 @login_required
 @require_POST
 def connection_parents(request: HttpRequest, pk: int) -> HttpResponse:
-    from ..views.common import _done
+    from ..ui import _done
 
     child = get_object_or_404(Connection.objects.restrict(request.user), pk=pk)
     fallback = reverse("connections:detail", args=[pk])

@@ -14,13 +14,13 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from core.templatetags.ui import ago_seconds, ago_text, icon_markup
-from meshplay.urlcache import pk_url
+from core.urlcache import pk_url
 
 register = template.Library()
 
 
 def tick_title(tick: dict, now: float) -> str:
-    """``now`` and the tick's ``at``: seconds since the epoch (views/table.py's ``Beat``)."""
+    """``now`` and the tick's ``at``: seconds since the epoch (``connections.table.rows.Beat``)."""
     if tick["state"] == "none":
         return "no probe yet"
     parts = ["ok" if tick["state"] == "ok" else "failed"]

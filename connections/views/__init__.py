@@ -2,15 +2,11 @@
 answers 404; state changes are POST and go through ``connections.lifecycle``."""
 
 from .actions import connection_bulk, connection_transition
-from .common import actions_for, back, clean_reason, report_messages, visible
 from .edit import connection_edit
 from .pages import connection_add, connection_detail, discovered_browser, kubeconfig_import
-from .table import connection_list, render_table_page, table_context
+from .table import connection_list
 
 __all__ = [
-    "actions_for",
-    "back",
-    "clean_reason",
     "connection_add",
     "connection_bulk",
     "connection_detail",
@@ -19,8 +15,4 @@ __all__ = [
     "connection_transition",
     "discovered_browser",
     "kubeconfig_import",
-    "render_table_page",
-    "report_messages",
-    "table_context",
-    "visible",
 ]

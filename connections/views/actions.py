@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from connections.grouping import change_membership
 from core.ids import parse_id
-from environments.actions import change_membership
 from environments.models import Environment
 
 from .. import lifecycle
@@ -19,7 +19,7 @@ from ..choices import Status
 from ..filters import ConnectionFilterSet
 from ..forms import BulkActionForm
 from ..listing import COUNT_CAP
-from .common import _done, clean_reason, report_messages, visible
+from ..ui import _done, clean_reason, report_messages, visible
 
 
 @login_required

@@ -26,16 +26,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 
+from connections.grouping import change_membership
 from core import access
 from core.forms import attach_errors
-from environments.actions import change_membership
 from environments.models import Environment
 
 from .. import editing
 from ..choices import PROBED_STATES, Status
 from ..forms import EditConnectionForm
 from ..models import Connection
-from .common import visible
+from ..ui import visible
 
 # The page's fields in the order its "what changed" message names them.
 LABELS = {

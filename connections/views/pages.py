@@ -27,7 +27,7 @@ from ..forms import AddConnectionForm, KubeconfigImportForm
 from ..imports import import_kubeconfig
 from ..mentions import read_as
 from ..models import Connection, DiscoveredResource
-from .common import actions_for, visible
+from ..ui import actions_for, visible
 
 HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year stays one page
 

@@ -12,7 +12,7 @@ from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.html import format_html
 
-from meshplay.urlcache import pk_url
+from core.urlcache import pk_url
 
 register = template.Library()
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         self.stdout.write("ok")
 
     def _worker(self, name: str, timeout: float) -> list[str]:
-        from meshplay.celery import app
+        from celery import current_app as app  # the project's (meshplay/celery.py)
 
         try:
             answers = app.control.ping(destination=[name], timeout=timeout) or []

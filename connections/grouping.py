@@ -1,4 +1,5 @@
-"""Acting on an environment as a group: one place for the pages, the table and the API."""
+"""Acting on an environment's connections as a group, and changing which connections it
+holds: one place for the pages, the table and the API."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from connections.choices import Status
 from connections.models import Connection
 from core import access
 from core.access import CHANGE, TRANSITION
-
-from .models import Environment
+from environments.models import Environment
 
 
 def group_transition(

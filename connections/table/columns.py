@@ -3,8 +3,8 @@
 import django_tables2 as tables
 from django.db.models import Case, IntegerField, Min, Q, Value, When
 
-from .choices import Status
-from .models import Connection
+from connections.choices import Status
+from connections.models import Connection
 
 
 class ConnectionTable(tables.Table):

@@ -1,5 +1,5 @@
-"""What every connection page shares: the visibility rule, a row's menu, and what a POST
-answers (messages, then back where the user came from)."""
+"""What every page about connections shares (theirs and an environment's): the visibility
+rule, a row's menu, and what a POST answers (messages, then back where the user came from)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .. import lifecycle
-from ..choices import user_action
-from ..models import Connection
+from connections import lifecycle
+from connections.choices import user_action
+from connections.models import Connection
 
 
 def clean_reason(text: str | None) -> str:
