@@ -45,6 +45,13 @@ class ConnectionsConfig(AppConfig):
         stamp.connection_model(Connection)
         stamp.resolve(_scopes_of_connections)
 
+        from credentials.models import on_sent_changed
+
+        from .probing.scheduling import reprobe_after_new_credential
+
+        # a credential saved with another secret or bounds: its connections are probed again
+        on_sent_changed(reprobe_after_new_credential)
+
         access.register(
             Connection,
             access.Policy(

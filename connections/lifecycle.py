@@ -24,6 +24,7 @@ from django_fsm import ConcurrentTransition, Transition
 from connections.probing.probes import ProbeOutcome, check_reachability, probe_many
 from core.sanitize import clean_metadata, clean_text
 
+from . import hooks
 from .choices import PROBED_STATES, Status, Trigger
 from .identity import endpoint_identity
 from .mentions import Said
@@ -156,13 +157,15 @@ def transition(
     reason: str | Said = "",
     extra_fields: tuple[str, ...] = (),
     claim: Any = None,
+    cause: str = "",
 ) -> ConnectionTransition:
     """Move ``connection`` to ``target``, or raise TransitionRefused/StaleState/PermissionDenied.
     A ``Said`` reason keeps which objects it names (``mentions``).
 
     ``extra_fields`` are saved with the state under the same compare-and-set (a probe's
     bookkeeping goes with the transition it causes, or not at all); with ``claim`` the row
-    must also still carry that probe claim.
+    must also still carry that probe claim. ``cause``: the class of what caused it (a probe's
+    error class, such as "auth"), stored for whoever decides by it.
     """
     if trigger == Trigger.USER and user is None:
         raise PermissionDenied("A user action needs the user who takes it.")
@@ -207,8 +210,10 @@ def transition(
                 user=user if trigger == Trigger.USER else None,
                 reason=said.text,
                 mentions=said.mentions,
+                cause=cause,
                 created_at=now,
             )
+            hooks.transitioned(record)
             if connection.status == Status.DELETED:
                 purge_collected_data(connection)
     except ConcurrentTransition:
@@ -403,7 +408,7 @@ def _insert(connection: Connection, *, trigger: str, user: Any, reason: str) -> 
     try:
         with transaction.atomic():
             connection.save()
-            ConnectionTransition.objects.create(
+            record = ConnectionTransition.objects.create(
                 connection=connection,
                 from_status="",
                 to_status=connection.status,
@@ -412,6 +417,7 @@ def _insert(connection: Connection, *, trigger: str, user: Any, reason: str) -> 
                 reason=reason,
                 created_at=connection.status_changed_at,
             )
+            hooks.transitioned(record)
     except IntegrityError:
         _raise_if_duplicate(connection.identity)
         raise

@@ -7,14 +7,20 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
 from core import access
 from core.text import validate_name
 from credentials import crypto
 
-# the states a connection is probed in (connections.choices.PROBED_STATES; no import back)
-PROBED = ("discovered", "registered", "connected", "disconnected")
+_sent_changed: list = []
+
+
+def on_sent_changed(hook) -> None:
+    """``hook(credential)`` runs when a saved credential's secret or bounds changed (registered
+    by the apps whose work used it, in their ``apps.py``)."""
+    if hook not in _sent_changed:
+        _sent_changed.append(hook)
 
 
 class CredentialKind(models.TextChoices):
@@ -92,19 +98,16 @@ class Credential(models.Model):
         return f"<Credential {self.pk} {self.name!r} ({self.kind})>"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Saved with another secret or other bounds, its connections' results in flight were
-        made with the old one: they are dropped, and the connections probed again at once."""
+        """Saved with another secret or other bounds: what was sent with the old one is out of
+        date, and whoever registered for it (``on_sent_changed``) is told, in this save's
+        transaction (connections drop their results in flight and are probed again)."""
         changed = self.pk is not None and self._what_is_sent() != self._loaded
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if changed:
+                for hook in _sent_changed:
+                    hook(self)
         self._loaded = self._what_is_sent()
-        if changed:
-            from django.utils import timezone
-
-            live = self.connections.exclude(status="deleted")
-            live.update(state_version=models.F("state_version") + 1, probe_claim=None)
-            live.filter(status__in=PROBED).update(
-                next_probe_at=timezone.now(), consecutive_failures=0
-            )
 
     def set_secret(self, values: dict[str, str]) -> None:
         """Validate, normalise and encrypt; raises ValidationError naming what is wrong.

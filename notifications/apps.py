@@ -6,17 +6,16 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate, post_save
+        from django.db.models.signals import post_migrate
 
-        from connections.models import ConnectionTransition
+        from connections import hooks
         from core import access
 
         from .events import record_event
         from .models import Channel
-
-        access.register(Channel, access.shared_by_one_environment())
         from .periodic import ensure_periodic_tasks
 
+        access.register(Channel, access.shared_by_one_environment())
         # the outbox row is written by the same transaction as the transition it reports
-        post_save.connect(record_event, sender=ConnectionTransition, dispatch_uid="outbox")
+        hooks.on_transition(record_event)
         post_migrate.connect(ensure_periodic_tasks, sender=self)

@@ -12,14 +12,13 @@ _DOWN = (Status.DISCONNECTED, Status.NOT_FOUND)
 _UP = (Status.CONNECTED, Status.REGISTERED)
 
 
-def categorize(from_status: str, to_status: str, trigger: str, reason: str) -> str:
-    """What a change means to the people who own the connection."""
+def categorize(from_status: str, to_status: str, trigger: str, cause: str = "") -> str:
+    """What a change means to the people who own the connection (``cause``: the stored class
+    of what caused it, "auth" for refused credentials)."""
     if trigger == Trigger.USER:
         return Category.ADMINISTRATIVE
     if to_status == Status.DISCONNECTED:
-        return (
-            Category.AUTH if reason.startswith("authentication failure") else Category.DISCONNECTED
-        )
+        return Category.AUTH if cause == "auth" else Category.DISCONNECTED
     if to_status == Status.NOT_FOUND:
         return Category.NOT_FOUND
     if to_status in _UP and from_status in _DOWN:
@@ -27,13 +26,9 @@ def categorize(from_status: str, to_status: str, trigger: str, reason: str) -> s
     return Category.LIFECYCLE
 
 
-def record_event(
-    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
-) -> None:
-    """post_save of ConnectionTransition: inside the transaction that recorded it, so the event
-    exists exactly when the transition does."""
-    if not created or raw:
-        return
+def record_event(instance: Any) -> None:
+    """A transition's hook (``connections.hooks.on_transition``): inside the transaction that
+    recorded it, so the event exists exactly when the transition does."""
     from .models import Event
 
     Event.objects.create(
@@ -43,7 +38,7 @@ def record_event(
         to_status=instance.to_status,
         trigger=instance.trigger,
         category=categorize(
-            instance.from_status, instance.to_status, instance.trigger, instance.reason
+            instance.from_status, instance.to_status, instance.trigger, instance.cause
         ),
         reason=instance.reason,
         mentions=instance.mentions,

@@ -23,6 +23,8 @@ from rest_framework.test import APIClient
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection
+from connections.probing import outcomes as health
+from connections.probing.probes.base import ProbeOutcome
 from notifications import channels, delivery, routing
 from notifications.choices import Category, MessageStatus
 from notifications.models import Channel, Delivery, Event, Message
@@ -156,13 +158,33 @@ def test_every_transition_writes_its_event_in_the_same_transaction(make_connecti
 
 
 def test_an_auth_failure_and_a_recovery_are_told_apart(make_connection):
+    """The category comes from the probe's stored error class, never from the reason's words:
+    a reason that only reads like one is a plain outage."""
     conn = make_connection(Status.CONNECTED, managed=True)
-    down(conn, reason="authentication failure: HTTP 401")
+    health.apply_outcomes(
+        [(conn, ProbeOutcome(ok=False, error_class="auth", error="HTTP 401 from /version"))]
+    )
+    conn.refresh_from_db()
+    assert conn.status == Status.DISCONNECTED
     up(conn)
+    down(conn, reason="authentication failure: looks like one, is not one")
     categories = list(
         Event.objects.filter(connection=conn).order_by("pk").values_list("category", flat=True)
     )
-    assert categories[-2:] == [Category.AUTH, Category.RECOVERY]
+    assert categories[-3:] == [Category.AUTH, Category.RECOVERY, Category.DISCONNECTED]
+
+
+def test_a_transitions_consequences_are_the_hooks_its_apps_registered():
+    """The outbox event is a transition hook registered by notifications' apps.py (no global
+    post_save receiver): visible from the transition code."""
+    from django.db.models.signals import post_save
+
+    from connections import hooks
+    from connections.models import ConnectionTransition
+
+    assert "notifications.events.record_event" in hooks.registered()["on_transition"]
+    # the receiver the outbox once was is gone (disconnecting it finds nothing)
+    assert not post_save.disconnect(sender=ConnectionTransition, dispatch_uid="outbox")
 
 
 # ---- a failure, then its recovery, once each, signed ------------------------------------

@@ -511,6 +511,9 @@ class ConnectionTransition(models.Model):
     reason = models.TextField(blank=True)
     # the objects the reason names, each shown only to readers who may see it (mentions.py)
     mentions = models.JSONField(default=list, blank=True)
+    # what caused it, as a class ("auth" when a probe was refused its credentials): stored so
+    # that nobody decides by parsing the reason's words
+    cause = models.CharField(max_length=16, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -44,6 +44,7 @@ class Decision:
     target: str | None
     reason: str
     failures: int
+    cause: str = ""  # the outcome's error class when it changes the state
 
 
 def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
@@ -60,13 +61,15 @@ def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
 
     failures = connection.consecutive_failures + 1
     if outcome.auth_failure and status == Status.CONNECTED:
-        return Decision(Status.DISCONNECTED, f"authentication failure: {outcome.error}", failures)
+        return Decision(
+            Status.DISCONNECTED, f"authentication failure: {outcome.error}", failures, "auth"
+        )
     if failures < connection.failure_threshold or status == Status.DISCONNECTED:
         return Decision(None, "", failures)
     reason = f"unreachable after {failures} consecutive failed probes ({outcome.summary})"
     if status == Status.REGISTERED and not connection.managed:
-        return Decision(Status.NOT_FOUND, reason, failures)
-    return Decision(Status.DISCONNECTED, reason, failures)
+        return Decision(Status.NOT_FOUND, reason, failures, outcome.error_class)
+    return Decision(Status.DISCONNECTED, reason, failures, outcome.error_class)
 
 
 def next_probe_time(
@@ -169,6 +172,7 @@ def apply_outcomes(
                         reason=reason,
                         extra_fields=tuple(fields),
                         claim=claim,
+                        cause=decision.cause,
                     )
                     if learned:
                         merge_metadata(

@@ -214,3 +214,14 @@ def run_round(batch_size: int | None = None) -> Counter:
         time.perf_counter() - started,
     )
     return stats
+
+
+def reprobe_after_new_credential(credential) -> None:
+    """A credential's secret or bounds changed (``credentials.models.on_sent_changed``): its
+    connections' results in flight were made with the old one, so they are dropped (a new
+    state version, no claim), and the probed ones are due now from a clean count."""
+    live = Connection.objects.filter(credential=credential)
+    live.update(state_version=F("state_version") + 1, probe_claim=None)
+    live.filter(status__in=PROBED_STATES).update(
+        next_probe_at=timezone.now(), consecutive_failures=0
+    )
