@@ -84,6 +84,7 @@ def fill(size: int) -> dict:
                 owner=owner,
                 last_probe_ok=i % 97 != 0,
                 last_probe_error="" if i % 97 else "auth: HTTP 401",
+                last_probe_class="" if i % 97 else "auth",
             )
             for i in range(start, min(start + batch, size))
         )
@@ -93,15 +94,15 @@ def fill(size: int) -> dict:
         """INSERT INTO environments_environment_connections (environment_id, connection_id)
         SELECT (%s::bigint[])[1 + c.id %% %s], c.id FROM connections_connection c""",
         """INSERT INTO connections_connectiontransition
-            (connection_id, from_status, to_status, trigger, reason, mentions, created_at)
-        SELECT c.id, '', c.status, 'user', '', '[]', now() - interval '72 hours'
+            (connection_id, from_status, to_status, trigger, reason, mentions, cause, created_at)
+        SELECT c.id, '', c.status, 'user', '', '[]', '', now() - interval '72 hours'
         FROM connections_connection c""",
         # one in ten changed state within the day: lost, or back, h hours ago
         """INSERT INTO connections_connectiontransition
-            (connection_id, from_status, to_status, trigger, reason, mentions, created_at)
+            (connection_id, from_status, to_status, trigger, reason, mentions, cause, created_at)
         SELECT c.id, CASE WHEN c.status = 'disconnected' THEN 'connected' ELSE 'disconnected'
             END, c.status, 'probe', 'unreachable after 3 consecutive failed probes', '[]',
-            now() - make_interval(hours => (c.id %% 23)::int + 1)
+            'connect', now() - make_interval(hours => (c.id %% 23)::int + 1)
         FROM connections_connection c WHERE c.id %% 10 = 0""",
         """UPDATE connections_connection
         SET status_changed_at = now() - make_interval(hours => (id %% 23)::int + 1)

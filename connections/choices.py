@@ -55,12 +55,19 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
 }
 
 
-def get_status_color(status: str) -> str:
-    return STATUS_STYLE[status][1]
-
-
-def get_status_icon(status: str) -> str:
-    return STATUS_STYLE[status][2]
+# The icon (of the vendored Lucide sprite) each state is drawn with beside its name, wherever an
+# icon stands for a state (the overview, the environments' state counts).
+STATE_ICONS: dict[str, str] = {
+    Status.DISCOVERED: "layers",
+    Status.REGISTERED: "check",
+    Status.CONNECTED: "circle-check",
+    Status.IGNORED: "circle-pause",
+    Status.MAINTENANCE: "wrench",
+    Status.DISCONNECTED: "circle-x",
+    Status.DELETED: "x",
+    Status.NOT_FOUND: "circle-alert",
+}
+UNKNOWN_STATE_ICON = "circle-help"  # a state this release does not know
 
 
 # What a user action toward each state is called, and the confirmation it asks for.

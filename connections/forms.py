@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 
 from django import forms
 from django.conf import settings
@@ -237,8 +236,9 @@ class BulkActionForm(forms.Form):
         verb, _, value = action.partition(":")
         if verb == "transition" and (value in Status.values or value == "resume"):
             return verb, value
-        if verb in ("assign", "unassign") and re.fullmatch(r"[0-9]{1,9}", value):
-            return verb, int(value)
+        environment = parse_id(value)
+        if verb in ("assign", "unassign") and environment is not None:
+            return verb, environment
         raise ValidationError(f"Unknown action '{action}'.")
 
     def clean_ids(self):

@@ -481,6 +481,7 @@ def insert_manual_connection(
     connection.last_probe_at = timezone.now()
     connection.last_probe_ok = outcome.ok
     connection.last_probe_error = "" if outcome.ok else clean_text(outcome.summary)
+    connection.last_probe_class = "" if outcome.ok else outcome.error_class[:16]
     connection.last_latency_ms = outcome.latency_ms
     reason = (
         "reachability check passed"

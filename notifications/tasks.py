@@ -26,11 +26,6 @@ def notify() -> dict:
     return stats
 
 
-@shared_task(ignore_result=True)
-def deliver_now() -> None:
-    delivery.deliver_due()
-
-
 @shared_task(ignore_result=True, soft_time_limit=540, time_limit=600)
 def prune_notifications() -> dict:
     """Events, messages and delivery attempts older than NOTIFY_EVENT_RETENTION."""

@@ -27,7 +27,7 @@ compiling the grouped passes cost more than running them.
   the last 100 minutes), so a probe-based day must read up to 200 raw rows per connection on
   every refresh, on top of 24 roll-ups each; bench/overview.py times the roll-up part alone.
 - **Needs attention**: Disconnected, Not Found, and failing authentication (the last probe
-  failed with error class "auth", recorded as ``last_probe_error`` "auth: …", in any probed
+  failed with error class "auth", recorded as ``last_probe_class``, in any probed
   state). Worst first (authentication failures, then Disconnected, then Not Found), the
   longest-standing first within each; at most ``ATTENTION_LIMIT`` rows, then "and N more" with
   a link to the filtered table. Each row gives the reason recorded with the transition into its

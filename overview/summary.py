@@ -31,13 +31,13 @@ from django.db.models import (
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
-from connections.choices import PROBED_STATES, Status
+from connections.choices import PROBED_STATES, STATE_ICONS, Status
 from connections.mentions import Seen
 from connections.models import Connection, ConnectionTransition, entered
 from core import access
 from core.db import Epoch
+from core.urlcache import named_url, pk_url
 from environments.models import Environment
-from meshplay.urlcache import named_url, pk_url
 
 UPTIME_WINDOW = timedelta(hours=24)
 ATTENTION_LIMIT = 50
@@ -56,22 +56,9 @@ TILE_STATES = (
     Status.DISCOVERED,
     Status.IGNORED,
 )
-STATE_ICONS = {
-    Status.DISCOVERED: "layers",
-    Status.REGISTERED: "check",
-    Status.CONNECTED: "circle-check",
-    Status.IGNORED: "circle-pause",
-    Status.MAINTENANCE: "wrench",
-    Status.DISCONNECTED: "circle-x",
-    Status.DELETED: "x",
-    Status.NOT_FOUND: "circle-alert",
-}
-AUTH_PREFIX = "auth:"  # health._bookkeeping stores the failed outcome's summary, "auth: …"
-
-# Failing authentication: the last probe of a probed connection failed with error class "auth".
-AUTH_FAILING = Q(
-    status__in=PROBED_STATES, last_probe_ok=False, last_probe_error__startswith=AUTH_PREFIX
-)
+# Failing authentication: the last probe of a probed connection failed with error class "auth"
+# (stored as such: ``last_probe_class``).
+AUTH_FAILING = Q(status__in=PROBED_STATES, last_probe_ok=False, last_probe_class="auth")
 NEEDS_ATTENTION = Q(status__in=DOWN_STATES) | AUTH_FAILING
 # ... and not counted already as Disconnected
 AUTH_FAILING_REACHABLE = AUTH_FAILING & ~Q(status__in=DOWN_STATES)

@@ -84,6 +84,7 @@ def world(owner, stranger, make_connection, django_user_model):
         created_ago=30 * h,
         last_probe_ok=False,
         last_probe_error="auth: HTTP 401 from the API",
+        last_probe_class="auth",
         consecutive_failures=2,
         last_probe_at=timezone.now() - timedelta(seconds=20),
     )
@@ -325,6 +326,7 @@ def test_a_disconnected_auth_failure_is_one_row_named_as_such(owner, make_connec
         changed_ago=timedelta(hours=1),
         last_probe_ok=False,
         last_probe_error="auth: token expired",
+        last_probe_class="auth",
     )
     flip(c, Status.CONNECTED, Status.DISCONNECTED, timedelta(hours=1), "authentication failure")
     o = summary.build(owner)
@@ -334,7 +336,10 @@ def test_a_disconnected_auth_failure_is_one_row_named_as_such(owner, make_connec
 
 def test_maintenance_is_never_in_need_of_attention(owner, make_connection):
     make_connection(
-        Status.MAINTENANCE, last_probe_ok=False, last_probe_error="auth: stale from before"
+        Status.MAINTENANCE,
+        last_probe_ok=False,
+        last_probe_error="auth: stale from before",
+        last_probe_class="auth",
     )
     o = summary.build(owner)
     assert o.attention == [] and o.total.attention == 0 and o.maintenance == 1
@@ -460,6 +465,7 @@ def _grow(owner, stranger, size: int) -> None:
             owner=owner,
             last_probe_ok=i % 5 != 0,
             last_probe_error="" if i % 5 else "auth: HTTP 403",
+            last_probe_class="" if i % 5 else "auth",
         )
         for i in range(size)
     )

@@ -167,6 +167,8 @@ class Connection(FSMModelMixin, models.Model):
     last_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_probe_ok = models.BooleanField(null=True, editable=False)
     last_probe_error = models.TextField(blank=True, editable=False)
+    # the failed probe's error class ("auth", "connect", "timeout", …): what decides, not words
+    last_probe_class = models.CharField(max_length=16, blank=True, default="", editable=False)
     last_latency_ms = models.FloatField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -198,7 +200,7 @@ class Connection(FSMModelMixin, models.Model):
         indexes = [
             models.Index(
                 fields=("next_probe_at",),
-                condition=Q(status__in=["discovered", "registered", "connected", "disconnected"]),
+                condition=Q(status__in=[str(state) for state in PROBED_STATES]),
                 name="connection_probe_due_idx",
             ),
             # the claimed rows (in flight, or of a lost batch): when they were due
@@ -222,6 +224,7 @@ class Connection(FSMModelMixin, models.Model):
         "last_probe_at",
         "last_probe_ok",
         "last_probe_error",
+        "last_probe_class",
         "last_latency_ms",
     )
 

@@ -123,6 +123,7 @@ def _bookkeeping(
         "last_probe_at": started,
         "last_probe_ok": outcome.ok,
         "last_probe_error": "" if outcome.ok else clean_text(outcome.summary),
+        "last_probe_class": "" if outcome.ok else outcome.error_class[:16],
         "last_latency_ms": outcome.latency_ms,
     }
     if outcome.metadata:
@@ -264,22 +265,23 @@ def _record_results(applied: list[tuple[Connection, ProbeOutcome]], now: datetim
 
 # One UPDATE ... FROM unnest(arrays) per chunk: the bookkeeping of results that change no
 # state, each row guarded by the status, version and claim its probe started from. The
-# statement's text is the same for every chunk (eleven arrays, not a placeholder per value),
+# statement's text is the same for every chunk (twelve arrays, not a placeholder per value),
 # so the driver parses it once, not every time.
 _BULK_SQL = """
 UPDATE connections_connection AS c SET
     consecutive_failures = v.failures, next_probe_at = v.next_at, probe_claim = NULL,
     last_probe_at = v.probed_at, last_probe_ok = v.ok, last_probe_error = v.error,
-    last_latency_ms = v.latency,
+    last_probe_class = v.class, last_latency_ms = v.latency,
     metadata = CASE WHEN v.metadata IS NULL THEN c.metadata
                ELSE COALESCE(c.metadata, '{}'::jsonb) || (v.metadata - CASE
                     WHEN COALESCE(c.metadata, '{}'::jsonb) ? 'cluster_id' THEN 'cluster_id'
                     ELSE '' END) END,
     updated_at = v.probed_at
 FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::uuid[], %s::integer[],
-            %s::timestamptz[], %s::timestamptz[], %s::boolean[], %s::text[],
+            %s::timestamptz[], %s::timestamptz[], %s::boolean[], %s::text[], %s::varchar[],
             %s::double precision[], %s::jsonb[])
-    AS v(id, status, version, claim, failures, next_at, probed_at, ok, error, latency, metadata)
+    AS v(id, status, version, claim, failures, next_at, probed_at, ok, error, class, latency,
+         metadata)
 WHERE c.id = v.id AND c.status = v.status AND c.state_version = v.version
   AND (v.claim IS NULL OR c.probe_claim = v.claim)
 RETURNING c.id
@@ -297,7 +299,7 @@ def _compare_and_set_many(
     with db_connection.cursor() as cursor:
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            columns: list[list[Any]] = [[] for _ in range(11)]
+            columns: list[list[Any]] = [[] for _ in range(12)]
             for connection, _, fields in chunk:
                 metadata = fields.get("metadata")
                 values = (
@@ -310,6 +312,7 @@ def _compare_and_set_many(
                     fields["last_probe_at"],
                     fields["last_probe_ok"],
                     fields["last_probe_error"],
+                    fields["last_probe_class"],
                     fields["last_latency_ms"],
                     json.dumps(metadata) if metadata else None,
                 )

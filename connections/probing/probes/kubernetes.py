@@ -89,19 +89,6 @@ def api_client_for(connection) -> k8s.ApiClient:
     return k8s.ApiClient(configuration)
 
 
-def _get_raw(api: k8s.ApiClient, path: str, timeout: tuple[float, float]):
-    """A GET the generated API classes do not offer (/livez), with the client's own auth."""
-    request = api.param_serialize(
-        method="GET",
-        resource_path=path,
-        header_params={"Accept": "text/plain"},
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(*request, _request_timeout=timeout)
-    response.read()
-    return response
-
-
 def failure_from(exc: Exception) -> ProbeFailed:
     refused = _refusal_in(exc)
     if refused is not None:  # the egress guard's, wrapped by urllib3 as a connection error
