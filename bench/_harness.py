@@ -218,7 +218,13 @@ class Worker:
         self, queues: str = "probes", pool: str = "prefork", concurrency: int = 2, **env: str
     ):
         self.queues, self.pool, self.concurrency = queues, pool, concurrency
-        self.env = {**os.environ, "LOG_LEVEL": "INFO", "DEBUG": "false", **env}
+        self.env = {
+            **os.environ,
+            "LOG_LEVEL": "INFO",
+            "DEBUG": "false",
+            "LIVE_RELEASE": "bench",
+            **env,
+        }
         # DEBUG=false as in production; its HTTPS redirects do not touch a worker
         self.log_path = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None

@@ -19,6 +19,7 @@ def django_on_postgres(db_name: str, **env: str) -> None:
     os.environ["DATABASE_URL"] = f"{PG_URL}/{db_name}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meshplay.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("LIVE_RELEASE", "bench")  # required when DEBUG is off
     os.environ.update(env)
     import django
 

@@ -114,6 +114,9 @@ def server_env(static_root: str) -> dict[str, str]:
         "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
         "DJANGO_SETTINGS_MODULE": "meshplay.settings",
         "DEBUG": "false",
+        "LIVE_RELEASE": "bench",
+        # sessions cached in Redis, as production runs (REDIS_URL is required there)
+        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/14"),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
         "SESSION_COOKIE_SECURE": "false",

@@ -1,5 +1,8 @@
 """Parse and check a stored kubeconfig: bounded against hostile YAML, silent about secrets.
 
+(Over 400 lines, on purpose: one parser whose three steps share their bounds and their error
+texts; split, each step would need the others' state to say where a problem is.)
+
 A kubeconfig is pasted by a user and later handed to a Kubernetes client on the worker. The
 text is read in three bounded steps so that no input can make parsing slow or large:
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.crypto import salted_hmac
 
@@ -25,19 +26,30 @@ from core.project import own_app_folders
 
 from .stamp import current
 
-# What a fragment's markup is made of: a deploy that changes one of them changes every ETag.
-# Besides these, the Python of the project's own apps: rows, menus and ticks are drawn in Python
-# (connections/templatetags/connection_table.py), and views shape the texts pages show.
-# requirements.txt: an upgrade of Django or django-tables2 may change markup too.
+# In development (DEBUG on, no LIVE_RELEASE), what a fragment's markup is made of: an edit of
+# one of them changes every ETag. Besides these, the Python of the project's own apps (views
+# shape the texts pages show) and requirements.txt (an upgrade may change markup too).
 RELEASE_SOURCES = ("templates", "static/js", "static/css", "requirements.txt")
+
+
+def release_problem() -> str:
+    """Why ETags cannot be made here, or "" (a system check and the web workers' warm-up)."""
+    if settings.LIVE_RELEASE or settings.DEBUG:
+        return ""
+    return (
+        "LIVE_RELEASE must name the deployed release when DEBUG is off (the commit, say): "
+        "every ETag carries it, so a deploy is never answered with a page of the release before."
+    )
 
 
 @functools.cache
 def release() -> str:
-    """``LIVE_RELEASE``, or a digest of the templates, scripts, styles and Python this process
-    serves (the same on every server running the same code)."""
+    """``LIVE_RELEASE`` (a deploy names it); in development only, a digest of the templates,
+    scripts, styles and Python this process serves, so that an edit changes every ETag."""
     if settings.LIVE_RELEASE:
         return settings.LIVE_RELEASE
+    if release_problem():
+        raise ImproperlyConfigured(release_problem())
     digest = hashlib.sha256()
     for name, path in release_files():
         digest.update(name.encode())

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.sessions.SessionCookieCheck",  # a cookie no key could be: no session, not a 500
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,6 +105,12 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
         },
+    },
+    {  # the hot fragments only (the table's rows and state menus): core/jinja2.py
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "core.jinja2.environment", "autoescape": True},
     },
 ]
 
@@ -167,8 +174,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Security: on whenever DEBUG is off, so that `check --deploy` is clean in production.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Django's database sessions, their read kept as SQL (meshplay/sessions.py)
-SESSION_ENGINE = "meshplay.sessions"
+# Sessions: Django's cached_db engine, read from the cache (Redis, shared by every process) and
+# written through to the database.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -183,6 +191,21 @@ X_FRAME_OPTIONS = "DENY"
 # Celery: Redis when REDIS_URL is set; otherwise the embedded default chosen by `make run`.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+# The cache (sessions): Redis at CACHE_URL, else at REDIS_URL; without Redis none (sessions
+# are then read from the database: a cache of one process would keep a signed-out session
+# alive in the others). `make run` points CACHE_URL at its embedded Redis.
+CACHE_URL = env.str("CACHE_URL", default=REDIS_URL if REDIS_URL.startswith("redis") else "")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "meshplay",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    )
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -334,6 +357,8 @@ LOGGING = {
 
 # Live refresh (live/): a polled fragment answers 304 while nothing it shows has changed. An
 # ETag heals (renders again) within this many seconds, so a write no signal saw still shows;
-# LIVE_RELEASE (default: a digest of templates, scripts, styles) changes every ETag.
+# LIVE_RELEASE changes every ETag.
 LIVE_STAMP_HEAL_SECONDS = env.int("LIVE_STAMP_HEAL_SECONDS", default=600)
-LIVE_RELEASE = env.str("LIVE_RELEASE", default="")  # empty: a digest of templates, js, css
+# required when DEBUG is off (a system check says so); in development, empty: a digest of the
+# templates, scripts, styles and the project's Python
+LIVE_RELEASE = env.str("LIVE_RELEASE", default="")

@@ -4,6 +4,7 @@ Outside CI, a machine without PostgreSQL falls back to SQLite and the tests mark
 are skipped (likewise Redis and ``redis``). With CI=true a missing service is an error, not a skip.
 """
 
+import os
 import socket
 from urllib.parse import urlsplit
 
@@ -43,6 +44,13 @@ else:
 TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/12")
 if service_reachable(TEST_REDIS_URL, 6379):
     CELERY_BROKER_URL = TEST_REDIS_URL
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TEST_REDIS_URL,
+            "KEY_PREFIX": f"test-{os.getpid()}",
+        }
+    }
     TESTS_WITH_REDIS = True
 elif CI:
     raise ImproperlyConfigured(f"CI=true: Redis is required at {TEST_REDIS_URL}.")
@@ -51,6 +59,7 @@ else:
     TESTS_WITH_REDIS = False
 
 DEBUG = False
+LIVE_RELEASE = "tests"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CREDENTIAL_KEYS = [
     "8Z2mAaTqj0Y8-6cWJ8m7G0Gm1m3X9Y4b3W4b0R0Z6aE=",

@@ -38,8 +38,12 @@ def template_names() -> list[str]:
     folders += [app / "templates" for app in own_app_folders() if (app / "templates").is_dir()]
     names = set()
     for folder in folders:
+        # a folder of another engine inside this one (templates/jinja2) is that engine's
+        inner = [other for other in folders if other != folder and other.is_relative_to(folder)]
         names.update(
-            str(path.relative_to(folder)) for path in folder.rglob("*.html") if path.is_file()
+            str(path.relative_to(folder))
+            for path in folder.rglob("*.html")
+            if path.is_file() and not any(path.is_relative_to(other) for other in inner)
         )
     return sorted(names)
 

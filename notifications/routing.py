@@ -6,6 +6,9 @@ routes an event again from the start or not at all. Per channel and connection a
 ``AlertState`` keeps the no-noise rules: a recovery is sent only after the failure it resolves;
 a failure within the cool-down of the last one is held back and reported when the cool-down
 ends if the connection is still down; reminders follow while it stays down.
+
+(Over 400 lines, on purpose: routing is one transaction whose rules read the same per-channel
+alert state; the quiet rules of maintenance and parents are part of that decision.)
 """
 
 from __future__ import annotations

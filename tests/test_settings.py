@@ -26,6 +26,7 @@ def run_check(**env):
 PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "meshplay.settings",
     "DEBUG": "false",
+    "LIVE_RELEASE": "settings-test",
     "SECRET_KEY": "p" + Fernet.generate_key().decode() * 2,
     "ALLOWED_HOSTS": "connections.example.org",
     "CREDENTIAL_KEYS": Fernet.generate_key().decode(),
@@ -48,3 +49,12 @@ def test_missing_credential_keys_are_reported_in_production():
     result = run_check(**{**PRODUCTION, "CREDENTIAL_KEYS": ""})
     assert result.returncode != 0
     assert "connections.W001" in result.stderr + result.stdout
+
+
+def test_a_deploy_without_a_release_name_is_refused():
+    """Every live ETag carries the release: with DEBUG off it must be named (LIVE_RELEASE), or
+    the checks fail (a digest of the code is for development only)."""
+    result = run_check(**{**PRODUCTION, "LIVE_RELEASE": ""})
+    assert result.returncode != 0
+    assert "live.E001" in result.stderr + result.stdout
+    assert "LIVE_RELEASE" in result.stderr + result.stdout

@@ -4,6 +4,9 @@
 edges of ``shared/spec/lifecycle.md`` and nothing else. Callers never call them directly; they go
 through ``connections.lifecycle.transition``, which checks permission, compare-and-sets the row and
 writes the history in one transaction.
+
+(Over 400 lines, on purpose: django-fsm wants every edge as a method of the model, and the
+edges are the spec's table, read best in one place.)
 """
 
 from __future__ import annotations

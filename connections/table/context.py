@@ -7,6 +7,7 @@ size (a page costs the same with 3 rows or 200)."""
 from __future__ import annotations
 
 import json
+import time
 
 from django.http import HttpRequest, QueryDict
 from django.shortcuts import render
@@ -230,6 +231,7 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
     results = recent_results(ids)
     reasons = problem_reasons(ids, request.user)
     environments = environment_names(request.user, ids)
+    now = time.time()
     return [
         {
             "connection": record,
@@ -238,7 +240,8 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
             "can_change": record.pk in can_change,
             "actions": actions_for(record) if record.pk in can_transition else [],
             "environments": environments.get(record.pk, []),
-            "heartbeat": heartbeat(results[record.pk]),
+            "heartbeat": heartbeat(results[record.pk], now=now),
+            "detail": reverse("connections:detail", args=[record.pk]),
             "failed_beats": sum(1 for r in results[record.pk] if not r.ok),
             "beats": len(results[record.pk]),
             "problem": problem(record, reasons.get(record.pk, "")),

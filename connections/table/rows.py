@@ -17,6 +17,7 @@ from django.utils import timezone
 from connections.choices import Status
 from connections.mentions import Seen
 from connections.models import Connection, ProbeResult, entered
+from core.templatetags.ui import ago_seconds
 
 HEARTBEAT_LENGTH = 30  # probe results per row's heartbeat bar
 TICK_ERROR_CHARS = 160  # of a result's error, in its tick's tooltip (the row shows the last one)
@@ -132,10 +133,27 @@ def recent_results(ids: list[int], limit: int = HEARTBEAT_LENGTH) -> dict[int, l
     return found
 
 
-def heartbeat(results: list[Beat], length: int = HEARTBEAT_LENGTH) -> list[dict]:
+def tick_title(tick: dict, now: float) -> str:
+    """A tick's tooltip; ``now`` and the tick's ``at``: seconds since the epoch (``Beat``)."""
+    if tick["state"] == "none":
+        return "no probe yet"
+    parts = ["ok" if tick["state"] == "ok" else "failed"]
+    if tick.get("latency") is not None:
+        parts.append(f"{tick['latency']:.0f} ms")
+    if tick.get("error"):
+        parts.append(tick["error"])
+    parts.append(ago_seconds(int(now - tick["at"])))
+    parts.append(tick["local"])
+    return " · ".join(parts)
+
+
+def heartbeat(
+    results: list[Beat], length: int = HEARTBEAT_LENGTH, now: float | None = None
+) -> list[dict]:
     """A row's bar: ``length`` ticks, oldest left, newest right; slots before the first result
-    are "none yet"."""
-    ticks = [{"state": "none"} for _ in range(length - len(results))]
+    are "none yet". Each tick has its tooltip (``title``), told as of ``now``."""
+    now = time.time() if now is None else now
+    ticks = [{"state": "none", "title": "no probe yet"} for _ in range(length - len(results))]
     for result in results[-length:]:
         error = result.error.strip()
         if result.error_class and not error.startswith(result.error_class):
@@ -149,6 +167,7 @@ def heartbeat(results: list[Beat], length: int = HEARTBEAT_LENGTH) -> list[dict]
                 "error": error[:TICK_ERROR_CHARS],
             }
         )
+        ticks[-1]["title"] = tick_title(ticks[-1], now)
     return ticks
 
 

@@ -12,8 +12,6 @@ from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.urlcache import pk_url
-
 register = template.Library()
 
 
@@ -70,12 +68,6 @@ def ago_seconds(seconds: int) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
-
-
-@register.filter(name="pk_url")
-def pk_url_filter(pk: int, name: str) -> str:
-    """``{% url name pk %}`` without a ``reverse()`` per link: ``{{ c.pk|pk_url:"…:detail" }}``."""
-    return pk_url(name, pk)
 
 
 @register.filter

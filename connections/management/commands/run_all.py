@@ -94,6 +94,7 @@ class Command(BaseCommand):
             _wait_for_socket(socket_file, broker)
             children.append(broker)
             env["CELERY_BROKER_URL"] = f"redis+socket://{socket_file}"
+            env.setdefault("CACHE_URL", f"unix://{socket_file}?db=1")  # sessions' cache
             self.stdout.write(f"embedded broker: redis on {socket_file}")
         python = sys.executable
         # no gossip or mingle, as the Procfile: nothing here uses them, and they are broadcasts
