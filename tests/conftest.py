@@ -8,6 +8,14 @@ from django.conf import settings
 from connections.models import Connection
 from tests.services import LoopbackHTTPServer, UdpSink
 
+# The shared fixtures, by area (tests/fixtures/): a test module names them, never imports them.
+pytest_plugins = [
+    "tests.fixtures.browser",
+    "tests.fixtures.notifications",
+    "tests.fixtures.trust",
+    "tests.fixtures.workers",
+]
+
 
 def pytest_collection_modifyitems(config, items):
     missing = {

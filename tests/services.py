@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -250,6 +251,18 @@ class CeleryWorker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def runs(self, task: str, state: str = "succeeded") -> int:
+        """How many runs of ``task`` (its dotted name) this worker's log says were ``received``
+        or have ``succeeded`` (the lines of ``--loglevel INFO``: not the Procfile's command)."""
+        return len(re.findall(rf"Task {re.escape(task)}\[[^\]]*\] {state}\b", self.log()))
+
+    def wait_for_a_new_run(self, task: str, timeout: float = 30.0) -> None:
+        """Wait until a run of ``task`` received after this call has succeeded: whatever was true
+        when it was called, that run has seen it."""
+        received = self.runs(task, "received")
+        # more successes than runs received before: at least one of them came after
+        wait_until(lambda: self.runs(task) > received, timeout, 0.05, message=self.log)
 
     def kill(self) -> None:
         """SIGKILL the whole process group: a worker lost mid-task, no clean shutdown."""

@@ -135,7 +135,7 @@ def read(html: str) -> Forms:
     return parser
 
 
-def submission(form: Form, world: World) -> dict[str, Any]:
+def submission(form: Form, access_world: World) -> dict[str, Any]:
     """What a browser sends: the form's fields, a new name, the first real choice of each
     select (the chosen ones when it has them), the first submit button's value."""
     data: dict[str, Any] = {}
@@ -150,9 +150,9 @@ def submission(form: Form, world: World) -> dict[str, Any]:
     if "name" in data:
         data["name"] = ["renamed-by-test"]
     if "username" in form.text:
-        data["username"] = [world.users["stranger"].username]
+        data["username"] = [access_world.users["stranger"].username]
     if "parent" in form.text:  # "add a parent": the other connection of prod
-        data["parent"] = [str(world.parent.pk)]
+        data["parent"] = [str(access_world.parent.pk)]
     if "reason" in data:
         data["reason"] = ["test"]
     if form.buttons:
@@ -226,7 +226,7 @@ def build() -> World:
 
 
 @pytest.fixture
-def world(db) -> World:
+def access_world(db) -> World:
     return build()
 
 
@@ -269,7 +269,7 @@ class Control:
     key: str  # the form's action and its distinguishing hidden fields, or "edit <url>"
 
 
-def controls_of(forms: Forms, page: str, world: World) -> dict[Control, tuple[str, dict]]:
+def controls_of(forms: Forms, page: str, access_world: World) -> dict[Control, tuple[str, dict]]:
     """Each control of a page -> (the URL it POSTs to, what a browser sends)."""
     found: dict[Control, tuple[str, dict]] = {}
     for form in forms.forms:
@@ -278,7 +278,10 @@ def controls_of(forms: Forms, page: str, world: World) -> dict[Control, tuple[st
         if form.action == reverse("connections:bulk"):
             continue  # the bulk bar acts on the rows selected: each selectable row is a control
         marks = sorted((n, v) for n, v in form.fields if n in ("remove", "action", "parent"))
-        found[Control(page, f"{form.action} {marks}")] = (form.action, submission(form, world))
+        found[Control(page, f"{form.action} {marks}")] = (
+            form.action,
+            submission(form, access_world),
+        )
     for href in forms.links:
         if EDIT_LINK.search(href):
             found[Control(page, f"edit {href}")] = (href, {})
@@ -291,11 +294,11 @@ def controls_of(forms: Forms, page: str, world: World) -> dict[Control, tuple[st
     return found
 
 
-def edit_submission(superuser: Client, url: str, world: World) -> dict:
+def edit_submission(superuser: Client, url: str, access_world: World) -> dict:
     """The edit page's own form, as the superuser's browser fills it."""
     forms = read(superuser.get(url).content.decode())
     main = max(forms.forms, key=lambda f: len(f.fields) + len(f.selects))
-    return submission(main, world)
+    return submission(main, access_world)
 
 
 def accepted(client: Client, url: str, data: dict) -> bool:
@@ -309,25 +312,25 @@ def accepted(client: Client, url: str, data: dict) -> bool:
 
 
 @pytest.mark.parametrize("page", list(PAGES))
-def test_every_control_a_page_offers_is_accepted_and_none_other(world, page):
+def test_every_control_a_page_offers_is_accepted_and_none_other(access_world, page):
     clients = {}
-    for persona, user in world.users.items():
+    for persona, user in access_world.users.items():
         clients[persona] = Client()
         clients[persona].force_login(user)
-    url = PAGES[page](world)
-    every = controls_of(read(clients["superuser"].get(url).content.decode()), page, world)
+    url = PAGES[page](access_world)
+    every = controls_of(read(clients["superuser"].get(url).content.decode()), page, access_world)
     assert every, f"the superuser's {page} page shows no control at all"
     wrong = []
     for persona, client in clients.items():
         response = client.get(url)
         shown = (
-            controls_of(read(response.content.decode()), page, world)
+            controls_of(read(response.content.decode()), page, access_world)
             if response.status_code == 200
             else {}
         )
         for control, (target, data) in every.items():
             if control.key.startswith("edit "):
-                target, data = target, edit_submission(clients["superuser"], target, world)
+                target, data = target, edit_submission(clients["superuser"], target, access_world)
             offered = control in shown
             took = accepted(client, target, data)
             if offered != took:
@@ -336,19 +339,19 @@ def test_every_control_a_page_offers_is_accepted_and_none_other(world, page):
     assert not wrong, f"{page}: " + "; ".join(wrong)
 
 
-def test_the_permission_holder_gets_the_state_menu_the_post_accepts(world):
+def test_the_permission_holder_gets_the_state_menu_the_post_accepts(access_world):
     """The defect this authority was built for: the global permission's holder (a viewer of
     prod) could transition a connection whose table row showed him no state menu."""
     client = Client()
-    client.force_login(world.users["holder"])
+    client.force_login(access_world.users["holder"])
     page = client.get(reverse("connections:list")).content.decode()
-    transition = reverse("connections:transition", args=[world.connection.pk])
+    transition = reverse("connections:transition", args=[access_world.connection.pk])
     assert f'action="{transition}"' in page
     client.post(transition, {"to": "maintenance"})
-    world.connection.refresh_from_db()
-    assert world.connection.status == "maintenance"
+    access_world.connection.refresh_from_db()
+    assert access_world.connection.status == "maintenance"
     # and a plain viewer gets neither
     viewer = Client()
-    viewer.force_login(world.users["viewer"])
+    viewer.force_login(access_world.users["viewer"])
     assert f'action="{transition}"' not in viewer.get(reverse("connections:list")).content.decode()
     assert 'id="bulk"' not in viewer.get(reverse("connections:list")).content.decode()

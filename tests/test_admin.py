@@ -220,3 +220,46 @@ def test_credential_admin_does_not_echo_a_secret_after_an_error(admin_client, ad
     )
     assert response.status_code == 200  # the form comes back with "name is required"
     assert SECRET not in response.content.decode()
+
+
+def test_a_staff_user_cannot_attach_another_users_credential(
+    client, django_user_model, stranger, http_endpoint
+):
+    staff = django_user_model.objects.create_user("ops", password="pw-ops-123", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.set(Permission.objects.filter(codename__endswith="_connection"))
+    theirs = Credential(name="victim", kind="bearer_token", owner=stranger)
+    theirs.set_secret({"token": "VICTIM-TOKEN"})
+    theirs.save()
+    client.force_login(staff)
+    response = client.post(
+        reverse("admin:connections_connection_add"),
+        {
+            "name": "x",
+            "kind": "http",
+            "url": http_endpoint.url,
+            "credential": theirs.pk,
+            "failure_threshold": 3,
+            "probe_interval": 30,
+            "metadata": "{}",
+        },
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not Connection.objects.exists()
+    assert all(auth != "Bearer VICTIM-TOKEN" for _, auth in http_endpoint.requests)
+
+
+def test_metadata_that_is_not_an_object_is_a_form_error(admin_client, http_endpoint):
+    response = admin_client.post(
+        reverse("admin:connections_connection_add"),
+        {
+            "name": "x",
+            "kind": "http",
+            "url": http_endpoint.url,
+            "failure_threshold": 3,
+            "probe_interval": 30,
+            "metadata": "[1, 2]",
+        },
+    )
+    assert response.status_code == 200 and "must be a JSON object" in response.content.decode()

@@ -129,7 +129,7 @@ def built_world(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def world(built_world, db) -> World:
+def authz_world(built_world, db) -> World:
     """The module's world, its objects read again: the database is as built (the test before was
     rolled back), the objects in memory may not be."""
     objects = [
@@ -194,12 +194,14 @@ def build_world() -> World:
     for persona in PERSONAS[1:]:
         token, keys[persona] = ApiToken.issue(users[persona], "matrix")
         token_ids[persona] = token.pk
-    world = World(users, keys, token_ids, prod, secret_env, connection, credential, memberships)
-    former_editor_makes_things(world)
-    write_hidden_texts(world)
+    authz_world = World(
+        users, keys, token_ids, prod, secret_env, connection, credential, memberships
+    )
+    former_editor_makes_things(authz_world)
+    write_hidden_texts(authz_world)
     connection.refresh_from_db()
     outsiders = PROD_NAMES + OWNER_PRIVATE + FORMER_OWN_NAMES
-    world.hidden_names = {
+    authz_world.hidden_names = {
         "anonymous": outsiders,
         "stranger": outsiders,
         "former": PROD_NAMES + OWNER_PRIVATE,
@@ -207,18 +209,22 @@ def build_world() -> World:
         "editor": OWNER_PRIVATE + FORMER_OWN_NAMES,
         "owner": FORMER_OWN_NAMES,
     }
-    return world
+    return authz_world
 
 
-def former_editor_makes_things(world: World) -> None:
+def former_editor_makes_things(authz_world: World) -> None:
     """While an editor of "prod", the former editor makes its window over the connection and its
     webhook channel (its rule names the connection), and watches both; for himself a
     connection, a window over it, and a channel whose rule names his connection, prod's
     connection and "prod". Then the owner removes him (the members page deletes the row)."""
-    former, prod, connection = world.users["former"], world.environment, world.connection
+    former, prod, connection = (
+        authz_world.users["former"],
+        authz_world.environment,
+        authz_world.connection,
+    )
     membership = EnvironmentMembership.objects.create(environment=prod, user=former, role="editor")
     now = timezone.now()
-    world.window = maintenance_windows.save_window(
+    authz_world.window = maintenance_windows.save_window(
         former,
         Window(),
         name="matrix-window",
@@ -228,7 +234,7 @@ def former_editor_makes_things(world: World) -> None:
         connections=[connection],
         environment=prod,
     )
-    world.channel, _ = notify_channels.create_channel(
+    authz_world.channel, _ = notify_channels.create_channel(
         former,
         name="matrix-hook",
         kind="webhook",
@@ -261,7 +267,7 @@ def former_editor_makes_things(world: World) -> None:
             "categories": [*DEFAULT_CATEGORIES, Category.ADMINISTRATIVE],
         },
     )
-    world.former_own = {
+    authz_world.former_own = {
         "connection": own,
         "window": own_window,
         "channel": own_channel,
@@ -270,11 +276,11 @@ def former_editor_makes_things(world: World) -> None:
     membership.delete()
 
 
-def write_hidden_texts(world: World) -> None:
+def write_hidden_texts(authz_world: World) -> None:
     """The texts about the shared connection that could name what only the owner sees (see
     ``write_private_texts``); then the owner registers it again, the state the tables assume,
     after the former editor left (his channel's rule still names it), and that is routed too."""
-    owner, connection = world.users["owner"], world.connection
+    owner, connection = authz_world.users["owner"], authz_world.connection
     write_private_texts(owner, connection, "owner-private")
     connection.refresh_from_db()
     lifecycle.transition(
@@ -320,19 +326,19 @@ def write_private_texts(owner: Any, connection: Connection, prefix: str) -> None
     route_events()
 
 
-def page_client(world: World, persona: str) -> Client:
+def page_client(authz_world: World, persona: str) -> Client:
     """Signed in as the persona; a view's exception comes back as the 500 it would be."""
     client = Client(raise_request_exception=False)
-    if world.users[persona] is not None:
-        client.force_login(world.users[persona])
+    if authz_world.users[persona] is not None:
+        client.force_login(authz_world.users[persona])
     return client
 
 
-def api_client(world: World, persona: str) -> Client:
+def api_client(authz_world: World, persona: str) -> Client:
     """With the persona's API token (none for anonymous)."""
     if persona == "anonymous":
         return Client(raise_request_exception=False)
-    key = world.keys[persona]
+    key = authz_world.keys[persona]
     return Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {key}")
 
 
@@ -403,13 +409,13 @@ def excerpt(text: str, length: int = 300) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()[:length]
 
 
-def check_answer(world: World, persona: str, where: str, response, expected) -> str:
+def check_answer(authz_world: World, persona: str, where: str, response, expected) -> str:
     """The invariants of every answer, then the expected status; returns the body."""
     body = body_of(response)
     said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
     assert response.status_code < 500, f"server error: {said}"
     assert CANARY not in body, f"the secret is in the answer: {said}"
-    for name in world.hidden_names.get(persona, ()):
+    for name in authz_world.hidden_names.get(persona, ()):
         assert name not in body, f"'{name}' is shown to the {persona}: {said}"
     if expected in (LOGIN, ADMIN_LOGIN):
         target = reverse("login") if expected == LOGIN else reverse("admin:login")
@@ -448,39 +454,39 @@ def everyone(status, *, anonymous=LOGIN, body=None) -> Row:
     return expect(anonymous, status, status, status, status, status, body=body)
 
 
-def world_parent(world: World) -> Connection:
+def world_parent(authz_world: World) -> Connection:
     """A second connection of "prod" (everyone in it sees it) for a dependency to name."""
     parent, _ = Connection.objects.get_or_create(
         name="matrix-parent",
         defaults={
             "kind": "http",
             "url": f"{BOUND}/parent",
-            "owner": world.users["owner"],
+            "owner": authz_world.users["owner"],
             "status": "registered",
         },
     )
-    world.environment.connections.add(parent)
+    authz_world.environment.connections.add(parent)
     return parent
 
 
-def new_connection(world: World) -> dict:
+def new_connection(authz_world: World) -> dict:
     """Add an HTTP connection inside the credential's bounds, with the shared credential."""
     return {
         "name": "matrix-new",
         "kind": "http",
         "url": f"{BOUND}/new",
-        "credential": world.credential.pk,
+        "credential": authz_world.credential.pk,
         "failure_threshold": 3,
         "probe_interval": 30,
     }
 
 
-def connection_settings(world: World, connection: Connection | None = None) -> dict:
+def connection_settings(authz_world: World, connection: Connection | None = None) -> dict:
     """The edit page's form, renamed; ``version`` is the snapshot the page signs (the same for
     every persona: it names no environment)."""
     from connections import editing
 
-    connection = connection or world.connection
+    connection = connection or authz_world.connection
     return {
         "name": "hijacked",
         "url": connection.url,
@@ -492,13 +498,13 @@ def connection_settings(world: World, connection: Connection | None = None) -> d
     }
 
 
-def world_channel(world: World) -> Channel:
+def world_channel(authz_world: World) -> Channel:
     """The webhook channel of "prod" the former editor made: its editors manage it, its viewer
     sees it, he no longer does; its destination holds the secret, which no page may show."""
-    return world.channel
+    return authz_world.channel
 
 
-def channel_settings(world: World) -> dict:
+def channel_settings(authz_world: World) -> dict:
     return {
         "name": "hijacked",
         "enabled": "on",
@@ -510,13 +516,13 @@ def channel_settings(world: World) -> dict:
     }
 
 
-def world_window(world: World) -> Window:
+def world_window(authz_world: World) -> Window:
     """The one-off window of "prod" over the world's connection, active now, that the former
     editor made: its editors manage it, its viewer sees it, he no longer does."""
-    return world.window
+    return authz_world.window
 
 
-def window_settings(world: World, connection: Connection | None = None) -> dict:
+def window_settings(authz_world: World, connection: Connection | None = None) -> dict:
     """The edit page's form: renamed, moved an hour later (in the window's zone, UTC)."""
     now = timezone.now().replace(tzinfo=None)
     return {
@@ -525,7 +531,7 @@ def window_settings(world: World, connection: Connection | None = None) -> dict:
         "timezone": "UTC",
         "starts_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
         "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "connections": [(connection or world.connection).pk],
+        "connections": [(connection or authz_world.connection).pk],
         "enabled": "on",
     }
 
@@ -895,7 +901,7 @@ def schema_path_of(route: str) -> str:
     return route_to_path(route, lambda name: "{id}" if name == "pk" else f"{{{name}}}")
 
 
-def fill_page(pattern: Pattern, world: World) -> str:
+def fill_page(pattern: Pattern, authz_world: World) -> str:
     """The pattern's URL for this world; fails naming the parameter nobody knows how to fill."""
     kwargs = {}
     for name in pattern.parameters:
@@ -908,7 +914,7 @@ def fill_page(pattern: Pattern, world: World) -> str:
                 f"matrix cannot fill: add ({pattern.key!r} or {pattern.namespace!r}, {name!r}) "
                 "to PAGE_PARAMETERS in tests/test_authz_matrix.py."
             )
-        kwargs[name] = filler(world)
+        kwargs[name] = filler(authz_world)
     if pattern.key.startswith("/"):  # unnamed
         return route_to_path(pattern.route, lambda name: str(kwargs[name]))
     return reverse(pattern.key, kwargs=kwargs)
@@ -917,23 +923,23 @@ def fill_page(pattern: Pattern, world: World) -> str:
 # --- the notifications API ---------------------------------------------------------------
 
 
-def world_rule(world: World):
-    return world_channel(world).rules.order_by("pk").first()
+def world_rule(authz_world: World):
+    return world_channel(authz_world).rules.order_by("pk").first()
 
 
-def world_event(world: World):
+def world_event(authz_world: World):
     """The connection's failure while its private parent was down (its reason and quiet note
     are about the parent)."""
     from notifications.models import Event
 
-    events = Event.objects.filter(connection=world.connection, category__in=FAILURES)
+    events = Event.objects.filter(connection=authz_world.connection, category__in=FAILURES)
     return events.order_by("pk").first()
 
 
-def world_delivery(world: World):
+def world_delivery(authz_world: World):
     from notifications.models import Delivery, Message
 
-    channel = world_channel(world)
+    channel = world_channel(authz_world)
     message, _ = Message.objects.get_or_create(
         channel=channel, key="matrix-message", defaults={"kind": "test", "title": "t", "body": "b"}
     )
@@ -1056,7 +1062,7 @@ API.update(
 API_COLLECTIONS["maintenance/windows"] = lambda w: world_window(w).pk
 
 
-def fill_api(path: str, world: World) -> str:
+def fill_api(path: str, authz_world: World) -> str:
     parts = path.split("/")
     # /api/<collection>/… or /api/notifications/<collection>/… (maintenance/ likewise)
     nested = parts[2] in ("notifications", "maintenance")
@@ -1072,7 +1078,7 @@ def fill_api(path: str, world: World) -> str:
                 f"API path {path} has a parameter '{name}' the matrix cannot fill: add it to "
                 "API_COLLECTIONS / API_PARAMETERS in tests/test_authz_matrix.py."
             )
-        return str(filler(world))
+        return str(filler(authz_world))
 
     return re.sub(r"\{(\w+)\}", value, path)
 
@@ -1116,14 +1122,14 @@ def api_cases() -> list:
 
 
 def run_case(
-    world: World, persona: str, method: str, url: str, row: Row, send, *, api: bool
+    authz_world: World, persona: str, method: str, url: str, row: Row, send, *, api: bool
 ) -> str:
     """Send the request; check the invariants, the status, and that non-writers wrote nothing;
     returns the body."""
     where = f"{method} {url}"
     before = snapshot()
     response = send()
-    body = check_answer(world, persona, where, response, row.expected[persona])
+    body = check_answer(authz_world, persona, where, response, row.expected[persona])
     said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
     if persona in OUTSIDERS:
         assert response.status_code != 403, f"a 403 tells the {persona} it exists: {said}"
@@ -1140,27 +1146,27 @@ def run_case(
 
 
 @pytest.mark.parametrize(("pattern", "method", "persona"), page_cases())
-def test_page_matrix(world, pattern, method, persona):
+def test_page_matrix(authz_world, pattern, method, persona):
     """Every page pattern, GET and POST, for every persona."""
     row = PAGES.get((pattern.key, method))
     if row is None:
         pytest.fail(missing_row(f"{method} {pattern.route} ('{pattern.key}')", "PAGES"))
-    url = fill_page(pattern, world)
-    client = page_client(world, persona)
-    data = row.body(world) if row.body else {}
+    url = fill_page(pattern, authz_world)
+    client = page_client(authz_world, persona)
+    data = row.body(authz_world) if row.body else {}
     send = (lambda: client.get(url)) if method == "GET" else (lambda: client.post(url, data))
-    run_case(world, persona, method, url, row, send, api=False)
+    run_case(authz_world, persona, method, url, row, send, api=False)
 
 
 @pytest.mark.parametrize(("method", "path", "persona"), api_cases())
-def test_api_matrix(world, method, path, persona):
+def test_api_matrix(authz_world, method, path, persona):
     """Every operation of the OpenAPI schema, for every persona, with a token."""
     row = API.get((method, path))
     if row is None:
         pytest.fail(missing_row(f"{method} {path}", "API"))
-    url = fill_api(path, world)
-    client = api_client(world, persona)
-    data = row.body(world) if row.body else None
+    url = fill_api(path, authz_world)
+    client = api_client(authz_world, persona)
+    data = row.body(authz_world) if row.body else None
     kwargs = {"content_type": "application/json"}
     if data is not None:
         kwargs["data"] = json.dumps(data)
@@ -1168,7 +1174,7 @@ def test_api_matrix(world, method, path, persona):
     def send():
         return getattr(client, method.lower())(url, **kwargs)
 
-    run_case(world, persona, method, url, row, send, api=True)
+    run_case(authz_world, persona, method, url, row, send, api=True)
 
 
 # --- what the former editor keeps ------------------------------------------------------------
@@ -1181,12 +1187,12 @@ def mine(status, *, body=None) -> Row:
     return Row({"former": status}, frozenset({"former"} if body else ()), body)
 
 
-def former_connection_settings(world: World) -> dict:
-    return connection_settings(world, world.former_own["connection"])
+def former_connection_settings(authz_world: World) -> dict:
+    return connection_settings(authz_world, authz_world.former_own["connection"])
 
 
-def former_window_settings(world: World) -> dict:
-    return window_settings(world, world.former_own["connection"])
+def former_window_settings(authz_world: World) -> dict:
+    return window_settings(authz_world, authz_world.former_own["connection"])
 
 
 FORMER_OWN: dict[tuple[str, str, str], Row] = {
@@ -1217,71 +1223,73 @@ FORMER_LISTED = {
 }
 
 
-def send_as(world: World, persona: str, method: str, url: str, data: dict | None):
+def send_as(authz_world: World, persona: str, method: str, url: str, data: dict | None):
     """A page request (form data) or, for /api/, an API request with the persona's token."""
     if url.startswith("/api/"):
-        client = api_client(world, persona)
+        client = api_client(authz_world, persona)
         kwargs = {"content_type": "application/json"}
         if data is not None:
             kwargs["data"] = json.dumps(data)
         return lambda: getattr(client, method.lower())(url, **kwargs)
-    client = page_client(world, persona)
+    client = page_client(authz_world, persona)
     return (lambda: client.get(url)) if method == "GET" else (lambda: client.post(url, data or {}))
 
 
 @pytest.mark.parametrize(
     ("method", "where", "which"), [case(*key, id=" ".join(key)) for key in FORMER_OWN]
 )
-def test_the_former_editor_keeps_what_he_made_for_himself(world, method, where, which):
+def test_the_former_editor_keeps_what_he_made_for_himself(authz_world, method, where, which):
     """His own connection, window, channel and rule: he sees and changes them, and they name
     nothing of "prod" he no longer sees (his rule still lists prod's connection)."""
     row = FORMER_OWN[method, where, which]
-    obj = world.former_own[which]
+    obj = authz_world.former_own[which]
     api = where.startswith("/api/")
     url = where.replace("{id}", str(obj.pk)) if api else reverse(where, kwargs={"pk": obj.pk})
-    data = row.body(world) if row.body else None
-    send = send_as(world, "former", method, url, data)
-    body = run_case(world, "former", method, url, row, send, api=api)
+    data = row.body(authz_world) if row.body else None
+    send = send_as(authz_world, "former", method, url, data)
+    body = run_case(authz_world, "former", method, url, row, send, api=api)
     if method == "GET" and hasattr(obj, "name"):
         assert obj.name in body, f"GET {url} as former does not show {obj.name}: {excerpt(body)}"
 
 
 @pytest.mark.parametrize(("where", "name"), FORMER_LISTED.items())
-def test_the_former_editors_lists_still_show_what_he_made_for_himself(world, where, name):
+def test_the_former_editors_lists_still_show_what_he_made_for_himself(authz_world, where, name):
     api = where.startswith("/api/")
     url = where if api else reverse(where)
-    send = send_as(world, "former", "GET", url, None)
-    body = run_case(world, "former", "GET", url, mine(200), send, api=api)
+    send = send_as(authz_world, "former", "GET", url, None)
+    body = run_case(authz_world, "former", "GET", url, mine(200), send, api=api)
     assert name in body, f"GET {url} as former does not list {name}: {excerpt(body)}"
 
 
-def test_the_former_editors_own_channel_heard_nothing_of_prod_after_he_left(world):
+def test_the_former_editors_own_channel_heard_nothing_of_prod_after_he_left(authz_world):
     """His channel's rule still names prod's connection (made while he could): the owner's
     change to it after he left was routed, and queued to no channel of his."""
-    routed = world.connection.events.filter(trigger="user", routed_at__isnull=False)
+    routed = authz_world.connection.events.filter(trigger="user", routed_at__isnull=False)
     assert routed.exists()
-    heard = Message.objects.filter(channel=world.former_own["channel"])
+    heard = Message.objects.filter(channel=authz_world.former_own["channel"])
     assert list(heard.values_list("title", flat=True)) == []
 
 
-def test_the_world_holds_the_texts_that_could_name_hidden_objects(world):
+def test_the_world_holds_the_texts_that_could_name_hidden_objects(authz_world):
     """The matrix is as good as its world: the schedule and the probe wrote about the shared
     connection while the owner's private window and parent were involved, the events were
     routed, the former editor is out of "prod" and the connection is back where the tables
     assume."""
-    connection = world.connection
+    connection = authz_world.connection
     assert connection.status == "registered"
     history = set(connection.history.values_list("trigger", "to_status"))
     assert {("schedule", "maintenance"), ("schedule", "registered")} <= history, history
-    failure = world_event(world)
+    failure = world_event(authz_world)
     assert failure is not None and failure.routed_at is not None and failure.quiet, failure
     assert "depends on" in failure.reason or "parent" in failure.reason, failure.reason
-    assert not world.users["former"].environment_memberships.exists()
+    assert not authz_world.users["former"].environment_memberships.exists()
     # the owner reads those names where the others must not
-    response = page_client(world, "owner").get(reverse("connections:detail", args=[connection.pk]))
-    assert "owner-private-parent" in check_answer(world, "owner", "GET", response, 200)
-    response = page_client(world, "owner").get(reverse("maintenance:list"))
-    assert "owner-private-window" in check_answer(world, "owner", "GET", response, 200)
+    response = page_client(authz_world, "owner").get(
+        reverse("connections:detail", args=[connection.pk])
+    )
+    assert "owner-private-parent" in check_answer(authz_world, "owner", "GET", response, 200)
+    response = page_client(authz_world, "owner").get(reverse("maintenance:list"))
+    assert "owner-private-window" in check_answer(authz_world, "owner", "GET", response, 200)
 
 
 # --- texts written before their readers could read them -------------------------------------
@@ -1294,13 +1302,13 @@ LATE_NAMES = ("late-private-window", "late-private-parent")
 
 
 @pytest.fixture
-def late_shared(world) -> Connection:
-    owner = world.users["owner"]
+def late_shared(authz_world) -> Connection:
+    owner = authz_world.users["owner"]
     late = Connection.objects.create(
         name="late-conn", kind="http", url=f"{BOUND}/late", status="registered", owner=owner
     )
     write_private_texts(owner, late, "late-private")
-    change_membership(world.environment, owner, [late], assign=True)
+    change_membership(authz_world.environment, owner, [late], assign=True)
     return late
 
 
@@ -1329,12 +1337,12 @@ LATE_ANSWERS: dict[str, Callable[[World, Connection], str]] = {
     ],
 )
 def test_texts_written_before_a_connection_was_shared_name_nothing_its_new_readers_may_not_see(
-    world, late_shared, answer, persona
+    authz_world, late_shared, answer, persona
 ):
-    url = LATE_ANSWERS[answer](world, late_shared)
-    hidden = {**world.hidden_names, persona: world.hidden_names[persona] + LATE_NAMES}
-    response = send_as(world, persona, "GET", url, None)()
-    check_answer(replace(world, hidden_names=hidden), persona, f"GET {url}", response, 200)
+    url = LATE_ANSWERS[answer](authz_world, late_shared)
+    hidden = {**authz_world.hidden_names, persona: authz_world.hidden_names[persona] + LATE_NAMES}
+    response = send_as(authz_world, persona, "GET", url, None)()
+    check_answer(replace(authz_world, hidden_names=hidden), persona, f"GET {url}", response, 200)
 
 
 def test_the_matrix_knows_every_pattern_and_operation():
@@ -1404,7 +1412,7 @@ def admin_patterns() -> list[Pattern]:
     ]
 
 
-def fill_admin(pattern: Pattern, world: World) -> str:
+def fill_admin(pattern: Pattern, authz_world: World) -> str:
     model = (model_of(pattern) or ("", None))[1]
     kwargs = {}
     for name in pattern.parameters:
@@ -1416,7 +1424,7 @@ def fill_admin(pattern: Pattern, world: World) -> str:
                 f"Admin pattern {pattern.route} has a parameter '{name}' (model {model}) the "
                 "matrix cannot fill: add it to ADMIN_OBJECTS / ADMIN_PARAMETERS."
             )
-        kwargs[name] = filler(world)
+        kwargs[name] = filler(authz_world)
     if pattern.key.startswith("/"):  # unnamed: the object shortcut, the catch-all
         return route_to_path(pattern.route, lambda name: str(kwargs[name]))
     return reverse(pattern.key, kwargs=kwargs)
@@ -1435,20 +1443,24 @@ def admin_expectation(pattern: Pattern) -> Any:
 
 
 @pytest.mark.parametrize("pattern", admin_patterns(), ids=lambda p: p.key)
-def test_admin_matrix(world, pattern):
+def test_admin_matrix(authz_world, pattern):
     """Every admin page of our apps, GET, for every persona: only staff get in, nobody reads the
     secret, and staff never open the owner's credential (they may not use it)."""
-    url = fill_admin(pattern, world)
+    url = fill_admin(pattern, authz_world)
     not_staff = admin_expectation(pattern)
     failures = []
     for persona in PERSONAS:
-        response = page_client(world, persona).get(url)
+        response = page_client(authz_world, persona).get(url)
         try:
             check_answer(
-                world, persona, f"GET {url}", response, None if persona == "staff" else not_staff
+                authz_world,
+                persona,
+                f"GET {url}",
+                response,
+                None if persona == "staff" else not_staff,
             )
             if persona == "staff" and url.startswith("/admin/credentials/credential/"):
-                private = f"/{world.credential.pk}/" in url
+                private = f"/{authz_world.credential.pk}/" in url
                 assert not (private and response.status_code == 200), f"staff opened {url}"
         except AssertionError as exc:
             failures.append(str(exc).splitlines()[0])
@@ -1505,13 +1517,16 @@ def target(where: str, own_server) -> str:
 
 
 @pytest.mark.parametrize("where", ["own server", "inside the bounds"])
-def test_a_viewer_cannot_attach_the_shared_credential_on_the_add_page(world, own_server, where):
+def test_a_viewer_cannot_attach_the_shared_credential_on_the_add_page(
+    authz_world, own_server, where
+):
     """A viewer never attaches a shared credential, wherever the URL points."""
     count = Connection.all_objects.count()
-    response = page_client(world, "viewer").post(
-        reverse("connections:add"), {**new_connection(world), "url": target(where, own_server)}
+    response = page_client(authz_world, "viewer").post(
+        reverse("connections:add"),
+        {**new_connection(authz_world), "url": target(where, own_server)},
     )
-    body = check_answer(world, "viewer", f"POST /connections/add/ ({where})", response, 400)
+    body = check_answer(authz_world, "viewer", f"POST /connections/add/ ({where})", response, 400)
     errors = response.context["form"].errors
     assert {"credential", "url"} & set(errors), f"no credential/url error: {excerpt(body)}"
     assert Connection.all_objects.count() == count
@@ -1519,14 +1534,16 @@ def test_a_viewer_cannot_attach_the_shared_credential_on_the_add_page(world, own
 
 
 @pytest.mark.parametrize("where", ["own server", "inside the bounds"])
-def test_a_viewer_cannot_attach_the_shared_credential_through_the_api(world, own_server, where):
+def test_a_viewer_cannot_attach_the_shared_credential_through_the_api(
+    authz_world, own_server, where
+):
     count = Connection.all_objects.count()
-    response = api_client(world, "viewer").post(
+    response = api_client(authz_world, "viewer").post(
         "/api/connections/",
-        {**new_connection(world), "url": target(where, own_server)},
+        {**new_connection(authz_world), "url": target(where, own_server)},
         content_type="application/json",
     )
-    body = check_answer(world, "viewer", f"POST /api/connections/ ({where})", response, 400)
+    body = check_answer(authz_world, "viewer", f"POST /api/connections/ ({where})", response, 400)
     fields = json.loads(body)["error"].get("fields", {})
     assert {"credential", "url"} & set(fields), f"no credential/url error: {body[:300]}"
     assert Connection.all_objects.count() == count
@@ -1536,27 +1553,27 @@ def test_a_viewer_cannot_attach_the_shared_credential_through_the_api(world, own
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 @pytest.mark.parametrize("where", ["own server", "another host", "userinfo trick"])
 def test_an_editor_cannot_move_the_connection_out_of_the_credentials_bounds(
-    world, own_server, where, method
+    authz_world, own_server, where, method
 ):
-    url = f"/api/connections/{world.connection.pk}/"
-    response = getattr(api_client(world, "editor"), method.lower())(
+    url = f"/api/connections/{authz_world.connection.pk}/"
+    response = getattr(api_client(authz_world, "editor"), method.lower())(
         url, {"url": target(where, own_server)}, content_type="application/json"
     )
-    body = check_answer(world, "editor", f"{method} {url} ({where})", response, 400)
+    body = check_answer(authz_world, "editor", f"{method} {url} ({where})", response, 400)
     assert "url" in json.loads(body)["error"].get("fields", {}), body[:300]
-    world.connection.refresh_from_db()
-    assert world.connection.url == f"{BOUND}/x"
+    authz_world.connection.refresh_from_db()
+    assert authz_world.connection.url == f"{BOUND}/x"
     assert requests_with_secret(own_server) == []
 
 
-def admin_form(world: World, **values) -> dict:
+def admin_form(authz_world: World, **values) -> dict:
     """The connection admin's form, as staff would fill it: the owner's credential attached."""
     data = {
         "name": "staff-conn",
         "kind": "http",
         "url": f"{BOUND}/staff",
-        "owner": world.users["staff"].pk,
-        "credential": world.credential.pk,
+        "owner": authz_world.users["staff"].pk,
+        "credential": authz_world.credential.pk,
         "cluster": "",
         "failure_threshold": 3,
         "probe_interval": 30,
@@ -1565,54 +1582,61 @@ def admin_form(world: World, **values) -> dict:
     return {**data, **values}
 
 
-def assert_admin_refused(world, response, where: str) -> None:
-    body = check_answer(world, "staff", where, response, 200)  # the form again, with errors
+def assert_admin_refused(authz_world, response, where: str) -> None:
+    body = check_answer(authz_world, "staff", where, response, 200)  # the form again, with errors
     form = response.context["adminform"].form
     assert {"credential", "url"} & set(form.errors), f"accepted: {excerpt(body)}"
 
 
 @pytest.mark.parametrize("where", ["inside the bounds", "own server"])
-def test_staff_cannot_attach_the_owners_credential_in_the_admin_add_page(world, own_server, where):
+def test_staff_cannot_attach_the_owners_credential_in_the_admin_add_page(
+    authz_world, own_server, where
+):
     count = Connection.all_objects.count()
-    response = page_client(world, "staff").post(
+    response = page_client(authz_world, "staff").post(
         reverse("admin:connections_connection_add"),
-        admin_form(world, url=target(where, own_server)),
+        admin_form(authz_world, url=target(where, own_server)),
     )
-    assert_admin_refused(world, response, f"admin add ({where})")
+    assert_admin_refused(authz_world, response, f"admin add ({where})")
     assert Connection.all_objects.count() == count
     assert requests_with_secret(own_server) == []
 
 
-def test_staff_cannot_repoint_the_owners_connection_in_the_admin(world, own_server):
-    connection = world.connection
-    response = page_client(world, "staff").post(
+def test_staff_cannot_repoint_the_owners_connection_in_the_admin(authz_world, own_server):
+    connection = authz_world.connection
+    response = page_client(authz_world, "staff").post(
         reverse("admin:connections_connection_change", args=[connection.pk]),
         admin_form(
-            world, name=connection.name, url=f"{own_server.url}/steal", owner=connection.owner_id
+            authz_world,
+            name=connection.name,
+            url=f"{own_server.url}/steal",
+            owner=connection.owner_id,
         ),
     )
-    assert_admin_refused(world, response, "admin change (URL to own server)")
+    assert_admin_refused(authz_world, response, "admin change (URL to own server)")
     connection.refresh_from_db()
     assert connection.url == f"{BOUND}/x"
     assert requests_with_secret(own_server) == []
 
 
-def test_staff_cannot_attach_the_owners_credential_to_their_own_connection_in_the_admin(world):
+def test_staff_cannot_attach_the_owners_credential_to_their_own_connection_in_the_admin(
+    authz_world,
+):
     mine = Connection.objects.create(
-        name="staff-own", kind="http", url=f"{BOUND}/mine", owner=world.users["staff"]
+        name="staff-own", kind="http", url=f"{BOUND}/mine", owner=authz_world.users["staff"]
     )
-    response = page_client(world, "staff").post(
+    response = page_client(authz_world, "staff").post(
         reverse("admin:connections_connection_change", args=[mine.pk]),
-        admin_form(world, name="staff-own", url=f"{BOUND}/mine"),
+        admin_form(authz_world, name="staff-own", url=f"{BOUND}/mine"),
     )
-    assert_admin_refused(world, response, "admin change (attach credential)")
+    assert_admin_refused(authz_world, response, "admin change (attach credential)")
     mine.refresh_from_db()
     assert mine.credential_id is None
 
 
 @pytest.mark.parametrize("term", ["", "matrix"])
-def test_the_admin_autocomplete_offers_staff_no_credential_they_may_not_use(world, term):
-    response = page_client(world, "staff").get(
+def test_the_admin_autocomplete_offers_staff_no_credential_they_may_not_use(authz_world, term):
+    response = page_client(authz_world, "staff").get(
         reverse("admin:autocomplete"),
         {
             "app_label": "connections",
@@ -1621,23 +1645,23 @@ def test_the_admin_autocomplete_offers_staff_no_credential_they_may_not_use(worl
             "term": term,
         },
     )
-    body = check_answer(world, "staff", "GET /admin/autocomplete/", response, 200)
+    body = check_answer(authz_world, "staff", "GET /admin/autocomplete/", response, 200)
     offered = {item["id"] for item in json.loads(body)["results"]}
-    assert str(world.credential.pk) not in offered, body[:300]
+    assert str(authz_world.credential.pk) not in offered, body[:300]
     assert "matrix-cred" not in body
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("name", ["not_a_transition", "delete"])
 def test_the_admin_transition_url_answers_no_5xx_for_a_name_that_is_no_transition(
-    world, name, method
+    authz_world, name, method
 ):
     """django-fsm-2's transition URL, reachable by staff, with a name typed in the URL."""
-    url = reverse("admin:connections_connection_transition", args=[world.connection.pk, name])
-    response = getattr(page_client(world, "staff"), method.lower())(url)
-    check_answer(world, "staff", f"{method} {url}", response, None)
-    world.connection.refresh_from_db()
-    assert world.connection.status == "registered"
+    url = reverse("admin:connections_connection_transition", args=[authz_world.connection.pk, name])
+    response = getattr(page_client(authz_world, "staff"), method.lower())(url)
+    check_answer(authz_world, "staff", f"{method} {url}", response, None)
+    authz_world.connection.refresh_from_db()
+    assert authz_world.connection.status == "registered"
 
 
 def admin_form_of(response) -> dict:
@@ -1657,36 +1681,40 @@ def admin_form_of(response) -> dict:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def env_admin_share(world: World, client: Client):
+def env_admin_share(authz_world: World, client: Client):
     """A new environment of staff's own, the owner's credential picked in its credentials box
     (the autocomplete would not offer it; the form's id list is typed in)."""
     url = reverse("admin:environments_environment_add")
     data = admin_form_of(client.get(url))
-    data.update(name="staff-env", owner=world.users["staff"].pk, credentials=[world.credential.pk])
+    data.update(
+        name="staff-env",
+        owner=authz_world.users["staff"].pk,
+        credentials=[authz_world.credential.pk],
+    )
     return url, data
 
 
-def env_admin_join(world: World, client: Client):
+def env_admin_join(authz_world: World, client: Client):
     """secret-env's members inline: staff adds themselves as an editor."""
-    url = reverse("admin:environments_environment_change", args=[world.secret_environment.pk])
+    url = reverse("admin:environments_environment_change", args=[authz_world.secret_environment.pk])
     data = admin_form_of(client.get(url))
     total = int(data["memberships-TOTAL_FORMS"])
     data.update(
         {
             "memberships-TOTAL_FORMS": str(total + 1),
-            f"memberships-{total}-user": world.users["staff"].pk,
+            f"memberships-{total}-user": authz_world.users["staff"].pk,
             f"memberships-{total}-role": "editor",
-            f"memberships-{total}-environment": world.secret_environment.pk,
+            f"memberships-{total}-environment": authz_world.secret_environment.pk,
         }
     )
     return url, data
 
 
-def env_admin_take_over(world: World, client: Client):
+def env_admin_take_over(authz_world: World, client: Client):
     """secret-env's owner field set to staff."""
-    url = reverse("admin:environments_environment_change", args=[world.secret_environment.pk])
+    url = reverse("admin:environments_environment_change", args=[authz_world.secret_environment.pk])
     data = admin_form_of(client.get(url))
-    data["owner"] = world.users["staff"].pk
+    data["owner"] = authz_world.users["staff"].pk
     return url, data
 
 
@@ -1694,18 +1722,18 @@ def env_admin_take_over(world: World, client: Client):
     "route", [env_admin_share, env_admin_join, env_admin_take_over], ids=lambda f: f.__name__
 )
 def test_staff_cannot_gain_the_use_of_the_owners_credential_through_the_environment_admin(
-    world, route
+    authz_world, route
 ):
     """Only the owner shares a credential (README); the environment admin is another door to
     the same thing: afterwards staff may still not attach the owner's credential."""
-    client = page_client(world, "staff")
-    url, data = route(world, client)
+    client = page_client(authz_world, "staff")
+    url, data = route(authz_world, client)
     response = client.post(url, data)
-    check_answer(world, "staff", f"POST {url} ({route.__name__})", response, None)
-    usable = Credential.objects.restrict(world.users["staff"], "use")
+    check_answer(authz_world, "staff", f"POST {url} ({route.__name__})", response, None)
+    usable = Credential.objects.restrict(authz_world.users["staff"], "use")
     environments = Environment.objects.values_list("name", "owner__username", "credentials__name")
     members = EnvironmentMembership.objects.values_list("environment__name", "user__username")
-    assert not usable.filter(pk=world.credential.pk).exists(), (
+    assert not usable.filter(pk=authz_world.credential.pk).exists(), (
         f"POST {url} as staff ({route.__name__}) answered {response.status_code} "
         f"{response.get('Location', '')} and staff may now attach the owner's credential: "
         f"environments {list(environments)}, memberships {list(members)}"
@@ -1716,47 +1744,49 @@ def test_staff_cannot_gain_the_use_of_the_owners_credential_through_the_environm
 
 
 @pytest.mark.parametrize("persona", ["viewer", "editor"])
-def test_the_credentials_page_names_only_visible_environments(world, persona):
-    response = page_client(world, persona).get(reverse("credentials:list"))
-    body = check_answer(world, persona, "GET /credentials/", response, 200)
+def test_the_credentials_page_names_only_visible_environments(authz_world, persona):
+    response = page_client(authz_world, persona).get(reverse("credentials:list"))
+    body = check_answer(authz_world, persona, "GET /credentials/", response, 200)
     assert "matrix-cred" in body and "prod" in body
 
 
 @pytest.mark.parametrize("persona", ["viewer", "editor"])
-def test_the_credential_api_names_only_visible_environments(world, persona):
-    url = f"/api/credentials/{world.credential.pk}/"
-    response = api_client(world, persona).get(url)
-    body = check_answer(world, persona, f"GET {url}", response, 200)
+def test_the_credential_api_names_only_visible_environments(authz_world, persona):
+    url = f"/api/credentials/{authz_world.credential.pk}/"
+    response = api_client(authz_world, persona).get(url)
+    body = check_answer(authz_world, persona, f"GET {url}", response, 200)
     assert [e["name"] for e in json.loads(body)["environments"]] == ["prod"]
 
 
-def test_the_editors_patch_answer_names_only_visible_environments(world):
-    url = f"/api/connections/{world.connection.pk}/"
-    response = api_client(world, "editor").patch(
+def test_the_editors_patch_answer_names_only_visible_environments(authz_world):
+    url = f"/api/connections/{authz_world.connection.pk}/"
+    response = api_client(authz_world, "editor").patch(
         url, {"name": "renamed"}, content_type="application/json"
     )
-    body = check_answer(world, "editor", f"PATCH {url}", response, 200)
+    body = check_answer(authz_world, "editor", f"PATCH {url}", response, 200)
     assert [e["name"] for e in json.loads(body)["environments"]] == ["prod"]
 
 
 @pytest.mark.parametrize("persona", ["stranger", "viewer", "editor", "former"])
 @pytest.mark.parametrize("page", ["connections:list", "environments:detail", "overview"])
-def test_table_fragments_name_only_visible_environments(world, persona, page):
+def test_table_fragments_name_only_visible_environments(authz_world, persona, page):
     """The htmx refresh of a table is another template: the same rules apply to it."""
-    args = [world.environment.pk] if page == "environments:detail" else []
+    args = [authz_world.environment.pk] if page == "environments:detail" else []
     url = reverse(page, args=args)
-    response = page_client(world, persona).get(url, HTTP_HX_REQUEST="true")
+    response = page_client(authz_world, persona).get(url, HTTP_HX_REQUEST="true")
     expected = 404 if persona in OUTSIDERS and args else 200
-    check_answer(world, persona, f"GET {url} (htmx)", response, expected)
+    check_answer(authz_world, persona, f"GET {url} (htmx)", response, expected)
 
 
-def test_a_duplicate_endpoint_does_not_name_what_a_stranger_may_not_see(world):
+def test_a_duplicate_endpoint_does_not_name_what_a_stranger_may_not_see(authz_world):
     """Adding the world's endpoint again: refused, without naming the connection."""
-    duplicate = {**new_connection(world), "url": f"{BOUND}/x", "credential": ""}
-    response = page_client(world, "stranger").post(reverse("connections:add"), duplicate)
-    check_answer(world, "stranger", "POST /connections/add/ (duplicate)", response, 400)
-    response = api_client(world, "stranger").post(
+    duplicate = {**new_connection(authz_world), "url": f"{BOUND}/x", "credential": ""}
+    response = page_client(authz_world, "stranger").post(reverse("connections:add"), duplicate)
+    check_answer(authz_world, "stranger", "POST /connections/add/ (duplicate)", response, 400)
+    response = api_client(authz_world, "stranger").post(
         "/api/connections/", {**duplicate, "credential": None}, content_type="application/json"
     )
-    body = check_answer(world, "stranger", "POST /api/connections/ (duplicate)", response, 409)
+    body = check_answer(
+        authz_world, "stranger", "POST /api/connections/ (duplicate)", response, 409
+    )
     assert "existing" not in json.loads(body)["error"], body[:300]

@@ -63,7 +63,7 @@ def page_client(user) -> Client:
 
 
 @pytest.fixture
-def api(owner) -> APIClient:
+def api_client(owner) -> APIClient:
     client = APIClient()
     client.force_login(owner)
     return client
@@ -78,7 +78,7 @@ def credential(owner) -> Credential:
 
 
 @pytest.fixture
-def env(owner, make_connection, credential, stranger) -> Environment:
+def shared_env(owner, make_connection, credential, stranger) -> Environment:
     environment = Environment.objects.create(name="prod", owner=owner)
     environment.connections.add(make_connection(Status.CONNECTED, name="api"))
     environment.credentials.add(credential)
@@ -136,13 +136,13 @@ PAGE_URLS = [
 
 @pytest.mark.parametrize("method,url", PAGE_URLS)
 @pytest.mark.parametrize("pk", [HUGE, BEYOND, 10**18 - 1, 0])
-def test_page_ids_wider_than_a_database_integer_are_404(owner, env, method, url, pk):
-    before = snapshot(env)
+def test_page_ids_wider_than_a_database_integer_are_404(owner, shared_env, method, url, pk):
+    before = snapshot(shared_env)
     client = page_client(owner)
     path = url.format(id=pk)
     response = client.get(path) if method == "GET" else client.post(path, {"to": "maintenance"})
     assert response.status_code == 404
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 def test_the_id_converter_takes_at_most_18_digits():
@@ -171,19 +171,19 @@ API_URLS = [
 
 @pytest.mark.parametrize("method,url", API_URLS)
 @pytest.mark.parametrize("pk", [HUGE, BEYOND, "abc", "1.5"])
-def test_api_ids_wider_than_a_database_integer_are_404(api, env, method, url, pk):
-    before = snapshot(env)
-    response = getattr(api, method)(url.format(id=pk), {"to": "maintenance"}, format="json")
+def test_api_ids_wider_than_a_database_integer_are_404(api_client, shared_env, method, url, pk):
+    before = snapshot(shared_env)
+    response = getattr(api_client, method)(url.format(id=pk), {"to": "maintenance"}, format="json")
     assert_api_error(response, 404)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 @pytest.mark.parametrize("member_id", [HUGE, BEYOND, 0])
-def test_removing_a_member_by_a_huge_id_is_404(api, env, member_id):
-    before = snapshot(env)
-    response = api.delete(f"/api/environments/{env.pk}/members/{member_id}/")
+def test_removing_a_member_by_a_huge_id_is_404(api_client, shared_env, member_id):
+    before = snapshot(shared_env)
+    response = api_client.delete(f"/api/environments/{shared_env.pk}/members/{member_id}/")
     assert_api_error(response, 404)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 # --- ids posted on the environment page -------------------------------------------------------
@@ -197,70 +197,78 @@ def _page_refusal(response) -> str:
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
-def test_sharing_a_credential_by_something_not_an_id_is_400(owner, env, value):
-    before = snapshot(env)
+def test_sharing_a_credential_by_something_not_an_id_is_400(owner, shared_env, value):
+    before = snapshot(shared_env)
     response = page_client(owner).post(
-        reverse("environments:credentials", args=[env.pk]), {"credential": value}
+        reverse("environments:credentials", args=[shared_env.pk]), {"credential": value}
     )
     assert "Choose a credential from the list." in _page_refusal(response)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
-def test_sharing_no_credential_is_400(owner, env):
-    before = snapshot(env)
+def test_sharing_no_credential_is_400(owner, shared_env):
+    before = snapshot(shared_env)
     for body in ({}, {"credential": ""}, {"remove": "1"}):
-        response = page_client(owner).post(reverse("environments:credentials", args=[env.pk]), body)
+        response = page_client(owner).post(
+            reverse("environments:credentials", args=[shared_env.pk]), body
+        )
         assert "Choose a credential." in _page_refusal(response)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
-def test_unsharing_a_credential_by_something_not_an_id_is_400(owner, env, value):
-    before = snapshot(env)
+def test_unsharing_a_credential_by_something_not_an_id_is_400(owner, shared_env, value):
+    before = snapshot(shared_env)
     response = page_client(owner).post(
-        reverse("environments:credentials", args=[env.pk]), {"credential": value, "remove": "1"}
+        reverse("environments:credentials", args=[shared_env.pk]),
+        {"credential": value, "remove": "1"},
     )
     _page_refusal(response)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
-def test_removing_a_member_by_something_not_an_id_is_400(owner, env, value):
-    before = snapshot(env)
+def test_removing_a_member_by_something_not_an_id_is_400(owner, shared_env, value):
+    before = snapshot(shared_env)
     response = page_client(owner).post(
-        reverse("environments:members", args=[env.pk]), {"remove": value}
+        reverse("environments:members", args=[shared_env.pk]), {"remove": value}
     )
     assert "Choose a member from the list." in _page_refusal(response)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
-def test_removing_a_member_who_is_not_one_says_so(owner, env, stranger):
-    before = snapshot(env)
+def test_removing_a_member_who_is_not_one_says_so(owner, shared_env, stranger):
+    before = snapshot(shared_env)
     other = Environment.objects.create(name="other", owner=owner)
     foreign = EnvironmentMembership.objects.create(environment=other, user=stranger)
     response = page_client(owner).post(
-        reverse("environments:members", args=[env.pk]), {"remove": foreign.pk}, follow=True
+        reverse("environments:members", args=[shared_env.pk]), {"remove": foreign.pk}, follow=True
     )
     assert "not in the environment" in response.content.decode()
-    assert snapshot(env) == before and EnvironmentMembership.objects.filter(pk=foreign.pk).exists()
+    assert (
+        snapshot(shared_env) == before
+        and EnvironmentMembership.objects.filter(pk=foreign.pk).exists()
+    )
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
-def test_assigning_connections_by_something_not_an_id_is_400(owner, env, make_connection, value):
+def test_assigning_connections_by_something_not_an_id_is_400(
+    owner, shared_env, make_connection, value
+):
     good = make_connection(Status.CONNECTED, name="good")
-    before = snapshot(env)
+    before = snapshot(shared_env)
     for remove in ("", "1"):
         response = page_client(owner).post(
-            reverse("environments:connections", args=[env.pk]),
+            reverse("environments:connections", args=[shared_env.pk]),
             {"connection": [good.pk, value], "remove": remove},
         )
         assert "Choose connections from the list." in _page_refusal(response)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
-def test_a_bad_id_from_htmx_answers_the_messages_alone(owner, env):
+def test_a_bad_id_from_htmx_answers_the_messages_alone(owner, shared_env):
     response = page_client(owner).post(
-        reverse("environments:credentials", args=[env.pk]),
+        reverse("environments:credentials", args=[shared_env.pk]),
         {"credential": "abc"},
         HTTP_HX_REQUEST="true",
     )
@@ -269,19 +277,21 @@ def test_a_bad_id_from_htmx_answers_the_messages_alone(owner, env):
     assert "<html" not in response.content.decode()
 
 
-def test_good_ids_still_work(owner, env, make_connection, credential, stranger):
+def test_good_ids_still_work(owner, shared_env, make_connection, credential, stranger):
     client = page_client(owner)
     extra = make_connection(Status.CONNECTED, name="extra")
-    client.post(reverse("environments:connections", args=[env.pk]), {"connection": [extra.pk]})
-    assert env.connections.filter(pk=extra.pk).exists()
     client.post(
-        reverse("environments:credentials", args=[env.pk]),
+        reverse("environments:connections", args=[shared_env.pk]), {"connection": [extra.pk]}
+    )
+    assert shared_env.connections.filter(pk=extra.pk).exists()
+    client.post(
+        reverse("environments:credentials", args=[shared_env.pk]),
         {"credential": f" {credential.pk} ", "remove": "1"},
     )
-    assert not env.credentials.exists()
-    membership = env.memberships.get(user=stranger)
-    client.post(reverse("environments:members", args=[env.pk]), {"remove": membership.pk})
-    assert not env.memberships.exists()
+    assert not shared_env.credentials.exists()
+    membership = shared_env.memberships.get(user=stranger)
+    client.post(reverse("environments:members", args=[shared_env.pk]), {"remove": membership.pk})
+    assert not shared_env.memberships.exists()
 
 
 # --- ids in form fields of the other pages ----------------------------------------------------
@@ -344,11 +354,11 @@ def test_a_huge_id_in_the_bulk_form_is_refused(owner, make_connection, value):
 # --- ids and integers in API bodies -----------------------------------------------------------
 
 
-def test_bulk_transition_refuses_ids_beyond_64_bits(api, make_connection):
+def test_bulk_transition_refuses_ids_beyond_64_bits(api_client, make_connection):
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
     for ids in ([10**30], [connection.pk, BEYOND], [-1], [0], ["abc"], [1.5], [None], [True]):
-        response = api.post(
+        response = api_client.post(
             "/api/connections/bulk-transition/", {"ids": ids, "to": "maintenance"}, format="json"
         )
         assert_api_error(response, 400, "ids")
@@ -370,8 +380,8 @@ BAD_PKS = [
 
 
 @pytest.mark.parametrize("value", BAD_PKS)
-def test_creating_a_connection_with_a_bad_credential_is_400(api, value):
-    response = api.post(
+def test_creating_a_connection_with_a_bad_credential_is_400(api_client, value):
+    response = api_client.post(
         "/api/connections/",
         {"name": "n", "kind": "http", "url": "http://127.0.0.1:1/", "credential": value},
         format="json",
@@ -381,18 +391,18 @@ def test_creating_a_connection_with_a_bad_credential_is_400(api, value):
 
 
 @pytest.mark.parametrize("value", BAD_PKS)
-def test_creating_a_connection_in_bad_environments_is_400(api, env, value):
-    before = snapshot(env)
-    response = api.post(
+def test_creating_a_connection_in_bad_environments_is_400(api_client, shared_env, value):
+    before = snapshot(shared_env)
+    response = api_client.post(
         "/api/connections/",
         {"name": "n", "kind": "http", "url": "http://127.0.0.1:1/", "environments": [value]},
         format="json",
     )
     assert_api_error(response, 400, "environments")
-    assert snapshot(env) == before and Connection.all_objects.count() == 1
+    assert snapshot(shared_env) == before and Connection.all_objects.count() == 1
 
 
-def test_infinity_from_json_is_400_not_an_overflow(api, make_connection):
+def test_infinity_from_json_is_400_not_an_overflow(api_client, make_connection):
     """JSON reads ``1e999`` as infinity: ``int(inf)`` would be an OverflowError."""
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
@@ -410,9 +420,11 @@ def test_infinity_from_json_is_400_not_an_overflow(api, make_connection):
             "probe_interval",
         ),
     ):
-        response = api.generic("POST", "/api/connections/", body, content_type="application/json")
+        response = api_client.generic(
+            "POST", "/api/connections/", body, content_type="application/json"
+        )
         assert_api_error(response, 400, field)
-    response = api.generic(
+    response = api_client.generic(
         "PATCH",
         f"/api/connections/{connection.pk}/",
         '{"credential": -1e999}',
@@ -434,32 +446,34 @@ def test_infinity_from_json_is_400_not_an_overflow(api, make_connection):
         ("probe_interval", "1" * 30),
     ],
 )
-def test_patching_a_connection_with_a_huge_number_is_400(api, make_connection, field, value):
+def test_patching_a_connection_with_a_huge_number_is_400(api_client, make_connection, field, value):
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
-    response = api.patch(f"/api/connections/{connection.pk}/", {field: value}, format="json")
+    response = api_client.patch(f"/api/connections/{connection.pk}/", {field: value}, format="json")
     assert_api_error(response, 400, field)
     assert connection_row(connection.pk) == before
 
 
 @pytest.mark.parametrize("key", ["add", "remove"])
 @pytest.mark.parametrize("ids", [[10**30], [BEYOND], [0], ["x"], [1e300]])
-def test_assigning_huge_ids_to_an_environment_is_400(api, env, key, ids):
-    before = snapshot(env)
-    response = api.post(f"/api/environments/{env.pk}/connections/", {key: ids}, format="json")
+def test_assigning_huge_ids_to_an_environment_is_400(api_client, shared_env, key, ids):
+    before = snapshot(shared_env)
+    response = api_client.post(
+        f"/api/environments/{shared_env.pk}/connections/", {key: ids}, format="json"
+    )
     assert_api_error(response, 400, key)
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
-def test_importing_into_huge_environments_is_400(api, env):
-    before = snapshot(env)
-    response = api.post(
+def test_importing_into_huge_environments_is_400(api_client, shared_env):
+    before = snapshot(shared_env)
+    response = api_client.post(
         "/api/kubeconfig-import/",
         {"kubeconfig": "apiVersion: v1", "environments": [99999999999999999999]},
         format="json",
     )
     assert_api_error(response, 400, "environments")
-    assert snapshot(env) == before and Connection.all_objects.count() == 1
+    assert snapshot(shared_env) == before and Connection.all_objects.count() == 1
 
 
 # --- bodies the parser refuses ----------------------------------------------------------------
@@ -480,7 +494,7 @@ def deep(levels: int, *, inner: str = "1") -> str:
     ],
     ids=["array", "in-a-field", "objects", "unclosed", "just-over"],
 )
-def test_json_nested_too_deep_is_400(api, make_connection, body):
+def test_json_nested_too_deep_is_400(api_client, make_connection, body):
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
     for method, url in (
@@ -490,31 +504,31 @@ def test_json_nested_too_deep_is_400(api, make_connection, body):
         ("POST", "/api/credentials/"),
         ("POST", "/api/connections/bulk-transition/"),
     ):
-        response = api.generic(method, url, body, content_type="application/json")
+        response = api_client.generic(method, url, body, content_type="application/json")
         error = assert_api_error(response, 400)
         assert "nested deeper than" in error["message"], (method, url)
     assert connection_row(connection.pk) == before
     assert Connection.all_objects.count() == 1
 
 
-def test_nesting_up_to_the_limit_is_parsed(api, settings):
+def test_nesting_up_to_the_limit_is_parsed(api_client, settings):
     """A body nested exactly MAX_JSON_DEPTH deep reaches the view (an unknown field is
     ignored); one level more is the parser's 400."""
     limit = settings.MAX_JSON_DEPTH
     deepest = {"name": "deep", "ignored": json.loads(deep(limit - 1))}  # the body is a level
-    response = api.post("/api/environments/", deepest, format="json")
+    response = api_client.post("/api/environments/", deepest, format="json")
     assert response.status_code == 201, response.content
     too_deep = {"name": "deeper", "ignored": json.loads(deep(limit))}
-    response = api.post("/api/environments/", too_deep, format="json")
+    response = api_client.post("/api/environments/", too_deep, format="json")
     assert "nested deeper than" in assert_api_error(response, 400)["message"]
     assert list(Environment.objects.values_list("name", flat=True)) == ["deep"]
 
 
 @pytest.mark.parametrize("body", ["[]", "[1, 2]", '"text"', "1", "true", "null", "1e999"])
-def test_patching_with_a_body_that_is_not_an_object_is_400(api, make_connection, body):
+def test_patching_with_a_body_that_is_not_an_object_is_400(api_client, make_connection, body):
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
-    response = api.generic(
+    response = api_client.generic(
         "PATCH", f"/api/connections/{connection.pk}/", body, content_type="application/json"
     )
     assert_api_error(response, 400)
@@ -536,7 +550,7 @@ def test_patching_with_a_body_that_is_not_an_object_is_400(api, make_connection,
         "\ufeff{}",
     ],
 )
-def test_malformed_json_is_400(api, make_connection, body):
+def test_malformed_json_is_400(api_client, make_connection, body):
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
     for method, url in (
@@ -544,13 +558,15 @@ def test_malformed_json_is_400(api, make_connection, body):
         ("PATCH", f"/api/connections/{connection.pk}/"),
         ("POST", "/api/environments/"),
     ):
-        response = api.generic(method, url, body.encode("utf-8"), content_type="application/json")
+        response = api_client.generic(
+            method, url, body.encode("utf-8"), content_type="application/json"
+        )
         assert_api_error(response, 400)
     assert connection_row(connection.pk) == before
 
 
-def test_a_surrogate_pair_is_fine(api):
-    response = api.generic(
+def test_a_surrogate_pair_is_fine(api_client):
+    response = api_client.generic(
         "POST", "/api/environments/", '{"name": "\\ud83d\\ude00"}', content_type="application/json"
     )
     assert response.status_code == 201 and response.json()["name"] == "\U0001f600"
@@ -577,15 +593,15 @@ def test_a_surrogate_pair_is_fine(api):
         ),
     ],
 )
-def test_charsets_and_encodings_are_refused_or_bounded(api, content_type, body):
-    response = api.generic("POST", "/api/environments/", body, content_type=content_type)
+def test_charsets_and_encodings_are_refused_or_bounded(api_client, content_type, body):
+    response = api_client.generic("POST", "/api/environments/", body, content_type=content_type)
     assert_api_error(response, 400)
     assert not Environment.objects.exists()
 
 
-def test_a_utf16_body_within_the_limit_is_parsed(api):
+def test_a_utf16_body_within_the_limit_is_parsed(api_client):
     body = json.dumps({"name": "ütf-16", "description": "[[["}).encode("utf-16")
-    response = api.generic(
+    response = api_client.generic(
         "POST", "/api/environments/", body, content_type="application/json; charset=utf-16"
     )
     assert response.status_code == 201 and response.json()["name"] == "ütf-16"
@@ -729,8 +745,8 @@ ON_POSTGRES = django_settings.TESTS_ON_POSTGRES
 
 
 @pytest.mark.parametrize("page", ["connections:transition", "environments:connections"])
-def test_a_next_that_is_no_url_is_not_a_500(owner, env, page):
-    pk = env.connections.get().pk if page == "connections:transition" else env.pk
+def test_a_next_that_is_no_url_is_not_a_500(owner, shared_env, page):
+    pk = shared_env.connections.get().pk if page == "connections:transition" else shared_env.pk
     response = page_client(owner).post(
         reverse(page, args=[pk]), {"to": "bogus", "connection": [], "next": "a"}
     )
@@ -742,23 +758,23 @@ def test_a_token_name_with_nul_is_not_a_500(owner):
     assert response.status_code < 500
 
 
-def test_a_member_username_with_nul_is_not_a_500(api, env):
-    before = snapshot(env)
-    response = api.post(
-        f"/api/environments/{env.pk}/members/",
+def test_a_member_username_with_nul_is_not_a_500(api_client, shared_env):
+    before = snapshot(shared_env)
+    response = api_client.post(
+        f"/api/environments/{shared_env.pk}/members/",
         {"username": "\x00", "role": "viewer"},
         format="json",
     )
     assert 400 <= response.status_code < 500
-    assert snapshot(env) == before
+    assert snapshot(shared_env) == before
 
 
 @pytest.mark.parametrize("metadata", [{"a": "\x00"}, {"\x00": 1}, {"a": ["x\x00"]}])
-def test_metadata_with_nul_is_400(api, make_connection, metadata):
+def test_metadata_with_nul_is_400(api_client, make_connection, metadata):
     """(Was a 500 on PostgreSQL, found here; fixed in the model's clean.)"""
     connection = make_connection(Status.CONNECTED, name="c")
     before = connection_row(connection.pk)
-    response = api.patch(
+    response = api_client.patch(
         f"/api/connections/{connection.pk}/", {"metadata": metadata}, format="json"
     )
     assert_api_error(response, 400, "metadata")
@@ -876,9 +892,9 @@ def test_no_door_stores_a_name_with_a_line_break(owner, http_endpoint, door):
         client.force_login(owner)
         answer = client.post(url, body)
     else:
-        api = APIClient()
-        api.force_login(owner)
-        answer = api.post(url, body, format="json")
+        api_client = APIClient()
+        api_client.force_login(owner)
+        answer = api_client.post(url, body, format="json")
     assert answer.status_code < 500
     for model in (Connection, Credential, Environment, ApiToken, Channel, Window):
         stored = model._base_manager.values_list("name", flat=True)
@@ -950,3 +966,27 @@ def test_a_user_name_longer_than_any_is_a_form_error_not_a_500(client):
         assert answer.status_code == 200, url
         assert answer.context["form"].errors, url  # refused by the form
         assert not AccessAttempt.objects.exists()  # before anyone was asked
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"a": "\x00"},
+        {"\x00": 1},
+        {"a": {"b": {"c": "\ud800"}}},
+        {"deep": json.loads("[" * 40 + "]" * 40)},
+    ],
+)
+def test_metadata_a_database_refuses_is_a_400(shared_token, make_connection, metadata):
+    owner, _, _, _, _ = shared_token
+    conn = make_connection("registered", owner=owner)
+    api = APIClient()
+    api.force_authenticate(owner)
+    response = api.patch(
+        f"/api/connections/{conn.pk}/",
+        json.dumps({"metadata": metadata}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert "metadata" in error.get("fields", {}) or "JSON" in error["message"], error

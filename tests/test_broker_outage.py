@@ -42,13 +42,13 @@ class _Slow(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def broker():
+def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
 
 
-def test_probing_resumes_within_a_tick_after_each_broker_outage(owner, broker, settings):
+def test_probing_resumes_within_a_tick_after_each_broker_outage(owner, redis_server, settings):
     settings.PROBE_TICK = TICK
     ensure_periodic_tasks()
     name = db.settings_dict["NAME"]
@@ -58,8 +58,8 @@ def test_probing_resumes_within_a_tick_after_each_broker_outage(owner, broker, s
             name="api", kind="http", url=endpoint.url, identity="discovered|t/ns/api:80"
         )
         Connection.objects.filter(pk=conn.pk).update(probe_interval=5, retry_interval=5)
-        worker = CeleryWorker(name, broker.url, **env).start(beat=False, as_deployed=True)
-        beat = CeleryBeat(name, broker.url, **env).start()
+        worker = CeleryWorker(name, redis_server.url, **env).start(beat=False, as_deployed=True)
+        beat = CeleryBeat(name, redis_server.url, **env).start()
 
         def logs() -> str:
             return f"worker:\n{worker.log()[-6000:]}\nbeat:\n{beat.log()[-2000:]}"
@@ -74,9 +74,9 @@ def test_probing_resumes_within_a_tick_after_each_broker_outage(owner, broker, s
             for outage in OUTAGES:
                 endpoint.arrived.clear()
                 assert endpoint.arrived.wait(60), f"no probe came:\n{logs()}"
-                broker.kill()  # while that probe's batch runs
+                redis_server.kill()  # while that probe's batch runs
                 time.sleep(outage)  # the outage itself: nothing to wait for
-                broker.start()
+                redis_server.start()
                 back = timezone.now()
                 first = wait_until(
                     lambda m=back: first_probe_since(m), 4 * TICK + HOLD, message=logs

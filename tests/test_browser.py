@@ -1,8 +1,6 @@
 """The dashboard in a real browser: Playwright driving Debian's Chromium against live_server."""
 
-import os
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connections as db_connections
@@ -10,34 +8,9 @@ from django.db import connections as db_connections
 from connections.models import Connection
 from connections.probing.scheduling import run_round
 from environments.models import Environment
-from tests.services import require_binary
+from tests.chromium import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser():
-    chromium = require_binary("chromium")
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
@@ -126,14 +99,6 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     page.screenshot(path=str(ARTIFACTS / "connection.png"), full_page=True)
     timeline = page.locator("ol.timeline").inner_text()
     assert "Connected" in timeline and "Disconnected" in timeline
-
-
-def sign_in(page, live_server, username, password, then="/connections/"):
-    page.goto(f"{live_server.url}/accounts/login/?next={then}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**{then}")
 
 
 def test_an_environment_goes_into_maintenance_and_back(

@@ -27,12 +27,15 @@ from connections.choices import Status
 from connections.discovery import discover_cluster
 from connections.models import Connection
 from connections.probing import scheduling
+from connections.probing.probes import check_reachability
 from connections.probing.probes.kubernetes import encode_ca
 from connections.probing.scrape import scrape_connected
 from credentials import crypto
 from credentials.bounds import origin_of
 from credentials.models import Credential
+from credentials.scrub import scrub_text, secret_fragments
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import SHARED_SECRET
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
 from tests.services import LoopbackHTTPServer
 
@@ -148,7 +151,7 @@ def kubeconfig(server_url, token, ca_pem, **cluster_extra):
 
 
 @pytest.fixture
-def world(owner, make_connection, echo, kube, dead_url, django_user_model):
+def canary_world(owner, make_connection, echo, kube, dead_url, django_user_model):
     """Every credential kind, each behind endpoints that fail in a different way."""
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
     env = Environment.objects.create(name="prod", owner=owner)
@@ -246,10 +249,10 @@ def every_column_text() -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_failure_anywhere_shows_a_secret(world, kube, client, caplog, django_user_model):
+def test_no_failure_anywhere_shows_a_secret(canary_world, kube, client, caplog, django_user_model):
     caplog.set_level(logging.DEBUG)
-    echo = world["echo"]
-    out_of_bounds = next(c for c in world["connections"] if c.url.endswith("/elsewhere"))
+    echo = canary_world["echo"]
+    out_of_bounds = next(c for c in canary_world["connections"] if c.url.endswith("/elsewhere"))
     for _ in range(3):  # enough failures to cross every threshold
         Connection.objects.update(next_probe_at=None)
         Connection.objects.filter(
@@ -271,13 +274,13 @@ def test_no_failure_anywhere_shows_a_secret(world, kube, client, caplog, django_
     assert rows[f"{echo.url}/401"].last_probe_ok is False
 
     # every page, as the owner and as a viewer
-    owner, viewer = world["owner"], world["viewer"]
+    owner, viewer = canary_world["owner"], canary_world["viewer"]
     admin = django_user_model.objects.create_superuser("root", password="pw-root-123")
     pages = [
         reverse("connections:list"),
         reverse("credentials:list"),
         reverse("environments:list"),
-        reverse("environments:detail", args=[world["env"].pk]),
+        reverse("environments:detail", args=[canary_world["env"].pk]),
         "/api/connections/?page_size=500",
         "/api/credentials/",
         "/api/environments/",
@@ -346,3 +349,34 @@ def test_adding_a_connection_that_fails_shows_no_secret(owner, client, echo, cap
     assert stored.endpoints == [origin_of(echo.url)]
     assert not leaks(caplog.text)
     assert not leaks(every_column_text())
+
+
+# ---- the trust boundaries' review: echoed secrets in odd shapes -------------------------------
+
+
+@pytest.mark.django_db
+def test_a_secret_echoed_inside_nested_metadata_is_scrubbed(
+    shared_token, json_echo, make_connection
+):
+    owner, _, credential, _, _ = shared_token
+    credential.kind = "api_key"
+    credential.set_secret({"key": SHARED_SECRET})
+    credential.save()
+    json_echo.answer = lambda path, headers: {
+        "database": "ok",
+        "version": {"echo": headers.get("Authorization")},
+    }
+    conn = make_connection("registered", kind="grafana", url=json_echo.url, credential=credential)
+    outcome = check_reachability(Connection.objects.get(pk=conn.pk))
+    assert outcome.ok, outcome.summary
+    assert SHARED_SECRET not in json.dumps(outcome.metadata)
+    assert "[redacted]" in json.dumps(outcome.metadata)
+
+
+def test_scrubbing_never_leaves_the_start_of_a_secret_behind():
+    fragments = secret_fragments({"token": SHARED_SECRET})
+    text = "authorization=" + "x" * 7975 + "," + SHARED_SECRET
+    assert SHARED_SECRET[:8] not in scrub_text(text, fragments)
+    for form in (SHARED_SECRET.upper(), base64.b64encode(SHARED_SECRET.encode()).decode()):
+        shown = scrub_text(f"server said {form}", fragments)
+        assert form not in shown and "[redacted]" in shown

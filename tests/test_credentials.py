@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection as db
 
 from credentials import crypto
+from credentials.bounds import origin_of
 from credentials.models import Credential
 
 TOKEN = "tok-PLAINTEXT-4f9a1c77e2"
@@ -99,3 +100,22 @@ def test_a_refused_send_names_the_credential_but_not_its_other_endpoints(
     error = Connection.all_objects.get(pk=conn.pk).last_probe_error
     assert "credential 'prod-token' is not sent to" in error
     assert "private-a" not in error and "private-b" not in error
+
+
+def test_credential_bounds_are_those_it_was_saved_with():
+    assert origin_of("http://127.0.0.1:1/x") == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize("token", ["abc\u2028def", "abc\u0085def", "abc\u200bdef"])
+def test_a_token_with_an_invisible_separator_is_refused(token):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="control character"):
+        Credential(kind="bearer_token").set_secret({"token": token})
+
+
+def test_a_token_with_a_line_break_is_refused_and_never_echoed():
+    credential = Credential(name="t", kind="bearer_token")
+    with pytest.raises(ValidationError, match="control character") as refused:
+        credential.set_secret({"token": "SEKRIT\nabc"})
+    assert "SEKRIT" not in str(refused.value)

@@ -14,7 +14,8 @@ from connections.probing import outcomes as health
 from connections.probing.probes.base import ProbeOutcome
 from notifications import channels
 from notifications.models import Event
-from tests.test_notifications import down, receiver, run  # noqa: F401
+from tests.helpers import one_off
+from tests.notifying import down, run, up
 
 pytestmark = pytest.mark.django_db
 
@@ -119,8 +120,6 @@ def _discovered_in_a_window(make_connection, owner, receiver):
     webhook channel hearing it."""
     from datetime import timedelta
 
-    from tests.test_maintenance import one_off
-
     channel, receiver.secret = channels.create_channel(
         owner, name="ops", kind="webhook", destination=receiver.url, group_window=0
     )
@@ -197,7 +196,6 @@ def test_a_child_still_down_after_its_parent_came_back_is_told(make_connection, 
     from datetime import timedelta
 
     from notifications import routing
-    from tests.test_notifications import up
 
     channel, receiver.secret = channels.create_channel(
         owner, name="ops", kind="webhook", destination=receiver.url, group_window=0
@@ -359,7 +357,6 @@ def test_an_environments_channel_is_told_a_childs_failure_without_a_private_pare
 
     from environments.models import Environment, EnvironmentMembership
     from notifications import routing
-    from tests.test_notifications import up
 
     editor = django_user_model.objects.create_user("ed", password="x")
     viewer = django_user_model.objects.create_user("vi", password="x")

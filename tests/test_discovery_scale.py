@@ -25,7 +25,7 @@ PER_KIND = 240  # Services, and as many Deployments
 PAGE = 25
 
 
-def fill(api, rev=0):
+def fill(big_cluster_api, rev=0):
     """PER_KIND Services and Deployments over 6 namespaces, two of them Prometheus; ``rev``
     changes every object's labels (the Prometheus ones stay recognised)."""
     for i in range(PER_KIND):
@@ -33,12 +33,12 @@ def fill(api, rev=0):
         labels = {"app.kubernetes.io/name": "prometheus"} if i < 2 else {"app": f"app-{i}"}
         if rev:
             labels["rev"] = str(rev)
-        api.add_service(namespace, f"svc-{i:04d}", labels, [9090 if i < 2 else 8080])
-        api.add_deployment(namespace, f"dep-{i:04d}", labels, "example/app:1")
+        big_cluster_api.add_service(namespace, f"svc-{i:04d}", labels, [9090 if i < 2 else 8080])
+        big_cluster_api.add_deployment(namespace, f"dep-{i:04d}", labels, "example/app:1")
 
 
 @pytest.fixture
-def api():
+def big_cluster_api():
     with FakeKubernetesAPI(tokens={TOKEN: "admin"}) as server:
         fill(server)
         for n in range(7):
@@ -47,9 +47,12 @@ def api():
 
 
 @pytest.fixture
-def cluster(api, make_connection, owner):
+def big_cluster(big_cluster_api, make_connection, owner):
     credential = Credential(
-        name="scale token", kind="bearer_token", owner=owner, endpoints=[origin_of(api.url)]
+        name="scale token",
+        kind="bearer_token",
+        owner=owner,
+        endpoints=[origin_of(big_cluster_api.url)],
     )
     credential.set_secret({"token": TOKEN})
     credential.save()
@@ -57,9 +60,9 @@ def cluster(api, make_connection, owner):
         Status.CONNECTED,
         name="big-cluster",
         kind="kubernetes",
-        url=api.url,
+        url=big_cluster_api.url,
         credential=credential,
-        metadata={"certificate_authority_data": encode_ca(api.ca_pem)},
+        metadata={"certificate_authority_data": encode_ca(big_cluster_api.ca_pem)},
     )
 
 
@@ -87,8 +90,8 @@ def delta(before, after):
     }
 
 
-def list_requests(api, path):
-    return [query for method, p, query in api.requests if p == path]
+def list_requests(big_cluster_api, path):
+    return [query for method, p, query in big_cluster_api.requests if p == path]
 
 
 # --- lists counted and parsed page by page ----------------------------------------------------
@@ -115,39 +118,43 @@ def small_count_pages(monkeypatch, limit, each_page=None):
     return requests
 
 
-def test_nodes_and_namespaces_are_counted_page_by_page(api, cluster, small_pages, monkeypatch):
+def test_nodes_and_namespaces_are_counted_page_by_page(
+    big_cluster_api, big_cluster, small_pages, monkeypatch
+):
     for n in range(7, 20):
-        api.add_node(f"node-{n}")
+        big_cluster_api.add_node(f"node-{n}")
     for n in range(30):
-        api.add_namespace(f"extra-{n:02d}")
+        big_cluster_api.add_namespace(f"extra-{n:02d}")
     namespaces = 2 + 6 + 30  # kube-system, default, the teams', the extra ones
     requests = small_count_pages(monkeypatch, 3)
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == ""
     assert (report.counts["nodes"], report.counts["namespaces"]) == (20, namespaces)
-    cluster.refresh_from_db()
-    assert (cluster.metadata["nodes"], cluster.metadata["namespaces"]) == (20, namespaces)
+    big_cluster.refresh_from_db()
+    assert (big_cluster.metadata["nodes"], big_cluster.metadata["namespaces"]) == (20, namespaces)
     # read in pages of 3, each counted as it came: never one request for the whole list
     assert requests["nodes"] == math.ceil(20 / 3)
     assert requests["namespaces"] == math.ceil(namespaces / 3)
-    assert all(q.get("limit") == "3" for q in list_requests(api, "/api/v1/nodes"))
+    assert all(q.get("limit") == "3" for q in list_requests(big_cluster_api, "/api/v1/nodes"))
 
 
 def test_a_count_restarted_by_an_expired_token_is_not_counted_twice(
-    api, cluster, small_pages, monkeypatch
+    big_cluster_api, big_cluster, small_pages, monkeypatch
 ):
     def expire(resource, n):
         if resource == "nodes" and n == 3:  # two pages counted already
-            api.expire_continue_tokens()
+            big_cluster_api.expire_continue_tokens()
 
     requests = small_count_pages(monkeypatch, 2, expire)
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == ""
     assert report.counts["nodes"] == 7
     assert requests["nodes"] == 3 + math.ceil(7 / 2)  # the refused page, then the list again
 
 
-def test_services_and_deployments_are_parsed_page_by_page(api, cluster, small_pages, monkeypatch):
+def test_services_and_deployments_are_parsed_page_by_page(
+    big_cluster_api, big_cluster, small_pages, monkeypatch
+):
     sizes = []
     real = resources.parse_page
 
@@ -156,15 +163,15 @@ def test_services_and_deployments_are_parsed_page_by_page(api, cluster, small_pa
         return real(items, build, report)
 
     monkeypatch.setattr(resources, "parse_page", record)
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == "" and report.skipped == 0
     assert max(sizes) == PAGE and len(sizes) == 2 * math.ceil(PER_KIND / PAGE)
     assert (report.counts["services"], report.counts["deployments"]) == (PER_KIND, PER_KIND)
-    assert DiscoveredResource.objects.filter(cluster=cluster).count() == 2 * PER_KIND
+    assert DiscoveredResource.objects.filter(cluster=big_cluster).count() == 2 * PER_KIND
 
 
 def test_a_services_list_restarted_midway_keeps_each_service_once(
-    api, cluster, small_pages, monkeypatch
+    big_cluster_api, big_cluster, small_pages, monkeypatch
 ):
     real = resources.list_all
     seen = {"pages": 0}
@@ -174,22 +181,26 @@ def test_a_services_list_restarted_midway_keeps_each_service_once(
             if resource == "services":
                 seen["pages"] += 1
                 if seen["pages"] == 4:
-                    api.remove_service("team-0", "svc-0006")  # gone in the list read again
-                    api.expire_continue_tokens()
+                    big_cluster_api.remove_service(
+                        "team-0", "svc-0006"
+                    )  # gone in the list read again
+                    big_cluster_api.expire_continue_tokens()
             return call(**kwargs)
 
         return real(wrapped, report, resource)
 
     monkeypatch.setattr(resources, "list_all", expire_in_the_services_list)
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == "" and report.skipped == 0
     assert report.counts["services"] == PER_KIND - 1
-    stored = DiscoveredResource.objects.filter(cluster=cluster, kind="service")
+    stored = DiscoveredResource.objects.filter(cluster=big_cluster, kind="service")
     assert stored.count() == PER_KIND - 1
     assert not stored.filter(name="svc-0006").exists()
 
 
-def test_an_object_listed_on_two_pages_is_kept_once(api, cluster, small_pages, monkeypatch):
+def test_an_object_listed_on_two_pages_is_kept_once(
+    big_cluster_api, big_cluster, small_pages, monkeypatch
+):
     real = resources.list_all
 
     def repeat_the_first_page(call, report, resource):
@@ -203,24 +214,29 @@ def test_an_object_listed_on_two_pages_is_kept_once(api, cluster, small_pages, m
             yield fresh, items
 
     monkeypatch.setattr(resources, "list_all", repeat_the_first_page)
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == ""
     assert report.counts["deployments"] == PER_KIND
     assert report.skipped == 3 * (math.ceil(PER_KIND / PAGE) - 1)
-    assert DiscoveredResource.objects.filter(cluster=cluster, kind="deployment").count() == PER_KIND
+    assert (
+        DiscoveredResource.objects.filter(cluster=big_cluster, kind="deployment").count()
+        == PER_KIND
+    )
 
 
-def test_rows_spooled_to_a_file_are_stored_the_same(api, cluster, small_pages, monkeypatch):
+def test_rows_spooled_to_a_file_are_stored_the_same(
+    big_cluster_api, big_cluster, small_pages, monkeypatch
+):
     monkeypatch.setattr(resources, "SPOOL_MEMORY", 4096)  # a temporary file after a page
-    report = discovery.discover_cluster(cluster)
+    report = discovery.discover_cluster(big_cluster)
     assert report.error == ""
-    stored = DiscoveredResource.objects.filter(cluster=cluster)
+    stored = DiscoveredResource.objects.filter(cluster=big_cluster)
     assert stored.count() == 2 * PER_KIND
     prometheus = stored.get(kind="service", name="svc-0001")
     assert prometheus.integration == "prometheus" and prometheus.identity
     assert prometheus.details["ports"] == [9090]
     assert stored.get(kind="deployment", name="dep-0100").labels == {"app": "app-100"}
-    assert discovery.discover_cluster(cluster).rows_written == 0
+    assert discovery.discover_cluster(big_cluster).rows_written == 0
 
 
 # --- writes: each changed row once, nothing when nothing changed, queries per chunk -----------
@@ -228,21 +244,21 @@ def test_rows_spooled_to_a_file_are_stored_the_same(api, cluster, small_pages, m
 
 @pytest.mark.postgres
 def test_an_all_changed_pass_writes_each_row_once_and_a_no_change_pass_nothing(
-    api, cluster, small_pages
+    big_cluster_api, big_cluster, small_pages
 ):
-    first = discovery.discover_cluster(cluster)
+    first = discovery.discover_cluster(big_cluster)
     assert first.error == "" and len(first.created) == 2
-    resources = DiscoveredResource.objects.filter(cluster=cluster)
+    resources = DiscoveredResource.objects.filter(cluster=big_cluster)
 
     before = writes()
-    unchanged = discovery.discover_cluster(cluster)
+    unchanged = discovery.discover_cluster(big_cluster)
     assert unchanged.rows_written == 0
     assert delta(before, writes()) == {}  # not one row of any table inserted, updated, deleted
 
-    fill(api, rev=2)  # every object's labels change
+    fill(big_cluster_api, rev=2)  # every object's labels change
     before = writes()
     with CaptureQueriesContext(db) as queries:
-        changed = discovery.discover_cluster(cluster)
+        changed = discovery.discover_cluster(big_cluster)
     assert changed.error == "" and changed.created == [] and changed.updated == []
     assert changed.rows_written == 2 * PER_KIND
     assert delta(before, writes()) == {"connections_discoveredresource": (0, 2 * PER_KIND, 0)}
@@ -253,35 +269,37 @@ def test_an_all_changed_pass_writes_each_row_once_and_a_no_change_pass_nothing(
 
 
 @pytest.mark.postgres
-def test_gone_objects_are_deleted_by_id_in_chunks(api, cluster, small_pages):
-    discovery.discover_cluster(cluster)
+def test_gone_objects_are_deleted_by_id_in_chunks(big_cluster_api, big_cluster, small_pages):
+    discovery.discover_cluster(big_cluster)
     for i in range(150):
-        api.remove_deployment(f"team-{i % 6}", f"dep-{i:04d}")
+        big_cluster_api.remove_deployment(f"team-{i % 6}", f"dep-{i:04d}")
     before = writes()
     with CaptureQueriesContext(db) as queries:
-        report = discovery.discover_cluster(cluster)
+        report = discovery.discover_cluster(big_cluster)
     assert report.rows_written == 150
     assert delta(before, writes()) == {"connections_discoveredresource": (0, 0, 150)}
     deletes = [q for q in queries.captured_queries if q["sql"].startswith("DELETE ")]
     assert len(deletes) == 2  # 150 ids, in chunks of 100
-    assert DiscoveredResource.objects.filter(cluster=cluster, kind="deployment").count() == (
+    assert DiscoveredResource.objects.filter(cluster=big_cluster, kind="deployment").count() == (
         PER_KIND - 150
     )
 
 
-def test_the_queries_of_a_pass_grow_with_its_pages_not_its_objects(api, cluster, small_pages):
+def test_the_queries_of_a_pass_grow_with_its_pages_not_its_objects(
+    big_cluster_api, big_cluster, small_pages
+):
     def one_pass():
-        api.clear_requests()
+        big_cluster_api.clear_requests()
         with CaptureQueriesContext(db) as queries:
-            report = discovery.discover_cluster(cluster)
+            report = discovery.discover_cluster(big_cluster)
         assert report.error == ""
-        return len(queries.captured_queries), len(api.requests), report
+        return len(queries.captured_queries), len(big_cluster_api.requests), report
 
     # first pass: every object is new (two connections are made, a few queries each)
     queries, pages, report = one_pass()
     assert report.rows_written >= 2 * PER_KIND
     assert queries <= 40 + pages, (queries, pages)
-    fill(api, rev=3)
+    fill(big_cluster_api, rev=3)
     queries, pages, report = one_pass()  # every object changed
     assert report.rows_written == 2 * PER_KIND
     assert pages >= 2 * PER_KIND / PAGE
@@ -292,14 +310,14 @@ def test_the_queries_of_a_pass_grow_with_its_pages_not_its_objects(api, cluster,
 
 
 def test_the_other_databases_path_writes_changed_rows_with_bulk_update(
-    api, cluster, small_pages, monkeypatch
+    big_cluster_api, big_cluster, small_pages, monkeypatch
 ):
-    discovery.discover_cluster(cluster)
+    discovery.discover_cluster(big_cluster)
     monkeypatch.setattr(store, "_values_update", lambda: False)
-    fill(api, rev=4)
-    report = discovery.discover_cluster(cluster)
+    fill(big_cluster_api, rev=4)
+    report = discovery.discover_cluster(big_cluster)
     assert report.rows_written == 2 * PER_KIND
-    resources = DiscoveredResource.objects.filter(cluster=cluster)
+    resources = DiscoveredResource.objects.filter(cluster=big_cluster)
     assert all(r.labels.get("rev") == "4" for r in resources)
-    assert discovery.discover_cluster(cluster).rows_written == 0
-    assert Connection.objects.filter(cluster=cluster).count() == 2
+    assert discovery.discover_cluster(big_cluster).rows_written == 0
+    assert Connection.objects.filter(cluster=big_cluster).count() == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.egress import AddressRefused, Session, guarded
+from core.egress import AddressRefused, Session, guarded, refusal_for
 from tests.kube_api import make_ca_and_cert
 from tests.services import LoopbackHTTPServer, UdpSink, serving
 
@@ -219,3 +219,11 @@ def test_an_endless_answer_is_read_only_up_to_the_bound(answers):
     # the connection was dropped: the server could write only what the socket buffers hold
     assert answers.done.wait(10)
     assert answers.written < 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::ffff:169.254.169.254]/", "http://[::ffff:a9fe:a9fe]/", "http://[fe80::1]/"],
+)
+def test_disguised_link_local_addresses_are_refused(url):
+    assert refusal_for(url)

@@ -364,3 +364,34 @@ def test_bulk_on_all_matching_rows_of_a_hidden_environment_is_refused(
     )
     assert answer.status_code == 400
     assert Connection.objects.get(pk=his.pk).status == Status.CONNECTED
+
+
+# --- "leave blank to keep the stored secret" only where a secret is stored ------------------
+
+
+def test_a_new_credential_is_not_told_to_keep_a_stored_secret(owner):
+    client = client_for(owner)
+    for response in (
+        client.get(reverse("credentials:add")),
+        client.post(reverse("credentials:add"), {"name": "n", "kind": "bearer_token"}),
+        client.get(reverse("connections:add")),
+        client.post(
+            reverse("connections:add"),
+            {"kind": "http", "name": "x", "url": "ftp://x", "new_credential_kind": "api_key"},
+        ),
+    ):
+        body = response.content.decode().lower()
+        assert "keep the stored" not in body and "blank to keep" not in body, body[:2000]
+
+
+def test_editing_a_credential_keeps_its_title_and_help_after_an_error(owner):
+    credential = Credential(name="token", kind="bearer_token", owner=owner)
+    credential.set_secret({"token": "s3cret-value"})
+    credential.save()
+    client = client_for(owner)
+    url = reverse("credentials:edit", args=[credential.pk])
+    assert "blank to keep" in client.get(url).content.decode()
+    refused = client.post(url, {"name": "token", "kind": "bearer_token", "endpoints_text": "x"})
+    body = refused.content.decode()
+    assert refused.status_code == 400
+    assert "Edit token" in body and "New credential" not in body and "blank to keep" in body

@@ -376,7 +376,7 @@ RESOURCES = {
 
 
 @pytest.fixture
-def world(owner, stranger, make_connection, dead_url, live_endpoint) -> World:
+def fuzz_world(owner, stranger, make_connection, dead_url, live_endpoint) -> World:
     """The owner's connections, credential, environments (the stranger views "prod"), a
     dependency, a token; notification channels (a webhook of "prod", an email of the owner's
     own) with their rules, an event, a delivery and a watch; maintenance windows (one active
@@ -442,7 +442,7 @@ def world(owner, stranger, make_connection, dead_url, live_endpoint) -> World:
         timezone="Europe/Amsterdam",
         environments=[other],
     )
-    world = World(
+    fuzz_world = World(
         owner=owner,
         viewer=stranger,
         environment=environment,
@@ -460,9 +460,9 @@ def world(owner, stranger, make_connection, dead_url, live_endpoint) -> World:
         live_url=live_url,
     )
     for name in ("owner", "viewer"):
-        world.clients[name] = Client()
-        world.clients[f"api-{name}"] = APIClient()
-    return world
+        fuzz_world.clients[name] = Client()
+        fuzz_world.clients[f"api-{name}"] = APIClient()
+    return fuzz_world
 
 
 # --- values: valid ones (to reach deep code), hostile ones (to break it) ----------------------
@@ -724,15 +724,20 @@ REVIEW_SHAPES = st.one_of(
 )
 
 
-def good_url(world: World) -> st.SearchStrategy[str]:
+def good_url(fuzz_world: World) -> st.SearchStrategy[str]:
     """A URL this world may use: the dead port or the live server, a fresh path each time."""
     return st.builds(
-        "{}/{}".format, st.sampled_from([world.dead_url, world.live_url]), st.integers(0, 10**6)
+        "{}/{}".format,
+        st.sampled_from([fuzz_world.dead_url, fuzz_world.live_url]),
+        st.integers(0, 10**6),
     )
 
 
-def url_strategy(world: World) -> st.SearchStrategy[str]:
-    dead_port, live_port = world.dead_url.rsplit(":", 1)[1], world.live_url.rsplit(":", 1)[1]
+def url_strategy(fuzz_world: World) -> st.SearchStrategy[str]:
+    dead_port, live_port = (
+        fuzz_world.dead_url.rsplit(":", 1)[1],
+        fuzz_world.live_url.rsplit(":", 1)[1],
+    )
     ports = st.sampled_from(
         [dead_port, dead_port, live_port, "", "0", "99999", "-1", "abc", "65536", "1" * 30]
     )
@@ -745,10 +750,10 @@ def url_strategy(world: World) -> st.SearchStrategy[str]:
         ports,
         paths,
     )
-    return st.one_of(good_url(world), built, SPECIAL_STRINGS)
+    return st.one_of(good_url(fuzz_world), built, SPECIAL_STRINGS)
 
 
-def hostile_text(world: World) -> st.SearchStrategy[str]:
+def hostile_text(fuzz_world: World) -> st.SearchStrategy[str]:
     return st.one_of(
         SPECIAL_STRINGS,
         ANY_TEXT,
@@ -757,17 +762,17 @@ def hostile_text(world: World) -> st.SearchStrategy[str]:
         WITH_NUL,
         WHITESPACE,
         NUMBER_STRINGS,
-        url_strategy(world),
+        url_strategy(fuzz_world),
         REVIEW_SHAPES,
     )
 
 
-def kubeconfig_text(world: World, *, hostile: bool) -> st.SearchStrategy[str]:
+def kubeconfig_text(fuzz_world: World, *, hostile: bool) -> st.SearchStrategy[str]:
     """A kubeconfig (YAML) whose clusters are this world's loopback URLs; ``hostile``: any
     field may be anything, and the text may be no kubeconfig at all."""
-    text = hostile_text(world) if hostile else NAMES
+    text = hostile_text(fuzz_world) if hostile else NAMES
     name = st.one_of(NAMES, text)
-    server = url_strategy(world) if hostile else good_url(world)
+    server = url_strategy(fuzz_world) if hostile else good_url(fuzz_world)
     user = st.one_of(
         st.fixed_dictionaries({"token": st.one_of(NAMES, text)}),
         st.fixed_dictionaries({"username": NAMES, "password": st.one_of(NAMES, text)}),
@@ -862,22 +867,24 @@ def submission(draw, fields: dict[str, Field], together=None, base=True) -> dict
     return {name: value for name, value in values.items() if value != ABSENT}
 
 
-def text_field(world: World, valid=NAMES) -> Field:
-    return valid, hostile_text(world)
+def text_field(fuzz_world: World, valid=NAMES) -> Field:
+    return valid, hostile_text(fuzz_world)
 
 
-def choice_field(world: World, choices) -> Field:
-    return st.sampled_from(list(choices)), hostile_text(world)
+def choice_field(fuzz_world: World, choices) -> Field:
+    return st.sampled_from(list(choices)), hostile_text(fuzz_world)
 
 
-def id_field(world: World, ids: list[int]) -> Field:
+def id_field(fuzz_world: World, ids: list[int]) -> Field:
     """An id as a form posts it."""
-    return st.sampled_from(ids).map(str), st.one_of(REVIEW_IDS, NUMBER_STRINGS, hostile_text(world))
+    return st.sampled_from(ids).map(str), st.one_of(
+        REVIEW_IDS, NUMBER_STRINGS, hostile_text(fuzz_world)
+    )
 
 
-def ids_field(world: World, ids: list[int]) -> Field:
+def ids_field(fuzz_world: World, ids: list[int]) -> Field:
     """Several ids under one name (a multiple select)."""
-    valid, hostile = id_field(world, ids)
+    valid, hostile = id_field(fuzz_world, ids)
     return st.lists(valid, max_size=3), st.lists(st.one_of(valid, hostile), min_size=1, max_size=4)
 
 
@@ -894,28 +901,28 @@ def number_field(low: int, high: int) -> Field:
 class Form:
     name: str
     ids: Any = None  # world -> the ids its URL takes, or None
-    fields: Any = lambda world: {}  # world -> {name: Field}
+    fields: Any = lambda fuzz_world: {}  # world -> {name: Field}
     files: tuple[str, ...] = ()
 
-    def path(self, world: World) -> st.SearchStrategy[str]:
+    def path(self, fuzz_world: World) -> st.SearchStrategy[str]:
         if self.ids is None:
             return st.just(reverse(self.name))
-        real = st.sampled_from(self.ids(world))
+        real = st.sampled_from(self.ids(fuzz_world))
         pk = mostly(real, st.one_of(st.integers(0, 10**25), REVIEW_IDS))
         template = reverse(self.name, args=[123456789]).replace("123456789", "{}")
         return pk.map(template.format)  # an id of 19 or more digits: no URL, 404
 
 
-def _to(world: World) -> Field:
-    return choice_field(world, [*Status.values, "resume"])
+def _to(fuzz_world: World) -> Field:
+    return choice_field(fuzz_world, [*Status.values, "resume"])
 
 
-def _next(world: World) -> Field:
+def _next(fuzz_world: World) -> Field:
     return (
         st.sampled_from(["/connections/", "/environments/", ""]),
         st.one_of(
             st.sampled_from(["//evil.example/", "https://evil.example/", "/\\evil", "a"]),
-            hostile_text(world),
+            hostile_text(fuzz_world),
         ),
     )
 
@@ -1079,7 +1086,7 @@ def urlencoded(pairs: list[tuple[str, str]]) -> bytes:
 
 @st.composite
 def form_submission(
-    draw, world: World, fields: dict[str, Field], files: tuple[str, ...] = (), together=None
+    draw, fuzz_world: World, fields: dict[str, Field], files: tuple[str, ...] = (), together=None
 ):
     values = draw(submission(fields, together))
     pairs = [
@@ -1088,14 +1095,14 @@ def form_submission(
         for item in (value if isinstance(value, list) else [value])
     ]
     if draw(st.integers(0, 9)) == 0:  # a field twice, or one the form does not know
-        pairs.append((draw(st.sampled_from([*fields, "x"])), draw(hostile_text(world))))
+        pairs.append((draw(st.sampled_from([*fields, "x"])), draw(hostile_text(fuzz_world))))
     files = {}
     for name in files:
         if draw(st.booleans()):
             content = draw(
                 st.one_of(
-                    kubeconfig_text(world, hostile=False).map(_wire),
-                    kubeconfig_text(world, hostile=True).map(_wire),
+                    kubeconfig_text(fuzz_world, hostile=False).map(_wire),
+                    kubeconfig_text(fuzz_world, hostile=True).map(_wire),
                     st.binary(max_size=2000),
                     st.just(b"\xff\xfe" + "apiVersion: v1".encode("utf-16-le")),
                     st.just(b"a" * (512 * 1024 + 1)),
@@ -1146,14 +1153,14 @@ PERSONAS = st.sampled_from(["owner", "owner", "owner", "viewer"])
 @pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
 @fuzz_settings(examples_for("forms", 1, len(FORMS)))
 @given(data=st.data())
-def test_every_form_answers_below_500(world, form, data):
+def test_every_form_answers_below_500(fuzz_world, form, data):
     """The hand-made forms: fields described by hand, with the valid values that reach deep."""
-    path = data.draw(form.path(world), label="path")
+    path = data.draw(form.path(fuzz_world), label="path")
     persona = data.draw(PERSONAS, label="persona")
-    fields = form.fields(world)
-    pairs, files = data.draw(form_submission(world, fields, form.files), label="fields")
+    fields = form.fields(fuzz_world)
+    pairs, files = data.draw(form_submission(fuzz_world, fields, form.files), label="fields")
     htmx = data.draw(st.booleans(), label="htmx")
-    client = world.client(persona)
+    client = fuzz_world.client(persona)
     _run(f"forms {form.name}", lambda: post_form(client, path, pairs, files, htmx))
 
 
@@ -1194,7 +1201,7 @@ def _schedule(local: bool) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def _window(world: World, local: bool) -> st.SearchStrategy[dict[str, Any]]:
+def _window(fuzz_world: World, local: bool) -> st.SearchStrategy[dict[str, Any]]:
     """A window the owner may save: its schedule, a zone, connections of "prod"."""
     return st.builds(
         lambda schedule, name, zone, connections: {
@@ -1208,15 +1215,15 @@ def _window(world: World, local: bool) -> st.SearchStrategy[dict[str, Any]]:
         _schedule(local),
         NAMES,
         VALID_TIMEZONES,
-        st.lists(st.sampled_from(world.connections[:2]), max_size=2, unique=True),
+        st.lists(st.sampled_from(fuzz_world.connections[:2]), max_size=2, unique=True),
     )
 
 
-def _channel(world: World) -> st.SearchStrategy[dict[str, Any]]:
+def _channel(fuzz_world: World) -> st.SearchStrategy[dict[str, Any]]:
     """A kind and a destination of that kind, on loopback."""
-    dead_port = world.dead_url.rsplit(":", 1)[1]
+    dead_port = fuzz_world.dead_url.rsplit(":", 1)[1]
     pairs = st.one_of(
-        st.tuples(st.just("webhook"), good_url(world).map(lambda url: f"{url}?token=fuzz")),
+        st.tuples(st.just("webhook"), good_url(fuzz_world).map(lambda url: f"{url}?token=fuzz")),
         st.tuples(
             st.just("email"), st.sampled_from(["ops@example.com", "a@b.example, c@d.example"])
         ),
@@ -1302,7 +1309,7 @@ NOT_FORMS: dict[str, str] = {
 }
 
 
-def fill_route(pattern: Pattern, world: World) -> str:
+def fill_route(pattern: Pattern, fuzz_world: World) -> str:
     """The pattern's URL in this world; Underivable names a parameter nobody knows how to fill."""
     kwargs = {}
     for name in pattern.parameters:
@@ -1315,7 +1322,7 @@ def fill_route(pattern: Pattern, world: World) -> str:
                 f"fuzz cannot fill: add ({pattern.key!r} or {pattern.namespace!r}, {name!r}) to "
                 "PAGE_PARAMETERS in tests/test_fuzz_inputs.py."
             )
-        kwargs[name] = filler(world)
+        kwargs[name] = filler(fuzz_world)
     if pattern.key.startswith("/"):  # unnamed
         return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(kwargs[m.group(1)]), pattern.key)
     return reverse(pattern.key, kwargs=kwargs)
@@ -1348,16 +1355,16 @@ class FormTarget:
         return f"{self.key} ({' '.join(sorted(self.field_names)) or 'no fields'})"
 
 
-def derive_forms(world: World) -> tuple[list[FormTarget], list[str]]:
+def derive_forms(fuzz_world: World) -> tuple[list[FormTarget], list[str]]:
     """Every distinct (action's URL pattern, field set) of the POST forms that the pages render
     to their owner, and what could not be derived."""
     client = Client()
-    client.force_login(world.owner)
+    client.force_login(fuzz_world.owner)
     targets: dict[tuple[str, frozenset[str]], FormTarget] = {}
     problems = []
     for pattern in page_patterns():
         try:
-            url = fill_route(pattern, world)
+            url = fill_route(pattern, fuzz_world)
         except Underivable as exc:
             problems.append(str(exc))
             continue
@@ -1388,10 +1395,10 @@ def derive_forms(world: World) -> tuple[list[FormTarget], list[str]]:
 HAND_MADE_FORMS = {form.name: form for form in FORMS}
 
 
-def covering_form(world: World, target: FormTarget) -> Form | None:
+def covering_form(fuzz_world: World, target: FormTarget) -> Form | None:
     """The hand-made form that fuzzes this target already: the same action, every field known."""
     form = HAND_MADE_FORMS.get(target.key)
-    if form is None or not target.field_names <= {*form.fields(world), *form.files}:
+    if form is None or not target.field_names <= {*form.fields(fuzz_world), *form.files}:
         return None
     return form
 
@@ -1404,46 +1411,46 @@ def local_times(days: int = 30) -> st.SearchStrategy[str]:
     )
 
 
-def destinations(world: World) -> st.SearchStrategy[str]:
+def destinations(fuzz_world: World) -> st.SearchStrategy[str]:
     """Destinations a channel may have here: a webhook to loopback (with a secret in its
     query), addresses, an Apprise URL to loopback."""
-    dead_port = world.dead_url.rsplit(":", 1)[1]
+    dead_port = fuzz_world.dead_url.rsplit(":", 1)[1]
     return st.one_of(
-        good_url(world).map(lambda url: f"{url}?token=fuzz-secret"),
+        good_url(fuzz_world).map(lambda url: f"{url}?token=fuzz-secret"),
         st.sampled_from(["ops@example.com", "a@example.com, b@example.com"]),
         st.sampled_from([f"json://127.0.0.1:{dead_port}/", f"ntfy://127.0.0.1:{dead_port}/t"]),
     )
 
 
-def name_hint(world: World, name: str) -> Field | None:
+def name_hint(fuzz_world: World, name: str) -> Field | None:
     """What a field's name says its values are (text as a form or a query sends it)."""
     base = name.rsplit("-", 1)[-1]
     if base in ("timezone", "tz"):
-        return VALID_TIMEZONES, st.one_of(HOSTILE_TIMEZONES, hostile_text(world))
+        return VALID_TIMEZONES, st.one_of(HOSTILE_TIMEZONES, hostile_text(fuzz_world))
     if base == "destination":
-        return destinations(world), st.one_of(
-            HOSTILE_DESTINATIONS, url_strategy(world), hostile_text(world)
+        return destinations(fuzz_world), st.one_of(
+            HOSTILE_DESTINATIONS, url_strategy(fuzz_world), hostile_text(fuzz_world)
         )
     if base in ("name", "reason", "description", "title"):
-        return NAMES, st.one_of(REVIEW_NAMES, hostile_text(world))
+        return NAMES, st.one_of(REVIEW_NAMES, hostile_text(fuzz_world))
     if base == "username":
-        return USERNAMES, hostile_text(world)
+        return USERNAMES, hostile_text(fuzz_world)
     if base == "next":
-        return _next(world)
+        return _next(fuzz_world)
     if base == "url":
-        return good_url(world), url_strategy(world)
-    ids = world.ids(name)
+        return good_url(fuzz_world), url_strategy(fuzz_world)
+    ids = fuzz_world.ids(name)
     if ids:
-        return id_field(world, ids)
+        return id_field(fuzz_world, ids)
     return None
 
 
-def html_field(world: World, control: HtmlField) -> Field:
+def html_field(fuzz_world: World, control: HtmlField) -> Field:
     """What a browser may send for a field (valid: what the page offers) and what it could be
     made to send instead, by input type, then by name."""
     kind, values = control.kind, control.values
-    hint = name_hint(world, control.name)
-    hostile = st.one_of(hint[1] if hint else hostile_text(world), REVIEW_IDS)
+    hint = name_hint(fuzz_world, control.name)
+    hostile = st.one_of(hint[1] if hint else hostile_text(fuzz_world), REVIEW_IDS)
     offered = st.sampled_from(values) if values else NAMES
     if kind in ("select", "checkbox") and control.multiple:
         choices = st.lists(offered, max_size=4, unique=True)
@@ -1474,7 +1481,7 @@ def html_field(world: World, control: HtmlField) -> Field:
     if kind == "email":
         return st.sampled_from(["ops@example.com", "a@b.c"]), st.one_of(REVIEW_NAMES, hostile)
     if kind == "url":
-        return good_url(world), st.one_of(url_strategy(world), hostile)
+        return good_url(fuzz_world), st.one_of(url_strategy(fuzz_world), hostile)
     if hint:  # text, search, password, textarea, …
         valid = (
             st.one_of(hint[0], st.sampled_from(control.suggested)) if control.suggested else hint[0]
@@ -1491,39 +1498,39 @@ def _int_attr(control: HtmlField, name: str, default: int) -> int:
         return default
 
 
-def vary_ids(world: World, path: str) -> st.SearchStrategy[str]:
+def vary_ids(fuzz_world: World, path: str) -> st.SearchStrategy[str]:
     """The path, its ids now and then swapped for another of the world's or a hostile one."""
     parts = re.split(r"([0-9]+)", path)
     if len(parts) == 1:
         return st.just(path)
-    every = sorted({pk for name in set(RESOURCES.values()) for pk in getattr(world, name)})
+    every = sorted({pk for name in set(RESOURCES.values()) for pk in getattr(fuzz_world, name)})
     other = st.one_of(st.sampled_from(every).map(str), REVIEW_IDS, st.integers(0, 10**25).map(str))
     return st.tuples(
         *(mostly(st.just(part), other) if i % 2 else st.just(part) for i, part in enumerate(parts))
     ).map("".join)
 
 
-def fuzz_rendered_form(world: World, target: FormTarget, examples: int) -> None:
+def fuzz_rendered_form(fuzz_world: World, target: FormTarget, examples: int) -> None:
     form = HAND_MADE_FORMS.get(target.key)
-    refined = form.fields(world) if form else {}
+    refined = form.fields(fuzz_world) if form else {}
     fields = {
-        name: refined.get(name) or html_field(world, control)
+        name: refined.get(name) or html_field(fuzz_world, control)
         for name, control in target.fields.items()
         if control.kind != "file"
     }
     files = tuple(name for name, control in target.fields.items() if control.kind == "file")
-    together = TOGETHER[target.key](world) if target.key in TOGETHER else None
-    paths = st.sampled_from(target.actions).flatmap(lambda action: vary_ids(world, action))
+    together = TOGETHER[target.key](fuzz_world) if target.key in TOGETHER else None
+    paths = st.sampled_from(target.actions).flatmap(lambda action: vary_ids(fuzz_world, action))
 
     @fuzz_settings(examples)
     @given(data=st.data())
     def fuzz(data):
         path = data.draw(paths, label="path")
         persona = data.draw(PERSONAS, label="persona")
-        submitted = form_submission(world, fields, files, together)
+        submitted = form_submission(fuzz_world, fields, files, together)
         pairs, uploads = data.draw(submitted, label="fields")
         htmx = data.draw(st.booleans(), label="htmx")
-        client = world.client(persona)
+        client = fuzz_world.client(persona)
         _run(
             f"page-forms {target.name}",
             lambda: post_form(client, path, pairs, uploads, htmx, target.multipart),
@@ -1550,30 +1557,30 @@ def run_each(cases: list, fuzz: Callable[[Any], None], name: Callable[[Any], str
         )
 
 
-def test_every_rendered_form_answers_below_500(world):
+def test_every_rendered_form_answers_below_500(fuzz_world):
     """Every POST form the pages render to their owner, fields drawn by input type; a target a
     hand-made form covers (its action, no field it does not know) is left to that form."""
-    targets, problems = derive_forms(world)
+    targets, problems = derive_forms(fuzz_world)
     assert not problems, "\n".join(problems)
-    own = [t for t in targets if covering_form(world, t) is None]
+    own = [t for t in targets if covering_form(fuzz_world, t) is None]
     examples = examples_for("page-forms", 1, len(own))
-    run_each(own, lambda t: fuzz_rendered_form(world, t, examples), lambda t: t.name)
+    run_each(own, lambda t: fuzz_rendered_form(fuzz_world, t, examples), lambda t: t.name)
 
 
-def test_every_post_pattern_is_reached_by_a_form(world):
+def test_every_post_pattern_is_reached_by_a_form(fuzz_world):
     """A URL pattern that takes a POST is reached by a form the pages render or by a hand-made
     one, or NOT_FORMS says why it takes no form: a new form is fuzzed by construction."""
-    targets, problems = derive_forms(world)
+    targets, problems = derive_forms(fuzz_world)
     reached = {t.key for t in targets} | set(HAND_MADE_FORMS)
     client = Client()
     keys, takes_post = set(), set()
     for pattern in page_patterns():
         keys.add(pattern.key)
         try:
-            url = fill_route(pattern, world)
+            url = fill_route(pattern, fuzz_world)
         except Underivable:
             continue  # derive_forms said so
-        client.force_login(world.owner)  # again: the last POST may have signed it out
+        client.force_login(fuzz_world.owner)  # again: the last POST may have signed it out
         with transaction.atomic():
             status = client.post(url).status_code
             transaction.set_rollback(True)
@@ -1626,13 +1633,13 @@ QUERY_NAMES = [
 ]
 
 
-def query_strings(world: World, names=(), values=()) -> st.SearchStrategy[str]:
+def query_strings(fuzz_world: World, names=(), values=()) -> st.SearchStrategy[str]:
     """Query strings of these names (and QUERY_NAMES, and any): values seen on the page, the
     world's ids, hostile text and cursors; now and then a sort with a cursor to page after."""
     value = st.one_of(
         st.sampled_from([*Status.values, "http", "kubernetes", "true", "-name", "1", *values]),
-        st.sampled_from(world.environments).map(str),
-        hostile_text(world),
+        st.sampled_from(fuzz_world.environments).map(str),
+        hostile_text(fuzz_world),
         CURSORS,
     )
     name = st.one_of(st.sampled_from(sorted({*QUERY_NAMES, *names})), ANY_TEXT)
@@ -1653,13 +1660,13 @@ def query_strings(world: World, names=(), values=()) -> st.SearchStrategy[str]:
 QUERY_WEIGHTS = {"connections:list": 6, "connections:detail": 2, "maintenance:list": 2}
 
 
-def test_every_query_answers_below_500(world):
+def test_every_query_answers_below_500(fuzz_world):
     """Every page pattern's GET with hostile query strings, using the names its GET forms and
     its links use; a pattern whose GET answers 405 (POST only) reads no query and is left out."""
-    client = world.client("owner")
+    client = fuzz_world.client("owner")
     pages = []
     for pattern in page_patterns():
-        path = fill_route(pattern, world)
+        path = fill_route(pattern, fuzz_world)
         response = get_page(client, path)
         if response.status_code == 405:
             continue
@@ -1669,7 +1676,7 @@ def test_every_query_answers_below_500(world):
 
     def fuzz_page(page) -> None:
         pattern, path, (names, values) = page
-        queries = query_strings(world, names, values)
+        queries = query_strings(fuzz_world, names, values)
 
         @fuzz_settings(examples_for("queries", QUERY_WEIGHTS.get(pattern.key, 1), total))
         @given(data=st.data())
@@ -1677,7 +1684,7 @@ def test_every_query_answers_below_500(world):
             query = data.draw(queries, label="query")
             headers = {"HTTP_HX_REQUEST": "true"} if data.draw(st.booleans(), label="htmx") else {}
             persona = data.draw(PERSONAS, label="persona")
-            client = world.client(persona)
+            client = fuzz_world.client(persona)
             url = f"{quote(path)}?{query}"
             _run(f"queries {pattern.key}", lambda: client.get(url, **headers))
 
@@ -1707,15 +1714,15 @@ JSON_VALUES = st.recursive(
 JSON_OBJECTS = st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=5)
 
 
-def api_text(world: World, valid=NAMES) -> Field:
-    return valid, st.one_of(hostile_text(world), JSON_VALUES)
+def api_text(fuzz_world: World, valid=NAMES) -> Field:
+    return valid, st.one_of(hostile_text(fuzz_world), JSON_VALUES)
 
 
-def api_choice(world: World, choices) -> Field:
-    return st.sampled_from(list(choices)), st.one_of(hostile_text(world), JSON_VALUES)
+def api_choice(fuzz_world: World, choices) -> Field:
+    return st.sampled_from(list(choices)), st.one_of(hostile_text(fuzz_world), JSON_VALUES)
 
 
-def api_id(world: World, ids: list[int]) -> Field:
+def api_id(fuzz_world: World, ids: list[int]) -> Field:
     return st.sampled_from(ids), st.one_of(
         st.sampled_from(ids).map(str),
         REVIEW_IDS,
@@ -1723,13 +1730,13 @@ def api_id(world: World, ids: list[int]) -> Field:
         st.integers(-5, 10**6),
         st.floats(),
         st.sampled_from([True, False, None, "", "1e999", [], {}]),
-        hostile_text(world),
+        hostile_text(fuzz_world),
         JSON_VALUES,
     )
 
 
-def api_ids(world: World, ids: list[int]) -> Field:
-    valid, hostile = api_id(world, ids)
+def api_ids(fuzz_world: World, ids: list[int]) -> Field:
+    valid, hostile = api_id(fuzz_world, ids)
     return st.lists(valid, max_size=3), st.one_of(
         st.lists(st.one_of(valid, hostile), min_size=1, max_size=5), JSON_VALUES
     )
@@ -1800,7 +1807,7 @@ class Operation:
 
     method: str
     path: str  # as the schema spells it
-    fields: Callable[[World], dict[str, Field]] = lambda world: {}
+    fields: Callable[[World], dict[str, Field]] = lambda fuzz_world: {}
 
     @property
     def name(self) -> str:
@@ -1866,7 +1873,7 @@ def aware_times(days: int = 30) -> st.SearchStrategy[str]:
     )
 
 
-def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field:
+def schema_field(fuzz_world: World, name: str, schema: dict, depth: int = 0) -> Field:
     """(valid, hostile) JSON values for a field of this schema: by its type, format, enum,
     bounds and nullability, and by its name (the world's ids for "credential", a time zone for
     "timezone", …). A readOnly field is sent anyway (it must be ignored)."""
@@ -1875,7 +1882,8 @@ def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field
     kind = schema.get("type")
     if "oneOf" in schema or "anyOf" in schema:
         options = [
-            schema_field(world, name, s, depth + 1) for s in schema.get("oneOf") or schema["anyOf"]
+            schema_field(fuzz_world, name, s, depth + 1)
+            for s in schema.get("oneOf") or schema["anyOf"]
         ]
         valid = st.one_of(*(v for v, _ in options))
         hostile = st.one_of(*(h for _, h in options))
@@ -1884,11 +1892,11 @@ def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field
         valid = st.sampled_from(choices) if choices else st.none()
         hostile = st.sampled_from([str(c).upper() for c in choices] or [""])
     elif kind == "string":
-        valid, hostile = _string_field(world, name, schema)
+        valid, hostile = _string_field(fuzz_world, name, schema)
     elif kind == "integer":
-        ids = world.ids(name)
+        ids = fuzz_world.ids(name)
         if ids:
-            valid, hostile = api_id(world, ids)
+            valid, hostile = api_id(fuzz_world, ids)
         else:
             low = int(schema.get("minimum", -(10**6)))
             high = int(schema.get("maximum", 10**6))
@@ -1900,7 +1908,9 @@ def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field
         valid = st.booleans()
         hostile = st.sampled_from(["true", "false", "on", "", 0, 1, 2, None, [], {}])
     elif kind == "array":
-        item_valid, item_hostile = schema_field(world, name, schema.get("items", {}), depth + 1)
+        item_valid, item_hostile = schema_field(
+            fuzz_world, name, schema.get("items", {}), depth + 1
+        )
         most = schema.get("maxItems", 50)
         valid = st.lists(item_valid, max_size=min(3, most))
         hostile = st.one_of(
@@ -1912,7 +1922,8 @@ def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field
         )
     elif kind == "object" or "properties" in schema:
         fields = {
-            n: schema_field(world, n, s, depth + 1) for n, s in schema.get("properties", {}).items()
+            n: schema_field(fuzz_world, n, s, depth + 1)
+            for n, s in schema.get("properties", {}).items()
         }
         required = set(schema.get("required", []))
         valid = st.fixed_dictionaries(
@@ -1936,10 +1947,10 @@ def schema_field(world: World, name: str, schema: dict, depth: int = 0) -> Field
         valid = st.one_of(valid, st.none())
     if schema.get("readOnly"):
         valid = hostile
-    return valid, st.one_of(hostile, hostile_text(world), JSON_VALUES)
+    return valid, st.one_of(hostile, hostile_text(fuzz_world), JSON_VALUES)
 
 
-def _string_field(world: World, name: str, schema: dict) -> Field:
+def _string_field(fuzz_world: World, name: str, schema: dict) -> Field:
     form = schema.get("format")
     if form == "date-time":
         return aware_times(), EDGE_TIMES
@@ -1948,10 +1959,10 @@ def _string_field(world: World, name: str, schema: dict) -> Field:
     if form == "time":
         return aware_times().map(lambda t: t[11:16]), EDGE_CLOCK_TIMES
     if form in ("uri", "url"):
-        return good_url(world), url_strategy(world)
+        return good_url(fuzz_world), url_strategy(fuzz_world)
     if form == "email":
         return st.sampled_from(["ops@example.com", "a@b.c"]), REVIEW_NAMES
-    hint = name_hint(world, name)
+    hint = name_hint(fuzz_world, name)
     if hint:
         return hint
     most = schema.get("maxLength", 200)
@@ -1971,7 +1982,7 @@ class ApiTarget:
     body: st.SearchStrategy[Any]
 
 
-def api_target(world: World, operation: ApiOperation) -> ApiTarget:
+def api_target(fuzz_world: World, operation: ApiOperation) -> ApiTarget:
     """Its path (ids of the resource the path names, else any, or hostile), its query (the
     schema's parameters, and any), its body (the schema's fields, refined by the hand-made
     OPERATIONS); Underivable names what the schema holds that the fuzz cannot draw."""
@@ -1984,30 +1995,30 @@ def api_target(world: World, operation: ApiOperation) -> ApiTarget:
         path = st.builds(
             lambda template, value, name=parameter.name: template.replace(f"{{{name}}}", value),
             path,
-            path_value(world, parameter),
+            path_value(fuzz_world, parameter),
         )
-    query = query_string(world, [p for p in parameters if p.location == "query"])
+    query = query_string(fuzz_world, [p for p in parameters if p.location == "query"])
     hand = HAND_MADE_OPERATIONS.get(operation.name)
-    refined = hand.fields(world) if hand else {}
+    refined = hand.fields(fuzz_world) if hand else {}
     body = operation.body()
     if body is None:
         fields = refined
     else:
         schema = body[1]
         if schema.get("type", "object") != "object" and "properties" not in schema:
-            valid, hostile = schema_field(world, "", schema)
+            valid, hostile = schema_field(fuzz_world, "", schema)
             return ApiTarget(path, query, st.one_of(valid, hostile, JSON_VALUES))
         fields = {
-            name: refined.get(name) or schema_field(world, name, field_schema)
+            name: refined.get(name) or schema_field(fuzz_world, name, field_schema)
             for name, field_schema in schema.get("properties", {}).items()
         }
         fields.update((name, f) for name, f in refined.items() if name not in fields)
-    together = TOGETHER[operation.name](world) if operation.name in TOGETHER else None
+    together = TOGETHER[operation.name](fuzz_world) if operation.name in TOGETHER else None
     return ApiTarget(path, query, json_body(fields, body is not None, together))
 
 
-def path_value(world: World, parameter: ApiParameter) -> st.SearchStrategy[str]:
-    ids = world.ids(parameter.resource) or world.ids(parameter.name)
+def path_value(fuzz_world: World, parameter: ApiParameter) -> st.SearchStrategy[str]:
+    ids = fuzz_world.ids(parameter.resource) or fuzz_world.ids(parameter.name)
     hostile = st.one_of(
         REVIEW_IDS, st.integers(0, 10**25).map(str), st.sampled_from(["abc", "1.5", "-1"])
     )
@@ -2015,15 +2026,15 @@ def path_value(world: World, parameter: ApiParameter) -> st.SearchStrategy[str]:
     return mostly(real, hostile).map(lambda value: quote(value, safe=""))
 
 
-def query_string(world: World, parameters: list[ApiParameter]) -> st.SearchStrategy[str]:
+def query_string(fuzz_world: World, parameters: list[ApiParameter]) -> st.SearchStrategy[str]:
     """The schema's query parameters, each absent, valid or hostile; now and then others."""
     drawn = []
     for parameter in parameters:
-        valid, hostile = schema_field(world, parameter.name, parameter.schema)
+        valid, hostile = schema_field(fuzz_world, parameter.name, parameter.schema)
         value = mostly(valid, hostile)
         drawn.append(st.one_of(st.just([]), value.map(partial(_query_pairs, parameter))))
     extra = st.lists(
-        st.tuples(st.sampled_from(QUERY_NAMES), st.one_of(hostile_text(world), CURSORS)),
+        st.tuples(st.sampled_from(QUERY_NAMES), st.one_of(hostile_text(fuzz_world), CURSORS)),
         max_size=2,
     )
     return st.tuples(st.tuples(*drawn), extra).map(
@@ -2091,10 +2102,10 @@ API_WEIGHTS = {o.name: 3 if "requestBody" in o.raw else 1 for o in API_CASES}
 
 
 @pytest.mark.parametrize("operation", API_CASES, ids=[o.name for o in API_CASES])
-def test_every_api_operation_answers_below_500(world, operation):
+def test_every_api_operation_answers_below_500(fuzz_world, operation):
     """Every operation of the OpenAPI schema, with requests drawn from it."""
     try:
-        target = api_target(world, operation)
+        target = api_target(fuzz_world, operation)
     except Underivable as exc:
         pytest.fail(f"{operation.name}: {exc}")
     weight, total = API_WEIGHTS[operation.name], sum(API_WEIGHTS.values())
@@ -2109,7 +2120,7 @@ def test_every_api_operation_answers_below_500(world, operation):
         ascii_only = data.draw(st.booleans(), label="ensure_ascii")
         persona = data.draw(st.sampled_from(["api-owner", "api-owner", "api-viewer"]))
         raw = b"" if body is NO_BODY else encode_body(body, ascii_only, encoding)
-        client = world.client(persona)
+        client = fuzz_world.client(persona)
         url = f"{path}?{query}" if query else path
         if not readable_charset(content_type):
             # the WSGI application refuses it before Django builds the request (the test
@@ -2137,7 +2148,7 @@ def schema_path_of(route: str) -> str:
     return "/" + path.replace("^", "").replace("$", "")
 
 
-def test_every_schema_operation_is_fuzzed(world):
+def test_every_schema_operation_is_fuzzed(fuzz_world):
     """Every operation of the schema is a case of the API fuzz (a new endpoint is fuzzed by
     construction); this says which ones the fuzz cannot draw requests for, which hand-made
     refinement names an operation gone, and which API route the schema does not document
@@ -2146,7 +2157,7 @@ def test_every_schema_operation_is_fuzzed(world):
     problems = []
     for operation in operations:
         try:
-            api_target(world, operation)
+            api_target(fuzz_world, operation)
         except Underivable as exc:
             problems.append(f"{operation.name}: the fuzz cannot derive its requests: {exc}")
     names = {o.name for o in operations}
@@ -2172,10 +2183,10 @@ def test_every_schema_operation_is_fuzzed(world):
 # --- the shapes of the last security review, every run ----------------------------------------
 
 
-def review_requests(world: World) -> list[tuple[str, str, str, Any]]:
+def review_requests(fuzz_world: World) -> list[tuple[str, str, str, Any]]:
     """(persona, method, path, fields or JSON body) for the shapes the last security review
     found, each a 500 or worse once: the fuzz draws them now and then, these go every run."""
-    connection = world.connections[1]
+    connection = fuzz_world.connections[1]
     names = ["ops\r\nBcc: x@example.com", "a\u2028b", "\u202eexe.txt"]
     edges = [("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00")]
     local_edges = [
@@ -2206,7 +2217,7 @@ def review_requests(world: World) -> list[tuple[str, str, str, Any]]:
             form = {"name": "w", "kind": "one_off", "timezone": zone, "starts_at": start}
             form.update(ends_at=end, connections=str(connection))
             found.append(("owner", "POST", "/maintenance/add/", form))
-    hook = f"{world.dead_url}/hook?token=s3cr3t-in-query&sig=s3cr3t"
+    hook = f"{fuzz_world.dead_url}/hook?token=s3cr3t-in-query&sig=s3cr3t"
     channels = [
         ("apprise", "json://127.0.0.1:1/ok,rsyslog://169.254.169.254"),
         ("apprise", "json://127.0.0.1:1/ok rsyslog://169.254.169.254"),
@@ -2222,13 +2233,13 @@ def review_requests(world: World) -> list[tuple[str, str, str, Any]]:
     return found
 
 
-def test_the_review_shapes_answer_below_500(world):
+def test_the_review_shapes_answer_below_500(fuzz_world):
     """Names with CR/LF, U+2028 or a bidi override; ids in Unicode digits, ``1_0`` or 20
     digits; times at the edges of the calendar; zones that are no IANA names or depend on the
     host; Apprise destinations smuggling a second URL; webhooks with secrets in the query;
     cursors at the edges of time: each through the routes that once failed on it."""
-    for persona, method, path, data in review_requests(world):
-        client = world.client(persona)
+    for persona, method, path, data in review_requests(fuzz_world):
+        client = fuzz_world.client(persona)
         if persona.startswith("api"):
             body = b"" if data is None else json.dumps(data).encode()
             send = partial(

@@ -4,11 +4,13 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
+from connections.metadata import merge_metadata
 from connections.models import Connection, ProbeResult, ProbeRollup
 from connections.probing import scheduling
 from connections.probing.history import prune_probe_history
@@ -382,3 +384,100 @@ def test_probing_is_stalled_when_beat_claims_but_no_worker_probes(
             clock.shift(5)
     assert states[0].state == "ok"  # just due: not a stall yet
     assert states[-1].state == "stalled" and states[-1].since == first_due
+
+
+# ---- the probe engine's review: leases that survive a queue, metadata merged not overwritten,
+# a credential edited while its probe is in flight ----------------------------------------
+
+
+def test_a_claimed_row_is_not_claimed_again_before_its_lease_runs_out(make_connection, settings):
+    settings.PROBE_CLAIM_LEASE = 15
+    conn = make_connection(Status.CONNECTED)
+    Connection.objects.filter(pk=conn.pk).update(next_probe_at=timezone.now())
+    token, ids = scheduling.claim_due(10, horizon=5)
+    assert ids == [conn.pk]
+    # ten seconds later a tick whose horizon reaches past the lease's end claims nothing
+    later = timezone.now() + timedelta(seconds=11)
+    assert scheduling.claim_due(10, now=later, horizon=5)[1] == []
+    # a batch that waited in the queue starts with a whole lease
+    Connection.objects.filter(pk=conn.pk).update(next_probe_at=timezone.now())
+    scheduling.load_claimed(token, ids)
+    conn.refresh_from_db()
+    assert (conn.next_probe_at - timezone.now()).total_seconds() > 13
+
+
+def test_a_probe_result_never_undoes_metadata_written_while_it_ran(make_connection):
+    conn = make_connection(Status.CONNECTED, metadata={"cluster_id": "registered-uid"})
+    Connection.objects.filter(pk=conn.pk).update(next_probe_at=timezone.now())
+    token, ids = scheduling.claim_due(10)
+    (loaded,) = scheduling.load_claimed(token, ids)
+    merge_metadata(Connection.objects.filter(pk=conn.pk), {"nodes": 5, "discovery_error": ""})
+    outcome = ProbeOutcome(ok=True, metadata={"version": "v2", "cluster_id": "another-uid"})
+    assert apply_outcomes([(loaded, outcome)], claim=token)["applied"] == 1
+    conn.refresh_from_db()
+    assert conn.metadata == {
+        "cluster_id": "registered-uid",
+        "nodes": 5,
+        "discovery_error": "",
+        "version": "v2",
+    }
+
+
+def test_a_credential_saved_with_a_new_secret_drops_results_in_flight(make_connection, owner):
+    credential = Credential(
+        name="t", kind="bearer_token", owner=owner, endpoints=["http://127.0.0.1:1"]
+    )
+    credential.set_secret({"token": "old-token"})
+    credential.save()
+    conn = make_connection(Status.CONNECTED, credential=credential, consecutive_failures=2)
+    Connection.objects.filter(pk=conn.pk).update(
+        next_probe_at=timezone.now() + timedelta(minutes=5)
+    )
+    conn.refresh_from_db()
+    version = conn.state_version
+    credential = Credential.objects.get(pk=credential.pk)
+    credential.set_secret({"token": "fixed-token"})
+    credential.save()
+    conn.refresh_from_db()
+    assert conn.state_version == version + 1  # a probe that started with the old one: stale
+    assert conn.consecutive_failures == 0
+    assert conn.next_probe_at <= timezone.now()  # probed again with the new one at once
+    # saving it unchanged touches nothing
+    Credential.objects.get(pk=credential.pk).save()
+    conn.refresh_from_db()
+    assert conn.state_version == version + 1
+
+
+# ---- found in review: a result probed against an old URL, the threshold, a claim's lease -----
+
+
+def test_editing_the_url_drops_a_result_probed_against_the_old_one(make_connection):
+    conn = make_connection(Status.REGISTERED, failure_threshold=3)
+    Connection.objects.filter(pk=conn.pk).update(consecutive_failures=2)
+    token, ids = scheduling.claim_due(10)
+    in_flight = scheduling.load_claimed(token, ids)[0]
+    edited = Connection.objects.get(pk=conn.pk)
+    edited.url = "http://127.0.0.1:2/fixed"
+    edited.save()
+    failed = ProbeOutcome(ok=False, error_class="connect", error="old url down")
+    stats = apply_outcomes([(in_flight, failed)], claim=token)
+    assert stats["stale"] == 1
+    conn.refresh_from_db()
+    assert (conn.status, conn.consecutive_failures) == (Status.REGISTERED, 0)
+    assert conn.url.endswith("/fixed") and not conn.history.exists()
+
+
+def test_a_threshold_of_one_is_not_allowed(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    conn.failure_threshold = 1
+    with pytest.raises(ValidationError, match="failure_threshold"):
+        conn.full_clean()
+
+
+def test_a_users_transition_does_not_overwrite_a_claims_lease(make_connection, owner):
+    conn = make_connection(Status.CONNECTED)
+    loaded = Connection.objects.get(pk=conn.pk)
+    token, _ = scheduling.claim_due(10)
+    leased = Connection.objects.get(pk=conn.pk).next_probe_at
+    lifecycle.transition(loaded, Status.IGNORED, trigger=Trigger.USER, user=owner)
+    assert Connection.objects.get(pk=conn.pk).next_probe_at == leased

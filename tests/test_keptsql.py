@@ -12,7 +12,7 @@ from environments.models import Environment, EnvironmentMembership
 from live import stamp
 from notifications import center
 from notifications.models import Watch
-from tests.test_notifications_pages import down
+from tests.notifying import down
 
 pytestmark = pytest.mark.django_db
 

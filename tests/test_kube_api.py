@@ -22,7 +22,7 @@ TIMEOUT = 2
 
 
 @pytest.fixture
-def api():
+def kube_server():
     with FakeKubernetesAPI(tokens={ADMIN: "admin", LIMITED: "limited"}) as server:
         yield server
 
@@ -41,10 +41,10 @@ def clients():
         api_client.close()
 
 
-def raw_get(api, path, token=ADMIN):
+def raw_get(kube_server, path, token=ADMIN):
     """GET with the standard library, to check exact bodies; returns (status, json)."""
-    ctx = ssl.create_default_context(cadata=api.ca_pem.decode())
-    req = urllib.request.Request(api.url + path)
+    ctx = ssl.create_default_context(cadata=kube_server.ca_pem.decode())
+    req = urllib.request.Request(kube_server.url + path)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
@@ -54,18 +54,18 @@ def raw_get(api, path, token=ADMIN):
         return err.code, json.loads(err.read())
 
 
-def test_version_over_verified_tls(api, clients):
-    api_client = clients(api.kubeconfig(ADMIN))
+def test_version_over_verified_tls(kube_server, clients):
+    api_client = clients(kube_server.kubeconfig(ADMIN))
     info = k8s.VersionApi(api_client).get_code(_request_timeout=TIMEOUT)
     assert info.git_version == "v1.31.2"
     assert (info.major, info.minor, info.platform) == ("1", "31", "linux/amd64")
-    assert api.url.startswith("https://127.0.0.1:")
-    assert api.requests[-1][:2] in (("GET", "/version"), ("GET", "/version/"))
+    assert kube_server.url.startswith("https://127.0.0.1:")
+    assert kube_server.requests[-1][:2] in (("GET", "/version"), ("GET", "/version/"))
 
 
-def test_other_ca_is_rejected(api, clients):
+def test_other_ca_is_rejected(kube_server, clients):
     other_ca, _, _ = make_ca_and_cert()
-    cfg = api.kubeconfig(ADMIN)
+    cfg = kube_server.kubeconfig(ADMIN)
     cfg["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(
         other_ca
     ).decode()
@@ -77,18 +77,22 @@ def test_other_ca_is_rejected(api, clients):
 
 def test_hostname_is_verified(clients):
     # A certificate valid only for "localhost" is refused when dialling 127.0.0.1 ...
-    with FakeKubernetesAPI(tokens={ADMIN: "admin"}, tls=make_ca_and_cert(("localhost",))) as api:
+    with FakeKubernetesAPI(
+        tokens={ADMIN: "admin"}, tls=make_ca_and_cert(("localhost",))
+    ) as kube_server:
         with pytest.raises((urllib3.exceptions.MaxRetryError, ApiException)) as exc_info:
-            k8s.VersionApi(clients(api.kubeconfig(ADMIN))).get_code(_request_timeout=TIMEOUT)
+            k8s.VersionApi(clients(kube_server.kubeconfig(ADMIN))).get_code(
+                _request_timeout=TIMEOUT
+            )
         assert "127.0.0.1" in str(exc_info.value)
         # ... and accepted under its own name (which resolves to the loopback address).
-        cfg = api.kubeconfig(ADMIN)
-        cfg["clusters"][0]["cluster"]["server"] = f"https://localhost:{api.port}"
+        cfg = kube_server.kubeconfig(ADMIN)
+        cfg["clusters"][0]["cluster"]["server"] = f"https://localhost:{kube_server.port}"
         assert k8s.VersionApi(clients(cfg)).get_code(_request_timeout=TIMEOUT).major == "1"
 
 
-def test_unknown_token_is_401(api, clients):
-    api_client = clients(api.kubeconfig("nobody"))
+def test_unknown_token_is_401(kube_server, clients):
+    api_client = clients(kube_server.kubeconfig("nobody"))
     with pytest.raises(ApiException) as exc_info:
         k8s.CoreV1Api(api_client).list_namespace(_request_timeout=TIMEOUT)
     assert exc_info.value.status == 401
@@ -101,13 +105,13 @@ def test_unknown_token_is_401(api, clients):
         "reason": "Unauthorized",
         "code": 401,
     }
-    assert raw_get(api, "/version", token=None)[0] == 401
-    assert raw_get(api, "/livez", token=None)[0] == 401
+    assert raw_get(kube_server, "/version", token=None)[0] == 401
+    assert raw_get(kube_server, "/livez", token=None)[0] == 401
 
 
-def test_forbidden_resource_is_403(api, clients):
-    api.forbid("services")
-    limited = clients(api.kubeconfig(LIMITED))
+def test_forbidden_resource_is_403(kube_server, clients):
+    kube_server.forbid("services")
+    limited = clients(kube_server.kubeconfig(LIMITED))
     with pytest.raises(ApiException) as exc_info:
         k8s.CoreV1Api(limited).list_service_for_all_namespaces(_request_timeout=TIMEOUT)
     err = exc_info.value
@@ -126,17 +130,17 @@ def test_forbidden_resource_is_403(api, clients):
     )
     # Resources not in forbidden_resources stay readable; admin reads everything.
     assert k8s.CoreV1Api(limited).list_namespace(_request_timeout=TIMEOUT).items
-    admin = clients(api.kubeconfig(ADMIN))
+    admin = clients(kube_server.kubeconfig(ADMIN))
     assert k8s.CoreV1Api(admin).list_service_for_all_namespaces(_request_timeout=TIMEOUT)
-    api.allow("services")
+    kube_server.allow("services")
     assert k8s.CoreV1Api(limited).list_service_for_all_namespaces(_request_timeout=TIMEOUT)
 
 
-def test_unknown_path_and_object_are_404(api, clients):
-    status, body = raw_get(api, "/apis/batch/v1/jobs")
+def test_unknown_path_and_object_are_404(kube_server, clients):
+    status, body = raw_get(kube_server, "/apis/batch/v1/jobs")
     assert status == 404
     assert (body["kind"], body["reason"], body["code"]) == ("Status", "NotFound", 404)
-    api_client = clients(api.kubeconfig(ADMIN))
+    api_client = clients(kube_server.kubeconfig(ADMIN))
     with pytest.raises(ApiException) as exc_info:
         k8s.CoreV1Api(api_client).read_namespaced_service(
             "missing", "default", _request_timeout=TIMEOUT
@@ -145,17 +149,19 @@ def test_unknown_path_and_object_are_404(api, clients):
     assert json.loads(exc_info.value.body)["message"] == 'services "missing" not found'
 
 
-def test_health_endpoints(api):
-    ctx = ssl.create_default_context(cadata=api.ca_pem.decode())
+def test_health_endpoints(kube_server):
+    ctx = ssl.create_default_context(cadata=kube_server.ca_pem.decode())
     for path in ("/livez", "/readyz"):
-        req = urllib.request.Request(api.url + path, headers={"Authorization": f"Bearer {ADMIN}"})
+        req = urllib.request.Request(
+            kube_server.url + path, headers={"Authorization": f"Bearer {ADMIN}"}
+        )
         with urllib.request.urlopen(req, context=ctx, timeout=TIMEOUT) as resp:
             assert (resp.status, resp.read()) == (200, b"ok")
 
 
-def test_cluster_identity_and_objects(api, clients):
-    api.add_node("node-a")
-    api.add_service(
+def test_cluster_identity_and_objects(kube_server, clients):
+    kube_server.add_node("node-a")
+    kube_server.add_service(
         "shop",
         "web",
         {"app": "web"},
@@ -163,12 +169,12 @@ def test_cluster_identity_and_objects(api, clients):
         type="LoadBalancer",
         external_ip="127.0.0.1",
     )
-    api.add_deployment("shop", "web", {"app": "web"}, "nginx:1.27", replicas=3, ports=[80])
-    api_client = clients(api.kubeconfig(ADMIN, namespace="shop"))
+    kube_server.add_deployment("shop", "web", {"app": "web"}, "nginx:1.27", replicas=3, ports=[80])
+    api_client = clients(kube_server.kubeconfig(ADMIN, namespace="shop"))
     core, apps = k8s.CoreV1Api(api_client), k8s.AppsV1Api(api_client)
 
     kube_system = core.read_namespace("kube-system", _request_timeout=TIMEOUT)
-    assert kube_system.metadata.uid == api.cluster_uid
+    assert kube_system.metadata.uid == kube_server.cluster_uid
     names = [ns.metadata.name for ns in core.list_namespace(_request_timeout=TIMEOUT).items]
     assert names == ["default", "kube-system", "shop"]
 
@@ -200,20 +206,20 @@ def test_cluster_identity_and_objects(api, clients):
     (node,) = core.list_node(_request_timeout=TIMEOUT).items
     assert node.status.node_info.kubelet_version == "v1.31.2"
 
-    api.remove_service("shop", "web")
-    api.remove_deployment("shop", "web")
+    kube_server.remove_service("shop", "web")
+    kube_server.remove_deployment("shop", "web")
     assert core.list_service_for_all_namespaces(_request_timeout=TIMEOUT).items == []
     assert apps.list_namespaced_deployment("shop", _request_timeout=TIMEOUT).items == []
 
 
-def test_resource_version_grows_on_every_mutation(api, clients):
-    core = k8s.CoreV1Api(clients(api.kubeconfig(ADMIN)))
+def test_resource_version_grows_on_every_mutation(kube_server, clients):
+    core = k8s.CoreV1Api(clients(kube_server.kubeconfig(ADMIN)))
     rv1 = int(core.list_service_for_all_namespaces().metadata.resource_version)
-    api.add_service("default", "a", {}, [80])
+    kube_server.add_service("default", "a", {}, [80])
     rv2 = int(core.list_service_for_all_namespaces().metadata.resource_version)
-    api.add_deployment("default", "a", {}, "busybox")
+    kube_server.add_deployment("default", "a", {}, "busybox")
     rv3 = int(core.list_service_for_all_namespaces().metadata.resource_version)
-    api.add_service("default", "a", {"v": "2"}, [81])  # replace: same uid, new version
+    kube_server.add_service("default", "a", {"v": "2"}, [81])  # replace: same uid, new version
     svc = core.read_namespaced_service("a", "default")
     assert rv1 < rv2 < rv3 < int(svc.metadata.resource_version)
     assert svc.metadata.labels == {"v": "2"}
@@ -229,10 +235,10 @@ def _all_pages(list_call, limit, **kwargs):
             return pages
 
 
-def test_pagination_of_250_services(api, clients):
+def test_pagination_of_250_services(kube_server, clients):
     for i in range(250):
-        api.add_service(f"ns-{i % 7}", f"svc-{i:03d}", {"i": str(i)}, [8000 + i])
-    core = k8s.CoreV1Api(clients(api.kubeconfig(ADMIN)))
+        kube_server.add_service(f"ns-{i % 7}", f"svc-{i:03d}", {"i": str(i)}, [8000 + i])
+    core = k8s.CoreV1Api(clients(kube_server.kubeconfig(ADMIN)))
 
     pages = _all_pages(core.list_service_for_all_namespaces, 100)
 
@@ -243,28 +249,30 @@ def test_pagination_of_250_services(api, clients):
     assert len(keys) == len(set(keys)) == 250
     assert keys == sorted(keys)
     assert {p.metadata.resource_version for p in pages} == {pages[0].metadata.resource_version}
-    continues = [q.get("continue") for m, path, q in api.requests if path == "/api/v1/services"]
+    continues = [
+        q.get("continue") for m, path, q in kube_server.requests if path == "/api/v1/services"
+    ]
     assert continues[0] is None and all(continues[1:]) and len(continues) == 3
 
 
-def test_namespaced_pagination(api, clients):
+def test_namespaced_pagination(kube_server, clients):
     for i in range(30):
-        api.add_service("a", f"s{i:02d}", {}, [80])
-        api.add_service("b", f"s{i:02d}", {}, [80])
-    core = k8s.CoreV1Api(clients(api.kubeconfig(ADMIN)))
+        kube_server.add_service("a", f"s{i:02d}", {}, [80])
+        kube_server.add_service("b", f"s{i:02d}", {}, [80])
+    core = k8s.CoreV1Api(clients(kube_server.kubeconfig(ADMIN)))
     pages = _all_pages(core.list_namespaced_service, 7, namespace="b")
     names = [s.metadata.name for p in pages for s in p.items]
     assert names == [f"s{i:02d}" for i in range(30)]
     assert {s.metadata.namespace for p in pages for s in p.items} == {"b"}
 
 
-def test_continue_is_a_consistent_snapshot(api, clients):
+def test_continue_is_a_consistent_snapshot(kube_server, clients):
     for i in range(10):
-        api.add_service("default", f"s{i}", {}, [80])
-    core = k8s.CoreV1Api(clients(api.kubeconfig(ADMIN)))
+        kube_server.add_service("default", f"s{i}", {}, [80])
+    core = k8s.CoreV1Api(clients(kube_server.kubeconfig(ADMIN)))
     first = core.list_service_for_all_namespaces(limit=4)
-    api.add_service("default", "s9a", {}, [80])  # would sort inside the next pages
-    api.remove_service("default", "s8")
+    kube_server.add_service("default", "s9a", {}, [80])  # would sort inside the next pages
+    kube_server.remove_service("default", "s8")
     rest = core.list_service_for_all_namespaces(limit=100, _continue=first.metadata._continue)
     names = [s.metadata.name for s in first.items + rest.items]
     assert names == [f"s{i}" for i in range(10)]
@@ -274,17 +282,17 @@ def test_continue_is_a_consistent_snapshot(api, clients):
     assert int(fresh.metadata.resource_version) > int(first.metadata.resource_version)
 
 
-def test_bad_and_expired_continue_tokens(api, clients):
+def test_bad_and_expired_continue_tokens(kube_server, clients):
     for i in range(5):
-        api.add_service("default", f"s{i}", {}, [80])
-    core = k8s.CoreV1Api(clients(api.kubeconfig(ADMIN)))
+        kube_server.add_service("default", f"s{i}", {}, [80])
+    core = k8s.CoreV1Api(clients(kube_server.kubeconfig(ADMIN)))
     with pytest.raises(ApiException) as exc_info:
         core.list_service_for_all_namespaces(limit=2, _continue="not-a-token")
     assert exc_info.value.status == 400
     assert json.loads(exc_info.value.body)["reason"] == "BadRequest"
 
     token = core.list_service_for_all_namespaces(limit=2).metadata._continue
-    api.expire_continue_tokens()
+    kube_server.expire_continue_tokens()
     with pytest.raises(ApiException) as exc_info:
         core.list_service_for_all_namespaces(limit=2, _continue=token)
     assert exc_info.value.status == 410
@@ -292,40 +300,40 @@ def test_bad_and_expired_continue_tokens(api, clients):
     assert (body["kind"], body["reason"], body["code"]) == ("Status", "Expired", 410)
 
 
-def test_revoked_token_turns_into_401(api, clients):
-    api.set_token("temp", "admin")
-    version_api = k8s.VersionApi(clients(api.kubeconfig("temp")))
+def test_revoked_token_turns_into_401(kube_server, clients):
+    kube_server.set_token("temp", "admin")
+    version_api = k8s.VersionApi(clients(kube_server.kubeconfig("temp")))
     assert version_api.get_code(_request_timeout=TIMEOUT).git_version == "v1.31.2"
-    api.revoke_token("temp")
+    kube_server.revoke_token("temp")
     with pytest.raises(ApiException) as exc_info:
         version_api.get_code(_request_timeout=TIMEOUT)
     assert exc_info.value.status == 401
-    api.set_token("temp", "limited")
+    kube_server.set_token("temp", "limited")
     assert version_api.get_code(_request_timeout=TIMEOUT).git_version == "v1.31.2"
 
 
-def test_server_down_and_back(api, clients):
-    version_api = k8s.VersionApi(clients(api.kubeconfig(ADMIN)))
+def test_server_down_and_back(kube_server, clients):
+    version_api = k8s.VersionApi(clients(kube_server.kubeconfig(ADMIN)))
     assert version_api.get_code(_request_timeout=TIMEOUT)  # leaves a kept-alive connection
-    url = api.url
+    url = kube_server.url
 
-    api.set_down(True)
-    assert api.is_down
+    kube_server.set_down(True)
+    assert kube_server.is_down
     started = time.monotonic()
     with pytest.raises(urllib3.exceptions.MaxRetryError) as exc_info:
         version_api.get_code(_request_timeout=TIMEOUT)
     assert isinstance(exc_info.value.reason, urllib3.exceptions.NewConnectionError)
     assert time.monotonic() - started < TIMEOUT
 
-    api.set_down(False)
-    assert api.url == url
+    kube_server.set_down(False)
+    assert kube_server.url == url
     assert version_api.get_code(_request_timeout=TIMEOUT).git_version == "v1.31.2"
 
 
-def test_concurrent_clients(api, clients):
+def test_concurrent_clients(kube_server, clients):
     for i in range(50):
-        api.add_deployment("default", f"d{i}", {"app": f"d{i}"}, "busybox")
-    apps = k8s.AppsV1Api(clients(api.kubeconfig(ADMIN)))
+        kube_server.add_deployment("default", f"d{i}", {"app": f"d{i}"}, "busybox")
+    apps = k8s.AppsV1Api(clients(kube_server.kubeconfig(ADMIN)))
 
     def count(_):
         return len(apps.list_namespaced_deployment("default", _request_timeout=TIMEOUT).items)
@@ -334,14 +342,14 @@ def test_concurrent_clients(api, clients):
         assert set(pool.map(count, range(40))) == {50}
 
 
-def test_large_inventory_pages_stay_cheap(api):
+def test_large_inventory_pages_stay_cheap(kube_server):
     for i in range(20_000):
-        api.add_service(f"ns-{i % 50}", f"svc-{i:05d}", {"app": "x"}, [80])
-        api.add_deployment(f"ns-{i % 50}", f"dep-{i:05d}", {"app": "x"}, "busybox")
+        kube_server.add_service(f"ns-{i % 50}", f"svc-{i:05d}", {"app": "x"}, [80])
+        kube_server.add_deployment(f"ns-{i % 50}", f"dep-{i:05d}", {"app": "x"}, "busybox")
     started = time.monotonic()
     seen, path = 0, "/apis/apps/v1/deployments?limit=500"
     while True:
-        status, body = raw_get(api, path)
+        status, body = raw_get(kube_server, path)
         assert status == 200
         seen += len(body["items"])
         token = body["metadata"].get("continue")

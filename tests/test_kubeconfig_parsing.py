@@ -389,3 +389,31 @@ def test_yaml_like_text_parses_or_is_refused(text):
 @given(st.lists(YAMLISH, max_size=5))
 def test_yaml_like_text_inside_a_kubeconfig_parses_or_is_refused(fragments):
     parses_or_refuses(kubeconfig(user="".join(f"    token: {f}\n" for f in fragments)))
+
+
+@pytest.mark.parametrize(
+    ("user_entry", "message"),
+    [
+        ({"exec": {"command": "/bin/sh", "args": ["-c", "touch /tmp/pwned"]}}, "uses 'exec'"),
+        ({"tokenFile": "/etc/shadow"}, "uses 'tokenFile'"),
+        ({"auth-provider": {"name": "gcp"}}, "uses 'auth-provider'"),
+    ],
+)
+def test_kubeconfigs_that_run_commands_or_read_files_are_refused(user_entry, message):
+    from credentials.secrets import parse_kubeconfig
+
+    text = (
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        f"users: [{{name: u, user: {user_entry!r}}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+    ).replace("'", '"')
+    with pytest.raises(ValidationError, match=message):
+        parse_kubeconfig(text)
+
+
+@pytest.mark.parametrize("text", ["contexts: [{name: x, context: abc}]", "clusters: [{name: [1]}]"])
+def test_oddly_shaped_kubeconfigs_get_a_message_not_a_crash(text):
+    from credentials.secrets import parse_kubeconfig
+
+    with pytest.raises(ValidationError):
+        parse_kubeconfig(text)

@@ -16,7 +16,7 @@ from connections.probing import outcomes as health
 from connections.probing.probes import ProbeOutcome
 from environments.models import Environment
 from live import stamp
-from tests.test_browser import browser  # noqa: F401  (the fixture)
+from tests.chromium import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit runs for real
 
@@ -205,8 +205,6 @@ def test_a_write_no_signal_sees_shows_within_the_heal_time(
 def test_in_a_browser_an_unchanged_poll_leaves_the_table_as_it_is(
     live_server, browser, django_user_model, make_connection, settings
 ):
-    from tests.test_browser import sign_in
-
     settings.LIVE_STAMP_HEAL_SECONDS = 3600  # no healing slice ends during the test
 
     user = django_user_model.objects.create_user("tabs", password="pw-tabs-2026")
@@ -262,10 +260,18 @@ def test_an_etag_not_ours_or_healed_is_rendered_again(signed_in, make_connection
     assert poll(signed_in, tag).status_code == expected
 
 
-def test_a_deploy_that_changes_how_rows_are_drawn_changes_every_etag():
-    """Rows, menus and ticks are drawn in Python: the release an ETag is made of digests the
-    project's own Python beside its templates, scripts and styles (never the libraries')."""
-    from live.conditional import release_files
+def test_in_development_an_edit_of_how_rows_are_drawn_changes_every_etag(settings):
+    """With DEBUG on and no LIVE_RELEASE, the release an ETag is made of digests the project's
+    own Python beside its templates, scripts and styles (never the libraries'); a deploy names
+    its release instead."""
+    from live.conditional import release, release_files
+
+    settings.DEBUG, settings.LIVE_RELEASE = True, ""
+    release.cache_clear()
+    try:
+        assert len(release()) == 16 and release() != "tests"
+    finally:
+        release.cache_clear()
 
     names = {name for name, _ in release_files()}
     assert "connections/templatetags/connection_table.py" in names

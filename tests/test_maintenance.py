@@ -19,6 +19,7 @@ from maintenance.apply import apply_windows
 from maintenance.models import Window
 from notifications import channels, routing
 from notifications.models import Event, Message
+from tests.helpers import make_window, one_off
 
 AMS = ZoneInfo("Europe/Amsterdam")
 LA = ZoneInfo("America/Los_Angeles")
@@ -164,17 +165,6 @@ def test_a_one_off_window_must_end_after_it_starts(owner):
 @pytest.fixture
 def environment(owner):
     return Environment.objects.create(name="prod", owner=owner)
-
-
-def make_window(owner, *, connections=(), environments=(), **fields) -> Window:
-    window = Window.objects.create(owner=owner, **{"name": "nightly", **fields})
-    window.connections.set(connections)
-    window.environments.set(environments)
-    return window
-
-
-def one_off(owner, start, end, **fields) -> Window:
-    return make_window(owner, kind=Window.Kind.ONE_OFF, starts_at=start, ends_at=end, **fields)
 
 
 def schedule_rows(conn):

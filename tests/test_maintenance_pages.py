@@ -43,7 +43,7 @@ class _ns:
 
 
 @pytest.fixture
-def world(owner, stranger, django_user_model, make_connection):
+def window_world(owner, stranger, django_user_model, make_connection):
     env = Environment.objects.create(name="prod", owner=owner)
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
     editor = django_user_model.objects.create_user("editor", password="pw-editor-123")
@@ -85,8 +85,8 @@ def form(**overrides) -> dict:
 # ---- visibility -------------------------------------------------------------------------------
 
 
-def test_a_stranger_gets_404_and_a_viewer_sees_but_cannot_change(world):
-    w = world
+def test_a_stranger_gets_404_and_a_viewer_sees_but_cannot_change(window_world):
+    w = window_world
     window = one_off(w, NOW, NOW + timedelta(hours=1))
     detail = reverse("maintenance:detail", args=[window.pk])
     assert client_for(w.stranger).get(detail).status_code == 404
@@ -108,8 +108,8 @@ def test_a_stranger_gets_404_and_a_viewer_sees_but_cannot_change(world):
     assert not Window.objects.get(pk=window.pk).enabled
 
 
-def test_the_api_hides_from_strangers_and_refuses_viewers(world):
-    w = world
+def test_the_api_hides_from_strangers_and_refuses_viewers(window_world):
+    w = window_world
     window = one_off(w, NOW, NOW + timedelta(hours=1))
     url = f"{API}{window.pk}/"
     assert api_for(w.stranger).get(url).status_code == 404
@@ -126,8 +126,10 @@ def test_the_api_hides_from_strangers_and_refuses_viewers(world):
     assert editor.delete(url).status_code == 204
 
 
-def test_scope_is_limited_to_what_the_user_may_change(world, make_connection, django_user_model):
-    w = world
+def test_scope_is_limited_to_what_the_user_may_change(
+    window_world, make_connection, django_user_model
+):
+    w = window_world
     others = make_connection("registered", name="not-mine", owner=w.stranger)
     response = client_for(w.editor).post(
         reverse("maintenance:add"),
@@ -176,8 +178,8 @@ def test_scope_is_limited_to_what_the_user_may_change(world, make_connection, dj
         ({"kind": "sometimes"}, "kind"),
     ],
 )
-def test_bad_input_on_the_form_is_a_400_keeping_what_was_typed(world, overrides, field):
-    response = client_for(world.owner).post(reverse("maintenance:add"), form(**overrides))
+def test_bad_input_on_the_form_is_a_400_keeping_what_was_typed(window_world, overrides, field):
+    response = client_for(window_world.owner).post(reverse("maintenance:add"), form(**overrides))
     assert response.status_code == 400
     errors = response.context["form"].errors
     if field:
@@ -224,8 +226,8 @@ def _api_body(**overrides) -> dict:
         ({"connections": [2**70]}, "connections"),
     ],
 )
-def test_bad_input_through_the_api_is_a_400_naming_the_field(world, overrides, field):
-    response = api_for(world.owner).post(
+def test_bad_input_through_the_api_is_a_400_naming_the_field(window_world, overrides, field):
+    response = api_for(window_world.owner).post(
         API, _api_body(**overrides), content_type="application/json"
     )
     assert response.status_code == 400, response.content
@@ -233,10 +235,12 @@ def test_bad_input_through_the_api_is_a_400_naming_the_field(world, overrides, f
     assert not Window.objects.exists()
 
 
-def test_editing_with_bad_input_keeps_the_stored_window(world):
-    window = one_off(world, NOW, NOW + timedelta(hours=1))
+def test_editing_with_bad_input_keeps_the_stored_window(window_world):
+    window = one_off(window_world, NOW, NOW + timedelta(hours=1))
     url = reverse("maintenance:edit", args=[window.pk])
-    response = client_for(world.owner).post(url, form(timezone="Mars/Olympus", name="changed"))
+    response = client_for(window_world.owner).post(
+        url, form(timezone="Mars/Olympus", name="changed")
+    )
     assert response.status_code == 400 and 'value="changed"' in response.text
     window.refresh_from_db()
     assert window.name == "patch night" and window.kind == "one_off"
@@ -245,8 +249,8 @@ def test_editing_with_bad_input_keeps_the_stored_window(world):
 # ---- end now ----------------------------------------------------------------------------------
 
 
-def test_end_now_takes_the_connections_out_at_the_next_apply(world):
-    w = world
+def test_end_now_takes_the_connections_out_at_the_next_apply(window_world):
+    w = window_world
     with time_machine.travel(NOW, tick=False):
         window = one_off(w, NOW - timedelta(minutes=30), NOW + timedelta(hours=2))
         apply_windows()
@@ -267,8 +271,8 @@ def test_end_now_takes_the_connections_out_at_the_next_apply(world):
         assert "not active now" in response.text
 
 
-def test_end_now_through_the_api(world):
-    w = world
+def test_end_now_through_the_api(window_world):
+    w = window_world
     with time_machine.travel(NOW, tick=False):
         window = one_off(w, NOW - timedelta(minutes=30), NOW + timedelta(hours=2))
         apply_windows()
@@ -302,10 +306,10 @@ def recurring_window(w) -> Window:
     )
 
 
-def test_the_list_shows_the_next_occurrences_in_the_viewers_timezone(world):
+def test_the_list_shows_the_next_occurrences_in_the_viewers_timezone(window_world):
     with time_machine.travel(NOW, tick=False):
-        recurring_window(world)
-        client = client_for(world.viewer)
+        recurring_window(window_world)
+        client = client_for(window_world.viewer)
         # default: the project's TIME_ZONE (UTC), and the window's own zone beside it
         page = client.get(reverse("maintenance:list")).text
         assert "Thu 2025-06-05 21:30 UTC" in page  # 23:30 CEST
@@ -315,17 +319,17 @@ def test_the_list_shows_the_next_occurrences_in_the_viewers_timezone(world):
         # the viewer picks theirs; it is remembered for the other pages
         page = client.get(reverse("maintenance:list"), {"tz": "America/Los_Angeles"}).text
         assert "Thu 2025-06-05 14:30 PDT" in page
-        detail = client.get(reverse("environments:detail", args=[world.env.pk])).text
+        detail = client.get(reverse("environments:detail", args=[window_world.env.pk])).text
         assert "nightly" in detail and "Thu 2025-06-05 14:30 PDT" in detail
-        connection = client.get(reverse("connections:detail", args=[world.conn.pk])).text
+        connection = client.get(reverse("connections:detail", args=[window_world.conn.pk])).text
         assert "nightly" in connection and "Thu 2025-06-05 14:30 PDT" in connection
         # a zone that does not exist is refused, the page still answers
         response = client.get(reverse("maintenance:list"), {"tz": "Mars/Olympus"}, follow=True)
         assert response.status_code == 200 and "not an IANA timezone" in response.text
 
 
-def test_the_list_splits_active_upcoming_and_past(world):
-    w = world
+def test_the_list_splits_active_upcoming_and_past(window_world):
+    w = window_world
     with time_machine.travel(NOW, tick=False):
         one_off(w, NOW - timedelta(hours=1), NOW + timedelta(hours=1), name="now-w")
         one_off(w, NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1), name="later-w")
@@ -338,23 +342,27 @@ def test_the_list_splits_active_upcoming_and_past(world):
     assert "before-w" not in connection.split('id="maintenance-windows"')[1].split("</section>")[0]
 
 
-def test_the_api_answers_next_occurrences_in_utc(world):
+def test_the_api_answers_next_occurrences_in_utc(window_world):
     with time_machine.travel(NOW, tick=False):
-        window = recurring_window(world)
-        body = api_for(world.viewer).get(f"{API}{window.pk}/").json()
+        window = recurring_window(window_world)
+        body = api_for(window_world.viewer).get(f"{API}{window.pk}/").json()
     assert body["next_occurrences"][0] == {
         "start": "2025-06-05T21:30:00+00:00",
         "end": "2025-06-05T23:00:00+00:00",
     }
     assert len(body["next_occurrences"]) == 3
-    assert body["environments"] == [world.env.pk] and body["environment"] == world.env.pk
+    assert (
+        body["environments"] == [window_world.env.pk] and body["environment"] == window_world.env.pk
+    )
 
 
-def test_the_api_creates_and_updates_through_the_one_rule(world):
-    client = api_for(world.editor)
+def test_the_api_creates_and_updates_through_the_one_rule(window_world):
+    client = api_for(window_world.editor)
     created = client.post(
         API,
-        _api_body(environment=world.env.pk, connections=[world.conn.pk], kinds=["http"]),
+        _api_body(
+            environment=window_world.env.pk, connections=[window_world.conn.pk], kinds=["http"]
+        ),
         content_type="application/json",
     )
     assert created.status_code == 201, created.content
@@ -372,27 +380,29 @@ def test_the_api_creates_and_updates_through_the_one_rule(world):
     )
     assert switched.status_code == 200, switched.content
     assert switched.json()["weekdays"] == [] and switched.json()["start_time"] is None
-    assert json.loads(switched.content)["connections"] == [world.conn.pk]
+    assert json.loads(switched.content)["connections"] == [window_world.conn.pk]
 
 
-def test_the_edit_form_shows_the_stored_window_in_its_own_zone(world):
+def test_the_edit_form_shows_the_stored_window_in_its_own_zone(window_world):
     with time_machine.travel(NOW, tick=False):
-        window = recurring_window(world)
-        page = client_for(world.editor).get(reverse("maintenance:edit", args=[window.pk])).text
+        window = recurring_window(window_world)
+        page = (
+            client_for(window_world.editor).get(reverse("maintenance:edit", args=[window.pk])).text
+        )
         assert 'value="23:30"' in page and 'value="Europe/Amsterdam"' in page
         assert 'value="3" checked' in page or ('value="3"' in page and "checked" in page)
-        one = one_off(world, NOW, NOW + timedelta(hours=1), timezone="Europe/Amsterdam")
-        page = client_for(world.editor).get(reverse("maintenance:edit", args=[one.pk])).text
+        one = one_off(window_world, NOW, NOW + timedelta(hours=1), timezone="Europe/Amsterdam")
+        page = client_for(window_world.editor).get(reverse("maintenance:edit", args=[one.pk])).text
         assert 'value="2025-06-04T12:00"' in page  # 10:00 UTC is 12:00 CEST
         # saving it unchanged keeps the instant
-        response = client_for(world.editor).post(
+        response = client_for(window_world.editor).post(
             reverse("maintenance:edit", args=[one.pk]),
             form(
                 kind="one_off",
                 name="patch night",
                 starts_at="2025-06-04T12:00",
                 ends_at="2025-06-04T13:00",
-                connections=[str(world.conn.pk)],
+                connections=[str(window_world.conn.pk)],
                 weekdays=None,
             ),
         )

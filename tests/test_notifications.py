@@ -5,14 +5,12 @@ json:// receiver. The outbox, routing, no-noise rules, retries and the address g
 from __future__ import annotations
 
 import email
-import hashlib
-import hmac
 import json
 import socket
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
@@ -25,116 +23,15 @@ from connections.choices import Status, Trigger
 from connections.models import Connection
 from connections.probing import outcomes as health
 from connections.probing.probes.base import ProbeOutcome
+from environments.models import Environment, EnvironmentMembership
 from notifications import channels, delivery, routing
 from notifications.choices import Category, MessageStatus
-from notifications.models import Channel, Delivery, Event, Message
-from tests.services import LoopbackHTTPServer, connect_attempts, wait_until
+from notifications.models import AlertState, Channel, Delivery, Event, Message, Rule
+from tests.helpers import run_concurrently
+from tests.notifying import down, run, start_receiver, up
+from tests.services import connect_attempts, wait_until
 
 pytestmark = pytest.mark.django_db
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        server = self.server
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        signature = self.headers.get("X-Meshplay-Signature", "")
-        expected = "sha256=" + hmac.new(server.secret.encode(), body, hashlib.sha256).hexdigest()
-        with server.lock:
-            server.received.append(
-                {
-                    "body": json.loads(body),
-                    "key": self.headers.get("X-Meshplay-Idempotency-Key"),
-                    "signed": hmac.compare_digest(signature, expected),
-                    "path": self.path,
-                }
-            )
-        if server.trickle:  # a status line, then a header every 0.3 s, never the end
-            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
-            for _ in range(100):
-                time.sleep(0.3)
-                self.wfile.write(b"X-Slow: 1\r\n")
-                self.wfile.flush()
-            return
-        status = server.status
-        if server.endless:  # no length: the answer ends when the connection does
-            self.send_response(status)
-            self.end_headers()
-            try:
-                while server.written < 256 * 1024 * 1024:
-                    self.wfile.write(b"y" * 65536)
-                    server.written += 65536
-            except OSError:
-                pass
-            finally:
-                server.finished.set()
-            return
-        answer = server.answer.replace("{path}", self.path).encode()  # "{path}": echo it
-        self.send_response(status)
-        if server.location:
-            self.send_header("Location", server.location)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
-
-
-_ReceiverServer = LoopbackHTTPServer  # two workers' pools connect at once
-
-
-def start_receiver() -> _ReceiverServer:
-    """A receiver on loopback, serving on its own thread; ``shutdown`` and ``server_close``
-    it when done."""
-    server = _ReceiverServer(("127.0.0.1", 0), _Receiver)
-    server.lock = threading.Lock()
-    server.received, server.status, server.answer, server.trickle = [], 200, "ok", False
-    server.secret, server.location, server.endless = "", "", False
-    server.written, server.finished = 0, threading.Event()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook/s3cr3t-path-token"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture
-def receiver():
-    server = start_receiver()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def webhook(receiver, owner):
-    """A webhook channel of ``owner`` to the receiver, no group window (sent at once)."""
-    channel, secret = channels.create_channel(
-        owner,
-        name="hook",
-        kind="webhook",
-        destination=receiver.url,
-        group_window=0,
-        cooldown=300,
-    )
-    receiver.secret = secret
-    return channel
-
-
-def down(conn, reason="unreachable after 3 consecutive failed probes (connect: refused)"):
-    conn.refresh_from_db()
-    return lifecycle.transition(conn, Status.DISCONNECTED, trigger=Trigger.PROBE, reason=reason)
-
-
-def up(conn):
-    conn.refresh_from_db()
-    return lifecycle.transition(conn, Status.CONNECTED, trigger=Trigger.PROBE, reason="reachable")
-
-
-def run(now=None):
-    """One beat tick of the notify task, in process."""
-    routing.route_events(now=now)
-    routing.sweep_alerts(now=now)
-    return delivery.deliver_due(now=now)
 
 
 # ---- the outbox --------------------------------------------------------------------------
@@ -312,8 +209,6 @@ def test_a_worker_killed_after_claiming_leaves_the_message_to_the_next_once(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_send_each_message_once(make_connection, owner, receiver):
-    from tests.test_races import run_concurrently
-
     channels_ = []
     for n in range(6):
         channel, secret = channels.create_channel(
@@ -615,3 +510,288 @@ def test_old_notifications_are_pruned_but_pending_ones_are_kept(
     kept = Message.objects.get()
     assert kept.connection_id == pending.pk and kept.status == MessageStatus.QUEUED
     assert Event.objects.filter(connection=pending, to_status="disconnected").exists()
+
+
+# ---- issue 13's review, as regression tests (each held the review's defect before it was fixed)
+# ---- Apprise's error text
+
+
+@pytest.mark.parametrize("status", [500, 404])
+def test_apprise_errors_are_scrubbed_of_the_urls_secrets(owner, receiver, status, dead_url):
+    receiver.status = status
+    receiver.answer = "body mentions hook/s3cr3t-path-token and tok=ZZSECRET"
+    url = receiver.url.replace("http://", "json://user:hunter22@") + "?-X-Auth=ZZSECRET"
+    channel, _ = channels.create_channel(owner, name="a", kind="apprise", destination=url)
+    r = delivery.send_test(channel)
+    dead = dead_url.replace("http://", "json://") + "/s3cr3t-path-token"
+    channel2, _ = channels.create_channel(owner, name="b", kind="apprise", destination=dead)
+    r2 = delivery.send_test(channel2)
+    assert "ZZSECRET" not in r.error and "hunter22" not in r.error
+    assert not r2.ok and "s3cr3t-path-token" not in r2.error
+
+
+# ------------------------------------------------------------------------------------------
+# Apprise deliveries bypass the address guard: apprise 2.x dispatches every service on its own
+# shared thread pool (service_timeout 60 s => a deadline => threadpool even for ONE url), and the
+# guard in notifications.transport is thread-local, so the worker thread connects unguarded.
+
+
+def test_webhook_to_loopback_is_refused_when_outside_allowed_networks(owner, receiver, settings):
+    # control: the guard works for the webhook kind
+    channel, _ = channels.create_channel(owner, name="w", kind="webhook", destination=receiver.url)
+    settings.PROBE_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    result = delivery.send_test(channel)
+    assert not result.ok and "outside PROBE_ALLOWED_NETWORKS" in result.error
+    assert receiver.received == []
+
+
+def test_apprise_json_to_loopback_should_be_refused_when_outside_allowed_networks(
+    owner, receiver, settings
+):
+    url = receiver.url.replace("http://", "json://")
+    channel, _ = channels.create_channel(owner, name="a", kind="apprise", destination=url)
+    settings.PROBE_ALLOWED_NETWORKS = ["10.0.0.0/8"]  # loopback is now a refused network
+    result = delivery.send_test(channel)
+    # the guard should have refused 127.0.0.1; instead the receiver got the message
+    assert receiver.received == [], f"apprise reached a refused address: ok={result.ok}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["json://169.254.169.254/latest/meta-data/", "json://[::ffff:a9fe:a9fe]/", "json://10.0.0.1/"],
+)
+def test_an_apprise_url_at_a_refused_literal_address_is_refused_at_creation(owner, url):
+    with pytest.raises(channels.ValidationError) as refused:
+        channels.create_channel(owner, name="m", kind="apprise", destination=url)
+    assert "cannot be used" in str(refused.value)
+
+
+# ------------------------------------------------------------------------------------------
+# A channel disabled while messages are queued: claim() skips it but its messages stay queued
+# (due_channels lists it every tick), routing ignores disabled channels (so the recovery that
+# happens meanwhile is never queued and AlertState stays open). Re-enabled hours later, it sends
+# the stale "X is Disconnected" and never the recovery.
+
+
+def test_a_reenabled_channel_sends_nothing_stale(make_connection, owner, receiver):
+    channel, secret = channels.create_channel(
+        owner, name="hook", kind="webhook", destination=receiver.url, group_window=10
+    )
+    conn = make_connection(Status.CONNECTED, managed=True, name="db")
+    Event.objects.update(routed_at=timezone.now())
+    down(conn)
+    routing.route_events()  # queued, waiting out its 10 s group window
+    channels.update_channel(owner, channel, enabled=False)
+    up(conn)
+    run()  # the recovery is routed while the channel is disabled
+    later = timezone.now() + timedelta(hours=3)
+    channels.update_channel(owner, channel, enabled=True)
+    run(now=later)
+    run(now=later + timedelta(minutes=1))
+    # disabling cancelled what was queued and forgot the open failure: nothing stale later
+    assert receiver.received == []
+    assert not AlertState.objects.filter(channel=channel).exists()
+    assert Message.objects.get(channel=channel).status == "cancelled"
+
+
+# ------------------------------------------------------------------------------------------
+# claim() takes up to 20 pending messages of a channel into one batch, and run_jobs sends a
+# batch's messages concurrently on the pool: a failure and its recovery in one batch race, and
+# when the failure's attempt fails (503, retried with backoff) the recovery is SENT anyway. The
+# failure then arrives after the recovery: the receiver's last word is "disconnected" for a
+# connection that is up.
+
+
+class Flaky(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        with server.lock:
+            first = body["kind"] == "failure" and not server.failed_once
+            if first:
+                server.failed_once = True
+            server.log.append((body["kind"], 503 if first else 200))
+        self.send_response(503 if first else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_recovery_is_delivered_before_the_failure_it_resolves(make_connection, owner):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    server.daemon_threads, server.lock = True, threading.Lock()
+    server.log, server.failed_once = [], False
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        channel, _ = channels.create_channel(
+            owner,
+            name="h",
+            kind="webhook",
+            destination=f"http://127.0.0.1:{server.server_address[1]}/h",
+            group_window=5,
+        )
+        conn = make_connection(Status.CONNECTED, managed=True)
+        Event.objects.update(routed_at=timezone.now())
+        now = timezone.now()
+        down(conn)
+        up(conn)  # a short outage: both inside the group window, below the threshold
+        routing.route_events(now=now)
+        delivery.deliver_due(now=now + timedelta(seconds=6))
+        delivery.deliver_due(now=now + timedelta(seconds=30))
+        delivered = [kind for kind, code in server.log if code == 200]
+        assert delivered == ["failure", "recovery"], f"delivered in order {delivered}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ------------------------------------------------------------------------------------------
+# sweep_alerts sends held failures and reminders from AlertState alone: it never re-checks
+# that the channel may still hear the connection (owner removed from the environment, rule
+# deleted or narrowed, channel moved). A user removed from an environment keeps receiving
+# "still down" reminders (name, status, last probe error) every N hours, forever.
+
+
+def _setup(django_user_model, make_connection, receiver, **knobs):
+    boss = django_user_model.objects.create_user("boss", password="x")
+    viewer = django_user_model.objects.create_user("viewer", password="x")
+    env = Environment.objects.create(name="prod", owner=boss)
+    member = EnvironmentMembership.objects.create(environment=env, user=viewer, role="viewer")
+    conn = make_connection(Status.CONNECTED, managed=True, owner=boss, name="billing-db")
+    env.connections.add(conn)
+    channel, secret = channels.create_channel(
+        viewer, name="mine", kind="webhook", destination=receiver.url, group_window=0, **knobs
+    )
+    receiver.secret = secret
+    Event.objects.update(routed_at=timezone.now())
+    return member, conn, channel
+
+
+def test_reminders_continue_after_the_owner_lost_access(
+    django_user_model, make_connection, receiver
+):
+    member, conn, channel = _setup(
+        django_user_model, make_connection, receiver, remind_every_hours=1
+    )
+    down(conn)
+    run()
+    assert [r["body"]["kind"] for r in receiver.received] == ["failure"]
+    member.delete()  # the viewer is removed from the environment
+    for hours in (1, 2, 3):
+        run(now=timezone.now() + timedelta(hours=hours, minutes=1))
+    kinds = [r["body"]["kind"] for r in receiver.received]
+    assert kinds == ["failure"], f"removed user still told: {kinds}"
+
+
+def test_held_failure_is_sent_after_access_lost(django_user_model, make_connection, receiver):
+    member, conn, channel = _setup(django_user_model, make_connection, receiver, cooldown=300)
+    down(conn)
+    run()
+    up(conn)
+    run()
+    down(conn)  # inside the cool-down: held
+    run()
+    assert [r["body"]["kind"] for r in receiver.received] == ["failure", "recovery"]
+    member.delete()
+    Rule.objects.filter(channel=channel).delete()  # and the channel has no rule any more
+    run(now=timezone.now() + timedelta(seconds=400))
+    kinds = [r["body"]["kind"] for r in receiver.received]
+    assert kinds == ["failure", "recovery"], f"told after losing access and rules: {kinds}"
+
+
+# ------------------------------------------------------------------------------------------
+# run_jobs waits future.result(timeout=deadline) job after job: each wait starts when the previous
+# one ended, so N hanging sends cost N x deadline, not one deadline; and every result (of every
+# channel) is recorded only after the whole pool is done. With defaults (NOTIFY_TIMEOUT 5 -> 10 s,
+# a run of 10 messages per channel) one trickling channel holds a run ~100 s: longer than the
+# 40 s lease (so the next tick claims and sends the good channels' messages again) and close to
+# NOTIFY_TASK_TIME_LIMIT 120 s.
+
+
+def test_six_trickling_channels_cost_one_deadline_not_six(
+    make_connection, owner, receiver, settings
+):
+    settings.NOTIFY_TIMEOUT = 0.5  # deadline 1 s
+    receiver.trickle = True
+    for n in range(6):
+        channels.create_channel(
+            owner, name=f"slow{n}", kind="webhook", destination=receiver.url, group_window=0
+        )
+    conn = make_connection(Status.CONNECTED, managed=True)
+    Event.objects.update(routed_at=timezone.now())
+    down(conn)
+    routing.route_events()
+    started = time.perf_counter()
+    stats = delivery.deliver_due()
+    elapsed = time.perf_counter() - started
+    assert stats["failed"] == 6
+    # one after another they would take 6 s
+    assert elapsed < 4, f"6 sends in parallel with a 1 s deadline took {elapsed:.1f} s"
+
+
+def test_a_channel_stops_at_its_first_failed_send_and_keeps_the_rest_in_order(
+    make_connection, owner, receiver, settings
+):
+    settings.NOTIFY_TIMEOUT = 0.5
+    receiver.trickle = True
+    channel, _ = channels.create_channel(
+        owner,
+        name="slow",
+        kind="webhook",
+        destination=receiver.url,
+        group_window=0,
+        group_threshold=100,
+    )
+    conns = [make_connection(Status.CONNECTED, managed=True) for _ in range(6)]
+    Event.objects.update(routed_at=timezone.now())
+    for c in conns:
+        down(c)
+    routing.route_events()
+    started = time.perf_counter()
+    stats = delivery.deliver_due()
+    assert time.perf_counter() - started < 4  # all six tried would take 6 s
+    assert (stats["failed"], stats["waiting"]) == (1, 5)
+    queued = Message.objects.filter(channel=channel, status="queued").order_by("created_at", "pk")
+    assert [m.attempts for m in queued] == [1, 0, 0, 0, 0, 0]
+
+
+def test_a_good_channel_is_recorded_only_after_the_slow_one(
+    make_connection, owner, receiver, settings, django_user_model
+):
+    settings.NOTIFY_TIMEOUT = 0.5
+    receiver.trickle = True
+    good = start_receiver()
+    try:
+        channels.create_channel(
+            owner,
+            name="a-slow",
+            kind="webhook",
+            destination=receiver.url,
+            group_window=0,
+            group_threshold=100,
+            rate_per_hour=3600,
+        )
+        fast, _ = channels.create_channel(
+            owner,
+            name="b-fast",
+            kind="webhook",
+            destination=f"http://127.0.0.1:{good.server_address[1]}/h",
+            group_window=0,
+            group_threshold=100,
+            rate_per_hour=3600,
+        )
+        conns = [make_connection(Status.CONNECTED, managed=True) for _ in range(5)]
+        Event.objects.update(routed_at=timezone.now())
+        for c in conns:
+            down(c)
+        routing.route_events()
+        t0 = timezone.now()
+        delivery.deliver_due()
+        sent = list(Message.objects.filter(channel=fast).values_list("sent_at", flat=True))
+        lag = max((s - t0).total_seconds() for s in sent)
+        assert lag < 3, f"the good channel's sends were recorded {lag:.1f} s later"
+    finally:
+        good.shutdown()
+        good.server_close()

@@ -8,13 +8,17 @@ import json
 import pytest
 import yaml
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from connections import hooks
+from connections.choices import Status
 from connections.models import Connection, ConnectionTransition
 from environments.models import Environment, EnvironmentMembership
 from notifications import channels
 from notifications.models import Channel, Delivery, Event, Rule
+from tests.notifying import down, run
 
 pytestmark = pytest.mark.django_db
 
@@ -399,8 +403,11 @@ def test_events_are_those_of_visible_connections(people, make_connection):
         (private, "registered", "not_found"),
         (shared, "disconnected", "connected"),
     ):
-        ConnectionTransition.objects.create(
-            connection=connection, from_status=before, to_status=to, trigger="probe"
+        # a transition's row and its hooks, as lifecycle.transition writes them
+        hooks.transitioned(
+            ConnectionTransition.objects.create(
+                connection=connection, from_status=before, to_status=to, trigger="probe"
+            )
         )
     assert Event.objects.count() == 3
     mine = client_for(owner).get(EVENTS).json()
@@ -498,9 +505,15 @@ def test_the_webhook_body_matches_its_documented_shape(owner, make_connection):
 
     channel, _ = channels.create_channel(owner, name="h", kind="webhook", destination=HOOK)
     connection = make_connection()
-    ConnectionTransition.objects.create(
-        connection=connection, from_status="connected", to_status="disconnected", trigger="probe"
+    hooks.transitioned(
+        ConnectionTransition.objects.create(
+            connection=connection,
+            from_status="connected",
+            to_status="disconnected",
+            trigger="probe",
+        )
     )
+
     event = Event.objects.get()
     message = event_message(channel, event, connection, "failure", timezone.now())
     body = json.loads(json.dumps(webhook_body(message, timezone.now())))
@@ -577,3 +590,102 @@ def test_staff_see_in_the_admin_what_the_rule_lets_them(django_user_model, clien
     page = client.get(f"/admin/notifications/channel/{channel.pk}/change/")
     assert page.status_code == 200  # staff see all (Channel.objects.restrict)
     assert_no_secret(page, channel.config["secret"])
+
+
+# --- issue 13's review: bad values, hostile members ---------------------------------------------
+
+
+CASES = [
+    {"group_window": "abc"},
+    {"group_window": 10**20},
+    {"rate_per_hour": 0},
+    {"rate_per_hour": 10**20},
+    {"cooldown": -1},
+    {"group_threshold": 1.5},
+    {"name": "a\x00b"},
+    {"name": "x" * 1000},
+    {"remind_every_hours": "NaN"},
+    {"enabled": "maybe"},
+    {"environment": 10**30},
+    {"rule": {"kinds": ["http"], "categories": ["nope"]}},
+    {"rule": {"connections": [10**30]}},
+    {"rule": {"connections": ["abc"]}},
+    {"rule": "x"},
+    {"destination": "http://[::ffff:169.254.169.254]/x"},
+    {"destination": "http://[fe80::1%25eth0]/x"},
+    {"destination": "json://[::ffff:a9fe:a9fe]/"},
+]
+
+
+@pytest.mark.parametrize("extra", CASES, ids=[str(c)[:40] for c in CASES])
+def test_create_bad_values_are_400(owner, receiver, extra):
+    api = APIClient()
+    api.raise_request_exception = False
+    api.force_login(owner)
+    body = {"name": "n", "kind": "webhook", "destination": receiver.url, **extra}
+    if "json://" in str(extra.get("destination", "")):
+        body["kind"] = "apprise"
+    answer = api.post("/api/notifications/channels/", body, format="json")
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("extra", CASES[:10], ids=[str(c)[:40] for c in CASES[:10]])
+def test_update_bad_values_are_400(owner, receiver, extra):
+    api = APIClient()
+    api.raise_request_exception = False
+    api.force_login(owner)
+    created = api.post(
+        "/api/notifications/channels/",
+        {"name": "n", "kind": "webhook", "destination": receiver.url},
+        format="json",
+    )
+    answer = api.patch(f"/api/notifications/channels/{created.json()['id']}/", extra, format="json")
+    assert answer.status_code == 400, (answer.status_code, answer.content[:200])
+
+
+# ------------------------------------------------------------------------------------------
+# An editor of an environment turns that environment's channel (created by the environment's
+# owner) into a personal channel: it keeps owner=<the environment's owner>, so it now hears every
+# connection the environment's OWNER may see (all of them, if staff), and the editor chose its
+# destination. channels.update_channel only checks the NEW environment (None passes).
+
+
+def test_an_editor_cannot_detach_an_environments_channel(
+    django_user_model, make_connection, receiver
+):
+    admin = django_user_model.objects.create_user("admin", password="x", is_staff=True)
+    editor = django_user_model.objects.create_user("ed", password="x")
+    other = django_user_model.objects.create_user("other", password="x")
+    env = Environment.objects.create(name="prod", owner=admin)
+    EnvironmentMembership.objects.create(environment=env, user=editor, role="editor")
+    in_env = make_connection(Status.CONNECTED, managed=True, owner=admin, name="in-env")
+    env.connections.add(in_env)
+    secret_conn = make_connection(
+        Status.CONNECTED, managed=True, owner=other, name="payroll-db-not-in-prod"
+    )
+    channel, _ = channels.create_channel(
+        admin,
+        name="prod alerts",
+        kind="webhook",
+        destination="https://example.com/hook",
+        environment=env,
+        group_window=0,
+    )
+    Event.objects.update(routed_at=timezone.now())
+
+    api = APIClient()
+    api.force_login(editor)
+    api.raise_request_exception = False
+    answer = api.patch(
+        f"/api/notifications/channels/{channel.pk}/",
+        {"environment": None, "destination": receiver.url},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "environment" in answer.json()["error"]["fields"]
+    channel.refresh_from_db()
+    assert channel.environment_id == env.pk and "example.com" in channel.destination_hint
+    down(secret_conn)  # a connection the editor may NOT see, outside the environment
+    run()
+    names = [e["connection"]["name"] for r in receiver.received for e in r["body"]["events"]]
+    assert "payroll-db-not-in-prod" not in names, f"editor's receiver heard {names}"

@@ -1,19 +1,15 @@
 """End to end for real: a Prometheus killed and restarted under beat -> Redis -> a Celery
 worker -> probes -> PostgreSQL -> the notify task -> a signed webhook receiver."""
 
-import time
-
 import pytest
 from django.utils import timezone
 
 from connections.choices import Status
-from connections.models import Connection
+from connections.models import Connection, ProbeResult
 from notifications import channels
 from notifications.models import Event
 from notifications.periodic import ensure_periodic_tasks as ensure_notify_schedule
 from tests.services import Prometheus, wait_until
-from tests.test_notifications import receiver  # noqa: F401  (the fixture)
-from tests.test_worker import beat_every_second, broker, workers  # noqa: F401
 
 pytestmark = [
     pytest.mark.postgres,
@@ -21,13 +17,24 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
+NOTIFY = "notifications.tasks.notify"
+
+
+def probed_and_notified_again(worker, conn, *, ok: bool) -> None:
+    """Wait for two more probes of ``conn`` (``ok`` or failed), then for a run of the notify task
+    that started after them: whatever they could have sent has been sent by then."""
+    probes = ProbeResult.objects.filter(connection=conn, ok=ok)
+    before = probes.count()
+    wait_until(lambda: probes.count() >= before + 2, 30, message=worker.log)
+    worker.wait_for_a_new_run(NOTIFY)
+
 
 def test_a_killed_endpoint_sends_one_failure_and_on_its_return_one_recovery(
     owner,
     make_connection,
-    workers,  # noqa: F811
-    beat_every_second,  # noqa: F811
-    receiver,  # noqa: F811
+    workers,
+    beat_every_second,
+    receiver,
     settings,
 ):
     settings.NOTIFY_TICK = 1
@@ -47,11 +54,11 @@ def test_a_killed_endpoint_sends_one_failure_and_on_its_return_one_recovery(
 
         prometheus.stop()
         wait_until(lambda: len(receiver.received) >= 1, 60, message=worker.log)
-        time.sleep(4)  # more failed probes, more ticks: nothing more is sent
-        assert [r["body"]["kind"] for r in receiver.received] == ["failure"]
+        probed_and_notified_again(worker, conn, ok=False)  # more failed probes, more ticks:
+        assert [r["body"]["kind"] for r in receiver.received] == ["failure"]  # nothing more sent
         prometheus.start()
         wait_until(lambda: len(receiver.received) >= 2, 60, message=worker.log)
-        time.sleep(3)
+        probed_and_notified_again(worker, conn, ok=True)
     finally:
         prometheus.close()
     bodies = [r["body"] for r in receiver.received]

@@ -51,7 +51,7 @@ def settle(connection, *, created_ago, changed_ago=None, **fields):
 
 
 @pytest.fixture
-def world(owner, stranger, make_connection, django_user_model):
+def overview_world(owner, stranger, make_connection, django_user_model):
     """The owner's "prod" (shared with a viewer) and "lab" (not shared), and one connection in
     no environment; the stranger owns one connection of their own."""
     h = timedelta(hours=1)
@@ -132,7 +132,7 @@ def tiles(overview) -> dict[str, summary.Tile]:
 # --- counts and uptime ------------------------------------------------------------------------
 
 
-def test_each_tile_counts_its_connections_per_state(world, owner):
+def test_each_tile_counts_its_connections_per_state(overview_world, owner):
     o = summary.build(owner)
     t = tiles(o)
     assert t["prod"].counts == {"connected": 2, "disconnected": 1}
@@ -149,15 +149,17 @@ def test_each_tile_counts_its_connections_per_state(world, owner):
     assert t["prod"].auth_failing == 1
 
 
-def test_a_connection_in_two_environments_counts_in_both_tiles_and_once_in_the_total(world, owner):
-    world["lab"].connections.add(world["api"])
+def test_a_connection_in_two_environments_counts_in_both_tiles_and_once_in_the_total(
+    overview_world, owner
+):
+    overview_world["lab"].connections.add(overview_world["api"])
     t = tiles(summary.build(owner))
     assert t["prod"].counts["connected"] == 2
     assert t["lab"].counts["connected"] == 1
     assert t["total"].counts["connected"] == 2
 
 
-def test_uptime_is_the_share_of_counted_time_spent_reachable(world, owner):
+def test_uptime_is_the_share_of_counted_time_spent_reachable(overview_world, owner):
     t = tiles(summary.build(owner))
     day = 24 * 3600
     # api: up 18 h + 2 h, down 4 h; db: up 21 h, down 3 h; grafana: up all day
@@ -170,7 +172,7 @@ def test_uptime_is_the_share_of_counted_time_spent_reachable(world, owner):
     assert t["lab"].uptime == "0.00%"
 
 
-def test_a_tile_without_counted_time_says_no_data_never_100(world, owner):
+def test_a_tile_without_counted_time_says_no_data_never_100(overview_world, owner):
     t = tiles(summary.build(owner))
     assert t["none"].uptime is None  # ignored all day
     response = client_for(owner).get(HOME)
@@ -204,18 +206,18 @@ def test_a_connection_created_within_the_window_counts_from_its_creation(owner, 
     assert total.down_seconds == 0
 
 
-def test_the_page_shows_counts_uptime_and_the_window(world, owner):
+def test_the_page_shows_counts_uptime_and_the_window(overview_world, owner):
     html = client_for(owner).get(HOME).content.decode()
     assert html.count("<h1") == 1
     assert "90.27%" in html and "uptime, last 24 h" in html
-    prod = world["prod"].pk
+    prod = overview_world["prod"].pk
     assert f'href="{LIST}?environment={prod}&amp;status=disconnected"' in html
 
 
 # --- the links lead to the right filtered table -------------------------------------------------
 
 
-def test_every_count_link_opens_the_table_with_as_many_rows(world, owner):
+def test_every_count_link_opens_the_table_with_as_many_rows(overview_world, owner):
     client = client_for(owner)
     html = client.get(HOME).content.decode()
     links = re.findall(
@@ -228,7 +230,7 @@ def test_every_count_link_opens_the_table_with_as_many_rows(world, owner):
         assert len(response.context["rows"]) == int(count), href
 
 
-def test_the_more_link_leads_to_every_lost_connection(world, owner):
+def test_the_more_link_leads_to_every_lost_connection(overview_world, owner):
     response = client_for(owner).get(summary.build(owner).attention_url)
     names = {row["connection"].name for row in response.context["rows"]}
     assert names == {"prod-db", "lab-lost"}
@@ -237,7 +239,7 @@ def test_the_more_link_leads_to_every_lost_connection(world, owner):
 # --- visibility -------------------------------------------------------------------------------
 
 
-def test_a_stranger_learns_nothing_of_others_connections(world, stranger):
+def test_a_stranger_learns_nothing_of_others_connections(overview_world, stranger):
     o = summary.build(stranger)
     assert o.environments == []
     assert o.total.counts == {"disconnected": 1}
@@ -248,7 +250,7 @@ def test_a_stranger_learns_nothing_of_others_connections(world, stranger):
         assert f">{name}<" not in html and f"{name}</a>" not in html
 
 
-def test_a_stranger_with_nothing_sees_the_empty_state(world, django_user_model):
+def test_a_stranger_with_nothing_sees_the_empty_state(overview_world, django_user_model):
     nobody = django_user_model.objects.create_user("nobody", password="pw-nobody-1")
     response = client_for(nobody).get(HOME)
     html = response.content.decode()
@@ -258,19 +260,21 @@ def test_a_stranger_with_nothing_sees_the_empty_state(world, django_user_model):
     assert "prod" not in html and "ov-tiles" not in html
 
 
-def test_a_viewer_of_one_environment_sees_only_it(world):
-    o = summary.build(world["viewer"])
+def test_a_viewer_of_one_environment_sees_only_it(overview_world):
+    o = summary.build(overview_world["viewer"])
     assert [t.title for t in o.environments] == ["prod"]
     assert o.unassigned is None
     assert o.total.counts == {"connected": 2, "disconnected": 1}
     assert {row.connection.name for row in o.attention} == {"prod-db", "prod-grafana"}
     assert {t.connection.name for t in o.transitions} == {"prod-api", "prod-db", "prod-grafana"}
     assert o.maintenance == 0
-    html = client_for(world["viewer"]).get(HOME).content.decode()
+    html = client_for(overview_world["viewer"]).get(HOME).content.decode()
     assert "lab-lost" not in html and ">lab<" not in html and "loose-one" not in html
 
 
-def test_staff_see_everything_and_the_connections_in_no_environment(world, django_user_model):
+def test_staff_see_everything_and_the_connections_in_no_environment(
+    overview_world, django_user_model
+):
     staff = django_user_model.objects.create_user("staff", password="pw-staff-1", is_staff=True)
     o = summary.build(staff)
     assert [t.title for t in o.environments] == ["lab", "prod"]
@@ -279,9 +283,16 @@ def test_staff_see_everything_and_the_connections_in_no_environment(world, djang
     assert o.total.attention == 4
 
 
-def test_a_deleted_connection_is_not_counted_but_its_history_shows(world, owner):
-    Connection.all_objects.filter(pk=world["loose"].pk).update(status=Status.DELETED)
-    flip(world["loose"], Status.IGNORED, Status.DELETED, timedelta(seconds=1), "purged", "user")
+def test_a_deleted_connection_is_not_counted_but_its_history_shows(overview_world, owner):
+    Connection.all_objects.filter(pk=overview_world["loose"].pk).update(status=Status.DELETED)
+    flip(
+        overview_world["loose"],
+        Status.IGNORED,
+        Status.DELETED,
+        timedelta(seconds=1),
+        "purged",
+        "user",
+    )
     o = summary.build(owner)
     assert o.unassigned is None
     assert Status.DELETED not in o.total.counts
@@ -291,7 +302,7 @@ def test_a_deleted_connection_is_not_counted_but_its_history_shows(world, owner)
 # --- needs attention --------------------------------------------------------------------------
 
 
-def test_needs_attention_lists_the_worst_first_with_reasons_and_durations(world, owner):
+def test_needs_attention_lists_the_worst_first_with_reasons_and_durations(overview_world, owner):
     rows = summary.build(owner).attention
     assert [(r.connection.name, r.problem) for r in rows] == [
         ("prod-grafana", "auth"),  # authentication first
@@ -306,14 +317,14 @@ def test_needs_attention_lists_the_worst_first_with_reasons_and_durations(world,
     assert [e[1] for e in db.environments] == ["prod"]
 
 
-def test_needs_attention_on_the_page_says_why_and_since_when(world, owner):
+def test_needs_attention_on_the_page_says_why_and_since_when(overview_world, owner):
     html = client_for(owner).get(HOME).content.decode()
     panel = re.search(r'id="ov-attention-title".*?</section>', html, re.S).group()
     assert "Authentication failing" in panel and "auth: HTTP 401 from the API" in panel
     assert "unreachable after 3 probes (connect)" in panel
     assert "Disconnected since <time" in panel and "3 h ago" in panel
     assert "Not Found since" in panel and "10 h ago" in panel
-    since = world["db"].status_changed_at.isoformat()
+    since = overview_world["db"].status_changed_at.isoformat()
     assert f'datetime="{since}"' in panel
     assert "lab-maint" not in panel
     assert "1 in maintenance" in panel
@@ -360,7 +371,7 @@ def test_needs_attention_is_bounded_with_a_link_to_the_rest(owner, make_connecti
 # --- latest transitions -----------------------------------------------------------------------
 
 
-def test_latest_transitions_are_the_newest_visible_ones(world, owner):
+def test_latest_transitions_are_the_newest_visible_ones(overview_world, owner):
     o = summary.build(owner)
     assert o.transitions[0].connection.name == "prod-api"  # reachable again, 2 h ago
     assert o.transitions[0].reason == "reachable again"
@@ -422,7 +433,7 @@ def test_anonymous_users_are_sent_to_sign_in():
     assert response["Location"].startswith(f"{reverse('login')}?next=/")
 
 
-def test_the_page_polls_and_an_htmx_request_gets_only_the_fragment(world, owner):
+def test_the_page_polls_and_an_htmx_request_gets_only_the_fragment(overview_world, owner):
     client = client_for(owner)
     page = client.get(HOME)
     html = page.content.decode()
@@ -480,7 +491,7 @@ def _grow(owner, stranger, size: int) -> None:
 
 
 @pytest.mark.parametrize("persona", ["owner", "stranger"])
-def test_the_page_costs_the_same_queries_at_any_size(world, owner, stranger, persona):
+def test_the_page_costs_the_same_queries_at_any_size(overview_world, owner, stranger, persona):
     user = {"owner": owner, "stranger": stranger}[persona]
     client = client_for(user)
     _grow(owner, stranger, 8)
@@ -501,7 +512,7 @@ def _queries(client, **headers) -> int:
 
 
 def test_the_page_stays_within_its_query_budget(
-    world, owner, stranger, django_assert_max_num_queries
+    overview_world, owner, stranger, django_assert_max_num_queries
 ):
     client = client_for(owner)
     _grow(owner, stranger, 200)

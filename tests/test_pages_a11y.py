@@ -28,7 +28,6 @@ from tests.browser_pages import (
     describe,
     inventory,
 )
-from tests.test_browser import CHROMIUM_ARGS, browser  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -328,7 +327,7 @@ def test_every_url_pattern_is_a_visited_page_or_excluded_with_its_reason():
         assert key in visited, f"{key} is not among the pages visited:\n{describe(inv)}"
 
 
-def test_every_page_in_both_themes_at_both_widths(live_server, browser, settings):  # noqa: F811
+def test_every_page_in_both_themes_at_both_widths(live_server, browser, settings):
     settings.AXES_ENABLED = True  # the locked-out page, as production shows it
     settings.AXES_FAILURE_LIMIT = 5
     started = time.monotonic()
@@ -417,7 +416,7 @@ def tab_sequence(page, presses: int) -> list[dict | None]:
     return sequence
 
 
-def test_the_keyboard_reaches_everything_and_shows_where_it_is(live_server, browser):  # noqa: F811
+def test_the_keyboard_reaches_everything_and_shows_where_it_is(live_server, browser):
     world = build_world()
     context = browser.new_context(viewport={"width": 1280, "height": HEIGHT}, bypass_csp=True)
     page = context.new_page()

@@ -13,9 +13,9 @@ import signal
 import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 from django.db import DataError
@@ -28,7 +28,8 @@ from connections.models import Connection, DiscoveredResource, MetricSample, Pro
 from connections.periodic import ensure_periodic_tasks
 from connections.probing import outcomes as health
 from connections.probing import scheduling, scrape
-from connections.probing.probes import check_reachability, probe_many
+from connections.probing.outcomes import apply_outcomes
+from connections.probing.probes import ProbeOutcome, check_reachability, probe_many
 from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
@@ -42,11 +43,12 @@ from tests.hostile import (
     TrickleServer,
 )
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
-from tests.services import CeleryWorker, wait_until
+from tests.services import LoopbackHTTPServer, wait_until
 
 TOTAL = 2.0  # the total deadline of every probe in these tests
 MARGIN = 2.0  # what "within its deadline" may take beyond it (loop, teardown, a slow CI box)
 TOKEN = "bounds-admin-token"
+DISPATCH = "connections.tasks.dispatch_due_probes"  # beat's task: claims what is due
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def tls_material():
 
 
 @pytest.fixture
-def fast_timeouts(settings):
+def deadline_timeouts(settings):
     settings.PROBE_TIMEOUTS = {"default": (1.0, TOTAL), "kubernetes": (1.0, TOTAL)}
 
 
@@ -106,7 +108,7 @@ def hostile_threads_excluded() -> set[threading.Thread]:
 @pytest.mark.parametrize("mode", ["status", "headers", "body"])
 @pytest.mark.parametrize("kind", ["http", "prometheus"])
 def test_an_http_probe_against_a_trickling_server_ends_by_its_deadline(
-    kind, mode, trickle, fast_timeouts
+    kind, mode, trickle, deadline_timeouts
 ):
     server = trickle(mode)
     outcome, elapsed = timed(check_reachability, Connection(name="t", kind=kind, url=server.url))
@@ -118,7 +120,7 @@ def test_an_http_probe_against_a_trickling_server_ends_by_its_deadline(
 
 
 def test_an_http_probe_against_a_trickled_tls_handshake_ends_by_its_deadline(
-    trickle, fast_timeouts
+    trickle, deadline_timeouts
 ):
     server = trickle("handshake")
     outcome, elapsed = timed(check_reachability, Connection(name="t", kind="http", url=server.url))
@@ -131,7 +133,7 @@ def test_an_http_probe_against_a_trickled_tls_handshake_ends_by_its_deadline(
     ("mode", "tls"), [("handshake", False), ("status", True), ("headers", True), ("body", True)]
 )
 def test_a_kubernetes_probe_against_a_trickling_api_server_ends_by_its_deadline(
-    mode, tls, trickle, tls_material, fast_timeouts
+    mode, tls, trickle, tls_material, deadline_timeouts
 ):
     server = trickle(mode, tls=tls)
     conn = k8s_connection(server.url, tls_material[0])
@@ -143,7 +145,7 @@ def test_a_kubernetes_probe_against_a_trickling_api_server_ends_by_its_deadline(
 
 
 def test_a_kubernetes_answer_whose_body_arrives_in_two_pieces_is_read_whole(
-    tls_material, fast_timeouts
+    tls_material, deadline_timeouts
 ):
     """Not hostile at all: a correct /version (and namespace) whose body arrives in two
     pieces 0.2 s apart, well within the deadline, as a body split over TCP segments or TLS
@@ -165,7 +167,7 @@ def test_a_kubernetes_answer_whose_body_arrives_in_two_pieces_is_read_whole(
     assert outcome.metadata["cluster_id"] == "uid-split"
 
 
-def test_a_prometheus_build_info_that_arrives_in_two_pieces_is_read_whole(fast_timeouts):
+def test_a_prometheus_build_info_that_arrives_in_two_pieces_is_read_whole(deadline_timeouts):
     routes = {
         "/-/ready": b"Prometheus Server is Ready.\n",
         "/api/v1/status/buildinfo": GOOD_BUILDINFO,
@@ -178,7 +180,7 @@ def test_a_prometheus_build_info_that_arrives_in_two_pieces_is_read_whole(fast_t
 
 @pytest.mark.parametrize(("mode", "tls"), [("handshake", False), ("headers", True)])
 def test_a_slot_is_free_only_once_its_probe_has_truly_ended(
-    mode, tls, trickle, tls_material, settings, fast_timeouts
+    mode, tls, trickle, tls_material, settings, deadline_timeouts
 ):
     """One slot, a trickling cluster first and a healthy one second: the healthy probe gets
     the slot once the first has ended (so its own deadline is whole and it succeeds), the
@@ -214,7 +216,7 @@ def test_a_slot_is_free_only_once_its_probe_has_truly_ended(
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["headers", "body"])
 def test_a_scrape_of_a_trickling_prometheus_ends_bounded(
-    mode, trickle, make_connection, fast_timeouts
+    mode, trickle, make_connection, deadline_timeouts
 ):
     server = trickle(mode)
     with FakePrometheus() as healthy:
@@ -231,7 +233,7 @@ def test_a_scrape_of_a_trickling_prometheus_ends_bounded(
 
 @pytest.mark.django_db
 def test_a_scrape_whose_answers_arrive_in_two_pieces_reads_them_whole(
-    make_connection, fast_timeouts
+    make_connection, deadline_timeouts
 ):
     """A correct Prometheus whose JSON bodies arrive in two pieces 0.2 s apart."""
     routes = {path: body for path, body in SCRAPE_ANSWERS.items()}
@@ -312,27 +314,6 @@ def test_a_soft_time_limit_mid_list_is_a_recorded_error_and_writes_nothing(
     assert not DiscoveredResource.objects.exists()
     assert Connection.all_objects.count() == connections_before
     assert server.wait_closed(2.0), f"{server.open} connection(s) left open by discovery"
-
-
-@pytest.fixture
-def broker():
-    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).flushdb()
-    yield django_settings.CELERY_BROKER_URL
-    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).flushdb()
-
-
-@pytest.fixture
-def workers(broker):
-    started = []
-
-    def start(queues="celery,probes", beat=True, **env):
-        worker = CeleryWorker(db.settings_dict["NAME"], broker, **env)
-        started.append(worker)
-        return worker.start(queues=queues, beat=beat)
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 @pytest.mark.postgres
@@ -564,8 +545,11 @@ def test_a_killed_workers_batch_is_probed_again_within_a_lease_and_only_once(
         env = {"PROBE_CLAIM_LEASE": str(lease), "PROBE_TIMEOUT": "15"}
         first = workers(**env)
         wait_until(lambda: server.served == 5, 30, 0.05, message=first.log)
-        # longer than a lease while the batch is alive: renewed, so nobody probes them again
-        time.sleep(lease + 1.5)
+        # longer than a lease while the batch is alive: renewed, so nobody probes them again. The
+        # lease it started with has run out by ``lease_over``; a tick after that had its chance
+        lease_over = time.monotonic() + lease
+        wait_until(lambda: time.monotonic() >= lease_over, lease + 1, 0.05)
+        first.wait_for_a_new_run(DISPATCH)
         assert server.served == 5, "a live batch's connections were claimed again"
         assert not ProbeResult.objects.exists()
         first.kill()  # every probe in flight
@@ -580,7 +564,19 @@ def test_a_killed_workers_batch_is_probed_again_within_a_lease_and_only_once(
             0.1,
             message=second.log,
         )
-        time.sleep(2 * tick)  # long enough for a duplicate to show up
+        # two ticks after the results, every batch they sent ended: a duplicate would show now
+        for _ in range(2):
+            second.wait_for_a_new_run(DISPATCH)
+        wait_until(
+            lambda: (
+                not Connection.objects.filter(
+                    pk__in=[c.pk for c in conns], probe_claim__isnull=False
+                ).exists()
+            ),
+            30,
+            0.05,
+            message=second.log,
+        )
         served = server.served
     bound = max(killed + timedelta(seconds=lease), ready) + timedelta(seconds=tick + margin)
     for conn in conns:
@@ -593,3 +589,114 @@ def test_a_killed_workers_batch_is_probed_again_within_a_lease_and_only_once(
             f"(worker ready after {(ready - killed).total_seconds():.1f}s, lease {lease}s)"
         )
     assert served == 10  # five probes lost with the worker, five again: none twice
+
+
+# --------------------------------------------------------------------------------------------
+# 5. The probe engine's review: the per-host cap outside the deadline, clocks that disagree, a
+# batch stopped by its time limit.
+
+
+class _SlowEndpoint(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        time.sleep(self.server.delay)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    """A loopback HTTP server answering every GET after ``delay`` seconds (2 unless set)."""
+    server = LoopbackHTTPServer(("127.0.0.1", 0), _SlowEndpoint)
+    server.delay = 2.0
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_waiting_for_a_busy_host_is_not_that_hosts_timeout(slow_server, settings):
+    """60 probes of one host that answers in 2 s, 20 at a time, with a 5 s deadline: the
+    waiting happens before the deadline starts, so none times out."""
+    settings.PROBE_PER_HOST_CONCURRENCY = 20
+    settings.PROBE_TIMEOUTS = {"default": (1.0, 5.0), "kubernetes": (1.0, 5.0)}
+    connections = [
+        Connection(name=f"s{n}", kind="http", url=f"{slow_server.url}/{n}") for n in range(60)
+    ]
+    outcomes = probe_many(connections)
+    assert all(o.ok for o in outcomes), {o.summary for o in outcomes if not o.ok}
+
+
+@pytest.mark.django_db
+def test_a_due_time_far_in_the_future_is_not_waited_for(make_connection, slow_server, settings):
+    """A dispatcher whose clock runs ahead: the batch waits at most a tick."""
+    settings.PROBE_TICK = 1
+    slow_server.delay = 0
+    conn = make_connection(Status.CONNECTED, url=slow_server.url)
+    Connection.objects.filter(pk=conn.pk).update(next_probe_at=timezone.now())
+    token, ids = scheduling.claim_due(10)
+    Connection.objects.filter(pk=conn.pk).update(
+        probe_due_at=timezone.now() + timedelta(seconds=30)
+    )
+    started = time.monotonic()
+    stats = scheduling.run_batch(token, ids)
+    assert stats["applied"] == 1
+    assert time.monotonic() - started < 4
+
+
+@pytest.mark.django_db
+def test_a_batch_stopped_by_its_time_limit_gives_its_rows_back(
+    make_connection, slow_server, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    slow_server.delay = 4
+    conns = [make_connection(Status.CONNECTED, url=f"{slow_server.url}/{n}") for n in range(5)]
+    Connection.objects.update(next_probe_at=timezone.now())
+    token, ids = scheduling.claim_due(10)
+    real_join = threading.Thread.join
+    calls = {"n": 0}
+
+    def limit_hits(self, timeout=None):
+        if self.name == "probe-loop":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise SoftTimeLimitExceeded()
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", limit_hits)
+    with pytest.raises(SoftTimeLimitExceeded):
+        scheduling.run_batch(token, ids)
+    monkeypatch.setattr(threading.Thread, "join", real_join)
+    assert not any(t.name == "probe-loop" and t.is_alive() for t in threading.enumerate())
+    for conn in conns:
+        conn.refresh_from_db()
+        assert conn.probe_claim is None  # claimable again at once, not after a lease
+        assert conn.next_probe_at <= timezone.now()
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Found in review: one bad result does not block its batch.
+
+
+@pytest.mark.django_db
+def test_one_bad_result_does_not_block_its_batch(make_connection):
+    bad = make_connection(Status.CONNECTED, name="bad")
+    good = make_connection(Status.CONNECTED, name="good")
+    token, ids = scheduling.claim_due(10)
+    batch = {c.name: c for c in scheduling.load_claimed(token, ids)}
+    weird = ProbeOutcome(
+        ok=True, metadata={"version": float("nan"), "note": "a\x00b", "nested": {"x": 1}}
+    )
+    failed = ProbeOutcome(ok=False, error_class="http", error="bad \x00 byte")
+    stats = apply_outcomes([(batch["bad"], weird), (batch["good"], failed)], claim=token)
+    assert stats["applied"] == 2
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert bad.metadata == {"note": "ab", "nested": "{'x': 1}"}
+    assert good.last_probe_error == "http: bad  byte" and good.probe_claim is None

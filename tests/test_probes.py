@@ -1,10 +1,9 @@
 """Each kind's probe against a real server speaking its protocol; probes never touch the DB."""
 
 import base64
-import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -13,6 +12,7 @@ from connections.probing.probes import check_reachability, probe_many
 from core.egress import refusal_for
 from credentials.bounds import origin_of
 from credentials.models import Credential
+from tests.helpers import FakeGrafana
 from tests.services import Prometheus
 
 
@@ -124,36 +124,6 @@ def test_remote_provider_probe_sends_the_token(http_endpoint):
     assert http_endpoint.requests[-1] == ("/api/registration", "Bearer provider-token-1")
 
 
-class FakeGrafana(BaseHTTPRequestHandler):
-    """Grafana's /api/health (no auth) and /api/org (auth) as Grafana answers them."""
-
-    USER, PASSWORD, API_KEY = "admin", "grafana-pw", "glsa_testkey"
-
-    def do_GET(self):  # noqa: N802
-        auth = self.headers.get("Authorization", "")
-        basic = "Basic " + base64.b64encode(f"{self.USER}:{self.PASSWORD}".encode()).decode()
-        if self.path == "/api/health":
-            self.answer(200, {"commit": "abc", "database": "ok", "version": "11.2.0"})
-        elif self.path == "/api/org":
-            if auth in (basic, f"Bearer {self.API_KEY}"):
-                self.answer(200, {"id": 1, "name": "Main Org."})
-            else:
-                self.answer(401, {"message": "Unauthorized"})
-        else:
-            self.answer(404, {"message": "Not found"})
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def grafana_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
@@ -195,3 +165,16 @@ def test_the_allow_list_refuses_every_address_outside_it(settings):
     assert "resolve" in unresolvable.error
     outcome = check_reachability(connection("http", "http://192.0.2.7/"))
     assert (outcome.ok, outcome.error_class) == (False, "refused")
+
+
+@pytest.mark.django_db
+def test_a_basic_auth_password_beyond_latin_1_is_sent_as_utf8_not_quoted(
+    json_echo, make_connection
+):
+    credential = Credential(name="b", kind="basic_auth", endpoints=[origin_of(json_echo.url)])
+    credential.set_secret({"username": "admin", "password": "pässwörd€-CANARY"})
+    conn = Connection(name="b", kind="http", url=json_echo.url, credential=credential)
+    outcome = check_reachability(conn)
+    assert outcome.ok, outcome.summary
+    sent = json_echo.seen[-1][1]
+    assert base64.b64decode(sent.split()[1]).decode() == "admin:pässwörd€-CANARY"

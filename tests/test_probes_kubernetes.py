@@ -7,7 +7,8 @@ import yaml
 from connections.choices import Status, Trigger
 from connections.models import Connection
 from connections.probing import scheduling
-from connections.probing.probes import check_reachability
+from connections.probing.probes import check_reachability, probe_many
+from connections.probing.probes import kubernetes as k8s_probe
 from connections.probing.probes.kubernetes import encode_ca
 from credentials.bounds import origin_of
 from credentials.models import Credential
@@ -17,7 +18,7 @@ TOKEN, LIMITED = "admin-token-9c1e", "limited-token-77aa"
 
 
 @pytest.fixture
-def api():
+def kube_server():
     with FakeKubernetesAPI(tokens={TOKEN: "admin", LIMITED: "limited"}) as server:
         yield server
 
@@ -31,84 +32,86 @@ def token_credential(token, owner=None, save=False, endpoint=None):
     return credential
 
 
-def cluster(api, credential, ca_pem=None, **fields):
+def cluster(kube_server, credential, ca_pem=None, **fields):
     if credential is not None and credential.kind == "bearer_token" and not credential.endpoints:
-        credential.endpoints = [origin_of(api.url)]  # the owner bound it to this cluster
+        credential.endpoints = [origin_of(kube_server.url)]  # the owner bound it to this cluster
     return Connection(
         name="cluster",
         kind="kubernetes",
-        url=api.url,
+        url=kube_server.url,
         credential=credential,
-        metadata={"certificate_authority_data": encode_ca(ca_pem or api.ca_pem)},
+        metadata={"certificate_authority_data": encode_ca(ca_pem or kube_server.ca_pem)},
         **fields,
     )
 
 
-def test_probe_reads_version_and_cluster_identity(api):
-    outcome = check_reachability(cluster(api, token_credential(TOKEN)))
+def test_probe_reads_version_and_cluster_identity(kube_server):
+    outcome = check_reachability(cluster(kube_server, token_credential(TOKEN)))
     assert outcome.ok, outcome
-    assert outcome.metadata["version"] == api.git_version
-    assert outcome.metadata["cluster_id"] == api.cluster_uid
+    assert outcome.metadata["version"] == kube_server.git_version
+    assert outcome.metadata["cluster_id"] == kube_server.cluster_uid
     assert outcome.metadata["livez"] == "ok"
-    paths = [path.rstrip("/") for _, path, _ in api.requests]
+    paths = [path.rstrip("/") for _, path, _ in kube_server.requests]
     assert paths[:3] == ["/version", "/livez", "/api/v1/namespaces/kube-system"]
 
 
-def test_probe_works_from_a_kubeconfig_credential(api):
+def test_probe_works_from_a_kubeconfig_credential(kube_server):
     credential = Credential(name="kc", kind="kubeconfig")
-    credential.set_secret({"kubeconfig": yaml.safe_dump(api.kubeconfig(TOKEN))})
-    conn = Connection(name="kc", kind="kubernetes", url=api.url, credential=credential)
+    credential.set_secret({"kubeconfig": yaml.safe_dump(kube_server.kubeconfig(TOKEN))})
+    conn = Connection(name="kc", kind="kubernetes", url=kube_server.url, credential=credential)
     outcome = check_reachability(conn)
-    assert outcome.ok and outcome.metadata["version"] == api.git_version
+    assert outcome.ok and outcome.metadata["version"] == kube_server.git_version
 
 
-def test_rbac_limits_on_optional_reads_do_not_fail_the_probe(api):
-    api.forbid("namespaces")
-    outcome = check_reachability(cluster(api, token_credential(LIMITED)))
+def test_rbac_limits_on_optional_reads_do_not_fail_the_probe(kube_server):
+    kube_server.forbid("namespaces")
+    outcome = check_reachability(cluster(kube_server, token_credential(LIMITED)))
     assert outcome.ok
     assert "cluster_id" not in outcome.metadata
 
 
-def test_an_unknown_token_is_an_auth_failure(api):
-    outcome = check_reachability(cluster(api, token_credential("revoked-or-expired")))
+def test_an_unknown_token_is_an_auth_failure(kube_server):
+    outcome = check_reachability(cluster(kube_server, token_credential("revoked-or-expired")))
     assert (outcome.ok, outcome.error_class, outcome.status_code) == (False, "auth", 401)
 
 
-def test_a_certificate_from_another_ca_is_a_tls_failure(api):
+def test_a_certificate_from_another_ca_is_a_tls_failure(kube_server):
     other_ca, _, _ = make_ca_and_cert()
-    outcome = check_reachability(cluster(api, token_credential(TOKEN), ca_pem=other_ca))
+    outcome = check_reachability(cluster(kube_server, token_credential(TOKEN), ca_pem=other_ca))
     assert (outcome.ok, outcome.error_class) == (False, "tls")
 
 
-def test_an_api_server_that_is_down_is_a_connect_failure(api):
-    api.set_down(True)
-    outcome = check_reachability(cluster(api, token_credential(TOKEN)))
+def test_an_api_server_that_is_down_is_a_connect_failure(kube_server):
+    kube_server.set_down(True)
+    outcome = check_reachability(cluster(kube_server, token_credential(TOKEN)))
     assert (outcome.ok, outcome.error_class) == (False, "connect")
     assert outcome.latency_ms < 5000
 
 
-def test_a_connection_without_credential_says_so(api):
-    outcome = check_reachability(cluster(api, None))
+def test_a_connection_without_credential_says_so(kube_server):
+    outcome = check_reachability(cluster(kube_server, None))
     assert (outcome.ok, outcome.error_class) == (False, "invalid")
     assert "kubeconfig or token" in outcome.error
 
 
 @pytest.mark.django_db
-def test_a_revoked_token_disconnects_a_connected_cluster_at_once(api, owner, make_connection):
+def test_a_revoked_token_disconnects_a_connected_cluster_at_once(
+    kube_server, owner, make_connection
+):
     conn = make_connection(
         Status.CONNECTED,
         kind="kubernetes",
-        url=api.url,
-        credential=token_credential(TOKEN, owner, save=True, endpoint=api.url),
-        metadata={"certificate_authority_data": encode_ca(api.ca_pem)},
+        url=kube_server.url,
+        credential=token_credential(TOKEN, owner, save=True, endpoint=kube_server.url),
+        metadata={"certificate_authority_data": encode_ca(kube_server.ca_pem)},
         failure_threshold=5,
     )
     stats = scheduling.run_round()
     conn.refresh_from_db()
     assert (stats["ok"], conn.status) == (1, Status.CONNECTED), conn.last_probe_error
-    assert conn.metadata["version"] == api.git_version
+    assert conn.metadata["version"] == kube_server.git_version
 
-    api.revoke_token(TOKEN)
+    kube_server.revoke_token(TOKEN)
     Connection.objects.filter(pk=conn.pk).update(next_probe_at=conn.last_probe_at)
     scheduling.run_round()
     conn.refresh_from_db()
@@ -116,3 +119,40 @@ def test_a_revoked_token_disconnects_a_connected_cluster_at_once(api, owner, mak
     lost = conn.history.get()
     assert (lost.trigger, lost.from_status) == (Trigger.PROBE, Status.CONNECTED)
     assert "authentication failure" in lost.reason and "401" in lost.reason
+
+
+@pytest.mark.django_db
+def test_one_kubeconfig_behind_many_connections_is_parsed_once(owner, monkeypatch):
+    with FakeKubernetesAPI(tokens={"tok": "admin"}) as api:
+        credential = Credential(name="kc", kind="kubeconfig", owner=owner)
+        credential.set_secret({"kubeconfig": yaml.safe_dump(api.kubeconfig("tok"))})
+        credential.save()
+        parsed = []
+        real = k8s_probe.parse_kubeconfig
+        monkeypatch.setattr(
+            k8s_probe, "parse_kubeconfig", lambda *a, **k: parsed.append(1) or real(*a, **k)
+        )
+        connections = [
+            Connection(name=f"k{n}", kind="kubernetes", url=f"{api.url}/{n}", credential=credential)
+            for n in range(20)
+        ]
+        outcomes = probe_many(connections)
+    assert all(o.ok for o in outcomes), [o.summary for o in outcomes if not o.ok]
+    assert len(parsed) == 1
+
+
+@pytest.mark.django_db
+def test_a_kubeconfig_pointing_at_the_metadata_address_is_refused(owner):
+    credential = Credential(name="kc", kind="kubeconfig", owner=owner)
+    credential.set_secret(
+        {
+            "kubeconfig": "clusters: [{name: c, cluster: {server: 'http://169.254.169.254'}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+        }
+    )
+    conn = Connection(
+        name="k", kind="kubernetes", url="https://127.0.0.1:6443", credential=credential
+    )
+    outcome = check_reachability(conn)
+    assert (outcome.ok, outcome.error_class) == (False, "refused")

@@ -144,6 +144,7 @@ def test_gunicorn_serves_with_production_settings(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="meshplay.settings",
         DEBUG="false",
+        LIVE_RELEASE="production-test",
         SECRET_KEY="s" + Fernet.generate_key().decode() * 2,
         CREDENTIAL_KEYS=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="127.0.0.1",

@@ -1,37 +1,13 @@
 """Two actors on one connection at once, for real, on PostgreSQL."""
 
-import threading
-
 import pytest
-from django.db import connections as db_connections
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ConnectionTransition
+from tests.helpers import run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_concurrently(*actions):
-    """Each action gets its own thread and database connection; all start together."""
-    barrier = threading.Barrier(len(actions))
-    results = [None] * len(actions)
-
-    def run(index, action):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = ("ok", action())
-        except Exception as exc:  # the loser's error is the result under test
-            results[index] = ("error", exc)
-        finally:
-            db_connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 @pytest.mark.parametrize("round_", range(10))

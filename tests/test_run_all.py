@@ -4,10 +4,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import httpx
+from django.urls import get_resolver
 
+from connections.management.commands import demo
 from tests.services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +170,15 @@ def test_run_all_restarts_a_child_that_died_and_says_so(tmp_path, http_endpoint)
     output = log.read_text()
     assert "worker exited with -9" in output and "restarting it in 1 s" in output
     assert "broker exited with -9" in output
+
+
+# --- the demo points to the product, not the admin --------------------------------------------
+
+
+def test_the_demo_points_to_the_connection_table_not_the_admin():
+    out = StringIO()
+    demo.Command(stdout=out).announce(8, 18080)
+    text = out.getvalue()
+    assert "the connection table, /connections/" in text and "/admin" not in text
+    if "overview" in {p.name for p in get_resolver().url_patterns if hasattr(p, "name")}:
+        assert "the overview, /" in text

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.models import MetricSample
+from connections.models import Connection, MetricSample
+from connections.probing.probes import check_reachability
 from connections.probing.scrape import scrape_connected
 from credentials.bounds import origin_of
 from credentials.models import Credential
+from tests.helpers import FakeGrafana
 from tests.services import Prometheus, wait_until
-from tests.test_probes import FakeGrafana
 
 pytestmark = pytest.mark.django_db
 
@@ -43,14 +44,16 @@ def target():
 
 
 @pytest.fixture
-def prometheus(target):
+def scraping_prometheus(target):
     server = Prometheus(scrape_targets=[f"127.0.0.1:{target.server_address[1]}"]).start()
     yield server
     server.close()
 
 
-def up_results(prometheus):
-    answer = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": "up"}, timeout=5).json()
+def up_results(scraping_prometheus):
+    answer = httpx.get(
+        f"{scraping_prometheus.url}/api/v1/query", params={"query": "up"}, timeout=5
+    ).json()
     return answer["data"]["result"]
 
 
@@ -61,9 +64,11 @@ def latest(connection):
     return values
 
 
-def test_a_connected_prometheus_is_scraped(prometheus, target, make_connection, owner):
-    conn = make_connection(Status.CONNECTED, kind="prometheus", url=prometheus.url)
-    wait_until(lambda: up_results(prometheus), 30, message="Prometheus to scrape its target")
+def test_a_connected_prometheus_is_scraped(scraping_prometheus, target, make_connection, owner):
+    conn = make_connection(Status.CONNECTED, kind="prometheus", url=scraping_prometheus.url)
+    wait_until(
+        lambda: up_results(scraping_prometheus), 30, message="Prometheus to scrape its target"
+    )
     stats = scrape_connected()
     assert (stats["scraped"], stats["failed"]) == (1, 0)
     values = latest(conn)
@@ -76,7 +81,9 @@ def test_a_connected_prometheus_is_scraped(prometheus, target, make_connection, 
     target.shutdown()
     target.server_close()
     wait_until(
-        lambda: any(r["value"][1] == "0" for r in up_results(prometheus)), 30, message="up == 0"
+        lambda: any(r["value"][1] == "0" for r in up_results(scraping_prometheus)),
+        30,
+        message="up == 0",
     )
     scrape_connected()
     assert latest(conn)["targets_down"] == 1
@@ -173,3 +180,15 @@ def test_odd_numbers_from_an_api_are_not_samples():
         None,
         None,
     ]
+
+
+def test_an_answer_split_over_two_writes_is_read_whole(json_echo, make_connection):
+    json_echo.answer = lambda path, headers: (
+        {"status": "success", "data": {"version": "2.53.0", "revision": "r" * 100}}
+        if "buildinfo" in path
+        else {"data": {"activeTargets": [{"labels": {"job": "j" * 50}}] * 2000, "result": []}}
+    )
+    conn = make_connection("connected", kind="prometheus", url=json_echo.url)
+    outcome = check_reachability(Connection.objects.get(pk=conn.pk))
+    assert outcome.ok and outcome.metadata["version"] == "2.53.0", outcome
+    assert scrape_connected()["failed"] == 0  # a 140 KB targets list, in two writes

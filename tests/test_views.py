@@ -1,18 +1,24 @@
 """The connection pages: visibility, the 404 rule, CSRF, filters, actions, adding, importing."""
 
+import logging
+import os
 import re
+from datetime import timedelta
 
 import pytest
 import yaml
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
-from connections.models import Connection, ProbeResult
+from connections.models import Connection, ConnectionTransition, ProbeResult
+from connections.probing.probes import ProbeOutcome
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from tests.kube_api import FakeKubernetesAPI
+from tests.services import require_binary
 
 pytestmark = pytest.mark.django_db
 
@@ -520,3 +526,313 @@ def test_a_secret_typed_into_a_form_is_not_sent_back_after_an_error(owner):
     bad_kubeconfig = f"users:\n- name: u\n  user: {{token: {SECRET}}}\ncontexts: []\n"
     imported = client_for(owner).post(reverse("connections:import"), {"text": bad_kubeconfig})
     assert imported.status_code == 400 and SECRET not in imported.content.decode()
+
+
+# ---- found in review: the dashboard ---------------------------------------------------------
+
+
+def test_the_table_shows_only_environments_the_user_may_see(owner, stranger, make_connection):
+    conn = make_connection(Status.CONNECTED, name="shared-thing")
+    hidden = Environment.objects.create(name="HIDDEN-ENV", owner=stranger)
+    hidden.connections.add(conn)
+    mine = Environment.objects.create(name="mine", owner=owner)
+    mine.connections.add(conn)
+    client = client_for(owner)
+    for params in ({}, {"sort": "environments"}, {"sort": "-environments"}):
+        body = client.get(reverse("connections:list"), params).content.decode()
+        assert "HIDDEN-ENV" not in body and "mine" in body
+
+
+def test_a_duplicate_of_someone_elses_connection_is_not_named(owner, stranger, make_connection):
+    make_connection(
+        Status.MAINTENANCE, name="acme-prod-db", owner=stranger, url="http://10.9.9.9:8080"
+    )
+    response = client_for(owner).post(
+        reverse("connections:add"),
+        {
+            "kind": "http",
+            "name": "x",
+            "url": "HTTP://10.9.9.9:8080/",
+            "failure_threshold": 3,
+            "probe_interval": 30,
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "already tracked by another user" in body and "acme-prod-db" not in body
+
+
+def test_a_viewer_triggers_no_probe(owner, stranger, make_connection, http_endpoint):
+    conn = make_connection(Status.IGNORED, url=http_endpoint.url)
+    env = Environment.objects.create(name="e", owner=owner)
+    env.connections.add(conn)
+    EnvironmentMembership.objects.create(environment=env, user=stranger, role="viewer")
+    client = client_for(stranger)
+    client.post(reverse("connections:transition", args=[conn.pk]), {"to": "registered"})
+    client.post(
+        reverse("connections:bulk"), {"action": "transition:registered", "ids": str(conn.pk)}
+    )
+    assert http_endpoint.requests == []
+    assert Connection.objects.get(pk=conn.pk).status == Status.IGNORED
+
+
+@pytest.mark.parametrize("per_page", ["-1", "100000", "abc"])
+def test_the_page_size_cannot_be_forced_past_the_choices(per_page, owner, make_connection):
+    for i in range(60):
+        make_connection(Status.CONNECTED, name=f"c{i:02d}")
+    response = client_for(owner).get(reverse("connections:list"), {"per_page": per_page})
+    assert response.status_code == 200 and len(response.context["rows"]) == 50
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "-3", "99999"])
+def test_any_page_number_answers(page, owner, make_connection):
+    make_connection(Status.CONNECTED)
+    assert client_for(owner).get(reverse("connections:list"), {"page": page}).status_code == 200
+
+
+def test_malformed_urls_and_nul_bytes_are_4xx(owner, make_connection):
+    client = client_for(owner)
+    form = {"kind": "http", "name": "x", "failure_threshold": 3, "probe_interval": 30}
+    for url, message in [
+        ("http://[::1", "Not a valid URL"),
+        ("http://admin:hunter2@127.0.0.1:9", "no user name or password in the URL"),
+    ]:
+        response = client.post(reverse("connections:add"), {**form, "url": url})
+        assert response.status_code == 400 and message in response.content.decode()
+        assert "hunter2" not in response.content.decode()
+    kubeconfig = (
+        'clusters: [{name: c, cluster: {server: "https://[::1"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        'contexts: [{name: "a\\0b", context: {cluster: c, user: u}}]\n'
+    )
+    assert client.post(reverse("connections:import"), {"text": kubeconfig}).status_code == 400
+    conn = make_connection(Status.CONNECTED)
+    url = reverse("connections:transition", args=[conn.pk])
+    client.post(url, {"to": "maintenance", "reason": "a\x00b"})
+    assert conn.history.get().reason == "ab"
+    assert (
+        client.post(reverse("connections:bulk"), {"action": "assign:²", "ids": "1"}).status_code
+        == 302
+    )
+
+
+def test_a_history_restore_gets_the_whole_page(owner):
+    client = client_for(owner)
+    response = client.get(
+        reverse("connections:list"), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert "<html" in response.content.decode()
+    assert "HX-Request" in response["Vary"]
+
+
+# ---- found on the connection page: the probe summary and the results list read the same data
+
+
+def detail(client, connection) -> str:
+    response = client.get(reverse("connections:detail", args=[connection.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def facts(body: str, css_class: str) -> str:
+    """The text of one ``<dd class=…>`` of the facts list."""
+    start = body.index(f'<dd class="{css_class}">')
+    return body[start : body.index("</dd>", start)]
+
+
+def test_a_connection_added_unreachable_shows_no_probe_beside_no_results(owner, dead_url):
+    """The add form's check writes the row's last-probe fields but no result: the page used to
+    say "Last probe … ok/failed" above "No probe results yet"."""
+    candidate = lifecycle.prepare_manual_connection(
+        name="added", kind="http", url=f"{dead_url}/x", user=owner
+    )
+    outcome = ProbeOutcome(ok=True, latency_ms=3.0, status_code=200)
+    connection = lifecycle.insert_manual_connection(candidate, outcome, user=owner)
+    assert connection.last_probe_at is not None and not connection.probe_results.exists()
+    body = detail(client_for(owner), connection)
+    assert "No probe results yet" in body
+    assert "none yet" in facts(body, "last-probe") and "ok" not in facts(body, "last-probe")
+
+
+def test_the_last_probe_is_the_newest_result_of_the_list(owner, make_connection):
+    connection = make_connection(Status.CONNECTED)
+    now = timezone.now()
+    ProbeResult.objects.create(connection=connection, ok=True, checked_at=now - timedelta(hours=2))
+    ProbeResult.objects.create(
+        connection=connection,
+        ok=False,
+        checked_at=now - timedelta(minutes=3),
+        error_class="refused",
+        error="connection refused",
+    )
+    # the row's own copy says otherwise (as after a deletion, which does not clear it)
+    Connection.objects.filter(pk=connection.pk).update(last_probe_at=now, last_probe_ok=True)
+    last = facts(detail(client_for(owner), connection), "last-probe")
+    assert "3 min ago" in last and "failed" in last and "connection refused" in last
+
+
+# --- what the probes do, per state -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "extra", "says", "never"),
+    [
+        (Status.NOT_FOUND, {}, "Not probed while Not Found", "every 30 s"),
+        (Status.IGNORED, {}, "Not probed while ignored", "every"),
+        (Status.MAINTENANCE, {}, "Not probed during maintenance", "every"),
+        (Status.DELETED, {}, "Not probed: it is deleted", "every"),
+        (Status.DISCONNECTED, {}, "while down", "Retried every"),
+        (Status.REGISTERED, {}, "Probed every 30 s; after a failure retried every 5 s", ""),
+        (Status.CONNECTED, {"consecutive_failures": 2}, "Retried every 5 s: 2 failed", ""),
+        (Status.CONNECTED, {"probe_interval": 3600}, "Probed every 1 h", ""),
+    ],
+)
+def test_the_page_says_what_the_probes_do_in_each_state(
+    owner, make_connection, status, extra, says, never
+):
+    connection = make_connection(status, **extra)
+    probing = facts(detail(client_for(owner), connection), "probing")
+    assert says in probing
+    if never:
+        assert never not in probing
+
+
+# --- no "0 minutes ago" ----------------------------------------------------------------------
+
+
+def test_times_just_past_read_just_now_not_zero_minutes(owner, make_connection):
+    connection = make_connection(Status.CONNECTED)
+    ProbeResult.objects.create(connection=connection, ok=True, checked_at=timezone.now())
+    body = detail(client_for(owner), connection)
+    assert "0 minutes" not in body and "0\xa0minutes" not in body and "0 min ago" not in body
+    assert "just now" in facts(body, "last-probe")
+
+
+# --- the kubeconfig import keeps what was pasted ----------------------------------------------
+
+
+BROKEN_KUBECONFIG = (
+    "apiVersion: v1\nclusters:\n- name: c\n  cluster: {server: 'https://k8s.example:6443'}\n"
+    "users:\n- name: u\n  user: {token: pasted-token-7c41}\ncontexts: [\n"
+)
+
+
+def test_a_kubeconfig_refused_is_never_sent_back_nor_logged(owner, caplog):
+    """The page keeps what was pasted in the browser (see the browser test below); the answer
+    itself never carries the document's secrets."""
+    caplog.set_level(logging.DEBUG)
+    response = client_for(owner).post(reverse("connections:import"), {"text": BROKEN_KUBECONFIG})
+    body = response.content.decode()
+    assert response.status_code == 400 and "not valid YAML" in body
+    assert "pasted-token-7c41" not in body
+    assert 'hx-preserve="true"' in body  # the box htmx keeps as typed
+    assert "no-store" in response["Cache-Control"]
+    assert all("pasted-token-7c41" not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_kubeconfig_refused_stays_in_the_box(live_server, django_user_model):
+    chromium = require_binary("chromium")
+    django_user_model.objects.create_user("paste", password="pw-paste-2026")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page()
+            page.goto(f"{live_server.url}/accounts/login/?next=/connections/import/")
+            page.fill("input[name=username]", "paste")
+            page.fill("input[name=password]", "pw-paste-2026")
+            with page.expect_navigation():
+                page.click("button[type=submit]")
+            page.fill("textarea[name=text]", BROKEN_KUBECONFIG)
+            page.click("form.stack button[type=submit]")
+            page.wait_for_selector("text=not valid YAML")
+            assert page.input_value("textarea[name=text]") == BROKEN_KUBECONFIG
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_a_kubeconfig_imported_is_not_shown_back(owner, dead_url):
+    document = BROKEN_KUBECONFIG.replace(
+        "https://k8s.example:6443", dead_url.replace("http", "https")
+    )
+    document = document.replace(
+        "contexts: [\n", "contexts: [{name: c1, context: {cluster: c, user: u}}]\n"
+    )
+    response = client_for(owner).post(reverse("connections:import"), {"text": document})
+    assert response.status_code == 200 and "Added" in response.content.decode()
+    assert "pasted-token-7c41" not in response.content.decode()
+
+
+# --- the connection page at 1280 and 800 px ---------------------------------------------------
+
+
+LONG = "x" * 400
+# the elements that stick out of the window and are not inside a scrolling box
+OFFENDERS = """[...document.querySelectorAll('body *')].filter(e => {
+  if (e.getBoundingClientRect().right <= document.documentElement.clientWidth + 1) return false;
+  for (let p = e.parentElement; p; p = p.parentElement)
+    if (getComputedStyle(p).overflowX !== 'visible') return false;
+  return true;
+}).slice(0, 30).map(e => e.tagName + '.' + e.className + ' ' +
+  Math.round(e.getBoundingClientRect().width))"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_connection_page_fits_1280_and_800_px(live_server, django_user_model):
+    chromium = require_binary("chromium")
+    user = django_user_model.objects.create_user("wide", password="pw-wide-2026")
+    connection = Connection.objects.create(
+        name="n" * 200,
+        kind="http",
+        url=f"http://127.0.0.1:9/{'path/' * 90}",
+        status=Status.NOT_FOUND,
+        owner=user,
+        metadata={"annotation": LONG, LONG[:90]: "v", "list": [LONG] * 3},
+        last_probe_error=LONG,
+    )
+    ConnectionTransition.objects.create(
+        connection=connection,
+        to_status=Status.NOT_FOUND,
+        trigger=Trigger.USER,
+        user=user,
+        reason=f"reachability check failed: {LONG}",
+    )
+    ProbeResult.objects.create(connection=connection, ok=False, error_class="x", error=LONG)
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{live_server.url}/accounts/login/")
+            page.fill("input[name=username]", "wide")
+            page.fill("input[name=password]", "pw-wide-2026")
+            with page.expect_navigation():
+                page.click("button[type=submit]")
+            for width in (1280, 800):
+                page.set_viewport_size({"width": width, "height": 900})
+                for path in (
+                    reverse("connections:detail", args=[connection.pk]),
+                    reverse("connections:edit", args=[connection.pk]),
+                ):
+                    page.goto(f"{live_server.url}{path}")
+                    wide = page.evaluate(
+                        "document.documentElement.scrollWidth - "
+                        "document.documentElement.clientWidth"
+                    )
+                    offenders = page.evaluate(OFFENDERS) if wide > 0 else []
+                    assert wide <= 0, f"{path} is {wide} px wider than {width} px: {offenders}"
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

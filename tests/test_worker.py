@@ -5,48 +5,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection as db
 
 from connections import lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
-from connections.periodic import ensure_periodic_tasks
-from tests.services import CeleryWorker, Prometheus, wait_until
+from tests.services import Prometheus, wait_until
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def broker():
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    yield settings.CELERY_BROKER_URL
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-
-
-@pytest.fixture
-def workers(broker):
-    started = []
-
-    def start(**env):
-        worker = CeleryWorker(db.settings_dict["NAME"], broker, **env).start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-@pytest.fixture
-def beat_every_second(settings):
-    settings.PROBE_TICK = 1
-    ensure_periodic_tasks()
 
 
 def status_of(conn):
