@@ -9,7 +9,7 @@ class CredentialsConfig(AppConfig):
         from core import access
         from live import stamp
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, crypto  # noqa: F401  (checks: registers the system checks)
         from .models import Credential
 
         # staff have no rights of their own over secrets: owners, members, superusers
@@ -21,3 +21,4 @@ class CredentialsConfig(AppConfig):
             ),
         )
         stamp.watch(Credential)
+        crypto.holds_tokens(Credential, "secret_ciphertext")

@@ -42,6 +42,20 @@ def decrypt(token: str) -> bytes:
     return _current().decrypt(token.encode())
 
 
+# Every column that holds a token of this module: (model, field), registered by the app that owns
+# it in its apps.py, so that key rotation re-encrypts all of them.
+_encrypted_columns: list[tuple[type, str]] = []
+
+
+def holds_tokens(model: type, field: str) -> None:
+    if (model, field) not in _encrypted_columns:
+        _encrypted_columns.append((model, field))
+
+
+def encrypted_columns() -> list[tuple[type, str]]:
+    return list(_encrypted_columns)
+
+
 def rotate(token: str) -> str:
     """Re-encrypt a token under the primary key (it may have been made with an older one)."""
     return _current().rotate(token.encode()).decode()

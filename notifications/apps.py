@@ -10,12 +10,14 @@ class NotificationsConfig(AppConfig):
 
         from connections import hooks
         from core import access
+        from credentials import crypto
 
         from .events import record_event
         from .models import Channel
         from .periodic import ensure_periodic_tasks
 
         access.register(Channel, access.shared_by_one_environment())
+        crypto.holds_tokens(Channel, "config_encrypted")  # key rotation re-encrypts it too
         # the outbox row is written by the same transaction as the transition it reports
         hooks.on_transition(record_event)
         post_migrate.connect(ensure_periodic_tasks, sender=self)

@@ -57,6 +57,24 @@ def test_secrets_survive_key_rotation(token_credential, settings):
 
 
 @pytest.mark.django_db
+def test_key_rotation_re_encrypts_notification_channels_too(owner, settings):
+    """A channel's destination and signing secret are encrypted with the same keys: after the
+    rotation the old key can be dropped and the channel still reads its settings."""
+    from notifications import channels
+    from notifications.models import Channel
+
+    old_key = settings.CREDENTIAL_KEYS[0]
+    channel, secret = channels.create_channel(
+        owner, name="hook", kind="webhook", destination="http://127.0.0.1:9/hook"
+    )
+    before = Channel.objects.get(pk=channel.pk).config
+    settings.CREDENTIAL_KEYS = [Fernet.generate_key().decode(), old_key]
+    call_command("rotate_credential_keys")
+    settings.CREDENTIAL_KEYS = settings.CREDENTIAL_KEYS[:1]  # the old key dropped
+    assert Channel.objects.get(pk=channel.pk).config == before
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("kind", "values", "message"),
     [

@@ -1,4 +1,5 @@
-"""Re-encrypt every credential with the first key of CREDENTIAL_KEYS.
+"""Re-encrypt every stored secret with the first key of CREDENTIAL_KEYS: credentials' secrets and
+every other column registered with ``crypto.holds_tokens`` (notification channels' settings).
 
 Rotation: put a new key first in CREDENTIAL_KEYS and keep the old ones after it (every key
 decrypts, so nothing stops working), run this command, then drop the old keys.
@@ -8,18 +9,22 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from credentials import crypto
-from credentials.models import Credential
 
 
 class Command(BaseCommand):
     help = "Re-encrypt every stored secret with the primary credential key."
 
     def handle(self, *args, **options) -> None:
-        rotated = 0
+        counts = []
         with transaction.atomic():
-            for credential in Credential.objects.select_for_update().only("secret_ciphertext"):
-                new = crypto.rotate(credential.secret_ciphertext)
-                if new != credential.secret_ciphertext:
-                    Credential.objects.filter(pk=credential.pk).update(secret_ciphertext=new)
-                    rotated += 1
-        self.stdout.write(f"Re-encrypted {rotated} credential(s) with the primary key.")
+            for model, field in crypto.encrypted_columns():
+                rotated = 0
+                rows = model._base_manager.select_for_update().only(field)
+                for row in rows.exclude(**{field: ""}):
+                    token = getattr(row, field)
+                    new = crypto.rotate(token)
+                    if new != token:
+                        model._base_manager.filter(pk=row.pk).update(**{field: new})
+                        rotated += 1
+                counts.append(f"{rotated} {model._meta.verbose_name_plural} ({field})")
+        self.stdout.write("Re-encrypted with the primary key: " + ", ".join(counts) + ".")
