@@ -15,7 +15,7 @@ from django_fsm.admin import FSMAdminMixin
 from core import access
 from credentials.models import Credential
 
-from . import lifecycle
+from . import creating, lifecycle
 from .choices import STATUS_STYLE, Status
 from .editing import validate_connection
 from .models import Connection, ConnectionTransition
@@ -171,7 +171,7 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         # Adding by hand is the user's "Add connection": the reachability check decides the state.
-        created = lifecycle.create_manual_connection(
+        created = creating.create_manual_connection(
             name=obj.name,
             kind=obj.kind,
             url=obj.url,

@@ -12,7 +12,7 @@ from django.db import transaction
 from connections.probing.probes import ProbeOutcome, probe_many
 from credentials.models import Credential
 
-from . import lifecycle
+from . import creating
 from .identity import endpoint_identity
 from .models import Connection
 
@@ -86,7 +86,7 @@ def import_kubeconfig(
         )
         try:
             credential.set_secret({"kubeconfig": yaml.safe_dump(single, sort_keys=False)})
-            candidate = lifecycle.prepare_manual_connection(
+            candidate = creating.prepare_manual_connection(
                 name=context[:200],
                 kind="kubernetes",
                 url=server,
@@ -106,10 +106,10 @@ def import_kubeconfig(
                 credential.name = _credential_name(user, candidate.name)
                 credential.save()
                 candidate.credential = credential
-                connection = lifecycle.insert_manual_connection(
+                connection = creating.insert_manual_connection(
                     candidate, outcome, user=user, environments=environments
                 )
-        except lifecycle.DuplicateConnection:  # added meanwhile by someone else
+        except creating.DuplicateConnection:  # added meanwhile by someone else
             report.present.append((candidate.name, None))
             continue
         report.created.append((connection, outcome))

@@ -16,7 +16,7 @@ from django.db import connection as db
 from django.db.models import Min
 from django.utils import timezone
 
-from connections import lifecycle
+from connections import creating
 from connections.models import Connection, ProbeResult
 from connections.periodic import ensure_periodic_tasks
 from tests.services import CeleryBeat, CeleryWorker, RedisServer, serving, wait_until
@@ -54,7 +54,7 @@ def test_probing_resumes_within_a_tick_after_each_broker_outage(owner, redis_ser
     name = db.settings_dict["NAME"]
     env = {"PROBE_TICK": str(TICK)}
     with serving(_Slow, arrived=threading.Event()) as endpoint:
-        conn = lifecycle.create_discovered_connection(
+        conn = creating.create_discovered_connection(
             name="api", kind="http", url=endpoint.url, identity="discovered|t/ns/api:80"
         )
         Connection.objects.filter(pk=conn.pk).update(probe_interval=5, retry_interval=5)

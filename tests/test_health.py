@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
-from connections import lifecycle
+from connections import creating, lifecycle
 from connections.choices import Status, Trigger
 from connections.metadata import merge_metadata
 from connections.models import Connection, ProbeResult, ProbeRollup
@@ -103,7 +103,7 @@ def test_a_self_connecting_kind_connects_itself(http_endpoint, owner):
     )
     token.set_secret({"token": "t0k"})
     token.save()
-    created = lifecycle.create_manual_connection(
+    created = creating.create_manual_connection(
         name="provider", kind="remote_provider", url=http_endpoint.url, user=owner, credential=token
     )
     conn = created.connection

@@ -5,7 +5,7 @@ import itertools
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from connections import lifecycle
+from connections import creating, lifecycle
 from connections.choices import Status, Trigger
 from connections.editing import validate_connection
 from connections.models import Connection, ConnectionTransition, ProbeResult
@@ -240,7 +240,7 @@ def test_deletion_frees_the_identity_for_a_new_connection(make_connection, owner
 
 @pytest.mark.django_db
 def test_adding_a_reachable_endpoint_registers_it(http_endpoint, owner):
-    created = lifecycle.create_manual_connection(
+    created = creating.create_manual_connection(
         name="api", kind="http", url=http_endpoint.url, user=owner
     )
     conn = created.connection
@@ -256,7 +256,7 @@ def test_adding_a_reachable_endpoint_registers_it(http_endpoint, owner):
 
 @pytest.mark.django_db
 def test_adding_an_unreachable_endpoint_records_not_found_with_the_reason(dead_url, owner):
-    created = lifecycle.create_manual_connection(name="gone", kind="http", url=dead_url, user=owner)
+    created = creating.create_manual_connection(name="gone", kind="http", url=dead_url, user=owner)
     conn = created.connection
     assert conn.status == S.NOT_FOUND
     assert "connect" in conn.last_probe_error
@@ -265,11 +265,11 @@ def test_adding_an_unreachable_endpoint_records_not_found_with_the_reason(dead_u
 
 @pytest.mark.django_db
 def test_adding_the_same_endpoint_twice_is_refused(http_endpoint, owner):
-    first = lifecycle.create_manual_connection(
+    first = creating.create_manual_connection(
         name="a", kind="http", url=http_endpoint.url + "/", user=owner
     ).connection
-    with pytest.raises(lifecycle.DuplicateConnection) as duplicate:
-        lifecycle.create_manual_connection(
+    with pytest.raises(creating.DuplicateConnection) as duplicate:
+        creating.create_manual_connection(
             name="b", kind="http", url=http_endpoint.url.upper().replace("HTTP", "http"), user=owner
         )
     assert duplicate.value.existing == first
@@ -301,7 +301,7 @@ def test_retry_of_a_not_found_that_still_fails_changes_nothing(dead_url, make_co
 
 @pytest.mark.django_db
 def test_discovery_creates_managed_discovered_connections(owner):
-    conn = lifecycle.create_discovered_connection(
+    conn = creating.create_discovered_connection(
         name="prometheus",
         kind="prometheus",
         url="http://prometheus.monitoring.svc:9090",
@@ -310,8 +310,8 @@ def test_discovery_creates_managed_discovered_connections(owner):
     )
     assert (conn.status, conn.managed) == (S.DISCOVERED, True)
     assert conn.history.get().trigger == DISCOVERY
-    with pytest.raises(lifecycle.DuplicateConnection):
-        lifecycle.create_discovered_connection(
+    with pytest.raises(creating.DuplicateConnection):
+        creating.create_discovered_connection(
             name="prometheus again",
             kind="prometheus",
             url="http://prometheus.monitoring.svc:9090",

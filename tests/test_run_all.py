@@ -48,7 +48,7 @@ def sqlite_app(tmp_path: Path, endpoint_url: str, **fields) -> tuple[dict, Path]
         env,
         "shell",
         "-c",
-        "from connections import lifecycle; c = lifecycle.create_discovered_connection("
+        "from connections import creating; c = creating.create_discovered_connection("
         f"name='api', kind='http', url='{endpoint_url}', identity='discovered|t/ns/api:80');"
         f"type(c).objects.filter(pk=c.pk).update(**{fields!r})",
     )

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import lifecycle
+from connections import creating, lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ConnectionTransition, ProbeResult
 from connections.probing.probes import ProbeOutcome
@@ -643,11 +643,11 @@ def facts(body: str, css_class: str) -> str:
 def test_a_connection_added_unreachable_shows_no_probe_beside_no_results(owner, dead_url):
     """The add form's check writes the row's last-probe fields but no result: the page used to
     say "Last probe … ok/failed" above "No probe results yet"."""
-    candidate = lifecycle.prepare_manual_connection(
+    candidate = creating.prepare_manual_connection(
         name="added", kind="http", url=f"{dead_url}/x", user=owner
     )
     outcome = ProbeOutcome(ok=True, latency_ms=3.0, status_code=200)
-    connection = lifecycle.insert_manual_connection(candidate, outcome, user=owner)
+    connection = creating.insert_manual_connection(candidate, outcome, user=owner)
     assert connection.last_probe_at is not None and not connection.probe_results.exists()
     body = detail(client_for(owner), connection)
     assert "No probe results yet" in body

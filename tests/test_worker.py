@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connections import lifecycle
+from connections import creating, lifecycle
 from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
 from tests.services import Prometheus, wait_until
@@ -25,7 +25,7 @@ def status_of(conn):
 def test_a_prometheus_connection_follows_reality(owner, workers, beat_every_second):
     prometheus = Prometheus().start()
     try:
-        conn = lifecycle.create_discovered_connection(
+        conn = creating.create_discovered_connection(
             name="prometheus",
             kind="prometheus",
             url=prometheus.url,

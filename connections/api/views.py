@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connections import editing, lifecycle
+from connections import creating, editing, lifecycle
 from connections.choices import Status
 from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
@@ -86,7 +86,7 @@ class ConnectionViewSet(
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
-            candidate = lifecycle.prepare_manual_connection(
+            candidate = creating.prepare_manual_connection(
                 name=values["name"],
                 kind=values["kind"],
                 url=values["url"],
@@ -96,7 +96,7 @@ class ConnectionViewSet(
                 probe_interval=values.get("probe_interval"),
                 retry_interval=values.get("retry_interval"),
             )
-        except lifecycle.DuplicateConnection as exc:
+        except creating.DuplicateConnection as exc:
             visible = self.get_queryset().filter(pk=exc.existing.pk).exists()
             extra = {"existing": exc.existing.pk} if visible else {}
             message = (
@@ -106,7 +106,7 @@ class ConnectionViewSet(
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
         outcome = lifecycle.check_reachability(candidate)
-        connection = lifecycle.insert_manual_connection(
+        connection = creating.insert_manual_connection(
             candidate, outcome, user=request.user, environments=values.get("environments", [])
         )
         body = s.ConnectionSerializer(

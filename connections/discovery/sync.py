@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from connections import lifecycle
+from connections import creating, lifecycle
 from connections.choices import Status, Trigger
 from connections.discovery import resources
 from connections.discovery.resources import DiscoveryReport
@@ -54,7 +54,7 @@ def sync_connections(
         _, url, in_cluster = resources.endpoint(row)
         existing = live.get(identity)
         if existing is None:
-            connection = lifecycle.create_discovered_connection(
+            connection = creating.create_discovered_connection(
                 name=f"{row['name']} ({row['namespace']})"[:200],
                 kind=row["integration"],
                 url=url,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from connections import creating
 from core import access
 from core.forms import attach_errors
 from environments.models import Environment
@@ -207,7 +208,7 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                     credential = data.get("new_credential")
                     if credential is not None:
                         credential.save()
-                    candidate = lifecycle.prepare_manual_connection(
+                    candidate = creating.prepare_manual_connection(
                         name=data["name"],
                         kind=data["kind"],
                         url=data["url"],
@@ -218,10 +219,10 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                         retry_interval=data.get("retry_interval"),
                     )
                     outcome = lifecycle.check_reachability(candidate)
-                    connection = lifecycle.insert_manual_connection(
+                    connection = creating.insert_manual_connection(
                         candidate, outcome, user=request.user, environments=data["environments"]
                     )
-            except lifecycle.DuplicateConnection as exc:
+            except creating.DuplicateConnection as exc:
                 existing = exc.existing
                 if visible(request).filter(pk=existing.pk).exists():
                     form.add_error("url", exc.message)

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.urls import NoReverseMatch, reverse
 
-from connections import lifecycle
+from connections import creating
 from connections.models import Connection
 from credentials.models import Credential
 
@@ -118,7 +118,7 @@ def where_to_watch() -> str:
         identity = f"discovered|demo-cluster/demo/{name}:80"
         if Connection.all_objects.filter(identity=identity).exclude(status="deleted").exists():
             return
-        connection = lifecycle.create_discovered_connection(
+        connection = creating.create_discovered_connection(
             name=name, kind=kind, url=url, identity=identity, owner=owner
         )
         updates = {"probe_interval": 5, "failure_threshold": 2}
