@@ -9,7 +9,7 @@ from typing import Any
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
-from jinja2 import Environment
+from jinja2 import Environment, StrictUndefined
 
 from core.templatetags.ui import ago_seconds, ago_text, icon_markup
 
@@ -24,6 +24,8 @@ def localtime(moment):
 
 
 def environment(**options: Any) -> Environment:
+    # a name the template does not get is an error, never an empty string in the markup
+    options.setdefault("undefined", StrictUndefined)
     env = Environment(**options)
     env.globals.update(url=url, icon=icon_markup, localtime=localtime, ago_text=ago_text)
     env.filters.update(floatformat=floatformat, ago_seconds=ago_seconds)

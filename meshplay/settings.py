@@ -198,9 +198,12 @@ CACHE_URL = env.str("CACHE_URL", default=REDIS_URL if REDIS_URL.startswith("redi
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, whose errors are misses and whose entries live 5 minutes at most
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "meshplay",
+            "MAX_ENTRY_SECONDS": 300,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}

@@ -46,8 +46,9 @@ if service_reachable(TEST_REDIS_URL, 6379):
     CELERY_BROKER_URL = TEST_REDIS_URL
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": TEST_REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
             "KEY_PREFIX": f"test-{os.getpid()}",
         }
     }

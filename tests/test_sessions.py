@@ -77,3 +77,38 @@ def test_a_session_the_cache_lost_is_read_from_the_database(owner):
     cache.delete(SessionStore(key).cache_key)
     assert client.get(LIST).status_code == 200
     assert cache.get(SessionStore(key).cache_key)["_auth_user_id"] == str(owner.pk)
+
+
+def test_with_the_cache_away_pages_sign_in_and_out_still_work(owner):
+    """Redis down (nothing listens where the cache is): the cache is a help, never a
+    requirement. Pages, signing in and signing out read and write the database alone."""
+    from django.test.utils import override_settings
+
+    unreachable = {
+        "default": {
+            "BACKEND": "core.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=unreachable):  # Django resets its caches for it
+        client = Client()
+        response = client.post(
+            reverse("login"), {"username": owner.username, "password": "pw-owner-123"}
+        )
+        assert response.status_code == 302
+        assert client.get(LIST).status_code == 200
+        assert client.post(reverse("logout")).status_code == 302
+        assert client.get(LIST).status_code == 302  # signed out
+
+
+def test_a_cached_session_lives_minutes_not_weeks(owner):
+    """The database is the truth: a session signed out while Redis did not answer is forgotten
+    by the cache within MAX_ENTRY_SECONDS, never kept for the two weeks a session lives."""
+    from django.core.cache import cache
+
+    client = signed_in(owner)
+    key = SessionStore(client.cookies["sessionid"].value).cache_key
+    client.get(LIST)
+    ttl = cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
+    assert 0 < ttl <= 300

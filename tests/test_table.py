@@ -562,3 +562,17 @@ def test_removing_a_chip_starts_from_the_first_page_not_the_old_cursor(
     (chip,) = deep.context["chips"]
     left = QueryDict(chip["query"])
     assert not any(p in left for p in ("after", "before", "last", "page")), chip["query"]
+
+
+def test_the_connection_pages_state_menu_links_to_its_edit_page(owner, make_connection):
+    """The state menu is one macro for the table's rows and the connection's page: on both, its
+    Edit item opens the connection's edit page."""
+    conn = make_connection(Status.REGISTERED)
+    edit = reverse("connections:edit", args=[conn.pk])
+    client = client_for(owner)
+    page = client.get(reverse("connections:detail", args=[conn.pk])).content.decode()
+    menu = page[page.index(f'id="state-menu-{conn.pk}"') :]
+    assert f'href="{edit}"' in menu[: menu.index("</div>")]
+    assert client.get(edit).status_code == 200
+    row = row_html(client.get(LIST).content.decode(), conn)
+    assert f'href="{edit}"' in row

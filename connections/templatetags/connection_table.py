@@ -11,6 +11,7 @@ from html import escape  # the standard library's: Django's is lazy-aware, and s
 from django import template
 from django.middleware.csrf import get_token
 from django.template import engines
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 register = template.Library()
@@ -70,12 +71,16 @@ def state_menu(context, connection, style, actions, can_change, in_table=False) 
     """
     hot = _hot(context)
     badge = state_badge(style, connection.status, connection.get_status_display())
-    menu = (
-        _jinja()
-        .get_template("connections/macros.html")
-        .module.state_menu(
-            connection, badge, actions, can_change, hot["csrf_token"], hot["here"], in_table
-        )
+    macros = _jinja().get_template("connections/macros.html").module
+    menu = macros.state_menu(
+        connection,
+        badge,
+        actions,
+        can_change,
+        csrf_token=hot["csrf_token"],
+        here=hot["here"],
+        detail=reverse("connections:detail", args=[connection.pk]),
+        in_table=in_table,
     )
     return mark_safe(str(menu))  # noqa: S308 (the Jinja2 environment escapes every value)
 

@@ -1,0 +1,73 @@
+"""Django's Redis cache, as a help and never a requirement (sessions are ``cached_db``: the
+database is the truth).
+
+- An error of Redis (down, slow past the socket timeouts, full) is a miss, logged once a minute
+  at most, never a 500: sessions are then read from and written to the database alone.
+- No entry outlives ``MAX_ENTRY_SECONDS`` (default 300): a session deleted (signed out) while
+  Redis did not answer is forgotten by the cache within that time, never resurrected for the
+  two weeks a session lives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+_last_warning = [0.0]
+
+
+def _warn(error: Exception) -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] > 60:
+        _last_warning[0] = now
+        log.warning("the cache does not answer (%s): reading the database instead", error)
+
+
+class RedisCache(DjangoRedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        self.max_entry_seconds = int(params.get("MAX_ENTRY_SECONDS", 300))
+        super().__init__(server, params)
+
+    def get_backend_timeout(self, timeout=DEFAULT_TIMEOUT):
+        seconds = super().get_backend_timeout(timeout)
+        return self.max_entry_seconds if seconds is None else min(seconds, self.max_entry_seconds)
+
+    def get(self, key, default=None, version=None):
+        try:
+            return super().get(key, default, version)
+        except RedisError as error:
+            _warn(error)
+            return default
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        try:
+            super().set(key, value, timeout, version)
+        except RedisError as error:
+            _warn(error)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        try:
+            return super().add(key, value, timeout, version)
+        except RedisError as error:
+            _warn(error)
+            return False
+
+    def delete(self, key, version=None):
+        try:
+            return super().delete(key, version)
+        except RedisError as error:
+            _warn(error)
+            return False
+
+    def has_key(self, key, version=None):
+        try:
+            return super().has_key(key, version)
+        except RedisError as error:
+            _warn(error)
+            return False
