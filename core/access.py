@@ -222,12 +222,7 @@ def may(user: Any, obj: models.Model, action: str = VIEW) -> bool:
 
 def ids(user: Any, queryset: models.QuerySet, pks: Iterable[int], action: str = VIEW) -> set[int]:
     """Which of ``pks`` ``user`` may ``action`` (one query for a page or a batch)."""
-    pks = list(pks)
-    if not pks or not active(user):
-        return set()
-    if sees_all(user, queryset.model, action):
-        return set(pks)
-    return set(restrict(queryset, user, action).filter(pk__in=pks).values_list("pk", flat=True))
+    return ids_by_action(user, queryset, pks, (action,))[action]
 
 
 def ids_by_action(

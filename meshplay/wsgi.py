@@ -13,8 +13,9 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 from live.conditional import release_problem  # noqa: E402
 
-if release_problem():
-    raise ImproperlyConfigured(release_problem())
+problem = release_problem()
+if problem:
+    raise ImproperlyConfigured(problem)
 
 # each worker does its one-time work before its first request (meshplay/warmup.py)
 if os.environ.get("WARM_UP", "true").lower() not in {"0", "false", "no"}:

@@ -48,7 +48,22 @@ def one_off(owner, start, end, **fields) -> Window:
     return make_window(owner, kind=Window.Kind.ONE_OFF, starts_at=start, ends_at=end, **fields)
 
 
-class FakeGrafana(BaseHTTPRequestHandler):
+class JSONHandler(BaseHTTPRequestHandler):
+    """A loopback server's handler that answers JSON (``answer``) and logs nothing."""
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class FakeGrafana(JSONHandler):
     """Grafana's /api/health (no auth) and /api/org (auth) as Grafana answers them."""
 
     USER, PASSWORD, API_KEY = "admin", "grafana-pw", "glsa_testkey"
@@ -65,14 +80,3 @@ class FakeGrafana(BaseHTTPRequestHandler):
                 self.answer(401, {"message": "Unauthorized"})
         else:
             self.answer(404, {"message": "Not found"})
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass

@@ -15,7 +15,6 @@ import base64
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -35,7 +34,7 @@ from credentials.bounds import origin_of
 from credentials.models import Credential
 from credentials.scrub import scrub_text, secret_fragments
 from environments.models import Environment, EnvironmentMembership
-from tests.helpers import SHARED_SECRET
+from tests.helpers import SHARED_SECRET, JSONHandler
 from tests.kube_api import FakeKubernetesAPI, make_ca_and_cert
 from tests.services import LoopbackHTTPServer
 
@@ -50,7 +49,7 @@ BASIC_WIRE = base64.b64encode(f"admin:{CANARY}-basic".encode()).decode()
 NEEDLES = (CANARY, BASIC_WIRE, CANARY.lower())
 
 
-class Echo(BaseHTTPRequestHandler):
+class Echo(JSONHandler):
     """A hostile endpoint: whatever credential it receives, it tries to make us show it."""
 
     def do_GET(self):  # noqa: N802
@@ -76,17 +75,6 @@ class Echo(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body.encode())
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

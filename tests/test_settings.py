@@ -60,27 +60,24 @@ def test_a_deploy_without_a_release_name_is_refused():
     assert "LIVE_RELEASE" in result.stderr + result.stdout
 
 
+def load_wsgi(**env):
+    """Load the WSGI application as a gunicorn worker does (no system checks)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
+    environment.update({**PRODUCTION, "WARM_UP": "false", **env})
+    return subprocess.run(
+        [sys.executable, "-c", "import meshplay.wsgi"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_a_web_worker_without_a_release_name_does_not_boot():
     """gunicorn runs no system checks: loading the WSGI application refuses to start, rather
     than serving 500s on every refreshable page."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
-    environment.update({**PRODUCTION, "LIVE_RELEASE": "", "WARM_UP": "false"})
-    result = subprocess.run(
-        [sys.executable, "-c", "import meshplay.wsgi"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = load_wsgi(LIVE_RELEASE="")
     assert result.returncode != 0 and "LIVE_RELEASE" in result.stderr
-    environment["LIVE_RELEASE"] = "r1"
-    booted = subprocess.run(
-        [sys.executable, "-c", "import meshplay.wsgi"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    booted = load_wsgi(LIVE_RELEASE="r1")
     assert booted.returncode == 0, booted.stderr

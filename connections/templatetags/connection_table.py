@@ -5,7 +5,6 @@ language took most of the fragment's time for them), and the state badge."""
 from __future__ import annotations
 
 import functools
-import time
 from html import escape  # the standard library's: Django's is lazy-aware, and slower
 
 from django import template
@@ -48,11 +47,11 @@ def state_badge(style, status: str, label: str) -> str:
 
 def _hot(context) -> dict:
     """What every hot fragment needs of the page: one CSRF token for the whole page (each
-    ``get_token()`` masks it anew), where the page is, and the tick clock."""
+    ``get_token()`` masks it anew), and where the page is."""
     request = context.get("request")
     token = context.get("csrf_token") or (get_token(request) if request else "")
     here = request.get_full_path() if request is not None else ""
-    return {"csrf_token": str(token), "here": here, "now": time.time()}
+    return {"csrf_token": str(token), "here": here}
 
 
 @functools.cache
