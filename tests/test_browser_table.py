@@ -304,6 +304,48 @@ def test_an_open_menu_a_focused_heartbeat_and_the_selection_survive_the_refresh(
     assert page.locator("#selection-count").inner_text() == "1 selected"
 
 
+def test_the_heartbeat_is_one_element_read_by_pointer_and_keyboard(
+    live_server, signed_in_page, make_connection
+):
+    """A bar is one element: the pointer over its i-th slice, or the arrow keys, show the i-th
+    probe's tooltip and mark that tick; leaving it hides both."""
+    conn = with_results(make_connection(Status.CONNECTED, name="api"))
+    page = signed_in_page()
+    page.goto(f"{live_server.url}/connections/")
+    cell = page.locator(f"tr[data-id='{conn.pk}'] td.col-heartbeat")
+    assert cell.evaluate("c => c.querySelectorAll('*').length") <= 5  # span, svg, ≤ 3 paths
+    box = page.locator(f"#hb-{conn.pk} svg").bounding_box()
+    tip = page.locator("#table-tip")
+    slice_ = box["width"] / 30
+    # tick 0 failed (i % 7 == 0), tick 1 passed: the oldest on the left
+    page.mouse.move(box["x"] + slice_ * 0.5, box["y"] + box["height"] / 2)
+    tip.wait_for(state="visible")
+    assert tip.inner_text().startswith("failed · connect: Connection refused")
+    page.mouse.move(box["x"] + slice_ * 1.5, box["y"] + box["height"] / 2)
+    page.wait_for_function("document.getElementById('table-tip').textContent.startsWith('ok')")
+    assert "12 ms" in tip.inner_text() or "13 ms" in tip.inner_text()
+    mark = page.locator(f"#hb-{conn.pk} .beat-mark")
+    assert mark.count() == 1
+    assert abs(mark.bounding_box()["x"] - (box["x"] + slice_)) < slice_ / 2
+    page.mouse.move(0, 0)
+    tip.wait_for(state="hidden")
+    assert mark.count() == 0
+    # the keyboard: End is the newest, ArrowLeft one older
+    page.focus(f"#hb-{conn.pk}")
+    tip.wait_for(state="visible")
+    newest = tip.inner_text()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(
+        "t => document.getElementById('table-tip').textContent !== t", arg=newest
+    )
+    page.keyboard.press("End")
+    page.wait_for_function(
+        "t => document.getElementById('table-tip').textContent === t", arg=newest
+    )
+    page.keyboard.press("Escape")
+    tip.wait_for(state="hidden")
+
+
 def test_filters_and_the_state_menu_work_without_script(
     live_server, signed_in_page, make_connection
 ):

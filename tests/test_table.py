@@ -2,6 +2,8 @@
 chips, the cost of a page, and the confirmation bulk actions need."""
 
 import base64
+import html
+import json
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,8 +56,25 @@ def row_html(body, connection):
     return match.group(0)
 
 
+def bar(row):
+    """A row's heartbeat as drawn (each tick's state, left to right, from the SVG's paths) and
+    as read (each tick's tooltip, from the bar's one data attribute)."""
+    cell = re.search(r'<td class="col-heartbeat">(.*?)</td>', row, re.S).group(1)
+    assert cell.count("<span") == 1 and cell.count("<svg") == 1  # one element per row
+    drawn = {}
+    for state, d in re.findall(r'<path class="beat-(\w+)" d="([^"]*)"/>', cell):
+        for x in re.findall(r"M([\d.]+) ", d):
+            drawn[float(x)] = state
+    titles = json.loads(html.unescape(re.search(r"data-ticks='([^']*)'", cell).group(1)))
+    states = [drawn[x] for x in sorted(drawn)]
+    assert len(states) == len(titles) == HEARTBEAT_LENGTH
+    for state, title in zip(states, titles, strict=True):
+        assert title.startswith({"ok": "ok", "failed": "failed", "none": "no probe yet"}[state])
+    return states, titles
+
+
 def ticks(row):
-    return re.findall(r'class="beat beat-(\w+)"', row)
+    return bar(row)[0]
 
 
 # ---- the heartbeat ----------------------------------------------------------------------
@@ -69,7 +88,7 @@ def test_the_heartbeat_shows_the_last_30_results_oldest_first(owner, make_connec
     row = row_html(body, conn)
     assert ticks(row) == ["ok"] * 15 + ["failed"] * 3 + ["ok"] * 11 + ["failed"]
     assert "of api: 4 failed" in row
-    titles = re.findall(r'class="beat beat-\w+" role="img" title="([^"]*)"', row)
+    titles = bar(row)[1]
     assert titles[-1].startswith("failed · connect: Connection refused · 1 min ago · ")
     assert re.search(r"· \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", titles[-1])  # and the absolute time
     assert re.match(r"ok · \d+ ms · \d+ min ago", titles[-2])
@@ -78,9 +97,9 @@ def test_the_heartbeat_shows_the_last_30_results_oldest_first(owner, make_connec
 HOSTILE = '"><img src=x onerror=alert(1)>&amp;'
 
 
-def quotes(html: str) -> str:
+def quotes(text: str) -> str:
     """A quote escaped as ``&#34;`` (Jinja2's spelling) read as ``&quot;`` (Django's)."""
-    return html.replace("&#34;", "&quot;")
+    return text.replace("&#34;", "&quot;")
 
 
 def test_markup_in_a_name_or_an_error_is_text_in_the_row_and_its_menu(owner, make_connection):
@@ -99,7 +118,10 @@ def test_markup_in_a_name_or_an_error_is_text_in_the_row_and_its_menu(owner, mak
         assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in body
     row = quotes(row_html(client_for(owner).get(LIST).content.decode(), conn))
     assert re.search(r'data-confirm="&quot;&gt;&lt;img[^"]*: Start managing it', row)
-    assert re.search(r'title="failed · connect: &quot;&gt;&lt;img', row)
+    # a tick's tooltip is JSON in a single-quoted attribute: no quote, < or & is left raw
+    cell = re.search(r"data-ticks='([^']*)'", row).group(1)
+    assert "<" not in cell and "&" not in cell
+    assert bar(row)[1][-1].startswith(f"failed · connect: {HOSTILE} · ")
 
 
 def test_markup_in_a_url_an_environment_or_a_reason_is_text_in_the_row(owner, make_connection):
@@ -145,7 +167,7 @@ def test_the_tick_times_are_in_the_current_time_zone(
     ProbeResult.objects.create(connection=conn, checked_at=moment, ok=True, latency_ms=4.0)
     Connection.objects.filter(pk=conn.pk).update(last_probe_at=moment, last_latency_ms=4.4)
     row = row_html(client_for(owner).get(LIST).content.decode(), conn)
-    assert re.search(rf'title="ok · 4 ms · \d+ \w+ ago · {shown}"', row)
+    assert re.fullmatch(rf"ok · 4 ms · \d+ \w+ ago · {shown}", bar(row)[1][-1])
     # the last probe's cell too: its ISO time carries the zone's offset, its title is local
     local = moment.astimezone(ZoneInfo(zone))
     assert f'datetime="{local.isoformat()}" title="{shown}">' in row
@@ -183,7 +205,7 @@ def test_a_new_connection_has_empty_slots_not_results(owner, make_connection):
     add_results(fresh, [True, False])
     row = row_html(client_for(owner).get(LIST).content.decode(), fresh)
     assert ticks(row) == ["none"] * (HEARTBEAT_LENGTH - 2) + ["ok", "failed"]
-    assert 'title="no probe yet"' in row
+    assert bar(row)[1][0] == "no probe yet"
 
 
 def test_recent_results_takes_the_newest_per_connection_in_one_query(make_connection):

@@ -147,13 +147,22 @@ def tick_title(tick: dict, now: float) -> str:
     return " · ".join(parts)
 
 
+TICK_PITCH = 4  # px per tick in the bar's SVG: a 3 px stroke and a 1 px gap
+TICK_SHAPES = {  # each tick's stroke, readable without colour: a full bar, a broken one, a stub
+    "ok": "M{x} 1v18",
+    "failed": "M{x} 1v7m0 4v7",
+    "none": "M{x} 14v5",
+}
+
+
 def heartbeat(
     results: list[Beat], length: int = HEARTBEAT_LENGTH, now: float | None = None
-) -> list[dict]:
+) -> dict:
     """A row's bar: ``length`` ticks, oldest left, newest right; slots before the first result
-    are "none yet". Each tick has its tooltip (``title``), told as of ``now``."""
+    are "none yet". Drawn as one SVG with one path per kind of tick (``paths``), each tick's
+    tooltip (told as of ``now``) in ``titles``, in order: the page reads them from there."""
     now = time.time() if now is None else now
-    ticks = [{"state": "none", "title": "no probe yet"} for _ in range(length - len(results))]
+    ticks = [{"state": "none"} for _ in range(length - len(results[-length:]))]
     for result in results[-length:]:
         error = result.error.strip()
         if result.error_class and not error.startswith(result.error_class):
@@ -167,8 +176,15 @@ def heartbeat(
                 "error": error[:TICK_ERROR_CHARS],
             }
         )
-        ticks[-1]["title"] = tick_title(ticks[-1], now)
-    return ticks
+    paths: dict[str, list[str]] = {state: [] for state in TICK_SHAPES}
+    for i, tick in enumerate(ticks):
+        x = i * TICK_PITCH + 1.5
+        paths[tick["state"]].append(TICK_SHAPES[tick["state"]].format(x=f"{x:g}"))
+    return {
+        "titles": [tick_title(tick, now) for tick in ticks],
+        "paths": {state: "".join(d) for state, d in paths.items() if d},
+        "width": length * TICK_PITCH,
+    }
 
 
 def problem(connection: Connection, reason: str = "") -> str:

@@ -1,6 +1,6 @@
 """The table's tags: its rows and a connection's state menu, drawn by the Jinja2 templates of
-``templates/jinja2/connections/`` (a page of 50 rows has 1,500 heartbeat ticks: the template
-language took most of the fragment's time for them), and the state badge."""
+``templates/jinja2/connections/`` (the template language took most of the fragment's time for
+a page of 50 rows), and the state badge."""
 
 from __future__ import annotations
 

@@ -359,18 +359,15 @@
   }
   function tipText(el) {
     if (el.hasAttribute("title")) {
-      var text = el.getAttribute("title");
-      el.setAttribute("data-tip", text);
-      if (el.getAttribute("role") === "img") el.setAttribute("aria-label", text); // still named
+      el.setAttribute("data-tip", el.getAttribute("title"));
       el.removeAttribute("title"); // no second, native tooltip
     }
     return el.getAttribute("data-tip") || "";
   }
-  function showTip(el, owner, index) {
+  function showTip(text, rect, owner, index) {
     var box = tipElement();
-    box.textContent = tipText(el);
+    box.textContent = text;
     box.hidden = false;
-    var rect = el.getBoundingClientRect();
     var width = document.documentElement.clientWidth;
     var height = document.documentElement.clientHeight;
     box.style.left = "0px";
@@ -382,42 +379,86 @@
     if (top + h > height - MARGIN) top = Math.max(MARGIN, rect.top - 6 - h);
     box.style.left = Math.round(Math.max(MARGIN, left)) + "px";
     box.style.top = Math.round(top) + "px";
+    if (tipAnchor && tipAnchor.id !== owner.id) {
+      var before = document.getElementById(tipAnchor.id);
+      if (before) {
+        before.removeAttribute("aria-describedby");
+        markBeat(before, -1);
+      }
+    }
     tipAnchor = { id: owner.id, index: index };
     owner.setAttribute("aria-describedby", "table-tip");
+  }
+  function showProblem(problem) {
+    showTip(tipText(problem), problem.getBoundingClientRect(), problem, -1);
   }
   function hideTip() {
     if (tip) tip.hidden = true;
     if (tipAnchor) {
       var owner = document.getElementById(tipAnchor.id);
-      if (owner) owner.removeAttribute("aria-describedby");
+      if (owner) {
+        owner.removeAttribute("aria-describedby");
+        markBeat(owner, -1);
+      }
     }
     tipAnchor = null;
   }
-  function beatsOf(bar) {
-    return bar.querySelectorAll(".beat");
+  // A heartbeat bar is one element (a <span> around one SVG); its ticks' tooltips are in its
+  // data-ticks attribute, oldest first, and tick i fills the i-th equal slice of its width.
+  function ticksOf(bar) {
+    try {
+      return JSON.parse(bar.getAttribute("data-ticks") || "[]");
+    } catch (e) {
+      return [];
+    }
   }
-  function showBeat(bar, index) {
-    var beats = beatsOf(bar);
-    if (!beats.length) return;
-    index = Math.max(0, Math.min(beats.length - 1, index));
-    beatIndex[bar.id] = index;
-    beats.forEach(function (b, i) {
-      b.classList.toggle("active", i === index);
-    });
-    showTip(beats[index], bar, index);
+  function markBeat(bar, index) {
+    var svg = bar.querySelector("svg");
+    if (!svg) return;
+    var mark = svg.querySelector(".beat-mark");
+    if (index < 0) {
+      if (mark) mark.remove();
+      return;
+    }
+    if (!mark) {
+      mark = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      mark.setAttribute("class", "beat-mark");
+      svg.appendChild(mark);
+    }
+    var pitch = svg.viewBox.baseVal.width / ticksOf(bar).length;
+    mark.setAttribute("x", index * pitch + 0.5);
+    mark.setAttribute("y", 0.5);
+    mark.setAttribute("width", pitch - 1);
+    mark.setAttribute("height", 19);
+  }
+  function showBeat(bar, index, pointed) {
+    var ticks = ticksOf(bar);
+    if (!ticks.length) return;
+    index = Math.max(0, Math.min(ticks.length - 1, index));
+    if (!pointed) beatIndex[bar.id] = index; // the keyboard's place; the pointer's is its own
+    markBeat(bar, index);
+    var box = (bar.querySelector("svg") || bar).getBoundingClientRect();
+    var slice = box.width / ticks.length;
+    var rect = { left: box.left + index * slice, width: slice, top: box.top, bottom: box.bottom };
+    showTip(ticks[index], rect, bar, index);
+  }
+  function beatUnder(bar, event) {
+    var box = (bar.querySelector("svg") || bar).getBoundingClientRect();
+    var count = ticksOf(bar).length;
+    return Math.max(0, Math.min(count - 1, Math.floor(((event.clientX - box.left) / box.width) * count)));
   }
 
-  document.addEventListener("mouseover", function (event) {
+  document.addEventListener("mousemove", function (event) {
     var el = event.target;
     if (!el.closest) return;
-    var beat = el.closest(".beat");
-    if (beat) {
-      var bar = beat.closest(".beats");
-      showTip(beat, bar, Array.prototype.indexOf.call(beatsOf(bar), beat));
+    var bar = el.closest(".beats");
+    if (bar) {
+      var index = beatUnder(bar, event);
+      if (!tipAnchor || tipAnchor.id !== bar.id || tipAnchor.index !== index) showBeat(bar, index, true);
       return;
     }
     var problem = el.closest(".problem");
-    if (problem) showTip(problem, problem, -1);
+    if (problem && (!tipAnchor || tipAnchor.id !== problem.id)) showProblem(problem);
   });
   document.addEventListener("mouseout", function (event) {
     var el = event.target;
@@ -431,17 +472,14 @@
     var el = event.target;
     if (el.classList && el.classList.contains("beats")) {
       var index = beatIndex[el.id];
-      showBeat(el, index === undefined ? beatsOf(el).length - 1 : index);
+      showBeat(el, index === undefined ? ticksOf(el).length - 1 : index);
     } else if (el.classList && el.classList.contains("problem")) {
-      showTip(el, el, -1);
+      showProblem(el);
     }
   });
   document.addEventListener("focusout", function (event) {
     var el = event.target;
     if (el.classList && (el.classList.contains("beats") || el.classList.contains("problem"))) {
-      el.querySelectorAll(".beat.active").forEach(function (b) {
-        b.classList.remove("active");
-      });
       hideTip();
     }
   });
@@ -452,7 +490,7 @@
       return;
     }
     if (!el.classList || !el.classList.contains("beats")) return;
-    var count = beatsOf(el).length;
+    var count = ticksOf(el).length;
     var index = beatIndex[el.id] === undefined ? count - 1 : beatIndex[el.id];
     var moves = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: count - 1 };
     if (event.key in moves) {
@@ -466,15 +504,10 @@
     if (!tipAnchor || !tip || tip.hidden) return;
     var owner = document.getElementById(tipAnchor.id);
     if (!owner) return hideTip();
-    if (tipAnchor.index >= 0) {
-      if (document.activeElement === owner) showBeat(owner, tipAnchor.index);
-      else if (owner.matches(":hover")) {
-        var beat = beatsOf(owner)[tipAnchor.index];
-        if (beat) showTip(beat, owner, tipAnchor.index);
-        else hideTip();
-      } else hideTip();
-    } else if (document.activeElement === owner || owner.matches(":hover")) showTip(owner, owner, -1);
-    else hideTip();
+    var shown = document.activeElement === owner || owner.matches(":hover");
+    if (!shown) hideTip();
+    else if (tipAnchor.index >= 0) showBeat(owner, tipAnchor.index, document.activeElement !== owner);
+    else showProblem(owner);
   }
 
   // ---- filter dropdowns --------------------------------------------------------------------
