@@ -6,11 +6,16 @@ database is the truth).
 - No entry outlives ``MAX_ENTRY_SECONDS`` (default 300): a session deleted (signed out) while
   Redis did not answer is forgotten by the cache within that time, never resurrected for the
   two weeks a session lives.
+- By default the cache shares the broker's Redis database (``CACHE_URL`` defaults to
+  ``REDIS_URL``): ``clear()`` deletes the cache's own keys (its ``KEY_PREFIX``), never the
+  queues a ``FLUSHDB`` would take with it.
+- ``state()`` says how it is, for ``/readyz``: "ok", "none" (no cache configured) or the error.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -27,6 +32,20 @@ def _warn(error: Exception) -> None:
     if now - _last_warning[0] > 60:
         _last_warning[0] = now
         log.warning("the cache does not answer (%s): reading the database instead", error)
+
+
+def state() -> str:
+    """The default cache as ``/readyz`` reports it."""
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return "none"
+    try:
+        cache.ping()
+    except RedisError as error:
+        return f"error: {type(error).__name__}"
+    return "ok"
 
 
 class RedisCache(DjangoRedisCache):
@@ -71,3 +90,26 @@ class RedisCache(DjangoRedisCache):
         except RedisError as error:
             _warn(error)
             return False
+
+    def clear(self):
+        """Delete this cache's keys only (Django's deletes the whole Redis database)."""
+        if not self.key_prefix:
+            return super().clear()
+        client = self._cache.get_client(write=True)
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.key_prefix) + ":*"
+        try:
+            batch = []
+            for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.delete(*batch)
+                    batch = []
+            if batch:
+                client.delete(*batch)
+        except RedisError as error:
+            _warn(error)
+        return True
+
+    def ping(self) -> None:
+        """Raise the error of Redis if it does not answer (``state()``)."""
+        self._cache.get_client(write=True).ping()

@@ -56,6 +56,11 @@ def encrypted_columns() -> list[tuple[type, str]]:
     return list(_encrypted_columns)
 
 
-def rotate(token: str) -> str:
-    """Re-encrypt a token under the primary key (it may have been made with an older one)."""
-    return _current().rotate(token.encode()).decode()
+def rotate(token: str, with_derived_key: bool = False) -> str:
+    """Re-encrypt a token under the primary key (it may have been made with an older one, or,
+    ``with_derived_key``, with the key derived from SECRET_KEY of a run without keys)."""
+    current = _current()
+    if with_derived_key:
+        keys = [key.encode() for key in settings.CREDENTIAL_KEYS]
+        current = MultiFernet([Fernet(key) for key in [*keys, _derived_key(settings.SECRET_KEY)]])
+    return current.rotate(token.encode()).decode()

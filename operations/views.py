@@ -26,6 +26,7 @@ from prometheus_client.core import (
 from connections.choices import PROBED_STATES, Status
 from connections.models import LATENCY_BUCKETS_MS, Connection, ConnectionTransition, ProbeCounter
 from connections.probing.state import probing_state
+from core.cache import state as cache_state
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -42,8 +43,9 @@ def favicon(request: HttpRequest) -> HttpResponse:
 
 def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: the database answers and the broker accepts a connection (503 otherwise).
-    It also says whether probing keeps up; a stalled prober makes the status "degraded" but
-    not a 503: the web serves, and a load balancer must keep sending it requests."""
+    It also says whether probing keeps up and whether the cache answers; a stalled prober or a
+    cache away makes the status "degraded" but not a 503: the web serves (sessions from the
+    database alone), and a load balancer must keep sending it requests."""
     checks = {}
     try:
         with db.cursor() as cursor:
@@ -61,9 +63,12 @@ def readyz(request: HttpRequest) -> HttpResponse:
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
     probing = str(probing_state()) if checks["database"] == "ok" else "unknown"
-    status = "unavailable" if not ready else "ok" if probing == "ok" else "degraded"
+    cache = cache_state()
+    healthy = probing == "ok" and not cache.startswith("error")
+    status = "unavailable" if not ready else "ok" if healthy else "degraded"
     return JsonResponse(
-        {"status": status, **checks, "probes": probing}, status=200 if ready else 503
+        {"status": status, **checks, "cache": cache, "probes": probing},
+        status=200 if ready else 503,
     )
 
 

@@ -1,9 +1,11 @@
 """Secrets are encrypted at rest, never shown, and survive key rotation."""
 
+import io
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection as db
 
 from credentials import crypto
@@ -72,6 +74,53 @@ def test_key_rotation_re_encrypts_notification_channels_too(owner, settings):
     call_command("rotate_credential_keys")
     settings.CREDENTIAL_KEYS = settings.CREDENTIAL_KEYS[:1]  # the old key dropped
     assert Channel.objects.get(pk=channel.pk).config == before
+
+
+@pytest.mark.django_db
+def test_rotation_in_batches_reports_what_no_key_reads_and_keeps_it(owner, settings):
+    """Each batch is its own transaction; a secret made with a key no longer configured is
+    named (model, field, id), left as it is, and the command exits 1: the rest is rotated."""
+    old_key = settings.CREDENTIAL_KEYS[0]
+    made = []
+    for i in range(5):
+        credential = Credential(name=f"c{i}", kind="bearer_token", owner=owner)
+        credential.set_secret({"token": f"secret-{i}"})
+        credential.save()
+        made.append(credential)
+    settings.CREDENTIAL_KEYS = [Fernet.generate_key().decode()]
+    stray = made[2]
+    stray.set_secret({"token": "made-with-a-lost-key"})  # under a key soon forgotten
+    stray.save()
+    lost = raw_column(stray)
+    new_key = Fernet.generate_key().decode()
+    settings.CREDENTIAL_KEYS = [new_key, old_key]  # the stray's key is not among them
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("rotate_credential_keys", "--batch", "2", stderr=err, stdout=io.StringIO())
+    assert exit_.value.code == 1
+    assert f"credentials.Credential.secret_ciphertext id {stray.pk}" in err.getvalue()
+    assert raw_column(stray) == lost  # left as it was, not emptied
+    settings.CREDENTIAL_KEYS = [new_key]
+    for i, credential in enumerate(made):
+        if credential is not stray:
+            assert Credential.objects.get(pk=credential.pk).get_secret()["token"] == f"secret-{i}"
+
+
+@pytest.mark.django_db
+def test_rotation_from_the_key_derived_from_secret_key(owner, settings):
+    """A run without CREDENTIAL_KEYS encrypted with a key derived from SECRET_KEY: the first
+    configured key takes those secrets over with --from-derived-key."""
+    settings.CREDENTIAL_KEYS = []
+    credential = Credential(name="dev", kind="bearer_token", owner=owner)
+    credential.set_secret({"token": TOKEN})
+    credential.save()
+    with pytest.raises(CommandError, match="CREDENTIAL_KEYS is empty"):
+        call_command("rotate_credential_keys")
+    settings.CREDENTIAL_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(SystemExit):  # without the flag: unreadable, reported
+        call_command("rotate_credential_keys", stderr=io.StringIO(), stdout=io.StringIO())
+    call_command("rotate_credential_keys", "--from-derived-key", stdout=io.StringIO())
+    assert Credential.objects.get(pk=credential.pk).get_secret()["token"] == TOKEN
 
 
 @pytest.mark.django_db

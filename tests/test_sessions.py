@@ -112,3 +112,46 @@ def test_a_cached_session_lives_minutes_not_weeks(owner):
     client.get(LIST)
     ttl = cache._cache.get_client(key).ttl(cache.make_and_validate_key(key))
     assert 0 < ttl <= 300
+
+
+def test_readiness_says_whether_the_cache_answers(client):
+    """The cache away is "degraded" (200: the web still serves), never "unavailable"."""
+    from django.test.utils import override_settings
+
+    ready = client.get("/readyz").json()
+    assert ready["cache"] == "ok" and ready["status"] in ("ok", "degraded")
+    unreachable = {
+        "default": {
+            "BACKEND": "core.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["cache"] == "error: ConnectionError"
+        assert response.json()["status"] == "degraded"
+    with override_settings(CACHES={"default": {"BACKEND": DUMMY}}):
+        assert client.get("/readyz").json()["cache"] == "none"
+
+
+DUMMY = "django.core.cache.backends.dummy.DummyCache"
+
+
+def test_clearing_the_cache_keeps_what_else_lives_in_its_redis_database(owner):
+    """The cache shares the broker's Redis database by default: clearing it deletes its own
+    keys (sessions) and never the queues."""
+    client = signed_in(owner)
+    client.get(LIST)
+    key = SessionStore(client.cookies["sessionid"].value).cache_key
+    redis = cache._cache.get_client(write=True)
+    redis.rpush("celery", b"a queued task")
+    try:
+        assert cache.get(key) is not None
+        cache.clear()
+        assert cache.get(key) is None
+        assert redis.lrange("celery", 0, -1) == [b"a queued task"]
+        assert client.get(LIST).status_code == 200  # the session is in the database still
+    finally:
+        redis.delete("celery")

@@ -2,10 +2,21 @@
 every other column registered with ``crypto.holds_tokens`` (notification channels' settings).
 
 Rotation: put a new key first in CREDENTIAL_KEYS and keep the old ones after it (every key
-decrypts, so nothing stops working), run this command, then drop the old keys.
+decrypts, so nothing stops working), give every process (web, workers, beat) that setting, run
+this command, then drop the old keys. A process still on the old setting would write new
+secrets with the old key: the command reports every row the primary key does not read after it.
+
+Rows are re-encrypted in batches of ``--batch`` (default 500), each batch in its own transaction
+with its rows locked: a save meanwhile waits for one batch, not for the whole table, and a
+command stopped halfway leaves every row readable (run it again to finish).
+
+A deployment that ran without CREDENTIAL_KEYS encrypted with a key derived from SECRET_KEY:
+``--from-derived-key`` also reads with that key, so its secrets move to the configured key.
+A secret no key reads is reported (model, field, id) and left as it is; the command then exits
+with status 1.
 """
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from credentials import crypto
@@ -14,17 +25,52 @@ from credentials import crypto
 class Command(BaseCommand):
     help = "Re-encrypt every stored secret with the primary credential key."
 
-    def handle(self, *args, **options) -> None:
-        counts = []
-        with transaction.atomic():
-            for model, field in crypto.encrypted_columns():
-                rotated = 0
-                rows = model._base_manager.select_for_update().only(field)
-                for row in rows.exclude(**{field: ""}):
-                    token = getattr(row, field)
-                    new = crypto.rotate(token)
-                    if new != token:
-                        model._base_manager.filter(pk=row.pk).update(**{field: new})
-                        rotated += 1
-                counts.append(f"{rotated} {model._meta.verbose_name_plural} ({field})")
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--batch", type=int, default=500, help="rows per transaction")
+        parser.add_argument(
+            "--from-derived-key",
+            action="store_true",
+            help="also decrypt with the key derived from SECRET_KEY (a run without keys)",
+        )
+
+    def handle(self, *args, batch: int, from_derived_key: bool, **options) -> None:
+        if batch < 1:
+            raise CommandError("--batch must be at least 1.")
+        if crypto.uses_derived_key():
+            raise CommandError(
+                "CREDENTIAL_KEYS is empty: put the new key first in it (see docs/operations.md)."
+            )
+        counts, unreadable = [], []
+        for model, field in crypto.encrypted_columns():
+            rotated, after = 0, 0
+            while True:
+                with transaction.atomic():
+                    rows = list(
+                        model._base_manager.select_for_update()
+                        .filter(pk__gt=after)
+                        .exclude(**{field: ""})
+                        .order_by("pk")
+                        .values_list("pk", field)[:batch]
+                    )
+                    for pk, token in rows:
+                        try:
+                            new = crypto.rotate(token, with_derived_key=from_derived_key)
+                        except crypto.InvalidToken:
+                            unreadable.append(f"{model._meta.label}.{field} id {pk}")
+                            continue
+                        if new != token:
+                            model._base_manager.filter(pk=pk).update(**{field: new})
+                            rotated += 1
+                if len(rows) < batch:
+                    break
+                after = rows[-1][0]
+            counts.append(f"{rotated} {model._meta.verbose_name_plural} ({field})")
         self.stdout.write("Re-encrypted with the primary key: " + ", ".join(counts) + ".")
+        if unreadable:
+            self.stderr.write(
+                f"{len(unreadable)} secrets no key in CREDENTIAL_KEYS reads (left as they are; "
+                "add the key they were made with, or --from-derived-key): "
+                + ", ".join(unreadable[:50])
+                + (" …" if len(unreadable) > 50 else "")
+            )
+            raise SystemExit(1)
