@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
-from django.db.models import BooleanField, Exists, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 VIEW, CHANGE, TRANSITION, USE, OWN = "view", "change", "transition", "use", "own"
 EVERY_ROLE = ("viewer", "editor")
@@ -184,23 +184,16 @@ def restrict(queryset: models.QuerySet, user: Any, action: str = VIEW) -> models
 def _where(model: type[models.Model], user: Any, action: str) -> Q:
     """The condition on ``model``'s rows, for a user who does not see all of them."""
     granted = _granted(model, user, action)
-    permission = policy_for(model).permissions.get(action)
-    if permission:  # in the same query: no round trip for the permission itself
-        granted |= Q(Exists(_holders(permission, user))) & _granted(model, user, VIEW)
+    if _holds_permission(model, user, action):
+        granted |= _granted(model, user, VIEW)
     return granted
 
 
-def _holders(permission: str, user: Any) -> models.QuerySet:
-    """The permission ``app_label.codename`` held by ``user``, directly or through a group
-    (what Django's ModelBackend reads, as a subquery)."""
-    from django.contrib.auth.models import Permission
-
-    app_label, codename = permission.split(".", 1)
-    return Permission.objects.filter(
-        Q(user=user) | Q(group__user=user),
-        codename=codename,
-        content_type__app_label=app_label,
-    )
+def _holds_permission(model: type[models.Model], user: Any, action: str) -> bool:
+    """Whether a global permission grants ``action`` to ``user`` (Django's ``has_perm``: every
+    authentication backend answers, and the user object keeps the answer for the request)."""
+    permission = policy_for(model).permissions.get(action)
+    return bool(permission) and user.has_perm(permission)
 
 
 def may(user: Any, obj: models.Model, action: str = VIEW) -> bool:
@@ -241,14 +234,21 @@ def ids_by_action(
         else:
             asked.append(action)
     if asked:
-        flags = {
-            f"may_{i}": ExpressionWrapper(_where(queryset.model, user, a), BooleanField())
-            for i, a in enumerate(asked)
-        }
-        rows = queryset.filter(pk__in=pks).annotate(**flags).values_list("pk", *flags)
+        # actions granted alike (the same roles, the same global permission) share one flag
+        model, flags, flag_of = queryset.model, {}, {}
+        for action in asked:
+            alike = (
+                policy_for(model).roles.get(action, ()),
+                _holds_permission(model, user, action),
+            )
+            if alike not in flags:
+                flags[alike] = ExpressionWrapper(_where(model, user, action), BooleanField())
+            flag_of[action] = list(flags).index(alike)
+        names = {f"may_{i}": flag for i, flag in enumerate(flags.values())}
+        rows = queryset.filter(pk__in=pks).annotate(**names).values_list("pk", *names)
         for pk, *granted in rows:
-            for action, yes in zip(asked, granted, strict=True):
-                if yes:
+            for action in asked:
+                if granted[flag_of[action]]:
                     result[action].add(pk)
     return result
 

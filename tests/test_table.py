@@ -249,9 +249,10 @@ def test_a_page_costs_the_same_queries_for_3_rows_and_for_50_with_40_results_eac
         make_connection(Status.REGISTERED)
     assert _queries_for_page(client, {"sort": "status"}) == few
     # the fragment the refresh fetches: user (the session is read from the cache), the change
-    # stamp (live/), counts per state, the rows, their environments, which the user may
-    # change, the heartbeats, the reasons
-    assert _queries_for_page(client, HTTP_HX_REQUEST="true") == 8
+    # stamp (live/), counts per state, the rows, their environments, the user's global
+    # permissions (Django's has_perm: their own and their groups'), which rows they may change
+    # and act on, the heartbeats, the reasons
+    assert _queries_for_page(client, HTTP_HX_REQUEST="true") == 10
 
 
 # ---- the last problem -------------------------------------------------------------------
@@ -598,3 +599,20 @@ def test_the_connection_pages_state_menu_links_to_its_edit_page(owner, make_conn
     assert client.get(edit).status_code == 200
     row = row_html(client.get(LIST).content.decode(), conn)
     assert f'href="{edit}"' in row
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_name_the_jinja2_templates_do_not_get_is_an_error_not_empty_markup(settings, debug):
+    """Django's Jinja2 backend passes its own ``undefined``: the project's environment must
+    still make an unknown name an error, DEBUG on or off (an empty CSRF token or link would
+    otherwise render silently)."""
+    import jinja2
+    from django.template import engines
+    from django.test.utils import override_settings
+
+    templates = [dict(t) for t in settings.TEMPLATES]
+    with override_settings(DEBUG=debug, TEMPLATES=templates):
+        env = engines["jinja2"].env
+        assert env.undefined is jinja2.StrictUndefined
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string("{{ nope }}").render()
