@@ -571,13 +571,18 @@
     } catch (e) {
       return;
     }
+    // each filter's values as a list, [] when not set: a missing one is "", never undefined
+    function first(name) {
+      var values = active[name];
+      return values && values.length ? String(values[0]) : "";
+    }
     ["status", "kind", "environment"].forEach(function (name) {
       var values = active[name] || [];
       form.querySelectorAll('input[name="' + name + '"]').forEach(function (box) {
         box.checked = values.indexOf(box.value) >= 0;
       });
     });
-    var managed = (active.managed || [""])[0];
+    var managed = first("managed");
     var radios = form.querySelectorAll('input[name="managed"]');
     var matched = false;
     radios.forEach(function (radio) {
@@ -586,13 +591,13 @@
     });
     if (!matched && radios.length) radios[0].checked = true;
     var q = form.elements.q;
-    if (q && document.activeElement !== q) q.value = (active.q || [""])[0];
+    if (q && document.activeElement !== q) q.value = first("q");
     var perPage = form.elements.per_page;
-    var size = (active.per_page || [""])[0];
+    var size = first("per_page");
     if (perPage && size && perPage.querySelector('option[value="' + size + '"]')) perPage.value = size;
-    if (form.elements.sort) form.elements.sort.value = (active.sort || [""])[0];
+    if (form.elements.sort) form.elements.sort.value = first("sort");
     var dependsOn = form.querySelector('input[name="depends_on"]');
-    var parent = (active.depends_on || [""])[0];
+    var parent = first("depends_on");
     if (dependsOn && !parent) dependsOn.remove();
     else if (parent) {
       if (!dependsOn) {
