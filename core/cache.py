@@ -10,6 +10,9 @@ database is the truth).
   ``REDIS_URL``): ``clear()`` deletes the cache's own keys (its ``KEY_PREFIX``), never the
   queues a ``FLUSHDB`` would take with it.
 - ``state()`` says how it is, for ``/readyz``: "ok", "none" (no cache configured) or the error.
+- After an error the cache is left alone for ``RETRY_AFTER`` seconds (default 10) in this
+  process: a Redis that accepts connections and never answers costs one socket timeout per
+  process and pause, not one per request.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 _last_warning = [0.0]
+_paused_until: dict[str, float] = {}  # by location: this process leaves that Redis alone until
 
 
 def _warn(error: Exception) -> None:
@@ -51,44 +55,63 @@ def state() -> str:
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         self.max_entry_seconds = int(params.get("MAX_ENTRY_SECONDS", 300))
+        self.retry_after = float(params.get("RETRY_AFTER", 10))
+        self.location = str(server)
         super().__init__(server, params)
 
     def get_backend_timeout(self, timeout=DEFAULT_TIMEOUT):
         seconds = super().get_backend_timeout(timeout)
         return self.max_entry_seconds if seconds is None else min(seconds, self.max_entry_seconds)
 
+    def _paused(self) -> bool:
+        return time.monotonic() < _paused_until.get(self.location, 0.0)
+
+    def _failed(self, error: Exception) -> None:
+        _paused_until[self.location] = time.monotonic() + self.retry_after
+        _warn(error)
+
     def get(self, key, default=None, version=None):
+        if self._paused():
+            return default
         try:
             return super().get(key, default, version)
         except RedisError as error:
-            _warn(error)
+            self._failed(error)
             return default
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if self._paused():
+            return
         try:
             super().set(key, value, timeout, version)
         except RedisError as error:
-            _warn(error)
+            self._failed(error)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if self._paused():
+            return False
         try:
             return super().add(key, value, timeout, version)
         except RedisError as error:
-            _warn(error)
+            self._failed(error)
             return False
 
     def delete(self, key, version=None):
+        if self._paused():
+            return False
         try:
             return super().delete(key, version)
         except RedisError as error:
-            _warn(error)
+            self._failed(error)
             return False
 
     def has_key(self, key, version=None):
+        if self._paused():
+            return False
         try:
             return super().has_key(key, version)
         except RedisError as error:
-            _warn(error)
+            self._failed(error)
             return False
 
     def clear(self):

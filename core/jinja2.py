@@ -25,7 +25,8 @@ def localtime(moment):
 
 def environment(**options: Any) -> Environment:
     # a name the template does not get is an error, never an empty string in the markup
-    options.setdefault("undefined", StrictUndefined)
+    # (Django's backend passes its own ``undefined``, DebugUndefined or Undefined: replaced)
+    options["undefined"] = StrictUndefined
     env = Environment(**options)
     env.globals.update(url=url, icon=icon_markup, localtime=localtime, ago_text=ago_text)
     env.filters.update(floatformat=floatformat, ago_seconds=ago_seconds)

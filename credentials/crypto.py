@@ -56,6 +56,18 @@ def encrypted_columns() -> list[tuple[type, str]]:
     return list(_encrypted_columns)
 
 
+def primary_reads(token: str) -> bool:
+    """Whether the primary key alone decrypts ``token`` (rotation skips those, and checks at
+    its end that every token is one)."""
+    keys = settings.CREDENTIAL_KEYS
+    primary = Fernet(keys[0].encode() if keys else _derived_key(settings.SECRET_KEY))
+    try:
+        primary.decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def rotate(token: str, with_derived_key: bool = False) -> str:
     """Re-encrypt a token under the primary key (it may have been made with an older one, or,
     ``with_derived_key``, with the key derived from SECRET_KEY of a run without keys)."""

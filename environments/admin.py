@@ -12,6 +12,10 @@ from .models import Environment, EnvironmentMembership
 
 
 def _owns(request, obj) -> bool:
+    """The owner's (or a superuser's) rights on ``obj``; on the add page (no ``obj`` yet) the
+    one who may add it sets its members too (the admin's add permission decides that)."""
+    if obj is None:
+        return access.active(request.user)
     return access.may(request.user, obj, access.OWN)
 
 

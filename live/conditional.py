@@ -143,6 +143,7 @@ def refreshable(view=None, *, also=None):
             return response
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
+            response["X-Release"] = release()  # live.js reloads a page of another release
             response["ETag"] = fragment_etag(request, digest)
             response["Cache-Control"] = "no-store"  # the page's own header asks, not the cache
         return response

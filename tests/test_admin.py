@@ -263,3 +263,34 @@ def test_metadata_that_is_not_an_object_is_a_form_error(admin_client, http_endpo
         },
     )
     assert response.status_code == 200 and "must be a JSON object" in response.content.decode()
+
+
+def test_a_superuser_adds_an_environment_with_its_members_in_one_form(admin_client, owner):
+    """The add page shows the members inline (there is no owner to ask yet) and keeps them."""
+    from django.contrib.auth import get_user_model
+
+    from environments.models import Environment
+
+    member = get_user_model().objects.create_user("member-to-be", password="pw-member-123")
+    add = reverse("admin:environments_environment_add")
+    page = admin_client.get(add).content.decode()
+    match = re.search(r'name="([\w-]+)-TOTAL_FORMS"', page)
+    assert match, "no membership inline on the add page"
+    prefix = match.group(1)
+    response = admin_client.post(
+        add,
+        {
+            "name": "staging",
+            "description": "",
+            "owner": owner.pk,
+            f"{prefix}-TOTAL_FORMS": "1",
+            f"{prefix}-INITIAL_FORMS": "0",
+            f"{prefix}-0-user": member.pk,
+            f"{prefix}-0-role": "viewer",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    environment = Environment.objects.get(name="staging")
+    assert list(environment.memberships.values_list("user__username", "role")) == [
+        ("member-to-be", "viewer")
+    ]

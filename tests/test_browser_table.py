@@ -346,6 +346,55 @@ def test_the_heartbeat_is_one_element_read_by_pointer_and_keyboard(
     tip.wait_for(state="hidden")
 
 
+def test_sorting_and_paging_leave_the_search_box_and_the_filters_as_they_were(
+    live_server, signed_in_page, make_connection
+):
+    """A header, Next or Last never writes "undefined" in the search box (or the sort): the
+    next filter change still finds the rows."""
+    for i in range(60):
+        make_connection(Status.REGISTERED if i % 2 else Status.CONNECTED, name=f"svc-{i:02}")
+    page = signed_in_page()
+    page.goto(f"{live_server.url}/connections/?per_page=25")
+    for control in ("#sort-name", "#page-next", "#page-last", "#sort-name"):
+        page.evaluate("document.getElementById('table-region').dataset.marker = 'old'")
+        page.click(control)
+        page.wait_for_function("!document.getElementById('table-region').dataset.marker")
+        assert page.input_value("#filter-q") == ""
+        assert "undefined" not in page.url
+        assert page.evaluate("document.querySelector('#filters [name=sort]').value") != (
+            "undefined"
+        )
+    page.click("#dd-status summary")
+    page.check("#dd-status input[value='connected']")
+    page.wait_for_url("**status=connected**")
+    page.wait_for_selector("tr[data-status='connected']")
+    assert "undefined" not in page.url
+    assert page.locator("tr[data-status='registered']").count() == 0
+    assert "undefined" not in page.locator("main").inner_text()
+
+
+def test_a_page_of_an_older_release_reloads_instead_of_swapping_new_markup(
+    live_server, signed_in_page, make_connection
+):
+    """After a deploy a refresh carries markup the page's old scripts may not know: the page
+    reloads (and gets this release's scripts) rather than swap it in."""
+    conn = make_connection(Status.CONNECTED, name="api")
+    page = signed_in_page()
+    page.goto(f"{live_server.url}/connections/")
+    current = page.get_attribute('meta[name="release"]', "content")
+    assert current
+    page.evaluate(
+        "document.querySelector('meta[name=release]').content = 'an-older-release';"
+        "window.loadedBefore = true;"
+    )
+    conn.name = "api-2"  # a change, so the refresh renders
+    conn.save()
+    page.evaluate("htmx.trigger('#table-region', 'connections-changed')")
+    page.wait_for_function("!window.loadedBefore")  # a new document: it reloaded
+    page.wait_for_selector(f"#name-{conn.pk}:has-text('api-2')")
+    assert page.get_attribute('meta[name="release"]', "content") == current
+
+
 def test_filters_and_the_state_menu_work_without_script(
     live_server, signed_in_page, make_connection
 ):

@@ -107,6 +107,47 @@ def test_rotation_in_batches_reports_what_no_key_reads_and_keeps_it(owner, setti
 
 
 @pytest.mark.django_db
+def test_a_second_rotation_rewrites_nothing_and_a_token_put_back_meanwhile_is_named(
+    token_credential, settings
+):
+    """Rows the primary key reads are left alone (a re-run finishes, it does not redo); a save
+    that wrote an old key's token back after its batch is named at the end, exit 1."""
+    old_key = settings.CREDENTIAL_KEYS[0]
+    settings.CREDENTIAL_KEYS = [Fernet.generate_key().decode(), old_key]
+    out = io.StringIO()
+    call_command("rotate_credential_keys", stdout=out)
+    assert "1 credentials" in out.getvalue()
+    rotated = raw_column(token_credential)
+    out = io.StringIO()
+    call_command("rotate_credential_keys", stdout=out)
+    assert "0 credentials" in out.getvalue() and raw_column(token_credential) == rotated
+    # a process still on the old setting writes the secret under the old key
+    old_token = Fernet(old_key.encode()).encrypt(b'{"token": "x"}').decode()
+    Credential.objects.filter(pk=token_credential.pk).update(secret_ciphertext=old_token)
+    from credentials.management.commands import rotate_credential_keys as command
+
+    real = command.crypto.primary_reads
+    calls = []
+
+    def put_back_after_its_batch(token):  # the save lands between the batch and the check
+        calls.append(token)
+        if len(calls) == 1:
+            Credential.objects.filter(pk=token_credential.pk).update(secret_ciphertext=old_token)
+            return True  # the batch saw a rotated row
+        return real(token)
+
+    command.crypto.primary_reads = put_back_after_its_batch
+    err = io.StringIO()
+    try:
+        with pytest.raises(SystemExit):
+            call_command("rotate_credential_keys", stdout=io.StringIO(), stderr=err)
+    finally:
+        command.crypto.primary_reads = real
+    assert "still under an older key" in err.getvalue()
+    assert f"credentials.Credential.secret_ciphertext id {token_credential.pk}" in err.getvalue()
+
+
+@pytest.mark.django_db
 def test_rotation_from_the_key_derived_from_secret_key(owner, settings):
     """A run without CREDENTIAL_KEYS encrypted with a key derived from SECRET_KEY: the first
     configured key takes those secrets over with --from-derived-key."""

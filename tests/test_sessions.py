@@ -155,3 +155,52 @@ def test_clearing_the_cache_keeps_what_else_lives_in_its_redis_database(owner):
         assert client.get(LIST).status_code == 200  # the session is in the database still
     finally:
         redis.delete("celery")
+
+
+def test_a_redis_that_never_answers_costs_one_timeout_then_is_left_alone(owner):
+    """A Redis that accepts connections and never answers: the first request waits for the
+    socket timeout, the next ones in the pause do not even connect."""
+    import socket
+    import threading
+
+    from django.test.utils import override_settings
+
+    from core import cache as cache_module
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # kept open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    location = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    silent = {
+        "default": {
+            "BACKEND": "core.cache.RedisCache",
+            "LOCATION": location,
+            "RETRY_AFTER": 60,
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    try:
+        with override_settings(CACHES=silent):
+            client = signed_in(owner)
+            assert client.get(LIST).status_code == 200
+            connections = len(accepted)
+            assert connections >= 1  # it tried, and timed out
+            for _ in range(3):
+                assert client.get(LIST).status_code == 200
+            assert len(accepted) == connections  # left alone during the pause
+    finally:
+        cache_module._paused_until.pop(location, None)
+        listener.close()
+        for conn in accepted:
+            conn.close()

@@ -81,3 +81,19 @@ def test_a_web_worker_without_a_release_name_does_not_boot():
     assert result.returncode != 0 and "LIVE_RELEASE" in result.stderr
     booted = load_wsgi(LIVE_RELEASE="r1")
     assert booted.returncode == 0, booted.stderr
+
+
+def test_workers_and_commands_run_without_a_release_name():
+    """Only the web needs LIVE_RELEASE: a supervisor's health check of the worker or beat, a
+    migration or a key rotation must not fail for it."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
+    environment.update({**PRODUCTION, "LIVE_RELEASE": ""})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

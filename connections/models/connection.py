@@ -171,7 +171,10 @@ class Connection(FSMModelMixin, models.Model):
     last_probe_ok = models.BooleanField(null=True, editable=False)
     last_probe_error = models.TextField(blank=True, editable=False)
     # the failed probe's error class ("auth", "connect", "timeout", …): what decides, not words
-    last_probe_class = models.CharField(max_length=16, blank=True, default="", editable=False)
+    # db_default too: a release still running while the migration ran writes rows without it
+    last_probe_class = models.CharField(
+        max_length=16, blank=True, default="", db_default="", editable=False
+    )
     last_latency_ms = models.FloatField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -519,7 +522,7 @@ class ConnectionTransition(models.Model):
     mentions = models.JSONField(default=list, blank=True)
     # what caused it, as a class ("auth" when a probe was refused its credentials): stored so
     # that nobody decides by parsing the reason's words
-    cause = models.CharField(max_length=16, blank=True, default="")
+    cause = models.CharField(max_length=16, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

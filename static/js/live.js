@@ -21,11 +21,34 @@
     if (event.detail.xhr) event.detail.xhr.liveKey = keyOf(event.detail.elt || event.target);
   });
 
+  // A refresh answered by another release (a deploy happened since this page loaded): its
+  // markup may need this release's scripts. Reload the page instead of swapping it in, once
+  // nothing is being typed or chosen; until then keep what is shown.
+  function pageRelease() {
+    var meta = document.querySelector('meta[name="release"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+  function busy() {
+    var el = document.activeElement;
+    if (el && el.matches && el.matches("input, textarea, select, [contenteditable]")) return true;
+    return !!document.querySelector("dialog[open], :popover-open");
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    var served = xhr && xhr.getResponseHeader("X-Release");
+    var mine = pageRelease();
+    if (!served || !mine || served === mine) return;
+    event.detail.shouldSwap = false;
+    xhr.otherRelease = true; // its ETag is not what this page shows: the next poll asks again
+    if (!busy()) location.reload();
+  });
+
   document.addEventListener("htmx:afterRequest", function (event) {
     var xhr = event.detail.xhr;
     var key = xhr && xhr.liveKey;
     if (!key) return;
-    if (xhr.status === 200) etags[key] = xhr.getResponseHeader("ETag") || null;
+    if (xhr.otherRelease) etags[key] = null;
+    else if (xhr.status === 200) etags[key] = xhr.getResponseHeader("ETag") || null;
     else if (xhr.status !== 304) etags[key] = null;
   });
 

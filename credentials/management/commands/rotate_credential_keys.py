@@ -3,8 +3,11 @@ every other column registered with ``crypto.holds_tokens`` (notification channel
 
 Rotation: put a new key first in CREDENTIAL_KEYS and keep the old ones after it (every key
 decrypts, so nothing stops working), give every process (web, workers, beat) that setting, run
-this command, then drop the old keys. A process still on the old setting would write new
-secrets with the old key: the command reports every row the primary key does not read after it.
+this command, then drop the old keys. Rows the primary key already reads are left as they are
+(a second run only finishes what the first did not). At its end the command reads every row
+again with the primary key alone and names each one it cannot read (a process still on the old
+setting, or a save that wrote back what it had loaded before the row's batch, put an old key's
+token back): run it again before dropping the old keys.
 
 Rows are re-encrypted in batches of ``--batch`` (default 500), each batch in its own transaction
 with its rows locked: a save meanwhile waits for one batch, not for the whole table, and a
@@ -53,19 +56,38 @@ class Command(BaseCommand):
                         .values_list("pk", field)[:batch]
                     )
                     for pk, token in rows:
+                        if crypto.primary_reads(token):
+                            continue  # rotated already
                         try:
                             new = crypto.rotate(token, with_derived_key=from_derived_key)
                         except crypto.InvalidToken:
                             unreadable.append(f"{model._meta.label}.{field} id {pk}")
                             continue
-                        if new != token:
-                            model._base_manager.filter(pk=pk).update(**{field: new})
-                            rotated += 1
+                        model._base_manager.filter(pk=pk).update(**{field: new})
+                        rotated += 1
                 if len(rows) < batch:
                     break
                 after = rows[-1][0]
             counts.append(f"{rotated} {model._meta.verbose_name_plural} ({field})")
         self.stdout.write("Re-encrypted with the primary key: " + ", ".join(counts) + ".")
+        behind = [
+            f"{model._meta.label}.{field} id {pk}"
+            for model, field in crypto.encrypted_columns()
+            for pk, token in model._base_manager.exclude(**{field: ""})
+            .order_by("pk")
+            .values_list("pk", field)
+            .iterator(chunk_size=2000)
+            if not crypto.primary_reads(token)
+            and f"{model._meta.label}.{field} id {pk}" not in unreadable
+        ]
+        if behind:
+            self.stderr.write(
+                f"{len(behind)} secrets are still under an older key (written meanwhile by a "
+                "process on the old setting, or by a save of what it loaded before): run the "
+                "command again before dropping the old keys: "
+                + ", ".join(behind[:50])
+                + (" …" if len(behind) > 50 else "")
+            )
         if unreadable:
             self.stderr.write(
                 f"{len(unreadable)} secrets no key in CREDENTIAL_KEYS reads (left as they are; "
@@ -73,4 +95,5 @@ class Command(BaseCommand):
                 + ", ".join(unreadable[:50])
                 + (" …" if len(unreadable) > 50 else "")
             )
+        if unreadable or behind:
             raise SystemExit(1)
