@@ -182,3 +182,100 @@ def test_the_demo_points_to_the_connection_table_not_the_admin():
     assert "the connection table, /connections/" in text and "/admin" not in text
     if "overview" in {p.name for p in get_resolver().url_patterns if hasattr(p, "name")}:
         assert "the overview, /" in text
+
+
+# --- make run DEMO=1 PORT= HOST=: the README's headline, end to end ----------------------------
+
+
+def free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def test_make_run_with_the_demo_keeps_running_and_its_fleet_changes_state(tmp_path):
+    """`make run DEMO=1 PORT=… HOST=…` as the README says: web, worker, beat and the demo fleet
+    on SQLite and the embedded broker. The provider registration connects itself with its
+    token, the endpoints the demo connected go down and come back through probes, and nothing
+    of the stack stops."""
+    import signal
+
+    database = tmp_path / "db.sqlite3"
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CACHE_URL", "CI")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="meshplay.settings",
+        DATABASE_URL=f"sqlite:///{database}",
+        PROBE_TICK="1",
+        DEMO_BASE_PORT=str(free_port_range(len(demo.FLEET))),
+        DJANGO_SUPERUSER_USERNAME="demo-admin",
+        DJANGO_SUPERUSER_PASSWORD="demo-admin-pw-123",
+        PYTHONUNBUFFERED="1",
+    )
+    log = tmp_path / "make-run.log"
+    stack = subprocess.Popen(
+        ["make", "--no-print-directory", "run", "DEMO=1", f"PORT={port}", "HOST=127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def query(sql):
+        if not database.exists():
+            return []
+        try:
+            with sqlite3.connect(database, timeout=10) as db:
+                return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # not migrated yet
+            return []
+
+    def state(name):
+        rows = query(f"SELECT status FROM connections_connection WHERE name = '{name}'")
+        return rows[0][0] if rows else None
+
+    def probe_moves(to):
+        return query(
+            "SELECT c.name FROM connections_connectiontransition t JOIN connections_connection c"
+            f" ON c.id = t.connection_id WHERE t.to_status = '{to}' AND t.trigger = 'probe'"
+        )
+
+    try:
+        wait_until(
+            lambda: state("provider-registration") == "connected", 120, message=log.read_text
+        )
+        page = httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
+        assert page.status_code == 200
+        # a connected endpoint went down (probes), and one came back or another went down
+        wait_until(lambda: probe_moves("disconnected"), 150, message=log.read_text)
+        assert state("payments-api") == "connected"  # always up: connected by the demo
+        assert stack.poll() is None
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(timeout=60)
+    output = log.read_text()
+    assert "exited with" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert f"http://127.0.0.1:{port}" in output
