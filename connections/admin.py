@@ -189,7 +189,7 @@ class ConnectionAdmin(FSMAdminMixin, admin.ModelAdmin):
         else:
             self.message_user(
                 request,
-                f"'{obj}' could not be reached ({created.outcome.summary}): not found.",
+                f"'{obj}' could not be reached: {created.outcome.said(obj.url)} Not found.",
                 messages.WARNING,
             )
 

@@ -134,7 +134,7 @@ def insert_manual_connection(
     reason = (
         "reachability check passed"
         if outcome.ok
-        else f"reachability check failed: {clean_text(outcome.summary)}"
+        else f"the reachability check failed: {clean_text(outcome.said(connection.url))}"
     )
     with transaction.atomic():
         _insert(connection, trigger=Trigger.USER, user=user, reason=reason)

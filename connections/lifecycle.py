@@ -68,12 +68,17 @@ class RegistrationFailed(Exception):
 
     api_status, api_code = 409, "registration_failed"
 
-    def __init__(self, message: str, outcome: ProbeOutcome) -> None:
+    def __init__(self, message: str, outcome: ProbeOutcome, url: str = "") -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.url = url
 
     def api_extra(self) -> dict[str, Any]:
-        return {"reason": self.outcome.summary}
+        return {
+            "reason": self.outcome.said(self.url),
+            "error_class": self.outcome.error_class,
+            "detail": self.outcome.error,
+        }
 
 
 def _transitions_of(connection: Connection) -> list[Transition]:
@@ -268,12 +273,13 @@ def perform_user_action(
             Status.NOT_FOUND,
             trigger=Trigger.USER,
             user=user,
-            reason=f"reachability check failed: {outcome.summary}",
+            reason=f"the reachability check failed: {outcome.said(connection.url)}",
         )
     raise RegistrationFailed(
         f"'{connection.name}' stays {connection.get_status_display()}: the reachability check "
-        f"failed ({outcome.summary}).",
+        f"failed. {outcome.said(connection.url)}",
         outcome,
+        connection.url,
     )
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connections.choices import Status
 from connections.models import Connection
+from connections.probing.reasons import of_summary
 
 from .choices import Category, MessageKind
 from .models import Channel, Event, Message
@@ -93,7 +94,12 @@ def still_down_message(
     channel: Channel, event: Event | None, connection: Connection, now: datetime
 ) -> Message:
     """A failure held back by the cool-down, sent when it ended with the connection still down."""
-    reason = f" ({connection.last_probe_error})" if connection.last_probe_error else ""
+    said = (
+        of_summary(connection.last_probe_class, connection.last_probe_error, connection.url)
+        if connection.last_probe_error
+        else None
+    )
+    reason = f" ({said.sentence})" if said else ""
     key = f"held-{event.pk if event else 0}-channel-{channel.pk}-{int(now.timestamp())}"
     return _message(
         channel,

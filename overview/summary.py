@@ -38,6 +38,7 @@ from django.utils import timezone
 from connections.choices import PROBED_STATES, STATE_ICONS, Status
 from connections.mentions import Seen
 from connections.models import Connection, ConnectionTransition, entered
+from connections.probing.reasons import of_summary
 from core import access
 from core.db import Epoch
 from environments.models import Environment
@@ -386,6 +387,8 @@ def _attention(visible, environment_names: dict[int, str], user: Any) -> list[At
             "last_probe_at",
             "last_probe_ok",
             "last_probe_error",
+            "last_probe_class",
+            "url",
             "consecutive_failures",
         )
         .order_by("problem_rank", "status_changed_at", "pk")[:ATTENTION_LIMIT]
@@ -404,7 +407,8 @@ def _attention(visible, environment_names: dict[int, str], user: Any) -> list[At
         entered_row = c.entered_row or {}
         reason = seen.text(entered_row.get("reason", ""), entered_row.get("mentions"))
         failing = c.last_probe_ok is False and c.last_probe_error
-        last_error = c.last_probe_error if failing and c.last_probe_error not in reason else ""
+        said = of_summary(c.last_probe_class, c.last_probe_error, c.url).sentence if failing else ""
+        last_error = said if said and said not in reason else ""
         kind = "auth" if c.problem_rank == 0 else c.status
         envs = sorted(memberships[c.pk], key=lambda e: e[1])
         result.append(AttentionRow(c, kind, reason, last_error, envs))

@@ -97,8 +97,9 @@ _LAST = "\U0010ffff"
 # --------------------------------------------------------------------------- TLS
 
 
-def make_ca_and_cert(hostnames=("127.0.0.1", "localhost")):
-    """Return PEM bytes ``(ca_cert, server_cert, server_key)``.
+def make_ca_and_cert(hostnames=("127.0.0.1", "localhost"), expired=False):
+    """Return PEM bytes ``(ca_cert, server_cert, server_key)``; ``expired``: the server's
+    certificate ran out yesterday (the CA's is valid).
 
     The CA is self-signed; the server certificate is signed by it and carries a
     SubjectAlternativeName entry for each of ``hostnames`` (IP addresses become
@@ -146,6 +147,8 @@ def make_ca_and_cert(hostnames=("127.0.0.1", "localhost")):
             sans.append(x509.DNSName(host))
 
     key = ec.generate_private_key(ec.SECP256R1())
+    if expired:
+        not_before, not_after = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))

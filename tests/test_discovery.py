@@ -210,7 +210,7 @@ def test_deleting_the_cluster_purges_what_discovery_saw(cluster_api, cluster, ow
 def test_an_unreachable_cluster_is_reported_not_raised(cluster_api, cluster):
     cluster_api.set_down(True)
     report = discovery.discover_cluster(cluster)
-    assert report.error.startswith("connect:")
+    assert report.error.startswith("refused:")  # nothing listens
     assert not cluster.discovered_connections.exists()
 
 
@@ -346,7 +346,7 @@ def test_an_unreachable_cluster_records_why(cluster_api, cluster):
     cluster_api.set_down(True)
     discovery.discover_cluster(cluster)
     cluster.refresh_from_db()
-    assert cluster.metadata["discovery_error"].startswith("connect:")
+    assert cluster.metadata["discovery_error"].startswith("refused:")
 
 
 def test_odd_browser_parameters_are_not_a_500(cluster_api, cluster, owner, client):
@@ -563,7 +563,7 @@ def test_discovery_connects_only_where_the_egress_guard_allows(
     monkeypatch.setattr(kubernetes_probe, "refusal_for", lambda url: None)
     cluster_api.clear_requests()
     report = discovery.discover_cluster(cluster)
-    assert report.error.startswith("refused:"), report.error
+    assert report.error.startswith("bounds:"), report.error
     assert "outside PROBE_ALLOWED_NETWORKS" in report.error
     assert cluster_api.requests == []
     assert not cluster.discovered_connections.exists()

@@ -70,17 +70,22 @@ def overview_world(owner, stranger, make_connection, django_user_model):
     flip(api, Status.DISCONNECTED, Status.CONNECTED, 2 * h, "reachable again")
     # down for the last 3 h, with the reason of its transition
     db = settle(
-        make_connection(Status.DISCONNECTED, name="prod-db", managed=True),
+        make_connection(
+            Status.DISCONNECTED, name="prod-db", managed=True, url="http://db.prod:5432/"
+        ),
         created_ago=48 * h,
         changed_ago=3 * h,
         last_probe_ok=False,
-        last_probe_error="connect: connection refused",
+        last_probe_error="refused: cannot connect: [Errno 111] Connect call failed",
+        last_probe_class="refused",
     )
     flip(db, "", Status.REGISTERED, 48 * h)
     flip(db, Status.REGISTERED, Status.DISCONNECTED, 3 * h, "unreachable after 3 probes (connect)")
     # failing authentication while still connected (two of three failures)
     grafana = settle(
-        make_connection(Status.CONNECTED, name="prod-grafana", kind="grafana"),
+        make_connection(
+            Status.CONNECTED, name="prod-grafana", kind="grafana", url="https://grafana.prod/"
+        ),
         created_ago=30 * h,
         last_probe_ok=False,
         last_probe_error="auth: HTTP 401 from the API",
@@ -310,9 +315,13 @@ def test_needs_attention_lists_the_worst_first_with_reasons_and_durations(overvi
         ("lab-lost", "not_found"),
     ]
     grafana, db, lost = rows
-    assert grafana.last_error == "auth: HTTP 401 from the API"
+    # the last failure said as a sentence with a hint (connections/probing/reasons.py)
+    assert (
+        grafana.last_error
+        == "grafana.prod refused the credential (HTTP 401): check it, or renew it."
+    )
     assert db.reason == "unreachable after 3 probes (connect)"
-    assert db.last_error == "connect: connection refused"
+    assert db.last_error == "Nothing listens on db.prod:5432: is the service running, on this port?"
     assert lost.reason == "register again: connect refused"
     assert [e[1] for e in db.environments] == ["prod"]
 
@@ -320,7 +329,8 @@ def test_needs_attention_lists_the_worst_first_with_reasons_and_durations(overvi
 def test_needs_attention_on_the_page_says_why_and_since_when(overview_world, owner):
     html = client_for(owner).get(HOME).content.decode()
     panel = re.search(r'id="ov-attention-title".*?</section>', html, re.S).group()
-    assert "Authentication failing" in panel and "auth: HTTP 401 from the API" in panel
+    assert "Authentication failing" in panel
+    assert "grafana.prod refused the credential (HTTP 401)" in panel
     assert "unreachable after 3 probes (connect)" in panel
     assert "Disconnected since <time" in panel and "3 h ago" in panel
     assert "Not Found since" in panel and "10 h ago" in panel

@@ -9,6 +9,7 @@ import pytest
 
 from connections.models import Connection
 from connections.probing.probes import check_reachability, probe_many
+from connections.probing.reasons import explain
 from core.egress import refusal_for
 from credentials.bounds import origin_of
 from credentials.models import Credential
@@ -65,7 +66,7 @@ def test_prometheus_probe_fails_when_prometheus_is_down(prometheus):
     finally:
         prometheus.start()
     assert not outcome.ok
-    assert outcome.error_class == "connect"
+    assert outcome.error_class == "refused"  # nothing listens on its port
 
 
 def test_http_probe_classifies_answers(http_endpoint):
@@ -86,9 +87,13 @@ def test_a_hung_server_times_out_within_the_bound(silent_url, fast_timeouts):
     assert outcome.latency_ms < 2000
 
 
-def test_refused_connection_is_a_connect_error(dead_url):
+def test_a_port_nothing_listens_on_is_refused_and_said_so(dead_url):
     outcome = check_reachability(connection("http", dead_url))
-    assert (outcome.ok, outcome.error_class) == (False, "connect")
+    assert (outcome.ok, outcome.error_class) == (False, "refused")
+    said = explain(outcome.error_class, outcome.error, dead_url, outcome.status_code)
+    host_port = dead_url.split("://", 1)[1].rstrip("/")
+    assert said.sentence == f"Nothing listens on {host_port}: is the service running, on this port?"
+    assert "111" in said.detail or "refused" in said.detail.lower()  # the raw text kept
 
 
 @pytest.mark.parametrize(
@@ -101,7 +106,7 @@ def test_refused_connection_is_a_connect_error(dead_url):
 )
 def test_link_local_metadata_addresses_are_refused_without_any_traffic(url):
     outcome = check_reachability(connection("http", url))
-    assert (outcome.ok, outcome.error_class) == (False, "refused")
+    assert (outcome.ok, outcome.error_class) == (False, "bounds")
     assert "link-local" in outcome.error
 
 
@@ -161,10 +166,10 @@ def test_the_allow_list_refuses_every_address_outside_it(settings):
     assert refusal_for("http://localhost:9/") is None
     assert "outside PROBE_ALLOWED_NETWORKS" in refusal_for("http://10.1.2.3/")
     unresolvable = check_reachability(connection("http", "http://example.invalid/"))
-    assert (unresolvable.ok, unresolvable.error_class) == (False, "connect")
+    assert (unresolvable.ok, unresolvable.error_class) == (False, "dns")
     assert "resolve" in unresolvable.error
     outcome = check_reachability(connection("http", "http://192.0.2.7/"))
-    assert (outcome.ok, outcome.error_class) == (False, "refused")
+    assert (outcome.ok, outcome.error_class) == (False, "bounds")
 
 
 @pytest.mark.django_db

@@ -56,7 +56,7 @@ def test_a_prometheus_connection_follows_reality(owner, workers, beat_every_seco
         (Status.DISCONNECTED, Status.CONNECTED, Trigger.PROBE),
     ]
     lost = conn.history.get(to_status=Status.DISCONNECTED)
-    assert "unreachable after 2 consecutive failed probes" in lost.reason
+    assert lost.reason.endswith("(2 failed probes in a row)")
 
 
 class SlowEndpoint(BaseHTTPRequestHandler):

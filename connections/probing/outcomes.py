@@ -33,6 +33,7 @@ from connections.models import (
     resume_target,
 )
 from connections.probing.probes import ProbeOutcome
+from connections.probing.reasons import explain
 from core.sanitize import clean_metadata, clean_text
 from live import stamp
 
@@ -60,13 +61,12 @@ def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
         return Decision(None, "", 0)
 
     failures = connection.consecutive_failures + 1
+    said = explain(outcome.error_class, outcome.error, connection.url, outcome.status_code)
     if outcome.auth_failure and status == Status.CONNECTED:
-        return Decision(
-            Status.DISCONNECTED, f"authentication failure: {outcome.error}", failures, "auth"
-        )
+        return Decision(Status.DISCONNECTED, said.sentence, failures, "auth")
     if failures < connection.failure_threshold or status == Status.DISCONNECTED:
         return Decision(None, "", failures)
-    reason = f"unreachable after {failures} consecutive failed probes ({outcome.summary})"
+    reason = f"{said.sentence} ({failures} failed probes in a row)"
     if status == Status.REGISTERED and not connection.managed:
         return Decision(Status.NOT_FOUND, reason, failures, outcome.error_class)
     return Decision(Status.DISCONNECTED, reason, failures, outcome.error_class)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from connections.choices import Status
 from connections.mentions import Seen
 from connections.models import Connection, ProbeResult, entered
+from connections.probing.reasons import of_summary
 from core.templatetags.ui import ago_seconds
 
 HEARTBEAT_LENGTH = 30  # probe results per row's heartbeat bar
@@ -189,11 +190,16 @@ def heartbeat(
 
 def problem(connection: Connection, reason: str = "") -> str:
     """The last failure's reason shown in the row: why it is Not Found / Disconnected, else the
-    failing probe's error; empty for a healthy row."""
-    if connection.status in REASON_STATES:
-        return reason or connection.last_probe_error
-    if connection.last_probe_ok is False:
-        return connection.last_probe_error
+    failing probe's, as a sentence with a hint (connections/probing/reasons.py); empty for a
+    healthy row."""
+    if connection.status in REASON_STATES and reason:
+        return reason
+    if connection.last_probe_ok is False or connection.status in REASON_STATES:
+        if not connection.last_probe_error:
+            return ""
+        return of_summary(
+            connection.last_probe_class, connection.last_probe_error, connection.url
+        ).sentence
     return ""
 
 

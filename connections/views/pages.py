@@ -237,8 +237,8 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                 else:
                     messages.warning(
                         request,
-                        f"'{connection.name}' could not be reached ({outcome.summary}): "
-                        "it is recorded as Not Found. Retry registration when it is up.",
+                        f"'{connection.name}' could not be reached: {outcome.said(connection.url)}"
+                        " It is recorded as Not Found: retry registration when it is up.",
                     )
                 return redirect("connections:detail", pk=connection.pk)
         status = 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from core.sanitize import clean_metadata
 from credentials.bounds import SecretRefused, secret_for
 from credentials.scrub import scrub
 
+from ..reasons import explain
+from .transport import NameNotResolved
+
 if TYPE_CHECKING:
     from connections.models import Connection
 
@@ -27,7 +31,7 @@ class ProbeOutcome:
     ok: bool
     latency_ms: float | None = None
     status_code: int | None = None
-    # "", "timeout", "connect", "tls", "http", "auth", "refused", "invalid"
+    # "" or one of connections.probing.reasons.CLASSES
     error_class: str = ""
     error: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -43,6 +47,12 @@ class ProbeOutcome:
         if self.ok:
             return "reachable"
         return f"{self.error_class}: {self.error}" if self.error_class else self.error
+
+    def said(self, url: str) -> str:
+        """The failure as a person reads it: a sentence with a hint (probing/reasons.py)."""
+        if self.ok:
+            return "reachable"
+        return explain(self.error_class, self.error, url, self.status_code).sentence
 
 
 class ProbeFailed(Exception):
@@ -142,7 +152,7 @@ def credential_secret(connection: Connection, url: str) -> dict[str, str] | None
     try:
         return secret_for(credential, url)
     except SecretRefused as refused:
-        raise ProbeFailed("refused", str(refused)) from None
+        raise ProbeFailed("bounds", str(refused)) from None
 
 
 def auth_headers(connection: Connection, url: str | None = None) -> dict[str, str]:
@@ -183,7 +193,7 @@ class HttpProbe(Probe):
         is judged by the session's resolver, address by address."""
         refusal = url_refusal(url)
         if refusal:
-            raise ProbeFailed("refused", refusal)
+            raise ProbeFailed("bounds", refusal)
         connect, total = self.timeouts()
         try:
             async with client.get(
@@ -196,17 +206,19 @@ class HttpProbe(Probe):
             ) as response:
                 answer = Answer(response.status, await read_body(response))
         except AddressRefused as exc:
-            raise ProbeFailed("refused", str(exc)) from None
+            raise ProbeFailed("bounds", str(exc)) from None
         except BodyTooLarge as exc:
-            raise ProbeFailed("http", str(exc)) from None
+            raise ProbeFailed("body", str(exc)) from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ProbeFailed("timeout", f"no answer within {total:g}s") from exc
         except aiohttp.ClientSSLError as exc:
             raise ProbeFailed("tls", f"TLS error: {_reason(exc)}") from exc
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, AddressRefused):
-                raise ProbeFailed("refused", str(exc.os_error)) from None
-            raise ProbeFailed("connect", f"cannot connect: {_reason(exc)}") from exc
+                raise ProbeFailed("bounds", str(exc.os_error)) from None
+            raise ProbeFailed(
+                connect_class(exc.os_error), f"cannot connect: {_reason(exc)}"
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise ProbeFailed("connect", _reason(exc) or type(exc).__name__) from exc
         except ValueError as exc:  # a header aiohttp refuses to send: its text may quote it
@@ -226,6 +238,18 @@ class HttpProbe(Probe):
     async def check(self, connection: Connection, client: aiohttp.ClientSession) -> ProbeOutcome:
         response = await self.get(client, connection.url, auth_headers(connection))
         return ProbeOutcome(ok=True, status_code=response.status_code)
+
+
+def connect_class(error: BaseException | None) -> str:
+    """A connection's failure by its cause: nothing listening ("refused"), a name that does not
+    resolve ("dns"), or another network error ("connect")."""
+    if isinstance(error, NameNotResolved):
+        return "dns"
+    if isinstance(error, ConnectionRefusedError) or (
+        isinstance(error, OSError) and error.errno == errno.ECONNREFUSED
+    ):
+        return "refused"
+    return "connect"
 
 
 def _reason(exc: BaseException) -> str:

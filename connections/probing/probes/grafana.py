@@ -19,7 +19,7 @@ class GrafanaProbe(HttpProbe):
                 raise ValueError
         except (ValueError, RecursionError):
             raise ProbeFailed(
-                "http", "/api/health did not answer JSON", health.status_code
+                "body", "/api/health did not answer JSON", health.status_code
             ) from None
         if health.status_code != 200 or body.get("database") not in (None, "ok"):
             raise ProbeFailed(

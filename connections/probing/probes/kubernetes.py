@@ -80,19 +80,19 @@ def api_client_for(connection) -> k8s.ApiClient:
     )
     configuration.retries = False
     if configuration.proxy:
-        raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
+        raise ProbeFailed("bounds", "the kubeconfig names a proxy, which would receive the secret")
     if not permits(connection.credential, configuration.host):
-        raise ProbeFailed("refused", not_sent(connection.credential, configuration.host))
+        raise ProbeFailed("bounds", not_sent(connection.credential, configuration.host))
     refusal = refusal_for(configuration.host)
     if refusal:
-        raise ProbeFailed("refused", refusal)
+        raise ProbeFailed("bounds", refusal)
     return k8s.ApiClient(configuration)
 
 
 def failure_from(exc: Exception) -> ProbeFailed:
     refused = _refusal_in(exc)
     if refused is not None:  # the egress guard's, wrapped by urllib3 as a connection error
-        return ProbeFailed("refused", str(refused))
+        return ProbeFailed("bounds", str(refused))
     if isinstance(exc, k8s.exceptions.ApiException):
         if exc.status == 0:  # the client's wrapping of a transport error
             if "SSL" in str(exc.reason):
@@ -104,8 +104,12 @@ def failure_from(exc: Exception) -> ProbeFailed:
             )
         return ProbeFailed("http", f"API error (HTTP {exc.status}: {exc.reason})", exc.status)
     reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return ProbeFailed("dns", f"cannot reach the API server: {reason}")
     if isinstance(reason, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError too
-        return ProbeFailed("connect", f"cannot reach the API server: {reason}")
+        cause = reason.__cause__ or reason.__context__
+        cls = "refused" if isinstance(cause, ConnectionRefusedError) else "connect"
+        return ProbeFailed(cls, f"cannot reach the API server: {reason}")
     if isinstance(reason, urllib3.exceptions.SSLError):
         return ProbeFailed("tls", f"TLS error: {reason}")
     if isinstance(reason, urllib3.exceptions.TimeoutError):
@@ -236,9 +240,9 @@ def _build_target(connection) -> Target:
     cluster, user = _context_parts(document, context)
     server = str(cluster.get("server") or "").rstrip("/")
     if cluster.get("proxy-url"):
-        raise ProbeFailed("refused", "the kubeconfig names a proxy, which would receive the secret")
+        raise ProbeFailed("bounds", "the kubeconfig names a proxy, which would receive the secret")
     if not permits(credential, server):
-        raise ProbeFailed("refused", not_sent(credential, server))
+        raise ProbeFailed("bounds", not_sent(credential, server))
     headers = {"Accept": "application/json"}
     if isinstance(user.get("token"), str):
         headers["Authorization"] = f"Bearer {user['token']}"
@@ -286,7 +290,7 @@ class KubernetesProbe(HttpProbe):
             if not isinstance(info, dict) or not info.get("gitVersion"):
                 raise ValueError
         except (ValueError, RecursionError):
-            raise ProbeFailed("http", "/version did not answer a Kubernetes version") from None
+            raise ProbeFailed("body", "/version did not answer a Kubernetes version") from None
         metadata = {
             "version": info.get("gitVersion", ""),
             "platform": info.get("platform", ""),

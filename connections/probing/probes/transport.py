@@ -92,7 +92,7 @@ class GuardedResolver(AbstractResolver):
         except ValueError:
             addresses = await self._lookup(host, int(family))
         if isinstance(addresses, str):
-            raise OSError(addresses)
+            raise NameNotResolved(addresses)
         allowed, refusals = [], []
         for address in addresses:
             refusal = address_refusal(host, address)
@@ -113,6 +113,10 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._dns.close()
+
+
+class NameNotResolved(OSError):
+    """A name the DNS does not resolve (its text says why): a probe's "dns" failure."""
 
 
 def _text(address: str | bytes) -> str:
