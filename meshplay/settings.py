@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.errors.FriendlyErrors",  # the product's 404/500 pages with DEBUG on too (make run)
     "core.sessions.SessionCookieCheck",  # a cookie no key could be: no session, not a 500
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -366,3 +367,5 @@ LIVE_STAMP_HEAL_SECONDS = env.int("LIVE_STAMP_HEAL_SECONDS", default=600)
 # required when DEBUG is off (a system check says so); in development, empty: a digest of the
 # templates, scripts, styles and the project's Python
 LIVE_RELEASE = env.str("LIVE_RELEASE", default="")
+# the product's 404 and 500 pages even with DEBUG on (off: Django's debug pages, for developers)
+FRIENDLY_ERRORS = env.bool("FRIENDLY_ERRORS", default=True)

@@ -25,3 +25,7 @@ urlpatterns = [
     path("api/", include("meshplay.api")),
     path("admin/", admin.site.urls),
 ]
+
+# a server error's page is drawn without the request's context (whatever broke may be in it)
+handler404 = "core.errors.not_found"
+handler500 = "core.errors.server_error_page"
