@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -70,11 +73,47 @@ def send_webhook(config: dict[str, Any], body: bytes, key: str, session: Session
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, status_code=code)
-    snippet = response.content[:_BODY_READ_AT_MOST].decode("utf-8", "replace").strip()[:200]
     retryable = code >= 500 or code in (408, 429)
     if 300 <= code < 400:
         return SendResult(False, f"HTTP {code}: redirects are not followed", code, False)
-    return SendResult(False, f"HTTP {code}: {snippet}", code, retryable)
+    said = answer_excerpt(
+        response.content[:_BODY_READ_AT_MOST], response.headers.get("Content-Type", "")
+    )
+    return SendResult(False, f"{status_text(code)}{': ' + said if said else ''}", code, retryable)
+
+
+def status_text(code: int) -> str:
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def answer_excerpt(content: bytes, content_type: str) -> str:
+    """What a refusing receiver said, as one short line of text: a JSON answer's message (or
+    the JSON itself), a text answer's first line, an HTML page's title; never its markup."""
+    text = content.decode("utf-8", "replace").strip()
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if "json" in kind or text[:1] in "{[":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key in ("message", "error", "detail", "description"):
+                if isinstance(data.get(key), str):
+                    return _line(data[key])[:200]
+        if data is not None:
+            return _line(json.dumps(data))[:200]
+    if "html" in kind or text[:1] == "<":
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        words = html.unescape(re.sub(r"<[^>]+>", " ", title.group(1))) if title else ""
+        return _line(words)[:200] if words.strip() else "an HTML page"
+    return _line(text.splitlines()[0] if text else "")[:200]
+
+
+def _line(text: str) -> str:
+    return " ".join(one_line(text).split())
 
 
 def send_email(config: dict[str, Any], title: str, text: str) -> SendResult:

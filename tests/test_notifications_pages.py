@@ -29,10 +29,12 @@ class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.hits += 1
+        answer, kind = getattr(self.server, "answer", (b"ok", "text/plain"))
         self.send_response(self.server.status)
-        self.send_header("Content-Length", "2")
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(answer)
 
     def log_message(self, *args):
         pass
@@ -297,6 +299,40 @@ def test_send_test_shows_the_delivery_result_and_logs_it(hook, owner, counting_r
     assert "Test failed (HTTP 500)" in failed.content.decode()
     log = failed.context["deliveries"]
     assert [d.ok for d in log] == [False, True]
+
+
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n" + b"<!-- padding -->" * 40
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "said"),
+    [
+        (NGINX_502, "text/html", "HTTP 502 Bad Gateway: 502 Bad Gateway"),
+        (b"<html><body>down</body></html>", "text/html", "HTTP 502 Bad Gateway: an HTML page"),
+        (
+            b'{"code": 7, "message": "signature\\n  refused"}',
+            "application/json",
+            "HTTP 502 Bad Gateway: signature refused",
+        ),
+        (b"upstream gone\nstack trace line", "text/plain", "HTTP 502 Bad Gateway: upstream gone"),
+    ],
+)
+def test_a_receivers_error_page_is_said_in_one_line_never_its_markup(
+    hook, owner, counting_receiver, answer, kind, said
+):
+    channel, _ = hook
+    counting_receiver.status, counting_receiver.answer = 502, (answer, kind)
+    client = client_for(owner)
+    failed = client.post(reverse("notifications:channel-test", args=[channel.pk]), follow=True)
+    page = failed.content.decode()
+    assert f"Test failed (HTTP 502): {said}" in page
+    assert "&lt;html" not in page and "&lt;center" not in page
+    logged = Delivery.objects.filter(channel=channel).latest("pk")
+    assert logged.error == said and "<" not in logged.error
 
 
 def test_the_delivery_log_is_paginated_and_a_bad_page_is_not_an_error(hook, owner):
