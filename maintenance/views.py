@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from connections.models import Connection
 from core.forms import attach_errors
+from core.ids import parse_id
 
 from . import windows
 from .forms import WindowForm, timezone_names
@@ -104,7 +105,12 @@ def _form_page(request, form, window=None, status=200) -> HttpResponse:
 
 @login_required
 def window_add(request: HttpRequest) -> HttpResponse:
-    form = WindowForm(request.POST or None, user=request.user)
+    # "Plan a window" from a connection's or an environment's page fills its scope in
+    initial = {
+        "connections": [i for i in map(parse_id, request.GET.getlist("connections")[:50]) if i],
+        "environment": parse_id(request.GET.get("environment", "")),
+    }
+    form = WindowForm(request.POST or None, user=request.user, initial=initial)
     if request.method != "POST":
         return _form_page(request, form)
     if form.is_valid():

@@ -409,3 +409,30 @@ def test_the_edit_form_shows_the_stored_window_in_its_own_zone(window_world):
         assert response.status_code == 302, response.context["form"].errors
         one.refresh_from_db()
         assert one.starts_at == NOW and one.kind == "one_off"
+
+
+def test_plan_a_window_is_offered_only_where_the_form_would_accept_it(window_world):
+    """A viewer is not offered "Plan a window" (the form would refuse their connections and
+    environment); an editor is, with the connection or environment filled in."""
+    w = window_world
+    pages = {
+        "connection": reverse("connections:detail", args=[w.conn.pk]),
+        "environment": reverse("environments:detail", args=[w.env.pk]),
+    }
+    for page in pages.values():
+        assert 'id="plan-window"' not in client_for(w.viewer).get(page).content.decode()
+    editor = client_for(w.editor)
+    for kind, page in pages.items():
+        html = editor.get(page).content.decode()
+        target = w.conn.pk if kind == "connection" else w.env.pk
+        name = "connections" if kind == "connection" else "environment"
+        link = f'href="{reverse("maintenance:add")}?{name}={target}"'
+        assert f'{link} id="plan-window"' in html
+    form = editor.get(f"{reverse('maintenance:add')}?connections={w.conn.pk}").content.decode()
+    assert f'<option value="{w.conn.pk}" selected>db-1</option>' in form
+    form = editor.get(f"{reverse('maintenance:add')}?environment={w.env.pk}").content.decode()
+    assert f'<option value="{w.env.pk}" selected>prod</option>' in form
+    # ids that are not ids are ignored, not a 500
+    for junk in ("abc", "99999999999999999999999", "-1", "1.5", "٣"):
+        assert editor.get(reverse("maintenance:add"), {"connections": junk}).status_code == 200
+        assert editor.get(reverse("maintenance:add"), {"environment": junk}).status_code == 200

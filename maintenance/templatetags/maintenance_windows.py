@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 
+from core import access
 from maintenance import windows
 from maintenance.models import Window
 from maintenance.scope import covering
@@ -71,4 +73,16 @@ def maintenance_windows(
         "rows": rows,
         "environment": environment,
         "viewer_tz_name": tz.key,
+        "plan_url": plan_url(request.user, connection, environment),
     }
+
+
+def plan_url(user: Any, connection: Any = None, environment: Any = None) -> str:
+    """ "Plan a window" for this connection or environment, filled in: offered only to whom the
+    window form would accept it from (who may change the connection, or edit the
+    environment), never a link to a refusal."""
+    target = connection if connection is not None else environment
+    if target is None or not access.may(user, target, access.CHANGE):
+        return ""
+    name = "connections" if connection is not None else "environment"
+    return f"{reverse('maintenance:add')}?{name}={target.pk}"
