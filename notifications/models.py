@@ -257,6 +257,7 @@ class Delivery(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         ordering = ("-attempted_at", "-pk")
         indexes = [models.Index(fields=("channel", "-attempted_at"), name="delivery_channel_idx")]
 
@@ -280,6 +281,7 @@ class Watch(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "watches"
         constraints = [
             models.UniqueConstraint(fields=("user", "connection"), name="unique_watch_connection"),
             models.UniqueConstraint(

@@ -135,7 +135,7 @@ def test_the_page_says_what_an_edit_does_in_a_state_that_is_not_probed(owner, ma
         follow=True,
     )
     said = " ".join(str(m) for m in response.context["messages"])
-    assert "Retry registration checks the new endpoint" in said
+    assert "Register again checks the new endpoint" in said
     assert Connection.objects.get(pk=connection.pk).status == Status.NOT_FOUND
 
 

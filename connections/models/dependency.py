@@ -20,6 +20,7 @@ class Dependency(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "dependencies"
         constraints = [
             models.UniqueConstraint(fields=("child", "parent"), name="unique_dependency"),
             models.CheckConstraint(condition=~Q(child=F("parent")), name="dependency_not_self"),

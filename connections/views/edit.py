@@ -83,14 +83,10 @@ def _what_happens(connection: Connection) -> str:
             "clean failure count, and what was learned from the old endpoint (its cluster "
             "identity) is forgotten. A new probe or retry interval applies from the next probe."
         )
-    if connection.status == Status.NOT_FOUND:
+    if connection.status in (Status.NOT_FOUND, Status.IGNORED):
+        which = "A Not Found" if connection.status == Status.NOT_FOUND else "An ignored"
         return (
-            f"Editing keeps the state ({state}). A Not Found connection is not probed: after "
-            "changing its URL, use Retry registration on its page to check it."
-        )
-    if connection.status == Status.IGNORED:
-        return (
-            f"Editing keeps the state ({state}). An ignored connection is not probed: after "
+            f"Editing keeps the state ({state}). {which} connection is not probed: after "
             "changing its URL, use Register again on its page to check it."
         )
     return (
@@ -247,8 +243,6 @@ def _after_endpoint_change(connection: Connection) -> str:
     state = connection.get_status_display()
     if connection.status in PROBED_STATES:
         return f"The new endpoint is probed now; the state stays {state} until a probe decides."
-    if connection.status == Status.NOT_FOUND:
-        return f"It stays {state} and is not probed: Retry registration checks the new endpoint."
-    if connection.status == Status.IGNORED:
+    if connection.status in (Status.NOT_FOUND, Status.IGNORED):
         return f"It stays {state} and is not probed: Register again checks the new endpoint."
     return f"It stays {state} and is not probed until maintenance ends."

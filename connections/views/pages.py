@@ -108,7 +108,7 @@ def probing_text(connection: Connection) -> str:
     if status == Status.IGNORED:
         return "Not probed while ignored. Register again runs the reachability check."
     if status == Status.NOT_FOUND:
-        return "Not probed while Not Found. Retry registration runs the reachability check."
+        return "Not probed while Not Found. Register again runs the reachability check."
     if status == Status.MAINTENANCE:
         return "Not probed during maintenance; probed at once when maintenance ends."
     interval = connection.probe_interval or settings.PROBE_INTERVAL
@@ -238,7 +238,7 @@ def connection_add(request: HttpRequest) -> HttpResponse:
                     messages.warning(
                         request,
                         f"'{connection.name}' could not be reached: {outcome.said(connection.url)}"
-                        " It is recorded as Not Found: retry registration when it is up.",
+                        " It is recorded as Not Found: register it again when it is up.",
                     )
                 return redirect("connections:detail", pk=connection.pk)
         status = 400
