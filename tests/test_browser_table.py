@@ -395,6 +395,33 @@ def test_a_page_of_an_older_release_reloads_instead_of_swapping_new_markup(
     assert page.get_attribute('meta[name="release"]', "content") == current
 
 
+def test_at_1440_px_names_kinds_and_the_reason_are_readable(
+    live_server, signed_in_page, make_connection
+):
+    """The first-hour complaint: at 1440 px "grafana-dashboards" was cut to "grafana-dashboa…",
+    the kind was an icon alone and the reason a dozen characters."""
+    conn = make_connection(
+        Status.DISCONNECTED,
+        name="grafana-dashboards",
+        kind="grafana",
+        last_probe_ok=False,
+        last_probe_class="refused",
+        last_probe_error="refused: cannot connect: [Errno 111] Connect call failed",
+        url="http://127.0.0.1:18086/",
+    )
+    page = signed_in_page(width=1440)
+    page.goto(f"{live_server.url}/connections/")
+    row = page.locator(f"tr[data-id='{conn.pk}']")
+    name = row.locator(".col-name a")
+    assert name.evaluate("a => a.scrollWidth <= a.clientWidth"), "the name is cut"
+    kind = row.locator(".col-kind .kind-label")
+    assert kind.is_visible() and kind.inner_text() == "Grafana"
+    problem = row.locator(".col-problem .problem > span")
+    assert problem.inner_text().startswith("Nothing listens on 127.0.0.1:18086")
+    shown = problem.evaluate("s => s.clientWidth")
+    assert shown >= 250, f"the reason has {shown} px"
+
+
 def test_filters_and_the_state_menu_work_without_script(
     live_server, signed_in_page, make_connection
 ):
