@@ -132,7 +132,13 @@ class KubeconfigImportForm(forms.Form):
         required=False,
         label="…or paste it",
         widget=WriteOnlyTextarea(
-            attrs={"rows": 10, "spellcheck": "false", "autocomplete": "off", "hx-preserve": "true"}
+            attrs={
+                "rows": 10,
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "hx-preserve": "true",
+                "data-empty-after-success": "",  # app.js: emptied once imported
+            }
         ),
     )
     environments = IdModelMultipleChoiceField(queryset=Environment.objects.none(), required=False)

@@ -144,3 +144,35 @@ def test_an_environment_goes_into_maintenance_and_back(
     for conn in conns:
         page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']")
     assert set(Connection.objects.values_list("status", flat=True)) == {"connected"}
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster: {server: "https://127.0.0.1:9"}
+users:
+- name: me
+  user: {token: PASTED-TOKEN-9f2c}
+contexts:
+- name: lab
+  context: {cluster: lab, user: me}
+current-context: lab
+"""
+
+
+def test_an_imported_kubeconfig_leaves_the_box_empty(live_server, browser, django_user_model):
+    """The pasted tokens do not stay on the page once imported (and no script fails)."""
+    django_user_model.objects.create_user("kim", password="pw-kim-2026")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, live_server, "kim", "pw-kim-2026", then="/connections/import/")
+    page.fill("#import-page textarea", KUBECONFIG)
+    page.click("#import-page button[type=submit]")
+    page.wait_for_selector("#import-page .report >> text=Added")
+    page.wait_for_function("document.querySelector('#import-page textarea').value === ''")
+    assert "PASTED-TOKEN-9f2c" not in page.content()
+    assert errors == []
+    assert Connection.objects.filter(kind="kubernetes").count() == 1

@@ -616,3 +616,16 @@ def test_a_name_the_jinja2_templates_do_not_get_is_an_error_not_empty_markup(set
         assert env.undefined is jinja2.StrictUndefined
         with pytest.raises(jinja2.UndefinedError):
             env.from_string("{{ nope }}").render()
+
+
+def test_an_empty_table_says_why_and_offers_the_way_out(owner, make_connection):
+    """No connection yet: add one or import. Filters that match nothing: clear them (and never
+    speak of filters that are not set)."""
+    fresh = client_for(owner).get(LIST).content.decode()
+    assert "No connections yet." in fresh and "filters" not in fresh.split('class="empty"')[1][:300]
+    assert reverse("connections:import") in fresh.split('class="empty"')[1][:400]
+    make_connection(Status.CONNECTED, name="api")
+    filtered = client_for(owner).get(LIST, {"status": "maintenance"}).content.decode()
+    empty = filtered.split('class="empty"')[1][:400]
+    assert "No connections match these filters." in empty
+    assert 'id="empty-clear"' in empty and "status=maintenance" not in empty

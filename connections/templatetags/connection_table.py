@@ -92,9 +92,12 @@ def state_menu(context, connection, style, actions, can_change, in_table=False) 
 
 
 @register.simple_tag(takes_context=True)
-def table_rows(context, rows: list[dict], columns: int = 11) -> str:
-    """The table's ``<tr>`` elements (``page_rows``' dicts), or the row that says none match
-    across all ``columns``."""
+def table_rows(context, rows: list[dict], columns: int = 11, clear_url: str = "") -> str:
+    """The table's ``<tr>`` elements (``page_rows``' dicts), or the row across all ``columns``
+    that says why there are none: filters that match nothing (``clear_url`` clears them), or
+    no connection yet."""
     template = _jinja().get_template("connections/rows.html")
-    html = template.render({**_hot(context), "rows": rows, "columns": columns})
+    html = template.render(
+        {**_hot(context), "rows": rows, "columns": columns, "clear_url": clear_url}
+    )
     return mark_safe(html)  # noqa: S308 (the Jinja2 environment escapes every value)

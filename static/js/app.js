@@ -611,6 +611,16 @@
     updateDropdownCounts();
   }
 
+  // A box whose text must not stay once sent (a pasted kubeconfig's tokens): the page keeps it
+  // across an answer that refuses it (hx-preserve), and empties it once one accepted it.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status !== 200) return;
+    document.querySelectorAll("[data-empty-after-success]").forEach(function (box) {
+      box.value = "";
+    });
+  });
+
   var syncAfterSwap = false;
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
