@@ -409,3 +409,15 @@ def test_a_non_owner_learns_no_credential_name_from_a_patch(shared_token, django
     for name in ("prod-db-root", "no-such-name"):
         response = api.patch(f"/api/credentials/{credential.pk}/", {"name": name}, format="json")
         assert response.status_code == 403, response.content
+
+
+def test_the_api_root_is_a_page_for_a_browser_and_json_for_a_client(session_client):
+    page = session_client.get("/api/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    html = page.content.decode()
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert 'href="/api/docs/"' in html and 'href="/api/redoc/"' in html
+    assert "/api/connections/" in html and 'href="/accounts/tokens/"' in html
+    data = session_client.get("/api/", HTTP_ACCEPT="application/json").json()
+    assert data["connections"].endswith("/api/connections/")
+    browser_json = session_client.get("/api/?format=json", HTTP_ACCEPT="text/html,*/*;q=0.8")
+    assert browser_json.json().keys() == data.keys()

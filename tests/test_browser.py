@@ -176,3 +176,24 @@ def test_an_imported_kubeconfig_leaves_the_box_empty(live_server, browser, djang
     assert "PASTED-TOKEN-9f2c" not in page.content()
     assert errors == []
     assert Connection.objects.filter(kind="kubernetes").count() == 1
+
+
+def test_the_api_pages_load_nothing_from_another_host(live_server, browser, django_user_model):
+    """The API root, Swagger UI and ReDoc in a real browser: everything loaded (scripts,
+    styles, fonts, images) comes from the server itself, and the reference draws."""
+    from urllib.parse import urlsplit
+
+    django_user_model.objects.create_user("dev", password="pw-dev-2026")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    hosts, errors = set(), []
+    # what reached the network: a fetch the page's policy refuses never leaves the browser
+    page.on("response", lambda r: r.url.startswith("http") and hosts.add(urlsplit(r.url).netloc))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, live_server, "dev", "pw-dev-2026", then="/api/")
+    page.wait_for_selector("#api-root a[href='/api/docs/']")
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .opblock")
+    page.goto(f"{live_server.url}/api/redoc/")
+    page.wait_for_selector("#redoc-container h1")
+    assert hosts == {urlsplit(live_server.url).netloc}, hosts
+    assert errors == []
