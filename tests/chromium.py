@@ -21,3 +21,14 @@ def sign_in(page, live_server, username, password, then="/connections/"):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"**{then}")
+
+
+def confirm(page, text: str | None = None) -> None:
+    """Answer the page's one confirmation dialog (templates/base.html) with its OK button,
+    after checking what it asks when ``text`` is given."""
+    dialog = page.locator("dialog#confirm")
+    dialog.wait_for(state="visible")
+    if text is not None:
+        assert dialog.locator("#confirm-text").inner_text() == text
+    page.click("#confirm-ok")
+    dialog.wait_for(state="hidden")

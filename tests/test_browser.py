@@ -8,7 +8,7 @@ from django.db import connections as db_connections
 from connections.models import Connection
 from connections.probing.scheduling import run_round
 from environments.models import Environment
-from tests.chromium import ARTIFACTS, sign_in
+from tests.chromium import ARTIFACTS, confirm, sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +41,7 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     user = django_user_model.objects.create_user("ana", password="pw-ana-2026")
     env = Environment.objects.create(name="prod", owner=user)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on("dialog", lambda dialog: dialog.accept())  # the confirmation of each action
+    page.on("dialog", lambda dialog: dialog.dismiss())  # the browser's own: never asked
 
     page.goto(f"{live_server.url}/connections/")
     page.fill("input[name=username]", "ana")
@@ -66,6 +66,7 @@ def test_a_day_in_the_dashboard(live_server, browser, prober, django_user_model,
     row = page.locator(f"tr[data-id='{conn.pk}']")
     row.locator(".state-trigger").click()  # the state menu (a popover)
     page.locator(f"#state-menu-{conn.pk} button:has-text('Connect')").click()
+    confirm(page)  # the one confirmation dialog, the page's own
     page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']", timeout=15000)
 
     # the endpoint goes away: the row turns disconnected by itself, no reload
@@ -106,7 +107,7 @@ def test_an_environment_goes_into_maintenance_and_back(
 ):
     user = django_user_model.objects.create_user("ops", password="pw-ops-2026")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on("dialog", lambda dialog: dialog.accept())
+    page.on("dialog", lambda dialog: dialog.dismiss())  # the browser's own: never asked
     sign_in(page, live_server, "ops", "pw-ops-2026")
 
     # create the environment in the UI
@@ -131,6 +132,7 @@ def test_an_environment_goes_into_maintenance_and_back(
     # the whole environment into maintenance: all three rows change
     page.select_option("select[name=to]", "maintenance")
     page.click("button:has-text('Apply to all')")
+    confirm(page, "Apply to every connection of this environment it fits?")
     page.wait_for_selector("text=Moved to Maintenance: 3 connection(s)")
     for conn in conns:
         page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='maintenance']")
@@ -140,6 +142,7 @@ def test_an_environment_goes_into_maintenance_and_back(
     # and out again: each returns to where it was
     page.select_option("select[name=to]", "resume")
     page.click("button:has-text('Apply to all')")
+    confirm(page)
     page.wait_for_selector("text=Ended maintenance: 3 connection(s)")
     for conn in conns:
         page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='connected']")
@@ -197,3 +200,32 @@ def test_the_api_pages_load_nothing_from_another_host(live_server, browser, djan
     page.wait_for_selector("#redoc-container h1")
     assert hosts == {urlsplit(live_server.url).netloc}, hosts
     assert errors == []
+
+
+def test_every_destructive_action_asks_in_the_one_dialog(live_server, browser, django_user_model):
+    """Single-row and bulk actions ask alike: the page's own dialog (Cancel focused, the
+    action's word on a red OK), never the browser's confirm()."""
+    from credentials.models import Credential
+
+    user = django_user_model.objects.create_user("lee", password="pw-lee-2026")
+    credential = Credential(name="old-token", kind="bearer_token", owner=user)
+    credential.set_secret({"token": "x"})
+    credential.save()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    native = []
+    page.on("dialog", lambda dialog: (native.append(dialog.message), dialog.dismiss()))
+    sign_in(page, live_server, "lee", "pw-lee-2026", then="/credentials/")
+    page.click(f"tr[data-id='{credential.pk}'] button:has-text('Delete')")
+    dialog = page.locator("dialog#confirm")
+    dialog.wait_for(state="visible")
+    assert page.inner_text("#confirm-ok") == "Delete"
+    assert "danger" in page.get_attribute("#confirm-ok", "class")
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"
+    page.keyboard.press("Escape")  # cancelled: nothing happens
+    dialog.wait_for(state="hidden")
+    assert Credential.objects.filter(pk=credential.pk).exists()
+    page.click(f"tr[data-id='{credential.pk}'] button:has-text('Delete')")
+    confirm(page, "Delete the credential 'old-token'? Connections using it lose it.")
+    page.wait_for_selector(f"tr[data-id='{credential.pk}']", state="detached")
+    assert not Credential.objects.filter(pk=credential.pk).exists()
+    assert native == []

@@ -175,7 +175,6 @@ def test_the_table_at_800_px_hides_columns_instead_of_wrapping(
 def test_the_state_menu_works_from_the_keyboard(live_server, signed_in_page, make_connection):
     conn = make_connection(Status.CONNECTED, name="api")
     page = signed_in_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # the transition's confirmation
     page.goto(f"{live_server.url}/connections/")
     trigger = page.locator(f"#state-btn-{conn.pk}")
     trigger.focus()
@@ -202,6 +201,14 @@ def test_the_state_menu_works_from_the_keyboard(live_server, signed_in_page, mak
     while page.evaluate(focused) != "Start maintenance":
         page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
+    # the one confirmation dialog: Cancel has the focus, so Enter alone changes nothing
+    page.locator("dialog#confirm").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"
+    assert page.inner_text("#confirm-text") == (
+        "api: Take it offline for maintenance? Probes stop."
+    )
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # OK
     page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='maintenance']")
     assert Connection.objects.get(pk=conn.pk).status == Status.MAINTENANCE
     page.wait_for_selector("text='api' is now Maintenance.")
@@ -222,18 +229,18 @@ def test_bulk_delete_of_all_matching_rows_asks_with_the_count(
     assert counter.inner_text() == "All 3 matching rows"
     page.select_option("#bulk-action", "transition:deleted")
     page.click("#bulk-apply")
-    dialog = page.locator("#bulk-confirm")
+    dialog = page.locator("dialog#confirm")
     dialog.wait_for(state="visible")
     assert dialog.locator("p").inner_text() == (
         "Delete 3 connections matching the filters? This cannot be undone."
     )
-    assert page.evaluate("document.activeElement.id") == "bulk-confirm-cancel"
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"
     page.keyboard.press("Enter")  # Cancel
     dialog.wait_for(state="hidden")
     assert Connection.objects.filter(status=Status.CONNECTED).count() == 4
     page.click("#bulk-apply")
     dialog.wait_for(state="visible")
-    page.click("#bulk-confirm-ok")
+    page.click("#confirm-ok")
     page.wait_for_selector("text=Moved to Deleted: 3 connection(s)")
     assert "kind=prometheus" in page.url  # back where the user was
     assert set(Connection.all_objects.filter(status=Status.DELETED)) == set(doomed)

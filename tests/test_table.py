@@ -430,7 +430,7 @@ def test_the_page_carries_what_the_confirmation_needs(owner, make_connection):
     body = client_for(owner).get(LIST, {"status": "connected"}).content.decode()
     assert 'data-total="3"' in body
     assert '<input type="hidden" name="confirm_count" value="">' in body
-    assert '<dialog id="bulk-confirm"' in body and 'aria-describedby="bulk-confirm-text"' in body
+    assert '<dialog id="confirm"' in body and 'aria-describedby="confirm-text"' in body
     assert 'id="selection-count" class="selection-count" aria-live="polite"' in body
 
 

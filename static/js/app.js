@@ -92,8 +92,65 @@
     return option ? option.textContent.trim() : "";
   }
 
+  // ---- the one confirmation dialog (templates/base.html) ------------------------------------
+  // ask(title, text, ok label, danger, then): a modal whose Cancel has the focus; then() runs
+  // only on the OK button. Without <dialog>, the browser's own confirm().
+  var asked = null;
+  function ask(title, text, okLabel, danger, then) {
+    var dialog = document.getElementById("confirm");
+    if (!dialog || typeof dialog.showModal !== "function") {
+      if (window.confirm(text)) then();
+      return;
+    }
+    document.getElementById("confirm-title").textContent = title;
+    document.getElementById("confirm-text").textContent = text;
+    var ok = document.getElementById("confirm-ok");
+    ok.textContent = okLabel || "Confirm";
+    ok.className = danger ? "danger" : "primary";
+    asked = then;
+    dialog.returnValue = "";
+    dialog.showModal();
+    document.getElementById("confirm-cancel").focus();
+  }
+  document.addEventListener(
+    "close",
+    function (event) {
+      var dialog = event.target;
+      if (dialog.id !== "confirm" || !asked) return;
+      var then = asked;
+      asked = null;
+      if (dialog.returnValue === "confirm") then();
+    },
+    true
+  );
+
+  // Any button or link with data-confirm asks first (before htmx or its form sees the click),
+  // then is pressed again, confirmed. data-confirm-ok names the OK button; a danger button's
+  // OK is red.
+  document.addEventListener(
+    "click",
+    function (event) {
+      var el = event.target.closest && event.target.closest("[data-confirm]");
+      if (!el || el.disabled) return;
+      if (el.dataset.confirmed) {
+        setTimeout(function () {
+          delete el.dataset.confirmed; // this press was the confirmed one
+        }, 0);
+        return;
+      }
+      event.preventDefault();
+      event.stopPropagation();
+      var okLabel = el.getAttribute("data-confirm-ok") || el.textContent.trim() || "Confirm";
+      var danger = /danger/.test(el.className) || el.value === "deleted" || /^Delete\b/.test(okLabel);
+      ask(okLabel + "?", el.getAttribute("data-confirm"), okLabel, danger, function () {
+        el.dataset.confirmed = "1";
+        el.click();
+      });
+    },
+    true
+  );
+
   function openConfirm(form, count, all, destructive) {
-    var dialog = document.getElementById("bulk-confirm");
     var label = actionLabel(form.elements.action);
     var what = all ? plural(count, "connection") + " matching the filters" : plural(count, "selected connection");
     var title, text;
@@ -104,16 +161,11 @@
       title = label + ": " + plural(count, "connection") + "?";
       text = label + " for all " + what + "?";
     }
-    if (!dialog || typeof dialog.showModal !== "function") return window.confirm(text);
-    document.getElementById("bulk-confirm-title").textContent = title;
-    document.getElementById("bulk-confirm-text").textContent = text;
-    var ok = document.getElementById("bulk-confirm-ok");
-    ok.textContent = destructive ? "Delete" : label;
-    ok.className = destructive ? "danger" : "primary";
-    dialog.returnValue = "";
-    dialog.showModal();
-    document.getElementById("bulk-confirm-cancel").focus();
-    return false;
+    var chosen = pending;
+    pending = null;
+    ask(title, text, destructive ? "Delete" : label, destructive, function () {
+      submitBulk(chosen.form, chosen.snapshot);
+    });
   }
 
   function submitBulk(form, snapshot) {
@@ -149,20 +201,8 @@
     };
     if (!(all || destructive)) return submitBulk(form, snapshot);
     pending = { form: form, snapshot: snapshot };
-    if (openConfirm(form, count, all, destructive)) submitBulk(form, snapshot);
+    openConfirm(form, count, all, destructive);
   });
-
-  document.addEventListener(
-    "close",
-    function (event) {
-      var dialog = event.target;
-      if (dialog.id !== "bulk-confirm" || !pending) return;
-      var chosen = pending;
-      pending = null;
-      if (dialog.returnValue === "confirm") submitBulk(chosen.form, chosen.snapshot);
-    },
-    true
-  );
 
   // ---- the polling gate ------------------------------------------------------------------
   function openMenuIn(root) {
@@ -177,6 +217,7 @@
   window.pollable = function (visibility) {
     if (document.visibilityState !== visibility) return false;
     var r = region();
+    if (document.querySelector("dialog#confirm[open]")) return false; // its button is in a row
     return !(r && openMenuIn(r));
   };
 
@@ -256,18 +297,12 @@
     else openMenu(trigger, "first");
   });
 
-  // A menu item asks its confirmation first (before htmx or the form sees the click).
+  // A menu item closes its menu once pressed (its confirmation, data-confirm, asked first).
   document.addEventListener(
     "click",
     function (event) {
       var item = event.target.closest && event.target.closest('[role="menuitem"]');
-      if (!item) return;
-      var text = item.getAttribute("data-confirm");
-      if (text && !window.confirm(text)) {
-        event.preventDefault();
-        event.stopPropagation();
-        return;
-      }
+      if (!item || (item.hasAttribute("data-confirm") && !item.dataset.confirmed)) return;
       var panel = item.closest(".menu-panel");
       setTimeout(function () {
         closeMenu(panel, true);
