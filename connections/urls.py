@@ -4,6 +4,7 @@ import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 
 from . import views
 from .dependencies import views as dependency_views
+from .picking import views as picking_views
 
 app_name = "connections"
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("add/", views.connection_add, name="add"),
     path("import/", views.kubeconfig_import, name="import"),
     path("bulk/", views.connection_bulk, name="bulk"),
+    path("options/", picking_views.options, name="options"),
     path("<id:pk>/", views.connection_detail, name="detail"),
     path("<id:pk>/edit/", views.connection_edit, name="edit"),
     path("<id:pk>/transition/", views.connection_transition, name="transition"),

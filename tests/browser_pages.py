@@ -258,6 +258,7 @@ EXCLUDED: dict[str, str] = {
     "readyz": "a JSON readiness check, not a page",
     "metrics": "Prometheus' text format, not a page",
     "notifications:bell": "an htmx fragment of the top bar (the bell): audited inside every page",
+    "connections:options": "the picker's <option>s (an htmx fragment): audited inside its pages",
 }
 
 # Pages visited before signing in (they are also visited as such: anonymous).

@@ -581,6 +581,9 @@ PAGES: dict[tuple[str, str], Row] = {
     ),
     ("connections:import", "GET"): everyone(200),
     ("connections:import", "POST"): everyone(400),
+    # the picker's options: each persona's own visible connections (tests/test_picking.py)
+    ("connections:options", "GET"): everyone(200),
+    ("connections:options", "POST"): everyone(405),
     ("connections:bulk", "GET"): everyone(405),
     ("connections:bulk", "POST"): expect(
         LOGIN,

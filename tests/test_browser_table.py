@@ -448,3 +448,25 @@ def test_filters_and_the_state_menu_work_without_script(
     page.wait_for_selector("text='up' is now Maintenance.")  # back on the filtered page
     assert "status=connected" in page.url
     assert Connection.objects.get(pk=up.pk).status == Status.MAINTENANCE
+
+
+def test_a_parent_is_found_by_typing_its_name(live_server, signed_in_page, make_connection):
+    """The picker: type part of a name, the list narrows (from the server), choose, Add."""
+    child = make_connection(Status.CONNECTED, name="checkout-web")
+    for i in range(60):  # more than the list shows at first
+        make_connection(Status.CONNECTED, name=f"filler-{i:02}")
+    parent = make_connection(Status.CONNECTED, name="zz-payments-db")
+    page = signed_in_page()
+    page.goto(f"{live_server.url}/connections/{child.pk}/")
+    assert page.locator(f"#parent-id option[value='{parent.pk}']").count() == 0  # past 50
+    page.fill("#parent-id-search", "payments")
+    page.wait_for_selector(f"#parent-id option[value='{parent.pk}']")
+    assert page.locator("#parent-id option").count() == 1
+    page.select_option("#parent-id", str(parent.pk))
+    page.click("#dependencies button:has-text('Add')")
+    page.wait_for_selector("text='checkout-web' now depends on 'zz-payments-db'.")
+    from connections.models import Dependency
+
+    assert list(Dependency.objects.filter(child=child).values_list("parent_id", flat=True)) == [
+        parent.pk
+    ]

@@ -21,7 +21,7 @@ from core import access
 from core.forms import attach_errors
 from environments.models import Environment
 
-from .. import charts, lifecycle
+from .. import charts, lifecycle, picking
 from ..choices import STATUS_STYLE, Status
 from ..dependencies import children_of, parents_of
 from ..forms import AddConnectionForm, KubeconfigImportForm
@@ -55,6 +55,11 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         HISTORY_PAGE_SIZE,
     ).get_page(request.GET.get("hpage"))
     read_as(request.user, history)  # each reason as this reader may read it
+    # itself first, then its parents: none of them is offered as a new parent
+    parent_ids = [
+        connection.pk,
+        *(p.pk for p in parents_of([connection.pk]).get(connection.pk, [])),
+    ]
     context = {
         "connection": connection,
         "style": STATUS_STYLE[connection.status],
@@ -70,9 +75,12 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
             connections=connection
         ),
         "parents": Connection.all_objects.restrict(request.user)
-        .filter(pk__in=[p.pk for p in parents_of([connection.pk]).get(connection.pk, [])])
+        .filter(pk__in=parent_ids[1:])
         .order_by("name"),
         "children": children_of([connection.pk]).restrict(request.user).order_by("name")[:50],
+        # the parent picker's first options: any other connection it does not depend on yet
+        "parent_exclude": ",".join(str(i) for i in parent_ids),
+        "parent_options": picking.choices(request.user, exclude=parent_ids) if can_change else [],
         "children_count": children_of([connection.pk]).restrict(request.user).count(),
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),

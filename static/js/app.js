@@ -656,6 +656,35 @@
     });
   });
 
+  // A picker's list is replaced by each search: the options chosen before stay chosen (put
+  // back at the top), so a multiple choice can gather connections from several searches.
+  var pickerChosen = {};
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || !target.matches || !target.matches(".picker select")) return;
+    pickerChosen[target.id] = Array.prototype.filter
+      .call(target.options, function (o) {
+        return o.selected && o.value;
+      })
+      .map(function (o) {
+        return [o.value, o.textContent];
+      });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    var chosen = target && pickerChosen[target.id];
+    if (!chosen) return;
+    delete pickerChosen[target.id];
+    chosen.reverse().forEach(function (pair) {
+      var option = target.querySelector('option[value="' + CSS.escape(pair[0]) + '"]');
+      if (!option) {
+        option = new Option(pair[1], pair[0]);
+        target.insertBefore(option, target.firstChild);
+      }
+      option.selected = true;
+    });
+  });
+
   var syncAfterSwap = false;
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
