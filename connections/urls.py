@@ -17,5 +17,6 @@ urlpatterns = [
     path("<id:pk>/", views.connection_detail, name="detail"),
     path("<id:pk>/edit/", views.connection_edit, name="edit"),
     path("<id:pk>/transition/", views.connection_transition, name="transition"),
+    path("<id:pk>/probe/", views.connection_probe, name="probe"),
     path("<id:pk>/parents/", dependency_views.connection_parents, name="parents"),
 ]

@@ -114,6 +114,17 @@ class RedisCache(DjangoRedisCache):
             self._failed(error)
             return False
 
+    def incr(self, key, delta=1, version=None):
+        """As Django's: ValueError when the key is missing, and now also when Redis does not
+        answer (a counter that cannot count is a missing one)."""
+        if self._paused():
+            raise ValueError(f"Key '{key}' not found (the cache does not answer).")
+        try:
+            return super().incr(key, delta, version)
+        except RedisError as error:
+            self._failed(error)
+            raise ValueError(f"Key '{key}' not found (the cache does not answer).") from None
+
     def clear(self):
         """Delete this cache's keys only (Django's deletes the whole Redis database)."""
         if not self.key_prefix:

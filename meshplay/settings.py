@@ -245,6 +245,10 @@ PROBE_PER_HOST_CONCURRENCY = env.int("PROBE_PER_HOST_CONCURRENCY", default=20)  
 PROBE_DNS_SERVERS = env.list("PROBE_DNS_SERVERS", default=[])
 PROBE_DNS_CONCURRENCY = env.int("PROBE_DNS_CONCURRENCY", default=64)
 PROBE_DNS_CACHE_SECONDS = env.float("PROBE_DNS_CACHE_SECONDS", default=10.0)
+# Probe now (connections/probing/now.py): a connection is probed at most every N s on demand,
+# and a user asks at most M times a minute
+PROBE_NOW_MIN_SECONDS = env.float("PROBE_NOW_MIN_SECONDS", default=10.0)
+PROBE_NOW_PER_MINUTE = env.int("PROBE_NOW_PER_MINUTE", default=20)
 # A claimed connection's lease: renewed while its batch runs, so a killed worker's connections
 # are claimed again within this many seconds.
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=15)

@@ -30,7 +30,7 @@ from django.test import Client
 from django.urls import resolve, reverse
 from django.utils import timezone
 
-from connections.models import Connection, ConnectionTransition, Dependency
+from connections.models import Connection, ConnectionTransition, Dependency, ProbeResult
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from maintenance import windows as maintenance_windows
@@ -235,6 +235,7 @@ def snapshot() -> str:
     parts = [
         Connection.all_objects.order_by("pk").values_list("pk", "name", "status", "url"),
         ConnectionTransition.objects.order_by("pk").values_list("pk"),
+        ProbeResult.objects.order_by("pk").values_list("pk"),  # probe now
         Dependency.objects.order_by("pk").values_list("pk", "child_id", "parent_id"),
         Environment.objects.order_by("pk").values_list("pk", "name", "description"),
         EnvironmentMembership.objects.order_by("pk").values_list("pk", "user_id", "role"),

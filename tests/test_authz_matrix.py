@@ -605,6 +605,9 @@ PAGES: dict[tuple[str, str], Row] = {
     ("connections:transition", "POST"): expect(
         LOGIN, 404, 302, 302, 302, 302, writers=EDITORS, body=lambda w: MAINTENANCE
     ),
+    # probe now: whoever may act on it (a probe may change its state by the usual rules)
+    ("connections:probe", "GET"): everyone(405),
+    ("connections:probe", "POST"): expect(LOGIN, 404, 302, 302, 302, 302, writers=EDITORS),
     ("connections:parents", "GET"): everyone(405),
     ("connections:parents", "POST"): expect(
         LOGIN,
@@ -780,6 +783,7 @@ API: dict[tuple[str, str], Row] = {
     ("POST", "/api/connections/{id}/transition/"): expect(
         401, 404, 403, 200, 200, 200, writers=EDITORS, body=lambda w: MAINTENANCE
     ),
+    ("POST", "/api/connections/{id}/probe/"): expect(401, 404, 403, 200, 200, 200, writers=EDITORS),
     ("GET", "/api/credentials/"): everyone(200, anonymous=401),
     ("POST", "/api/credentials/"): everyone(400, anonymous=401, body=lambda w: {}),
     ("GET", "/api/credentials/{id}/"): expect(401, 404, 200, 200, 404, 200),

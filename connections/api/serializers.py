@@ -158,3 +158,13 @@ class KubeconfigImportSerializer(serializers.Serializer):
             self.fields["environments"].child_relation.queryset = Environment.objects.restrict(
                 request.user, "change"
             )
+
+
+class ProbeNowSerializer(serializers.Serializer):
+    """What probing now found: ``reason`` is "reachable" or the failure said with a hint."""
+
+    ok = serializers.BooleanField()
+    reason = serializers.CharField()
+    latency_ms = serializers.FloatField(allow_null=True)
+    status = serializers.ChoiceField(choices=Status.choices)
+    error_class = serializers.CharField(allow_blank=True)

@@ -146,6 +146,24 @@ class ConnectionViewSet(
         )
         return Response(s.ConnectionSerializer(self.get_queryset().get(pk=pk)).data)
 
+    @extend_schema(request=None, responses={200: s.ProbeNowSerializer})
+    @action(detail=True, methods=["post"])
+    def probe(self, request, pk=None):
+        """Probe now, as a scheduled probe would (a failure below the threshold changes no
+        state); 429 when it was probed moments ago, 409 when its state is not probed."""
+        from connections.probing.now import probe_now
+
+        probed = probe_now(request.user, self.get_object())
+        return Response(
+            {
+                "ok": probed.ok,
+                "reason": probed.said,
+                "latency_ms": probed.latency_ms,
+                "status": probed.connection.status,
+                "error_class": probed.connection.last_probe_class,
+            }
+        )
+
     @extend_schema(responses={200: s.HistorySerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=HistoryPages)
     def history(self, request, pk=None):

@@ -48,6 +48,34 @@ def connection_transition(request: HttpRequest, pk: int) -> HttpResponse:
     return _done(request, fallback)
 
 
+@login_required
+@require_POST
+def connection_probe(request: HttpRequest, pk: int) -> HttpResponse:
+    """Probe now: the result in the page's message, the state by the usual rules."""
+    from ..probing.now import NotProbed, TooSoon, probe_now
+
+    connection = get_object_or_404(visible(request), pk=pk)
+    fallback = reverse("connections:detail", args=[pk])
+    try:
+        probed = probe_now(request.user, connection)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return _done(request, fallback, 403)
+    except NotProbed as exc:
+        messages.error(request, str(exc))
+        return _done(request, fallback, 409)
+    except TooSoon as exc:
+        messages.warning(request, str(exc))
+        return _done(request, fallback, 429)
+    state = probed.connection.get_status_display()
+    if probed.ok:
+        latency = f" in {probed.latency_ms:.0f} ms" if probed.latency_ms is not None else ""
+        messages.success(request, f"'{connection.name}' answered{latency}: {state}.")
+    else:
+        messages.error(request, f"'{connection.name}' failed the probe: {probed.said} ({state}.)")
+    return _done(request, fallback)
+
+
 # "All matching" acts on at most this many rows: the table counts each state only that far
 # (connections/listing.py), and one request does not change a whole fleet.
 BULK_MAX = COUNT_CAP

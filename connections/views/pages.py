@@ -22,7 +22,7 @@ from core.forms import attach_errors
 from environments.models import Environment
 
 from .. import charts, lifecycle, picking
-from ..choices import STATUS_STYLE, Status
+from ..choices import PROBED_STATES, STATUS_STYLE, Status
 from ..dependencies import children_of, parents_of
 from ..forms import AddConnectionForm, KubeconfigImportForm
 from ..imports import import_kubeconfig
@@ -68,6 +68,8 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "environments": connection.environments.restrict(request.user),
         "can_change": can_change,
         "can_transition": can_transition,
+        # probe now: whoever may act on it, while it is probed at all
+        "can_probe": can_transition and connection.status in PROBED_STATES,
         "editable_environment_ids": set(
             Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
         ),

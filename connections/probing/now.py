@@ -1,0 +1,88 @@
+"""Probe now: one connection probed at once, as a scheduled probe would be (claimed, probed,
+its outcome applied by the same rules: a failure below the threshold changes no state), for
+the connection page's button and the API's ``probe`` action.
+
+Bounded twice: a connection probed less than ``PROBE_NOW_MIN_SECONDS`` ago (by anyone, or by
+the schedule) is not probed again, and one user asks at most ``PROBE_NOW_PER_MINUTE`` times a
+minute (counted in the cache; without a cache, the first bound alone).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.utils import timezone
+
+from core import access
+
+from ..choices import PROBED_STATES
+from ..models import Connection
+from .reasons import of_summary
+
+
+class TooSoon(Exception):
+    api_status, api_code = 429, "too_soon"
+
+
+class NotProbed(Exception):
+    api_status, api_code = 409, "not_probed"
+
+
+@dataclass
+class Probed:
+    connection: Connection
+    ok: bool
+    said: str  # "reachable", or the failure's sentence with its hint
+    latency_ms: float | None
+
+
+def probe_now(user: Any, connection: Connection) -> Probed:
+    from .scheduling import run_batch
+
+    if not access.may(user, connection, access.TRANSITION):
+        raise PermissionDenied(f"You may view '{connection.name}' but not probe it now.")
+    if connection.status not in PROBED_STATES:
+        raise NotProbed(
+            f"'{connection.name}' is {connection.get_status_display()}: it is not probed."
+        )
+    now = timezone.now()
+    floor = settings.PROBE_NOW_MIN_SECONDS
+    if connection.last_probe_at and now - connection.last_probe_at < timedelta(seconds=floor):
+        raise TooSoon(
+            f"'{connection.name}' was probed moments ago: wait {floor:g} s between probes."
+        )
+    key = f"probe-now:{user.pk}:{now:%Y%m%d%H%M}"
+    cache.add(key, 0, timeout=70)
+    try:
+        asked = cache.incr(key)
+    except ValueError:  # the cache lost it (or there is none): the per-connection bound holds
+        asked = 1
+    if asked > settings.PROBE_NOW_PER_MINUTE:
+        raise TooSoon("Too many probes asked this minute: wait a moment.")
+    token = uuid.uuid4()
+    claimed = (
+        Connection.objects.filter(pk=connection.pk, status__in=PROBED_STATES)
+        .filter(Q(probe_claim__isnull=True) | Q(next_probe_at__lte=now))
+        .update(
+            probe_claim=token,
+            probe_due_at=now,
+            next_probe_at=now + timedelta(seconds=settings.PROBE_CLAIM_LEASE),
+        )
+    )
+    if not claimed:
+        raise TooSoon(f"'{connection.name}' is being probed right now: its result comes soon.")
+    run_batch(token, [connection.pk])
+    fresh = Connection.all_objects.get(pk=connection.pk)
+    said = (
+        "reachable"
+        if fresh.last_probe_ok
+        else of_summary(fresh.last_probe_class, fresh.last_probe_error, fresh.url).sentence
+    )
+    return Probed(fresh, bool(fresh.last_probe_ok), said, fresh.last_latency_ms)
