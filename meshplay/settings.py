@@ -249,6 +249,7 @@ PROBE_DNS_CACHE_SECONDS = env.float("PROBE_DNS_CACHE_SECONDS", default=10.0)
 # and a user asks at most M times a minute
 PROBE_NOW_MIN_SECONDS = env.float("PROBE_NOW_MIN_SECONDS", default=10.0)
 PROBE_NOW_PER_MINUTE = env.int("PROBE_NOW_PER_MINUTE", default=20)
+PROBE_NOW_CONCURRENCY = env.int("PROBE_NOW_CONCURRENCY", default=2)  # at once, whoever asks
 # A claimed connection's lease: renewed while its batch runs, so a killed worker's connections
 # are claimed again within this many seconds.
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=15)

@@ -71,3 +71,16 @@ def test_the_parent_is_chosen_by_name_not_typed_as_an_id(owner, make_connection)
     assert response.status_code == 302
     page = client_for(owner).get(reverse("connections:detail", args=[child.pk])).content.decode()
     assert f'<option value="{parent.pk}">' not in page  # already a parent
+
+
+def test_the_page_never_names_a_parent_the_reader_may_not_see(owner, stranger, make_connection):
+    """A parent owned by someone else (added by them, or by staff) is neither listed nor in
+    the picker's excluded ids."""
+    from connections.models import Dependency
+
+    child = make_connection(Status.CONNECTED, name="web")
+    hidden = make_connection(Status.CONNECTED, name="their-db", owner=stranger)
+    Dependency.objects.create(child=child, parent=hidden)
+    page = client_for(owner).get(reverse("connections:detail", args=[child.pk])).content.decode()
+    assert "their-db" not in page
+    assert f'"exclude": "{child.pk}"' in page

@@ -112,3 +112,26 @@ def test_the_api_answers_what_the_probe_found(owner, make_connection, http_endpo
     )
     assert body["status"] == "disconnected"  # a threshold of one: the usual rule
     assert Connection.objects.get(pk=conn.pk).status == Status.DISCONNECTED
+
+
+def test_one_running_probe_per_user_and_a_few_for_the_whole_web(
+    owner, make_connection, http_endpoint, settings
+):
+    """The probe runs in the web request: a user has one running at a time, and the web runs
+    at most PROBE_NOW_CONCURRENCY at once (slow endpoints never take every web worker)."""
+    settings.PROBE_NOW_MIN_SECONDS, settings.PROBE_NOW_CONCURRENCY = 0, 1
+    conn = make_connection(Status.CONNECTED, url=http_endpoint.url)
+    api = APIClient()
+    api.force_login(owner)
+    cache.add(f"probe-now:running:{owner.pk}", 1, timeout=30)  # as while one runs
+    busy = api.post(f"/api/connections/{conn.pk}/probe/")
+    assert busy.status_code == 429 and "still running" in busy.json()["error"]["message"]
+    cache.delete(f"probe-now:running:{owner.pk}")
+    cache.add("probe-now:slot:0", 1, timeout=30)  # another user's probe holds the only slot
+    full = api.post(f"/api/connections/{conn.pk}/probe/")
+    assert full.status_code == 429 and "Other probes" in full.json()["error"]["message"]
+    cache.delete("probe-now:slot:0")
+    assert api.post(f"/api/connections/{conn.pk}/probe/").status_code == 200
+    # both are given back once it ends: the next one runs too
+    assert api.post(f"/api/connections/{conn.pk}/probe/").status_code == 200
+    assert ProbeResult.objects.filter(connection=conn).count() == 2

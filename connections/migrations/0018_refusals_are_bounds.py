@@ -1,7 +1,10 @@
 """A probe refused by the product's own rules (egress, the credential's endpoints) was stored as
 "refused"; that class now means "nothing listens on the port", and those refusals are "bounds"
 (connections/probing/reasons.py). Rewritten in batches of ids, each its own transaction: the
-probe results of a large fleet are never locked whole."""
+probe results of a large fleet are never locked whole. Run it once the old workers have stopped
+(a row an old worker writes after its batch keeps "refused" and reads as "nothing listens").
+Backwards renames every "bounds" back to "refused": the old release then reads new "nothing
+listens" failures as refusals too (the distinction is lost)."""
 
 from django.db import migrations, transaction
 

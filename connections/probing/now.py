@@ -2,9 +2,12 @@
 its outcome applied by the same rules: a failure below the threshold changes no state), for
 the connection page's button and the API's ``probe`` action.
 
-Bounded twice: a connection probed less than ``PROBE_NOW_MIN_SECONDS`` ago (by anyone, or by
-the schedule) is not probed again, and one user asks at most ``PROBE_NOW_PER_MINUTE`` times a
-minute (counted in the cache; without a cache, the first bound alone).
+The probe runs in the web request (bounded by the probe's own timeouts), so it is bounded:
+a connection probed less than ``PROBE_NOW_MIN_SECONDS`` ago (by anyone, or by the schedule) is
+not probed again; one user has one probe-now running at a time and asks at most
+``PROBE_NOW_PER_MINUTE`` a minute; and the web runs at most ``PROBE_NOW_CONCURRENCY`` of them at
+once, whoever asks (a web worker is never all spent waiting on slow endpoints). The last three
+are counted in the cache; without one, the first bound alone holds.
 """
 
 from __future__ import annotations
@@ -44,8 +47,6 @@ class Probed:
 
 
 def probe_now(user: Any, connection: Connection) -> Probed:
-    from .scheduling import run_batch
-
     if not access.may(user, connection, access.TRANSITION):
         raise PermissionDenied(f"You may view '{connection.name}' but not probe it now.")
     if connection.status not in PROBED_STATES:
@@ -66,6 +67,31 @@ def probe_now(user: Any, connection: Connection) -> Probed:
         asked = 1
     if asked > settings.PROBE_NOW_PER_MINUTE:
         raise TooSoon("Too many probes asked this minute: wait a moment.")
+    held = _hold(user)
+    try:
+        return _probe(connection, now)
+    finally:
+        for slot in held:
+            cache.delete(slot)
+
+
+def _hold(user: Any) -> list[str]:
+    """The user's one running probe-now and one of the web's slots, or TooSoon."""
+    lease = settings.PROBE_CLAIM_LEASE
+    mine = f"probe-now:running:{user.pk}"
+    if not cache.add(mine, 1, timeout=lease):
+        raise TooSoon("Your last probe is still running: its result comes first.")
+    for i in range(settings.PROBE_NOW_CONCURRENCY):
+        slot = f"probe-now:slot:{i}"
+        if cache.add(slot, 1, timeout=lease):
+            return [mine, slot]
+    cache.delete(mine)
+    raise TooSoon("Other probes asked now are running: try again in a few seconds.")
+
+
+def _probe(connection: Connection, now) -> Probed:
+    from .scheduling import run_batch
+
     token = uuid.uuid4()
     claimed = (
         Connection.objects.filter(pk=connection.pk, status__in=PROBED_STATES)
@@ -80,6 +106,9 @@ def probe_now(user: Any, connection: Connection) -> Probed:
         raise TooSoon(f"'{connection.name}' is being probed right now: its result comes soon.")
     run_batch(token, [connection.pk])
     fresh = Connection.all_objects.get(pk=connection.pk)
+    if fresh.last_probe_at is None or fresh.last_probe_at < now:
+        # nothing applied: its state (or credential) changed while it was probed
+        raise NotProbed(f"'{connection.name}' changed while it was probed: probe it again.")
     said = (
         "reachable"
         if fresh.last_probe_ok

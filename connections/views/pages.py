@@ -55,11 +55,15 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         HISTORY_PAGE_SIZE,
     ).get_page(request.GET.get("hpage"))
     read_as(request.user, history)  # each reason as this reader may read it
-    # itself first, then its parents: none of them is offered as a new parent
-    parent_ids = [
-        connection.pk,
-        *(p.pk for p in parents_of([connection.pk]).get(connection.pk, [])),
-    ]
+    # itself first, then the parents this reader may see: none is offered as a new parent (the
+    # ids of parents they may not see are never in the page)
+    parents = parents_of([connection.pk]).get(connection.pk, [])
+    shown_parents = (
+        Connection.all_objects.restrict(request.user)
+        .filter(pk__in=[p.pk for p in parents])
+        .order_by("name")
+    )
+    visible_parent_ids = [connection.pk, *(p.pk for p in shown_parents)]
     context = {
         "connection": connection,
         "style": STATUS_STYLE[connection.status],
@@ -76,13 +80,13 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "assignable_environments": Environment.objects.restrict(request.user, "change").exclude(
             connections=connection
         ),
-        "parents": Connection.all_objects.restrict(request.user)
-        .filter(pk__in=parent_ids[1:])
-        .order_by("name"),
+        "parents": shown_parents,
         "children": children_of([connection.pk]).restrict(request.user).order_by("name")[:50],
         # the parent picker's first options: any other connection it does not depend on yet
-        "parent_exclude": ",".join(str(i) for i in parent_ids),
-        "parent_options": picking.choices(request.user, exclude=parent_ids) if can_change else [],
+        "parent_exclude": ",".join(str(i) for i in visible_parent_ids),
+        "parent_options": (
+            picking.choices(request.user, exclude=visible_parent_ids) if can_change else []
+        ),
         "children_count": children_of([connection.pk]).restrict(request.user).count(),
         "uptime": charts.uptime(results, rollups),
         "latency_chart": charts.latency_svg(results, rollups),
