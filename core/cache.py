@@ -70,49 +70,30 @@ class RedisCache(DjangoRedisCache):
         _paused_until[self.location] = time.monotonic() + self.retry_after
         _warn(error)
 
-    def get(self, key, default=None, version=None):
+    def _guarded(self, call, default, *args):
+        """``call(*args)``, or ``default`` while paused or when Redis fails (then paused)."""
         if self._paused():
             return default
         try:
-            return super().get(key, default, version)
+            return call(*args)
         except RedisError as error:
             self._failed(error)
             return default
+
+    def get(self, key, default=None, version=None):
+        return self._guarded(super().get, default, key, default, version)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._paused():
-            return
-        try:
-            super().set(key, value, timeout, version)
-        except RedisError as error:
-            self._failed(error)
+        self._guarded(super().set, None, key, value, timeout, version)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._paused():
-            return False
-        try:
-            return super().add(key, value, timeout, version)
-        except RedisError as error:
-            self._failed(error)
-            return False
+        return self._guarded(super().add, False, key, value, timeout, version)
 
     def delete(self, key, version=None):
-        if self._paused():
-            return False
-        try:
-            return super().delete(key, version)
-        except RedisError as error:
-            self._failed(error)
-            return False
+        return self._guarded(super().delete, False, key, version)
 
     def has_key(self, key, version=None):
-        if self._paused():
-            return False
-        try:
-            return super().has_key(key, version)
-        except RedisError as error:
-            self._failed(error)
-            return False
+        return self._guarded(super().has_key, False, key, version)
 
     def incr(self, key, delta=1, version=None):
         """As Django's: ValueError when the key is missing, and now also when Redis does not
