@@ -441,11 +441,15 @@
   // A heartbeat bar is one element (a <span> around one SVG); its ticks' tooltips are in its
   // data-ticks attribute, oldest first, and tick i fills the i-th equal slice of its width.
   function ticksOf(bar) {
-    try {
-      return JSON.parse(bar.getAttribute("data-ticks") || "[]");
-    } catch (e) {
-      return [];
+    // read once per bar (a pointer move asks several times); a refresh draws new bars
+    if (!bar.liveTicks) {
+      try {
+        bar.liveTicks = JSON.parse(bar.getAttribute("data-ticks") || "[]");
+      } catch (e) {
+        bar.liveTicks = [];
+      }
     }
+    return bar.liveTicks;
   }
   function markBeat(bar, index) {
     var svg = bar.querySelector("svg");
