@@ -8,11 +8,19 @@ import threading
 from http.server import BaseHTTPRequestHandler
 
 from django.db import connections as db_connections
+from django.test import Client
 
 from maintenance.models import Window
 
 # The secret of the token ``shared_token`` (tests/fixtures/trust.py) shares into an environment.
 SHARED_SECRET = "tok-CANARY-0123456789abcdef"
+
+
+def client_for(user, **kwargs) -> Client:
+    """A test client signed in as ``user`` (by session, no sign-in form)."""
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
 
 
 def run_concurrently(*actions):

@@ -7,23 +7,17 @@ import subprocess
 
 import pytest
 from django.db import connection as db
-from django.test import Client
 from django.urls import reverse
 
 from connections.choices import Status
 from connections.models import Connection
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "plaintext-SECRET-9f3a77c1"
-
-
-def client_for(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -17,17 +17,12 @@ from environments.models import Environment, EnvironmentMembership
 from maintenance import windows
 from maintenance.apply import apply_windows
 from maintenance.models import Window
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2025, 6, 4, 10, 0, tzinfo=UTC)  # a Wednesday
 API = "/api/maintenance/windows/"
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def api_for(user) -> Client:

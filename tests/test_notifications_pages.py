@@ -16,6 +16,7 @@ from connections.models import Connection
 from environments.models import Environment, EnvironmentMembership
 from notifications import center, channels
 from notifications.models import Channel, Delivery, Event, ReadMark, Rule, Watch
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -52,12 +53,6 @@ def counting_receiver():
     yield server
     server.shutdown()
     server.server_close()
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_data(**overrides) -> dict:

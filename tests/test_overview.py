@@ -15,17 +15,12 @@ from connections.choices import Status
 from connections.models import Connection, ConnectionTransition
 from environments.models import Environment, EnvironmentMembership
 from overview import summary
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
 HOME = reverse("overview")
 LIST = reverse("connections:list")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def flip(connection, from_status, to_status, ago, reason="", trigger="probe"):

@@ -7,16 +7,11 @@ from django.urls import reverse
 
 from connections.choices import Status
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
 OPTIONS = reverse("connections:options")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def names(response) -> list[str]:

@@ -4,13 +4,13 @@ own rules, and bounded (per connection, per user), against a real local endpoint
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from connections.choices import Status
 from connections.models import Connection, ProbeResult
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +20,6 @@ def fresh_counts():
     cache.clear()  # the per-user counts of this minute
     yield
     cache.clear()
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def probe(client, connection):

@@ -10,17 +10,23 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_check(**env):
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``manage.py *args`` in a process of its own, with ``env`` over this one's (no test
+    database, not CI)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=environment,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def run_check(**env):
+    return run_manage("check", "--deploy", "--fail-level", "WARNING", **env)
 
 
 PRODUCTION = {
@@ -86,14 +92,5 @@ def test_a_web_worker_without_a_release_name_does_not_boot():
 def test_workers_and_commands_run_without_a_release_name():
     """Only the web needs LIVE_RELEASE: a supervisor's health check of the worker or beat, a
     migration or a key rotation must not fail for it."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI")}
-    environment.update({**PRODUCTION, "LIVE_RELEASE": ""})
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_manage("check", **{**PRODUCTION, "LIVE_RELEASE": ""})
     assert result.returncode == 0, result.stdout + result.stderr

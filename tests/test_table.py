@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection as db
 from django.http import QueryDict
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -21,17 +20,12 @@ from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
 from connections.table.rows import HEARTBEAT_LENGTH, LocalTimes, recent_results, url_parts
 from environments.models import Environment
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("connections:list")
 BULK = reverse("connections:bulk")
-
-
-def client_for(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def add_results(connection, outcomes, *, start=None, error="Connection refused"):

@@ -17,6 +17,7 @@ from connections.models import Connection, ConnectionTransition, ProbeResult
 from connections.probing.probes import ProbeOutcome
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import client_for
 from tests.kube_api import FakeKubernetesAPI
 from tests.services import require_binary
 
@@ -24,12 +25,6 @@ pytestmark = pytest.mark.django_db
 
 LIST = reverse("connections:list")
 SECRET = "s3cret-token-NEVER-SHOWN-d41"
-
-
-def client_for(user, **kwargs):
-    client = Client(**kwargs)
-    client.force_login(user)
-    return client
 
 
 def names(response):
