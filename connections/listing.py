@@ -109,6 +109,8 @@ def keyset_order(order_by: tuple[str, ...] | list[str]) -> tuple[list[str], bool
     """(the sort fields, descending) when the order can be paged by cursor, else None.
 
     Only one column and the primary key, both in the same direction (what the table sorts)."""
+    if not all(isinstance(o, str) for o in order_by):
+        return None  # an expression (a figure sorted with its blanks last): pages by number
     columns = [o for o in order_by if o.lstrip("-") not in ("pk", "id")]
     if len(columns) != 1:
         return None

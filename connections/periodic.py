@@ -6,6 +6,7 @@ from core.periodic import write_schedule
 PERIODIC_TASKS = {
     "Claim and probe due connections": ("connections.tasks.dispatch_due_probes", "PROBE_TICK"),
     "Roll up old probe results": ("connections.tasks.prune_probe_history", "PRUNE_INTERVAL"),
+    "Refresh uptime and latency": ("connections.tasks.refresh_uptime", "UPTIME_INTERVAL"),
     "Discover connected clusters": ("connections.tasks.discover_clusters", "DISCOVERY_INTERVAL"),
     "Scrape connected Prometheus and Grafana": (
         "connections.tasks.scrape_connected",

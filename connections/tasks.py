@@ -7,7 +7,7 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 
-from .probing import history, scheduling
+from .probing import history, scheduling, uptime
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,23 @@ def prune_probe_history(resume: list | None = None) -> dict:
     )
     if report["resume"] is not None:
         prune_probe_history.apply_async(kwargs={"resume": report["resume"]})
+    return report
+
+
+UPTIME_SOFT_LIMIT = 300
+
+
+@shared_task(ignore_result=True, **_limits(UPTIME_SOFT_LIMIT))
+def refresh_uptime(resume: int | None = None) -> dict:
+    """Beat: refresh every connection's uptime and mean latency from its probe history, a
+    chunk at a time; a run that meets its budget queues the next where it stopped."""
+    budget = min(settings.UPTIME_TIME_BUDGET, UPTIME_SOFT_LIMIT - 60)
+    report = uptime.refresh(after=resume or 0, budget=budget)
+    log.info(
+        "uptime seen=%d written=%d resume=%s", report["seen"], report["written"], report["resume"]
+    )
+    if report["resume"] is not None:
+        refresh_uptime.apply_async(kwargs={"resume": report["resume"]})
     return report
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("add/", views.connection_add, name="add"),
     path("import/", views.kubeconfig_import, name="import"),
     path("bulk/", views.connection_bulk, name="bulk"),
+    path("columns/", views.table_columns, name="columns"),
     path("options/", picking_views.options, name="options"),
     path("<id:pk>/", views.connection_detail, name="detail"),
     path("<id:pk>/edit/", views.connection_edit, name="edit"),

@@ -1,4 +1,5 @@
-"""Database functions the ORM lacks, for PostgreSQL and the embedded SQLite alike."""
+"""Database functions (and a migration operation) the ORM lacks, for PostgreSQL and the
+embedded SQLite alike."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection as db
+from django.db.migrations import AddIndex
 from django.db.models import FloatField, Func
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -50,3 +52,22 @@ def _aware(value: Any) -> Any:
     if isinstance(value, datetime) and timezone.is_naive(value):
         value = value.replace(tzinfo=UTC)
     return value
+
+
+class AddIndexOnline(AddIndex):
+    """``AddIndex`` that on PostgreSQL builds the index CONCURRENTLY: writes to a large table go
+    on while it builds (the migration must say ``atomic = False``). Elsewhere a plain index."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.execute(self.index.create_sql(model, schema_editor, concurrently=True))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.execute(self.index.remove_sql(model, schema_editor, concurrently=True))

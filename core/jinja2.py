@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from jinja2 import Environment, StrictUndefined
 
+from core.figures import latency_text, percent_text, uptime_level
 from core.templatetags.ui import ago_seconds, ago_text, icon_markup
 
 
@@ -29,5 +30,6 @@ def environment(**options: Any) -> Environment:
     options["undefined"] = StrictUndefined
     env = Environment(**options)
     env.globals.update(url=url, icon=icon_markup, localtime=localtime, ago_text=ago_text)
+    env.globals.update(percent=percent_text, uptime_level=uptime_level, latency=latency_text)
     env.filters.update(floatformat=floatformat, ago_seconds=ago_seconds)
     return env

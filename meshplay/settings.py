@@ -275,6 +275,10 @@ PRUNE_BATCH_SIZE = env.int("PRUNE_BATCH_SIZE", default=50_000)  # rows per pruni
 # A pruning run stops starting batches after this many seconds (the next run goes on); kept
 # well inside the task's 600 s soft time limit.
 PRUNE_TIME_BUDGET = env.float("PRUNE_TIME_BUDGET", default=300.0)
+# Uptime and mean latency per connection (connections/probing/uptime.py): how often beat
+# refreshes them from the probe history, and the seconds a run may spend before the next resumes.
+UPTIME_INTERVAL = env.int("UPTIME_INTERVAL", default=300)
+UPTIME_TIME_BUDGET = env.float("UPTIME_TIME_BUDGET", default=120.0)
 # Notifications (notifications/): how often beat routes and delivers, a delivery's timeout
 # (connect and read each; a send is aborted at twice this), sends in flight per worker run.
 NOTIFY_TICK = env.float("NOTIFY_TICK", default=5.0)

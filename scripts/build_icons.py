@@ -23,7 +23,8 @@ ICONS = sorted(
         "info", "key-round", "layers", "layout-dashboard", "link", "lock", "log-in", "log-out",
         "mail", "menu", "moon", "pencil", "plug", "plus", "radar", "refresh-cw", "rotate-ccw",
         "search", "search-x", "send", "server", "shield", "ship-wheel", "sun", "trash-2",
-        "triangle-alert", "unplug", "upload", "webhook", "wrench", "x",
+        "triangle-alert", "unplug", "upload", "webhook", "wrench", "x", "columns-3", "download",
+        "tag", "users", "user-plus",
     }
 )  # fmt: skip
 # Lucide draws with strokes; the attributes of its <svg> root move to each symbol, so that an

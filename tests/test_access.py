@@ -43,7 +43,8 @@ pytestmark = pytest.mark.django_db
 PERSONAS = ("owner", "editor", "viewer", "holder", "stranger", "staff", "superuser")
 BOUND = "http://127.0.0.1:9"
 # forms every signed-in page has that act on the session or the reader, not on the object
-NOT_CONTROLS = {"logout", "notifications:mark-read"}
+# one's own session, bell or table columns: no control over anything shared
+NOT_CONTROLS = {"logout", "notifications:mark-read", "connections:columns"}
 
 
 # --- reading forms as a browser does --------------------------------------------------------

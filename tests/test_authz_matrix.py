@@ -584,6 +584,9 @@ PAGES: dict[tuple[str, str], Row] = {
     # the picker's options: each persona's own visible connections (tests/test_picking.py)
     ("connections:options", "GET"): everyone(200),
     ("connections:options", "POST"): everyone(405),
+    # the column chooser: every signed-in user keeps their own choice (tests/test_uptime.py)
+    ("connections:columns", "GET"): everyone(405),
+    ("connections:columns", "POST"): everyone(302),
     ("connections:bulk", "GET"): everyone(405),
     ("connections:bulk", "POST"): expect(
         LOGIN,

@@ -470,3 +470,60 @@ def test_a_parent_is_found_by_typing_its_name(live_server, signed_in_page, make_
     assert list(Dependency.objects.filter(child=child).values_list("parent_id", flat=True)) == [
         parent.pk
     ]
+
+
+def test_on_a_phone_each_row_is_a_card_with_nothing_cut(
+    live_server, signed_in_page, make_connection
+):
+    """The first-hour complaint: at 390 px names were cut to four letters, URLs to "h…" and
+    the first row was below the fold. Now a row is a card: name, state, heartbeat, reason."""
+    conn = make_connection(
+        Status.DISCONNECTED,
+        name="grafana-dashboards-production-eu-west",
+        kind="grafana",
+        last_probe_ok=False,
+        last_probe_class="refused",
+        last_probe_error="refused: cannot connect: [Errno 111] Connect call failed",
+        url="http://127.0.0.1:18086/",
+    )
+    with_results(conn)
+    Connection.objects.filter(pk=conn.pk).update(uptime_24h=93.3)
+    page = signed_in_page(width=390, height=844)
+    page.goto(f"{live_server.url}/connections/")
+    row = page.locator(f"tr[data-id='{conn.pk}']")
+    name = row.locator(".col-name a")
+    assert name.inner_text() == "grafana-dashboards-production-eu-west"
+    assert name.evaluate("a => a.scrollWidth <= a.clientWidth"), "the name is cut"
+    for part in (".col-status .badge", f"#hb-{conn.pk}", ".col-uptime_24h", ".col-problem"):
+        assert row.locator(part).first.is_visible(), part
+    assert row.locator(".col-uptime_24h").inner_text() == "93.3 %"
+    reason = row.locator(".col-problem .problem > span")
+    assert reason.inner_text().startswith("Nothing listens on 127.0.0.1:18086")
+    assert reason.evaluate("s => s.scrollWidth <= s.clientWidth"), "the reason is cut"
+    assert not row.locator(".col-url").is_visible()  # on the connection's page instead
+    # the card fits the screen: no sideways scrolling, and it starts above the fold
+    box = row.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert box["y"] < 844
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_column_chooser_shows_a_column_at_once_and_remembers_it(
+    live_server, signed_in_page, make_connection, owner
+):
+    conn = make_connection(Status.CONNECTED, name="api")
+    Connection.objects.filter(pk=conn.pk).update(uptime_30d=99.0)
+    page = signed_in_page(width=1440)
+    page.goto(f"{live_server.url}/connections/")
+    cell = page.locator(f"tr[data-id='{conn.pk}'] .col-uptime_30d")
+    assert not cell.is_visible()
+    page.click("#dd-columns summary")
+    with page.expect_response("**/connections/columns/") as answer:
+        page.check("#show-uptime_30d")
+    assert answer.value.status == 204
+    assert cell.is_visible() and cell.inner_text() == "99 %"
+    page.reload()
+    assert page.locator(f"tr[data-id='{conn.pk}'] .col-uptime_30d").is_visible()
+    from connections.models import TableColumns
+
+    assert "uptime_30d" not in TableColumns.objects.get(user=owner).hidden

@@ -22,6 +22,7 @@ from .connection import (
     resume_target,
 )
 from .dependency import Dependency
+from .preference import TableColumns
 
 __all__ = (
     "ALL_BUT_DELETED",
@@ -36,6 +37,7 @@ __all__ = (
     "ProbeCounter",
     "ProbeResult",
     "ProbeRollup",
+    "TableColumns",
     "can_administer",
     "entered",
     "is_managed",

@@ -176,6 +176,13 @@ class Connection(FSMModelMixin, models.Model):
         max_length=16, blank=True, default="", db_default="", editable=False
     )
     last_latency_ms = models.FloatField(null=True, blank=True, editable=False)
+    # Uptime (% of probes that succeeded) over the last 24 h / 7 d / 30 d and the mean latency
+    # of the last 24 h's successful probes, kept by connections.probing.uptime for the table to
+    # show and sort; NULL: no probe in that window ("no data", never a made-up 100 %).
+    uptime_24h = models.FloatField(null=True, blank=True, editable=False)
+    uptime_7d = models.FloatField(null=True, blank=True, editable=False)
+    uptime_30d = models.FloatField(null=True, blank=True, editable=False)
+    latency_mean_ms = models.FloatField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -218,6 +225,8 @@ class Connection(FSMModelMixin, models.Model):
             models.Index(fields=("kind", "status"), name="connection_kind_status_idx"),
             # the table's default order: a page is an index range, not a sort of every row
             models.Index(fields=("name", "id"), name="connection_name_idx"),
+            # the worst first (the usual look): an index range too
+            models.Index(fields=("uptime_24h", "id"), name="connection_uptime_24h_idx"),
         ]
 
     # What a probe result depends on: editing one of these invalidates results in flight.

@@ -1,10 +1,58 @@
 """The connections table: columns and their sort orders (rendered by connections/_table.html)."""
 
 import django_tables2 as tables
-from django.db.models import Case, IntegerField, Min, Q, Value, When
+from django.core.cache import cache
+from django.db.models import Case, F, IntegerField, Min, Q, Value, When
 
 from connections.choices import Status
-from connections.models import Connection
+from connections.models import Connection, TableColumns
+
+# The columns a user may hide (the column chooser), with the chooser's words; the name and the
+# state always show. Hidden unless chosen: the ones a 1,440 px window has no room for beside
+# the reason (docs/guides/dashboard.md).
+OPTIONAL_COLUMNS = {
+    "kind": "Kind",
+    "url": "URL / server",
+    "environments": "Environments",
+    "heartbeat": "Last 30 probes",
+    "uptime_24h": "Uptime 24 h",
+    "uptime_7d": "Uptime 7 d",
+    "uptime_30d": "Uptime 30 d",
+    "latency_mean_ms": "Latency 24 h (mean)",
+    "last_probe_at": "Last probe",
+    "problem": "Problem",
+    "created_at": "Added",
+    "managed": "Managed",
+}
+FIGURE_COLUMNS = ("uptime_24h", "uptime_7d", "uptime_30d", "latency_mean_ms")
+COLUMNS_CACHE_SECONDS = 24 * 3600
+DEFAULT_HIDDEN = ("uptime_7d", "uptime_30d", "latency_mean_ms", "created_at", "managed")
+
+
+def _cache_key(user) -> str:
+    return f"table-columns:{user.pk}"
+
+
+def hidden_columns(user) -> list[str]:
+    """The optional columns ``user`` hides: their choice, or the defaults. Read through the
+    cache (no query on a page once read; the chooser writes both)."""
+    if not getattr(user, "is_authenticated", False):
+        return list(DEFAULT_HIDDEN)
+    chosen = cache.get(_cache_key(user))
+    if not isinstance(chosen, list):
+        row = TableColumns.objects.filter(user=user).values_list("hidden", flat=True).first()
+        chosen = row if isinstance(row, list) else list(DEFAULT_HIDDEN)
+        cache.set(_cache_key(user), chosen, COLUMNS_CACHE_SECONDS)
+    return [name for name in chosen if name in OPTIONAL_COLUMNS]
+
+
+def choose_columns(user, shown: set[str]) -> list[str]:
+    """Keep the columns ``user`` shows (the others of OPTIONAL_COLUMNS hide); unknown names are
+    ignored. Returns the hidden ones."""
+    hidden = [name for name in OPTIONAL_COLUMNS if name not in shown]
+    TableColumns.objects.update_or_create(user=user, defaults={"hidden": hidden})
+    cache.set(_cache_key(user), hidden, COLUMNS_CACHE_SECONDS)
+    return hidden
 
 
 class ConnectionTable(tables.Table):
@@ -18,6 +66,10 @@ class ConnectionTable(tables.Table):
     )
     status = tables.Column(verbose_name="State")
     heartbeat = tables.Column(verbose_name="Last 30 probes", empty_values=(), orderable=False)
+    uptime_24h = tables.Column(verbose_name="Uptime 24 h")
+    uptime_7d = tables.Column(verbose_name="Uptime 7 d")
+    uptime_30d = tables.Column(verbose_name="Uptime 30 d")
+    latency_mean_ms = tables.Column(verbose_name="Latency 24 h")
     last_probe_at = tables.Column(verbose_name="Last probe", order_by=("last_probe_at", "pk"))
     problem = tables.Column(verbose_name="Problem", empty_values=(), orderable=False)
     created_at = tables.Column(verbose_name="Added", order_by=("created_at", "pk"))
@@ -32,6 +84,10 @@ class ConnectionTable(tables.Table):
             "environments",
             "status",
             "heartbeat",
+            "uptime_24h",
+            "uptime_7d",
+            "uptime_30d",
+            "latency_mean_ms",
             "last_probe_at",
             "problem",
             "created_at",
@@ -58,3 +114,22 @@ class ConnectionTable(tables.Table):
             ("-" if is_descending else "") + "first_environment", "pk"
         )
         return queryset, True
+
+    # A connection without a figure ("no data": nothing probed in the window) sorts last both
+    # ways: the worst first, or the best first, then the ones nobody can say anything about.
+    def _figures_last(self, field, queryset, is_descending):
+        order = F(field).desc(nulls_last=True) if is_descending else F(field).asc(nulls_last=True)
+        tie = F("pk").desc() if is_descending else F("pk").asc()
+        return queryset.order_by(order, tie), True
+
+    def order_uptime_24h(self, queryset, is_descending):
+        return self._figures_last("uptime_24h", queryset, is_descending)
+
+    def order_uptime_7d(self, queryset, is_descending):
+        return self._figures_last("uptime_7d", queryset, is_descending)
+
+    def order_uptime_30d(self, queryset, is_descending):
+        return self._figures_last("uptime_30d", queryset, is_descending)
+
+    def order_latency_mean_ms(self, queryset, is_descending):
+        return self._figures_last("latency_mean_ms", queryset, is_descending)

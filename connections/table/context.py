@@ -26,7 +26,12 @@ from connections.listing import (
     keyset_page,
 )
 from connections.models import Connection
-from connections.table.columns import ConnectionTable
+from connections.table.columns import (
+    FIGURE_COLUMNS,
+    OPTIONAL_COLUMNS,
+    ConnectionTable,
+    hidden_columns,
+)
 from connections.ui import actions_for, visible
 from core import access
 from environments.models import Environment
@@ -317,6 +322,10 @@ def table_context(
         "bulk_environments": Environment.objects.restrict(request.user, "change"),
         "bulk_actions": BULK_ACTIONS,
         "table_url": table_url or reverse("connections:list"),
+        # the column chooser: every optional column, and the ones this user hides
+        "optional_columns": OPTIONAL_COLUMNS.items(),
+        "hidden_columns": hidden_columns(request.user),
+        "figure_columns": FIGURE_COLUMNS,
     }
 
 

@@ -4,7 +4,7 @@ answers 404; state changes are POST and go through ``connections.lifecycle``."""
 from .actions import connection_bulk, connection_probe, connection_transition
 from .edit import connection_edit
 from .pages import connection_add, connection_detail, discovered_browser, kubeconfig_import
-from .table import connection_list
+from .table import connection_list, table_columns
 
 __all__ = [
     "connection_add",
@@ -16,4 +16,5 @@ __all__ = [
     "connection_transition",
     "discovered_browser",
     "kubeconfig_import",
+    "table_columns",
 ]

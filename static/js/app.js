@@ -78,6 +78,11 @@
       save();
     } else if (box.id === "bulk-all") {
       updateCounter();
+    } else if (box.dataset && box.dataset.column) {
+      // the column chooser: shown at once; htmx saves the choice (the next render keeps it)
+      document.querySelectorAll("table.connections").forEach(function (table) {
+        table.classList.toggle("hide-" + box.dataset.column, !box.checked);
+      });
     } else if (box.closest && box.closest("details.dropdown")) {
       updateDropdownCounts();
     }

@@ -1,0 +1,230 @@
+"""Uptime and mean latency per connection: read from the probe history (raw results and hourly
+roll-ups), kept on the row by a beat task, shown and sorted in the table; the columns a user
+shows are their choice, remembered."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from connections.choices import Status
+from connections.models import Connection, ProbeResult, ProbeRollup, TableColumns
+from connections.probing import uptime
+from connections.table.columns import DEFAULT_HIDDEN
+from connections.tasks import refresh_uptime
+from core.figures import latency_text, percent_text
+from tests.helpers import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def results(connection, outcomes, *, ago=timedelta(minutes=1), latency=20.0):
+    """Raw results, one a second apart, the newest ``ago`` before now."""
+    now = timezone.now() - ago
+    ProbeResult.objects.bulk_create(
+        ProbeResult(
+            connection=connection,
+            checked_at=now - timedelta(seconds=i),
+            ok=ok,
+            latency_ms=latency if ok else None,
+            error_class="" if ok else "connect",
+        )
+        for i, ok in enumerate(outcomes)
+    )
+
+
+def rollup(connection, hours_ago, ok, failed, latency_sum=0.0, latency_count=0):
+    hour = (timezone.now() - timedelta(hours=hours_ago)).replace(minute=0, second=0, microsecond=0)
+    ProbeRollup.objects.create(
+        connection=connection,
+        hour=hour,
+        ok_count=ok,
+        failed_count=failed,
+        latency_sum_ms=latency_sum,
+        latency_count=latency_count,
+    )
+
+
+# ---- how figures are written ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "no data"),
+        (100.0, "100 %"),
+        (99.99999, "99.99 %"),  # one failure in millions is not "100 %"
+        (99.5, "99.5 %"),
+        (0.0, "0 %"),
+        (87.0, "87 %"),
+    ],
+)
+def test_an_uptime_is_never_rounded_up_to_100_and_no_data_is_said(value, text):
+    assert percent_text(value) == text
+
+
+def test_latency_text():
+    assert latency_text(None) == "no data"
+    assert latency_text(0.4) == "<1 ms"
+    assert latency_text(1234.6) == "1,235 ms"
+
+
+# ---- the figures ---------------------------------------------------------------------------
+
+
+def test_nothing_probed_is_no_data_not_100(make_connection):
+    quiet = make_connection(Status.REGISTERED)
+    assert uptime.figures([quiet.pk])[quiet.pk] == {
+        "uptime_24h": None,
+        "uptime_7d": None,
+        "uptime_30d": None,
+        "latency_mean_ms": None,
+    }
+
+
+def test_each_window_counts_raw_results_and_hourly_rollups_inside_it(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [True] * 9 + [False])  # the last hour: 9 of 10
+    rollup(conn, 30, ok=10, failed=0)  # yesterday: in 7 d and 30 d, not in 24 h
+    rollup(conn, 24 * 20, ok=0, failed=20)  # 20 days ago: only in 30 d
+    rollup(conn, 24 * 40, ok=0, failed=1000)  # older than every window: counts nowhere
+    got = uptime.figures([conn.pk])[conn.pk]
+    assert got["uptime_24h"] == 90.0
+    assert got["uptime_7d"] == 95.0  # 19 of 20
+    assert got["uptime_30d"] == 47.5  # 19 of 40
+    assert got["latency_mean_ms"] == 20.0
+
+
+def test_latency_is_the_mean_of_successful_probes_of_the_last_day(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [True, True], latency=10.0)
+    rollup(conn, 3, ok=2, failed=5, latency_sum=100.0, latency_count=2)  # two at 50 ms
+    rollup(conn, 48, ok=1, failed=0, latency_sum=9000.0, latency_count=1)  # not the last day
+    assert uptime.figures([conn.pk])[conn.pk]["latency_mean_ms"] == 30.0
+
+
+# ---- the refresh ---------------------------------------------------------------------------
+
+
+def test_the_refresh_writes_the_figures_and_only_them(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [True, False, True, True])
+    before = Connection.objects.values("status", "state_version", "updated_at").get(pk=conn.pk)
+    report = refresh_uptime()
+    assert report["written"] == 1 and report["resume"] is None
+    conn.refresh_from_db()
+    assert conn.uptime_24h == 75.0 and conn.uptime_30d == 75.0 and conn.latency_mean_ms == 20.0
+    # a transition's fields and the row's change time are untouched
+    after = Connection.objects.values("status", "state_version", "updated_at").get(pk=conn.pk)
+    assert after == before
+    # nothing changed: nothing written
+    assert refresh_uptime()["written"] == 0
+
+
+def test_a_failure_ageing_out_of_the_window_raises_the_uptime(make_connection, time_machine):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [False], ago=timedelta(hours=23, minutes=59))
+    results(conn, [True])
+    refresh_uptime()
+    conn.refresh_from_db()
+    assert conn.uptime_24h == 50.0
+    time_machine.move_to(timezone.now() + timedelta(minutes=5))
+    refresh_uptime()
+    conn.refresh_from_db()
+    assert conn.uptime_24h == 100.0 and conn.uptime_7d == 50.0
+
+
+def test_a_refresh_out_of_budget_says_where_the_next_resumes(make_connection, monkeypatch):
+    monkeypatch.setattr(uptime, "UPTIME_CHUNK", 2)
+    conns = [make_connection(Status.CONNECTED) for _ in range(5)]
+    for conn in conns:
+        results(conn, [True])
+    first = uptime.refresh(budget=0)
+    assert first["seen"] == 2 and first["resume"] == conns[1].pk
+    rest = uptime.refresh(after=first["resume"], budget=0)
+    assert rest["resume"] == conns[3].pk
+    assert uptime.refresh(after=rest["resume"], budget=0)["resume"] is None
+    assert set(Connection.objects.values_list("uptime_24h", flat=True)) == {100.0}
+
+
+# ---- the table -----------------------------------------------------------------------------
+
+
+def names_in_order(html: str) -> list[str]:
+    return re.findall(r'id="name-\d+" href="[^"]*" title="([^"]*)"', html)
+
+
+def test_the_table_shows_and_sorts_uptime_with_no_data_last_both_ways(owner, make_connection):
+    figures = {"flaky": 80.0, "solid": 100.0, "mostly": 99.5, "unprobed": None}
+    for name, value in figures.items():
+        conn = make_connection(Status.CONNECTED)
+        Connection.objects.filter(pk=conn.pk).update(name=name, uptime_24h=value)
+    client = client_for(owner)
+    html = client.get("/connections/", {"sort": "uptime_24h"}).content.decode()
+    assert names_in_order(html) == ["flaky", "mostly", "solid", "unprobed"]
+    assert "99.5 %" in html and "no data" in html
+    html = client.get("/connections/", {"sort": "-uptime_24h"}).content.decode()
+    assert names_in_order(html) == ["solid", "mostly", "flaky", "unprobed"]
+    # a sort by a figure pages by number, and every page is whole
+    page = client.get("/connections/", {"sort": "uptime_7d", "page": "1"})
+    assert page.status_code == 200 and len(names_in_order(page.content.decode())) == 4
+
+
+def test_a_low_uptime_is_marked_in_words_and_colour(owner, make_connection):
+    conn = make_connection(Status.CONNECTED)
+    Connection.objects.filter(pk=conn.pk).update(uptime_24h=90.0)
+    html = client_for(owner).get("/connections/").content.decode()
+    assert '<span class="uptime uptime-bad">90 %</span>' in html
+
+
+# ---- the column chooser --------------------------------------------------------------------
+
+
+def table_classes(html: str) -> set[str]:
+    return set(re.search(r'<table class="([^"]*)"', html).group(1).split())
+
+
+def test_columns_a_user_chooses_are_remembered_per_user(owner, stranger, make_connection):
+    make_connection(Status.CONNECTED)
+    mine, theirs = client_for(owner), client_for(stranger)
+    assert {f"hide-{c}" for c in DEFAULT_HIDDEN} <= table_classes(
+        mine.get("/connections/").content.decode()
+    )
+    answer = mine.post(
+        "/connections/columns/",
+        {"show": ["uptime_24h", "uptime_30d", "latency_mean_ms", "no-such-column"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert answer.status_code == 204
+    classes = table_classes(mine.get("/connections/").content.decode())
+    assert "hide-uptime_30d" not in classes and "hide-latency_mean_ms" not in classes
+    assert {"hide-kind", "hide-url", "hide-heartbeat", "hide-uptime_7d"} <= classes
+    assert TableColumns.objects.get(user=owner).hidden.count("no-such-column") == 0
+    # the chooser's boxes say the same
+    page = mine.get("/connections/").content.decode()
+    assert re.search(r'id="show-uptime_30d" data-column="uptime_30d" checked', page)
+    assert not re.search(r'id="show-kind" data-column="kind" checked', page)
+    # another user keeps the defaults
+    assert "hide-uptime_30d" in table_classes(theirs.get("/connections/").content.decode())
+    # without script: the form posts and comes back to the table
+    back = mine.post("/connections/columns/", {"show": ["kind"], "next": "/connections/?q=x"})
+    assert back.status_code == 302 and back["Location"] == "/connections/?q=x"
+    away = mine.post("/connections/columns/", {"show": ["kind"], "next": "https://evil.test/"})
+    assert away["Location"] == "/connections/"
+
+
+def test_the_chooser_refuses_get_and_strangers(client, owner):
+    assert client.post("/connections/columns/", {"show": ["kind"]}).status_code == 302  # sign in
+    assert client_for(owner).get("/connections/columns/").status_code == 405
+    assert not TableColumns.objects.exists()
+
+
+def test_one_failure_in_a_million_probes_is_not_100(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    rollup(conn, 2, ok=999_999, failed=1)
+    refresh_uptime()
+    conn.refresh_from_db()
+    assert conn.uptime_24h < 100 and percent_text(conn.uptime_24h) == "99.99 %"
