@@ -228,3 +228,48 @@ def test_one_failure_in_a_million_probes_is_not_100(make_connection):
     refresh_uptime()
     conn.refresh_from_db()
     assert conn.uptime_24h < 100 and percent_text(conn.uptime_24h) == "99.99 %"
+
+
+# ---- the connection page's health card -----------------------------------------------------
+
+
+def health_of(client, conn, **params) -> str:
+    return client.get(f"/connections/{conn.pk}/", params).content.decode()
+
+
+def test_the_range_picker_changes_what_the_figures_count(owner, make_connection):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [True, True, True, False], ago=timedelta(minutes=5), latency=40.0)
+    rollup(conn, 24 * 3, ok=6, failed=0, latency_sum=60.0, latency_count=6)  # 3 days ago
+    client = client_for(owner)
+    day = health_of(client, conn)  # the last 24 h by default
+    assert 'id="range-uptime">75 %<' in day and 'id="range-latency">40 ms<' in day
+    assert 'id="range-24h" href="?range=24h#health" hx-get="?range=24h"' in day
+    assert re.search(r'id="range-24h"[^>]*aria-current="true"', day)
+    week = health_of(client, conn, range="7d")
+    assert 'id="range-uptime">90 %<' in week  # 9 of 10
+    assert 'id="range-latency">20 ms<' in week  # (3 × 40 + 6 × 10) / 9
+    # a range without a probe says so, and a bad range is the default one
+    old = make_connection(Status.CONNECTED)
+    rollup(old, 24 * 20, ok=5, failed=0)
+    assert "No data in this range" in health_of(client, old, range="1h")
+    assert 'id="range-uptime">no data<' in health_of(client, old, range="1h")
+    assert 'id="range-uptime">100 %<' in health_of(client, old, range="30d")
+    assert health_of(client, old, range="<script>").count('aria-current="true"') >= 1
+    assert client.get(f"/connections/{old.pk}/", {"range": "x" * 5000}).status_code == 200
+
+
+def test_the_90_day_bar_says_no_data_and_never_makes_up_a_green_day(owner, make_connection):
+    conn = make_connection(Status.CONNECTED)
+    rollup(conn, 24 * 10, ok=99, failed=1)  # ten days ago: 99 %
+    results(conn, [True])  # today
+    html = health_of(client_for(owner), conn)
+    cells = re.findall(r'<rect [^>]*class="day day-(\w+)"><title>([^<]*)</title>', html)
+    assert len(cells) == 90
+    levels = [level for level, _ in cells]
+    assert levels.count("none") == 88 and levels[-1] == "ok"
+    assert (
+        sum(1 for level, title in cells if level == "warn" and "99 % up, 100 probes" in title) == 1
+    )
+    assert all(title.endswith(": no data") for level, title in cells if level == "none")
+    assert "88 without data" in html

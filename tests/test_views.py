@@ -400,7 +400,7 @@ def test_the_connection_page(owner, make_connection):
     body = client_for(owner).get(reverse("connections:detail", args=[conn.pk])).content.decode()
     assert "2.42.0" in body and "abc" in body and "prom token" in body
     assert SECRET not in body
-    assert "75.0% up" in body and "<svg" in body and "chart-failure" in body
+    assert 'id="range-uptime">75 %<' in body and "<svg" in body and "chart-failure" in body
     assert "Registered → <strong>Connected</strong>" in body and "go" in body
     assert offered(body) == ["ignored", "maintenance", "deleted"]
 

@@ -40,7 +40,7 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     live = connection.status != Status.DELETED
     can_change = live and access.may(request.user, connection, access.CHANGE)
     can_transition = live and access.may(request.user, connection, access.TRANSITION)
-    results = list(connection.probe_results.order_by("-checked_at")[:200])
+    results = list(connection.probe_results.order_by("-checked_at", "-pk")[:20])
     series: dict[str, list] = {}
     day_ago = timezone.now() - timedelta(days=1)
     for sample in connection.samples.filter(scraped_at__gte=day_ago).order_by("scraped_at"):
@@ -49,7 +49,6 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {"name": name, "current": points[-1][1], "chart": charts.line_svg(points)}
         for name, points in sorted(series.items())
     ]
-    rollups = list(connection.rollups.order_by("-hour")[: 24 * 14])
     history = Paginator(
         connection.history.select_related("user").order_by("-created_at", "-pk"),
         HISTORY_PAGE_SIZE,
@@ -88,13 +87,12 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
             picking.choices(request.user, exclude=visible_parent_ids) if can_change else []
         ),
         "children_count": children_of([connection.pk]).restrict(request.user).count(),
-        "uptime": charts.uptime(results, rollups),
-        "latency_chart": charts.latency_svg(results, rollups),
+        "health": charts.health(connection, request.GET.get("range")),
         # the summary reads the results the list shows, never the row's own copy (which the
         # add form's check writes without a result, and a deletion does not clear)
         "last_result": results[0] if results else None,
         "probing": probing_text(connection),
-        "results": results[:20],
+        "results": results,
         "collected": collected,
         "metadata": sorted(
             (k, v) for k, v in connection.metadata.items() if k != "certificate_authority_data"
