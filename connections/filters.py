@@ -2,7 +2,7 @@
 
 import django_filters
 from django import forms
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from core.ids import IdModelChoiceFilter, IdModelMultipleChoiceFilter
 from environments.models import Environment
@@ -15,6 +15,12 @@ from .models import Connection
 def _environments(request):
     user = getattr(request, "user", None)
     return Environment.objects.restrict(user).order_by("name")
+
+
+def _tags(request):
+    from .tagging import visible_tags
+
+    return visible_tags(getattr(request, "user", None))
 
 
 def _connections(request):
@@ -41,6 +47,16 @@ class ConnectionFilterSet(django_filters.FilterSet):
         label="Environment",
         widget=forms.CheckboxSelectMultiple,
     )
+    # any of the tags chosen (as the other dropdowns: any of the states, any of the kinds), by
+    # name in the URL (?tag=prod); only tags on connections the user may see are choices
+    tag = django_filters.ModelMultipleChoiceFilter(
+        field_name="tags__name",
+        queryset=_tags,
+        to_field_name="name",
+        method="filter_tags",
+        label="Tag",
+        widget=forms.CheckboxSelectMultiple,
+    )
     managed = django_filters.BooleanFilter(
         label="Managed",
         widget=forms.RadioSelect(
@@ -59,7 +75,7 @@ class ConnectionFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Connection
-        fields = ("q", "status", "kind", "environment", "managed", "depends_on")
+        fields = ("q", "status", "kind", "environment", "tag", "managed", "depends_on")
 
     def filter_depends_on(self, queryset, name, value):
         """The connections that depend on connection ``value`` (set by users, or discovered in
@@ -70,11 +86,26 @@ class ConnectionFilterSet(django_filters.FilterSet):
             return queryset
         return queryset.filter(pk__in=children_of([value.pk]).values("pk"))
 
+    def filter_tags(self, queryset, name, values):
+        if not values:
+            return queryset
+        tagged = Connection.tags.through.objects.filter(
+            connection=OuterRef("pk"), tag__in=[tag.pk for tag in values]
+        )
+        return queryset.filter(Exists(tagged))
+
     def search(self, queryset, name, value):
+        """Name or URL containing the text, or a tag that is the text (a semi-join: no
+        duplicate rows, no DISTINCT)."""
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(name__icontains=value) | Q(url__icontains=value))
+        tagged = Connection.tags.through.objects.filter(
+            connection=OuterRef("pk"), tag__name=value.lower()
+        )
+        return queryset.filter(
+            Q(name__icontains=value) | Q(url__icontains=value) | Q(Exists(tagged))
+        )
 
     def filter_status(self, queryset, name, values):
         # Deleted connections are tombstones: only a status filter that names them shows them.

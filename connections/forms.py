@@ -22,6 +22,7 @@ from .choices import Status
 from .identity import validate_endpoint_url
 from .kinds import kind_choices
 from .models import Connection
+from .tagging import MAX_TAGS_TEXT, clean_tag, clean_tags
 
 
 def model_bounds(name: str, **kwargs) -> forms.IntegerField:
@@ -193,6 +194,12 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
         label="Retry after a failure (s)",
         help_text="Until the threshold is reached, so an outage is confirmed in seconds.",
     )
+    tags = forms.CharField(
+        required=False,
+        max_length=MAX_TAGS_TEXT,
+        help_text="Separated by commas or spaces, e.g. team=payments, prod, eu-west.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
     version = forms.CharField(widget=forms.HiddenInput, max_length=4000)
     # the environments ticked when the page was shown: a save applies only what the user
     # ticked or unticked since, so a membership changed elsewhere meanwhile is not undone
@@ -219,6 +226,9 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
             )
         return ids
 
+    def clean_tags(self) -> list[str]:
+        return clean_tags(self.cleaned_data.get("tags", ""))
+
     def clean_version(self):
         seen = editing.read_snapshot(self.cleaned_data["version"])
         if seen is None:
@@ -236,6 +246,7 @@ class BulkActionForm(forms.Form):
     ids = forms.CharField(required=False)
     all_matching = forms.BooleanField(required=False)
     reason = forms.CharField(required=False, max_length=500)
+    tag = forms.CharField(required=False, max_length=200, strip=True)
 
     def clean_action(self):
         action = self.cleaned_data["action"]
@@ -245,6 +256,8 @@ class BulkActionForm(forms.Form):
         environment = parse_id(value)
         if verb in ("assign", "unassign") and environment is not None:
             return verb, environment
+        if verb == "tag" and value in ("add", "remove"):
+            return verb, value
         raise ValidationError(f"Unknown action '{action}'.")
 
     def clean_ids(self):
@@ -260,4 +273,11 @@ class BulkActionForm(forms.Form):
         cleaned = super().clean()
         if not cleaned.get("all_matching") and not cleaned.get("ids"):
             raise ValidationError("Select at least one connection.")
+        if cleaned.get("action", ("",))[0] == "tag":
+            if not cleaned.get("tag"):
+                raise ValidationError("Type the tag to add or remove.")
+            try:
+                cleaned["tag"] = clean_tag(cleaned["tag"])
+            except ValidationError as exc:
+                self.add_error("tag", exc)
         return cleaned

@@ -62,3 +62,21 @@ def make_names_one_line(model: type) -> int:
         changed.append(model(pk=pk, name=fixed))
     manager.bulk_update(changed, ["name"], batch_size=1000)
     return len(changed)
+
+
+TAG_MAX_LENGTH = 50
+_TAG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.:/=")
+
+
+def validate_tag(value: str) -> None:
+    """A tag: 1–50 of a–z, 0–9 and ``- _ . : / =`` (``team=payments``, ``eu-west``), starting
+    with a letter or digit. ASCII only: two tags that look alike are the same tag."""
+    if not value or len(value) > TAG_MAX_LENGTH:
+        raise ValidationError(f"A tag has 1 to {TAG_MAX_LENGTH} characters.", code="tag")
+    if not set(value) <= _TAG_CHARACTERS or not value[0].isalnum():
+        shown = f"“{value[:60]}”" if value.isprintable() else "This"
+        raise ValidationError(
+            f"{shown} is not a tag: use a–z, 0–9 and - _ . : / = only, starting with a "
+            "letter or a digit (e.g. team=payments).",
+            code="tag",
+        )

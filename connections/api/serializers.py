@@ -4,12 +4,14 @@ Every id and integer a body may carry is bounded before it reaches a query: a nu
 a database integer is a 400 naming its field, never an OverflowError."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connections.choices import BULK_ACTIONS, Status
 from connections.identity import validate_endpoint_url
 from connections.kinds import kind_choices
 from connections.models import Connection, ConnectionTransition
+from connections.tagging import clean_tags
 from core.api import BoundedPrimaryKeyRelatedField, bounded_ids
 from credentials.models import Credential
 from environments.models import Environment
@@ -21,9 +23,29 @@ class EnvironmentRefSerializer(serializers.ModelSerializer):
         fields = ("id", "name")
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20}
+)
+class TagsField(serializers.Field):
+    """A connection's tags as a list of names; written as a list of names (at most 20)."""
+
+    def to_representation(self, value):
+        return [tag.name for tag in value.all()]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Tags are a list of names.")
+        try:
+            return clean_tags(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True, default=None)
     environments = EnvironmentRefSerializer(many=True, read_only=True)
+    # names; a PATCH with "tags" replaces them all (connections.tagging's rules)
+    tags = TagsField(required=False)
     credential = BoundedPrimaryKeyRelatedField(
         queryset=Credential.objects.none(), allow_null=True, required=False
     )
@@ -41,6 +63,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "owner",
             "credential",
             "environments",
+            "tags",
             "cluster",
             "identity",
             "failure_threshold",
@@ -67,6 +90,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
                 "failure_threshold",
                 "probe_interval",
                 "retry_interval",
+                "tags",
             )
         )
 

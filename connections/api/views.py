@@ -1,6 +1,7 @@
 """The REST API: the same querysets, FilterSet and lifecycle functions as the pages."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -17,6 +18,7 @@ from connections.choices import Status
 from connections.filters import ConnectionFilterSet
 from connections.imports import import_kubeconfig
 from connections.models import Connection
+from connections.tagging import set_tags
 from core import access
 from core.api import Pages, error
 from core.ids import ID_PATTERN
@@ -65,7 +67,7 @@ class ConnectionViewSet(
         return (
             Connection.all_objects.restrict(user)
             .select_related("owner")
-            .prefetch_related(Prefetch("environments", queryset=environments))
+            .prefetch_related(Prefetch("environments", queryset=environments), "tags")
         )
 
     def list(self, request, *args, **kwargs):
@@ -124,8 +126,13 @@ class ConnectionViewSet(
             raise lifecycle.PermissionDenied("You may view this connection but not change it.")
         body = self.get_serializer(connection, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        tags = changes.pop("tags", None)
         try:
-            editing.update_connection(connection, user=request.user, **body.validated_data)
+            with transaction.atomic():
+                editing.update_connection(connection, user=request.user, **changes)
+                if tags is not None:
+                    set_tags(connection, tags)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
         fresh = self.get_queryset().get(pk=connection.pk)  # environments as the reader sees them

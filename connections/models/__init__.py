@@ -23,6 +23,7 @@ from .connection import (
 )
 from .dependency import Dependency
 from .preference import TableColumns
+from .tag import Tag
 
 __all__ = (
     "ALL_BUT_DELETED",
@@ -38,6 +39,7 @@ __all__ = (
     "ProbeResult",
     "ProbeRollup",
     "TableColumns",
+    "Tag",
     "can_administer",
     "entered",
     "is_managed",

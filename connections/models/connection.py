@@ -184,6 +184,8 @@ class Connection(FSMModelMixin, models.Model):
     uptime_30d = models.FloatField(null=True, blank=True, editable=False)
     latency_mean_ms = models.FloatField(null=True, blank=True, editable=False)
 
+    tags = models.ManyToManyField("connections.Tag", blank=True, related_name="connections")
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

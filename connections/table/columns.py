@@ -14,6 +14,7 @@ OPTIONAL_COLUMNS = {
     "kind": "Kind",
     "url": "URL / server",
     "environments": "Environments",
+    "tags": "Tags",
     "heartbeat": "Last 30 probes",
     "uptime_24h": "Uptime 24 h",
     "uptime_7d": "Uptime 7 d",
@@ -26,7 +27,7 @@ OPTIONAL_COLUMNS = {
 }
 FIGURE_COLUMNS = ("uptime_24h", "uptime_7d", "uptime_30d", "latency_mean_ms")
 COLUMNS_CACHE_SECONDS = 24 * 3600
-DEFAULT_HIDDEN = ("uptime_7d", "uptime_30d", "latency_mean_ms", "created_at", "managed")
+DEFAULT_HIDDEN = ("tags", "uptime_7d", "uptime_30d", "latency_mean_ms", "created_at", "managed")
 
 
 def _cache_key(user) -> str:
@@ -64,6 +65,7 @@ class ConnectionTable(tables.Table):
     environments = tables.Column(
         verbose_name="Environments", empty_values=(), order_by=("first_environment",)
     )
+    tags = tables.Column(verbose_name="Tags", empty_values=(), orderable=False)
     status = tables.Column(verbose_name="State")
     heartbeat = tables.Column(verbose_name="Last 30 probes", empty_values=(), orderable=False)
     uptime_24h = tables.Column(verbose_name="Uptime 24 h")
@@ -82,6 +84,7 @@ class ConnectionTable(tables.Table):
             "kind",
             "url",
             "environments",
+            "tags",
             "status",
             "heartbeat",
             "uptime_24h",

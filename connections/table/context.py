@@ -32,6 +32,7 @@ from connections.table.columns import (
     ConnectionTable,
     hidden_columns,
 )
+from connections.tagging import tags_of
 from connections.ui import actions_for, visible
 from core import access
 from environments.models import Environment
@@ -46,6 +47,7 @@ CHIP_FILTERS = (
     ("status", "Status"),
     ("kind", "Kind"),
     ("environment", "Environment"),
+    ("tag", "Tag"),
     ("managed", "Managed"),
     ("depends_on", "Depends on"),
 )
@@ -210,6 +212,15 @@ def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[d
                         "query": without(name, str(environment.pk)),
                     }
                 )
+        elif name == "tag" and value:
+            for tag in value:
+                chips.append(
+                    {
+                        "key": f"{name}-{tag.name}",
+                        "label": f"{label}: {tag.name}",
+                        "query": without(name, tag.name),
+                    }
+                )
         elif name == "managed" and value is not None:
             text = "managed" if value else "unmanaged"
             chips.append({"key": name, "label": f"{label}: {text}", "query": without(name)})
@@ -221,13 +232,24 @@ def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[d
 def _active_filters(request: HttpRequest) -> str:
     """The filter values the table shows, for the script that keeps the filter form in step
     after a chip, a summary link or the history changes them."""
-    names = ("q", "status", "kind", "environment", "managed", "per_page", "sort", "depends_on")
+    names = (
+        "q",
+        "status",
+        "kind",
+        "environment",
+        "tag",
+        "managed",
+        "per_page",
+        "sort",
+        "depends_on",
+    )
     return json.dumps({name: request.GET.getlist(name) for name in names})
 
 
 def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
     """The rows of a page with what each shows beyond its fields: four queries for any page
-    size (who may change which, the heartbeats, the reasons, the environments' names)."""
+    size (who may change which, the heartbeats, the reasons, the environments' names), five
+    with the tags column."""
     ids = [r.pk for r in records]
     may = access.ids_by_action(
         request.user, Connection.all_objects, ids, (access.TRANSITION, access.CHANGE)
@@ -236,6 +258,8 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
     results = recent_results(ids)
     reasons = problem_reasons(ids, request.user)
     environments = environment_names(request.user, ids)
+    # the tags only when their column shows (hidden by default: no query then)
+    tags = tags_of(ids) if "tags" not in hidden_columns(request.user) else {}
     now = time.time()
     return [
         {
@@ -245,6 +269,7 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
             "can_change": record.pk in can_change,
             "actions": actions_for(record) if record.pk in can_transition else [],
             "environments": environments.get(record.pk, []),
+            "tags": tags.get(record.pk, []),
             "heartbeat": heartbeat(results[record.pk], now=now),
             "detail": reverse("connections:detail", args=[record.pk]),
             "failed_beats": sum(1 for r in results[record.pk] if not r.ok),

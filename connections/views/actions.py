@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from connections.grouping import change_membership
+from core import access
 from core.ids import parse_id
 from environments.models import Environment
 
@@ -19,6 +20,8 @@ from ..choices import Status
 from ..filters import ConnectionFilterSet
 from ..forms import BulkActionForm
 from ..listing import COUNT_CAP
+from ..models import Connection
+from ..tagging import change_tag
 from ..ui import _done, clean_reason, report_messages, visible
 
 
@@ -155,7 +158,15 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
             )
             return _done(request, fallback, 409)
     verb, value = data["action"]
-    if verb == "transition":
+    if verb == "tag":
+        may = access.ids_by_action(
+            request.user, Connection.all_objects, [c.pk for c in connections], (access.CHANGE,)
+        )[access.CHANGE]
+        report = change_tag(
+            [c for c in connections if c.pk in may], data["tag"], add=value == "add"
+        )
+        report.refused += [(c.name, "you may not edit it") for c in connections if c.pk not in may]
+    elif verb == "transition":
         report = lifecycle.perform_bulk_action(
             connections, value, user=request.user, reason=clean_reason(data.get("reason"))
         )

@@ -35,6 +35,7 @@ from .. import editing
 from ..choices import PROBED_STATES, Status
 from ..forms import EditConnectionForm
 from ..models import Connection
+from ..tagging import set_tags
 from ..ui import visible
 
 # The page's fields in the order its "what changed" message names them.
@@ -128,6 +129,7 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "failure_threshold": connection.failure_threshold,
         "probe_interval": connection.probe_interval,
         "retry_interval": connection.retry_interval,
+        "tags": ", ".join(connection.tags.values_list("name", flat=True)),
         "version": editing.sign_snapshot(editing.snapshot(connection)),
     }
     form = EditConnectionForm(
@@ -209,6 +211,9 @@ def _save(
             probe_interval=data["probe_interval"],
             retry_interval=data["retry_interval"],
         )
+        tags_before = list(connection.tags.values_list("name", flat=True))
+        if sorted(data["tags"]) != sorted(tags_before):
+            set_tags(connection, data["tags"])
         # only what the user ticked or unticked on the page: a membership changed elsewhere
         # meanwhile stays as it is now
         chosen = {environment.pk: environment for environment in data["environments"]}
@@ -226,6 +231,10 @@ def _save(
         for name in editing.SNAPSHOT_FIELDS
         if _shown(connection, name) != before[name]
     ]
+    if sorted(data["tags"]) != sorted(tags_before):
+        changes.append(
+            f"tags {', '.join(tags_before) or 'none'} → {', '.join(data['tags']) or 'none'}"
+        )
     changes += [f"added to '{environment.name}'" for environment in added]
     changes += [f"removed from '{environment.name}'" for environment in removed]
     if not changes:

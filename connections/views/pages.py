@@ -88,6 +88,7 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         "children_count": children_of([connection.pk]).restrict(request.user).count(),
         "health": charts.health(connection, request.GET.get("range")),
+        "tags": list(connection.tags.values_list("name", flat=True)),
         # the summary reads the results the list shows, never the row's own copy (which the
         # add form's check writes without a result, and a deletion does not clear)
         "last_result": results[0] if results else None,
