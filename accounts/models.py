@@ -46,3 +46,23 @@ class ApiToken(models.Model):
         key = "mpc_" + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, prefix=key[:10], key_hash=cls.hash(key))
         return token, key
+
+
+class Invitation(models.Model):
+    """A user invited by e-mail, who sets their own password through a one-time link.
+
+    No token is stored: the link's token is an HMAC of this row's id and ``issued_at`` (Django's
+    token machinery, ``accounts/invitations.py``), so issuing again replaces every earlier link,
+    ``accepted_at`` makes a link work once, and ``INVITE_MAX_AGE`` ends it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitation"
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    issued_at = models.DateTimeField()  # the newest link's time: a newer one replaces it
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation of user {self.user_id}"

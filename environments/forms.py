@@ -4,6 +4,7 @@ OverflowError in a query."""
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 
 from core.ids import IdField, IdListField
 
@@ -28,22 +29,44 @@ class EnvironmentForm(forms.ModelForm):
         return name
 
 
+def member_candidates(environment: Environment) -> QuerySet:
+    """Who may be made a member of ``environment``: any active user but its owner (a member
+    again gets the role given)."""
+    return get_user_model().objects.filter(is_active=True).exclude(pk=environment.owner_id)
+
+
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    """A member and their role. The page's picker sends ``user`` (chosen by name, see
+    ``environments/picking.py``); ``username``, typed whole, serves scripts and older pages."""
+
+    user = IdField(required=False, error_messages={"invalid": "Choose a user from the list."})
+    username = forms.CharField(max_length=150, required=False)
     role = forms.ChoiceField(choices=EnvironmentMembership.Role.choices)
 
     def __init__(self, *args, environment, **kwargs):
         super().__init__(*args, **kwargs)
         self.environment = environment
 
-    def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(f"There is no user '{username}'.")
-        if user.pk == self.environment.owner_id:
-            raise forms.ValidationError("The owner is always a member.")
-        return user
+    def clean(self):
+        data = super().clean()
+        if "user" in self.errors:
+            return data
+        pk, username = data.get("user"), (data.get("username") or "").strip()
+        if pk is None and not username:
+            raise forms.ValidationError("Choose a user to add.", code="required")
+        users = get_user_model().objects.filter(is_active=True)
+        found = (users.filter(pk=pk) if pk is not None else users.filter(username=username)).first()
+        if found is None:
+            raise forms.ValidationError(
+                "Choose a user from the list."
+                if pk is not None
+                else f"There is no user '{username}'.",
+                code="unknown",
+            )
+        if not member_candidates(self.environment).filter(pk=found.pk).exists():
+            raise forms.ValidationError("The owner is always a member.", code="owner")
+        data["member"] = found
+        return data
 
 
 class ConnectionIdsForm(forms.Form):

@@ -16,4 +16,5 @@ urlpatterns = [
     path("<id:pk>/connections/", views.environment_connections, name="connections"),
     path("<id:pk>/credentials/", views.environment_credentials, name="credentials"),
     path("<id:pk>/members/", views.environment_members, name="members"),
+    path("<id:pk>/member-options/", views.environment_member_options, name="member-options"),
 ]

@@ -1,7 +1,8 @@
 """Environment pages: a group of connections and credentials, shared with members by role.
 
 Non-members get 404 everywhere; viewers see and change nothing; editors transition, assign and
-edit; only the owner manages members and deletes. Deleting an environment deletes nothing else.
+edit; only the owner manages members (chosen by name: ``picking``) and deletes. Deleting an
+environment deletes nothing else.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
 from connections.grouping import change_membership, group_transition
@@ -25,6 +26,7 @@ from core import access
 from credentials.models import Credential
 from live.conditional import refreshable
 
+from . import picking
 from .forms import ConnectionIdsForm, CredentialIdForm, EnvironmentForm, MemberForm, MemberIdForm
 from .models import Environment, EnvironmentMembership
 
@@ -104,11 +106,12 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         filter(None, [context["query"], f"within_environment={environment.pk}"])
     )
     can_change = access.may(request.user, environment, access.CHANGE)
+    is_owner = access.may(request.user, environment, access.OWN)
     context.update(
         {
             "environment": environment,
             "can_change": can_change,
-            "is_owner": access.may(request.user, environment, access.OWN),
+            "is_owner": is_owner,
             "members": environment.memberships.select_related("user").order_by("user__username"),
             "credentials": environment.credentials.select_related("owner").order_by("name"),
             # taking a credential out needs it to be one the user may see (staff may not)
@@ -117,7 +120,6 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 Credential.objects,
                 environment.credentials.values_list("pk", flat=True),
             ),
-            "group_actions": BULK_ACTIONS,
             "addable": (
                 Connection.objects.restrict(request.user, "change")
                 .exclude(environments=environment)
@@ -132,7 +134,8 @@ def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 if can_change
                 else []
             ),
-            "member_form": MemberForm(environment=environment),
+            # the members picker's first options: searching finds the rest
+            "member_options": list(picking.addable(environment)) if is_owner else [],
         }
     )
     return render_table_page(request, "environments/detail.html", context)
@@ -176,7 +179,9 @@ def environment_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def environment_transition(request: HttpRequest, pk: int) -> HttpResponse:
-    """Act on the group: one transition on every connection of the environment it fits."""
+    """Act on the group: one transition on every connection of the environment it fits. The
+    page no longer offers it (its table's bulk bar is its one place for actions, "all rows
+    matching the filters" the whole environment); the API's ``transition`` is the same."""
     environment, allowed = _environment(request, pk, "change")
     if not allowed:
         return _forbidden(request, environment, "change its connections")
@@ -243,9 +248,22 @@ def environment_credentials(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def environment_member_options(request: HttpRequest, pk: int) -> HttpResponse:
+    """The members picker's options (GET ?q=…): the users who may be added, found by name; for
+    whoever manages the members only (others who see the environment: 403, the rest: 404)."""
+    environment, allowed = _environment(request, pk, "own")
+    if not allowed:
+        return render(request, "environments/_member_options.html", {"refused": True}, status=403)
+    found = list(picking.addable(environment, request.GET.get("q", "")))
+    return render(request, "environments/_member_options.html", {"options": found})
+
+
+@login_required
 @require_POST
 def environment_members(request: HttpRequest, pk: int) -> HttpResponse:
-    """The owner adds a member by username with a role, changes a role, or removes a member."""
+    """The owner adds a member (chosen by name in the picker, or by username) with a role,
+    changes a member's role, or removes a member."""
     environment, allowed = _environment(request, pk, "own")
     if not allowed:
         return _forbidden(request, environment, "manage its members")
@@ -267,7 +285,7 @@ def environment_members(request: HttpRequest, pk: int) -> HttpResponse:
             for error in errors:
                 messages.error(request, error)
         return redirect("environments:detail", pk=pk)
-    user, role = form.cleaned_data["username"], form.cleaned_data["role"]
+    user, role = form.cleaned_data["member"], form.cleaned_data["role"]
     EnvironmentMembership.objects.update_or_create(
         environment=environment, user=user, defaults={"role": role}
     )

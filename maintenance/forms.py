@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from connections.picking.widgets import PickerSelectMultiple
 from core import times
 from environments.models import Environment
 
@@ -93,15 +94,19 @@ class WindowForm(forms.Form):
         widget=forms.TextInput(attrs={"list": "timezones", "autocomplete": "off"}),
         help_text="An IANA timezone, e.g. Europe/Amsterdam: times above are read in it.",
     )
+    # chosen by name in a searchable picker (templates/maintenance/form.html); the queryset
+    # set below is what the form accepts, whatever the picker was made to send
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 6}),
+        widget=PickerSelectMultiple(
+            attrs={"size": 8, "aria-label": "Connections: the chosen ones, then those found"}
+        ),
     )
     environments = forms.ModelMultipleChoiceField(
         queryset=Environment.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 4}),
+        widget=forms.CheckboxSelectMultiple,
         help_text="Their connections, now and later.",
     )
     kinds = forms.MultipleChoiceField(
@@ -125,6 +130,8 @@ class WindowForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.window = window
         environment = window.environment if window is not None else None
+        # the environment the connection picker searches in (a new window's is its field's)
+        self.within = environment.pk if environment is not None else None
         if window is None:
             self.fields["environment"].queryset = windows.manageable_environments(user).order_by(
                 "name", "pk"

@@ -297,6 +297,11 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="meshplay@localhost")
+# Every SMTP send through Django's default connection (invitations, password resets) gives up
+# after this many seconds: a mail server that hangs costs the page that sends, not a worker.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# Invitations (accounts/invitations.py): a link works once, for this many seconds (3 days).
+INVITE_MAX_AGE = env.int("INVITE_MAX_AGE", default=3 * 24 * 3600)
 # The Apprise services a channel may use (schemes); each is a network service.
 NOTIFY_APPRISE_SCHEMES = env.list(
     "NOTIFY_APPRISE_SCHEMES",

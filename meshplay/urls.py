@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", account_views.token_list, name="tokens"),
     path("accounts/tokens/<id:pk>/revoke/", account_views.token_revoke, name="token-revoke"),
+    path("accounts/", include("accounts.urls")),  # the users page, invitations
     path("", include("operations.urls")),
     path("connections/", include("connections.urls")),
     path("credentials/", include("credentials.urls")),

@@ -12,6 +12,7 @@ from django import forms
 
 from connections.kinds import kind_choices
 from connections.models import Connection
+from connections.picking.widgets import PickerSelectMultiple
 from credentials.secrets import WriteOnlyTextarea
 from environments.models import Environment
 
@@ -89,13 +90,17 @@ class RuleForm(forms.Form):
     environments = forms.ModelMultipleChoiceField(
         queryset=Environment.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 4}),
+        widget=forms.CheckboxSelectMultiple,
         help_text="Connections in these environments, now and later.",
     )
+    # chosen by name in a searchable picker (templates/notifications/_rule_fields.html); the
+    # queryset set below is what the form accepts, whatever the picker was made to send
     connections = forms.ModelMultipleChoiceField(
         queryset=Connection.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 6}),
+        widget=PickerSelectMultiple(
+            attrs={"size": 8, "aria-label": "Connections: the chosen ones, then those found"}
+        ),
     )
     kinds = forms.MultipleChoiceField(
         choices=(),
@@ -116,9 +121,11 @@ class RuleForm(forms.Form):
         super().__init__(*args, **kwargs)
         environments = Environment.objects.restrict(user).order_by("name", "pk")
         connections = Connection.objects.restrict(user).order_by("name", "pk")
-        if channel is not None and channel.environment_id is not None:
-            environments = environments.filter(pk=channel.environment_id)
-            connections = connections.filter(environments=channel.environment_id)
+        # the environment the connection picker searches in (a new channel's is its field's)
+        self.within = channel.environment_id if channel is not None else None
+        if self.within is not None:
+            environments = environments.filter(pk=self.within)
+            connections = connections.filter(environments=self.within)
         self.fields["environments"].queryset = environments
         self.fields["connections"].queryset = connections
         self.fields["kinds"].choices = kind_choices()

@@ -25,6 +25,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import invitations
 from accounts.models import ApiToken
 from connections.models import Connection, ConnectionTransition, Dependency
 from connections.models.collected import ProbeResult
@@ -100,6 +101,10 @@ def build_world() -> World:
     # staff and superuser: the admin's pages are visited too (and the nav is at its widest)
     user = users.create_user(USERNAME, password=PASSWORD, is_staff=True, is_superuser=True)
     viewer = users.create_user("ben", password="pw-a11y-ben-2026")
+    # a pending invitation: the users page shows one
+    invitations.invite(
+        user, email="cleo@example.com", username="cleo", first_name="Cleo", last_name="Park"
+    )
 
     credential = Credential(name="orders-token", kind="bearer_token", owner=user)
     credential.endpoints = [BOUND]
@@ -251,6 +256,9 @@ EXCLUDED_GROUPS: list[tuple[Callable[[Pattern], bool], str]] = [
 
 # Patterns that are not visited, whatever their GET answers, and why.
 EXCLUDED: dict[str, str] = {
+    "users:set-password": "an invitee's password page: needs a browser that opened a mailed link",
+    "environments:member-options": "the members picker's <option>s (an htmx fragment): audited "
+    "inside the environment's page",
     "logout": "signs out (POST only)",
     "password_reset_confirm": "a password-reset token page: needs a mailed one-time token",
     "favicon": "a redirect to /static/favicon.svg, not a page",
@@ -262,7 +270,13 @@ EXCLUDED: dict[str, str] = {
 }
 
 # Pages visited before signing in (they are also visited as such: anonymous).
-ANONYMOUS = ("login", "password_reset", "password_reset_done", "password_reset_complete")
+ANONYMOUS = (
+    "login",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_complete",
+    "users:welcome",
+)
 
 # A sample of the admin: the index, one changelist, one change form.
 ADMIN_PAGES: list[tuple[str, Callable[[World], list]]] = [
@@ -282,6 +296,7 @@ PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
     ("notifications:watch-environment", "pk"): lambda w: w.environment.pk,
     ("maintenance", "pk"): lambda w: w.window.pk,
     ("token-revoke", "pk"): lambda w: w.token.pk,
+    ("users", "pk"): lambda w: w.user.pk,  # its actions are POSTs: 405, not pages
 }
 
 

@@ -30,6 +30,7 @@ from django.test import Client
 from django.urls import resolve, reverse
 from django.utils import timezone
 
+from accounts.models import Invitation
 from connections.models import Connection, ConnectionTransition, Dependency, ProbeResult
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
@@ -243,6 +244,8 @@ def snapshot() -> str:
         Environment.connections.through.objects.order_by("pk").values_list("pk"),
         Environment.credentials.through.objects.order_by("pk").values_list("pk"),
         Credential.objects.order_by("pk").values_list("pk", "name", "secret_ciphertext"),
+        get_user_model().objects.order_by("pk").values_list("pk", "is_active", "is_staff"),
+        Invitation.objects.order_by("pk").values_list("pk", "issued_at"),
         Channel.objects.order_by("pk").values_list("pk", "name", "enabled", "config_encrypted"),
         Rule.objects.order_by("pk").values_list("pk"),
         Watch.objects.order_by("pk").values_list("pk"),
@@ -261,6 +264,7 @@ PAGES = {
     "credentials": lambda w: reverse("credentials:list"),
     "channel": lambda w: reverse("notifications:channel", args=[w.channel.pk]),
     "window": lambda w: reverse("maintenance:detail", args=[w.window.pk]),
+    "users": lambda w: reverse("users:list"),
 }
 EDIT_LINK = re.compile(r"/(\d+)/edit/$")
 

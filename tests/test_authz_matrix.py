@@ -437,6 +437,7 @@ class Row:
     writers: frozenset[str] = frozenset()
     body: Callable[[World], dict] | None = None
     report: bool = False  # a bulk report: 200 with every row refused is a refusal
+    any_403: bool = False  # a page about no object: its 403 is the same whatever exists
 
 
 def expect(
@@ -452,6 +453,13 @@ def expect(
 
 def everyone(status, *, anonymous=LOGIN, body=None) -> Row:
     return expect(anonymous, status, status, status, status, status, body=body)
+
+
+def staff_only(staff, *, writers="", body=None) -> Row:
+    """A page of staff about no object of the world (the users page): everyone else gets the
+    same 403 whatever exists, so a 403 reveals nothing to the outsiders."""
+    row = expect(LOGIN, 403, 403, 403, staff, 403, writers=writers, body=body)
+    return replace(row, any_403=True)
 
 
 def world_parent(authz_world: World) -> Connection:
@@ -573,6 +581,25 @@ PAGES: dict[tuple[str, str], Row] = {
     ("metrics", "POST"): expect(401, 401, 401, 401, 200, 401),
     ("api-root", "GET"): everyone(200, anonymous=401),
     ("api-root", "POST"): everyone(405, anonymous=401),
+    # the users page: staff only (accounts/users.py); everyone else the same 403
+    ("users:list", "GET"): staff_only(200),
+    ("users:list", "POST"): everyone(405),
+    ("users:invite", "GET"): staff_only(200),
+    ("users:invite", "POST"): staff_only(
+        302, writers="staff", body=lambda w: {"email": "matrix-new@example.com"}
+    ),
+    ("users:active", "GET"): everyone(405),
+    ("users:active", "POST"): staff_only(302, writers="staff", body=lambda w: {"active": "0"}),
+    ("users:staff", "GET"): everyone(405),
+    ("users:staff", "POST"): staff_only(302, writers="staff", body=lambda w: {"staff": "1"}),
+    # the stranger has a password: no invitation to send (303, the page says why)
+    ("users:invite-again", "GET"): everyone(405),
+    ("users:invite-again", "POST"): staff_only(303),
+    # an invitation's pages: anyone with the link (no code here: refused)
+    ("users:welcome", "GET"): everyone(200, anonymous=200),
+    ("users:welcome", "POST"): everyone(400, anonymous=400),
+    ("users:set-password", "GET"): everyone(400, anonymous=400),
+    ("users:set-password", "POST"): everyone(400, anonymous=400),
     ("connections:list", "GET"): everyone(200),
     ("connections:list", "POST"): everyone(200),
     ("connections:add", "GET"): everyone(200),
@@ -587,6 +614,9 @@ PAGES: dict[tuple[str, str], Row] = {
     # the column chooser: every signed-in user keeps their own choice (tests/test_uptime.py)
     ("connections:columns", "GET"): everyone(405),
     ("connections:columns", "POST"): everyone(302),
+    # the members picker's options: whoever manages the members (tests/test_pickers_forms.py)
+    ("environments:member-options", "GET"): expect(LOGIN, 404, 403, 403, 403, 200),
+    ("environments:member-options", "POST"): everyone(405),
     ("connections:bulk", "GET"): everyone(405),
     ("connections:bulk", "POST"): expect(
         LOGIN,
@@ -834,6 +864,7 @@ API: dict[tuple[str, str], Row] = {
 
 # How to fill a pattern's parameters: by pattern name first, then by namespace.
 PAGE_PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
+    ("users", "pk"): lambda w: w.users["stranger"].pk,
     ("connections", "pk"): lambda w: w.connection.pk,
     ("credentials", "pk"): lambda w: w.credential.pk,
     ("environments", "pk"): lambda w: w.environment.pk,
@@ -1141,7 +1172,7 @@ def run_case(
     response = send()
     body = check_answer(authz_world, persona, where, response, row.expected[persona])
     said = f"{where} as {persona}: {response.status_code} {excerpt(body)!r}"
-    if persona in OUTSIDERS:
+    if persona in OUTSIDERS and not row.any_403:
         assert response.status_code != 403, f"a 403 tells the {persona} it exists: {said}"
     if persona in row.writers:
         return body

@@ -129,10 +129,11 @@ def test_an_environment_goes_into_maintenance_and_back(
     page.wait_for_selector("text=Assigned to 'payments'")
     assert env.connections.count() == 3
 
-    # the whole environment into maintenance: all three rows change
-    page.select_option("select[name=to]", "maintenance")
-    page.click("button:has-text('Apply to all')")
-    confirm(page, "Apply to every connection of this environment it fits?")
+    # the whole environment into maintenance: the table's bar, "all rows matching the filters"
+    page.check("#bulk-all")
+    page.select_option("#bulk-action", "transition:maintenance")
+    page.click("#bulk-apply")
+    confirm(page, "Start maintenance for all 3 connections matching the filters?")
     page.wait_for_selector("text=Moved to Maintenance: 3 connection(s)")
     for conn in conns:
         page.wait_for_selector(f"tr[data-id='{conn.pk}'][data-status='maintenance']")
@@ -140,8 +141,9 @@ def test_an_environment_goes_into_maintenance_and_back(
     page.screenshot(path=str(ARTIFACTS / "environment.png"), full_page=True)
 
     # and out again: each returns to where it was
-    page.select_option("select[name=to]", "resume")
-    page.click("button:has-text('Apply to all')")
+    page.check("#bulk-all")
+    page.select_option("#bulk-action", "transition:resume")
+    page.click("#bulk-apply")
     confirm(page)
     page.wait_for_selector("text=Ended maintenance: 3 connection(s)")
     for conn in conns:

@@ -73,6 +73,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from accounts import invitations
 from accounts.models import ApiToken
 from connections.choices import BULK_ACTIONS, Status, Trigger
 from connections.kinds import kind_choices
@@ -458,6 +459,12 @@ def fuzz_world(owner, stranger, make_connection, dead_url, live_endpoint) -> Wor
         deliveries=[delivery.pk],
         dead_url=dead_url,
         live_url=live_url,
+    )
+    # the owner is staff, and has invited someone: the users page's forms are fuzzed too
+    type(owner).objects.filter(pk=owner.pk).update(is_staff=True)
+    owner.is_staff = True
+    invitations.invite(
+        owner, email="invited@example.com", username="invited", first_name="", last_name=""
     )
     for name in ("owner", "viewer"):
         fuzz_world.clients[name] = Client()
@@ -1286,12 +1293,16 @@ PAGE_PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
     ("maintenance", "pk"): lambda w: w.windows[0],  # active now: "End now" is offered
     ("password_reset_confirm", "uidb64"): lambda w: urlsafe_base64_encode(force_bytes(w.owner.pk)),
     ("password_reset_confirm", "token"): lambda w: default_token_generator.make_token(w.owner),
+    ("users", "pk"): lambda w: w.viewer.pk,
+    ("users:invite-again", "pk"): lambda w: type(w.owner).objects.get(username="invited").pk,
 }
 
 # URL patterns that take a POST but that no form posts to, and why. Every other pattern that
 # answers a POST with anything but 405 must be reached by a form of the pages or of FORMS.
 ANY_METHOD = "a page that answers a POST as it answers GET; its own forms are GET forms"
 NOT_FORMS: dict[str, str] = {
+    "users:set-password": "the invitee's password form, shown only in a browser that opened "
+    "an invitation's link (tests/test_users_page.py)",
     "connections:list": ANY_METHOD,
     "connections:detail": ANY_METHOD,
     "credentials:list": ANY_METHOD,
