@@ -5,8 +5,12 @@
 Fills the PostgreSQL database ``bench_table`` with connections spread over states, kinds and
 environments (each with its history and 30 probe results for the heartbeat bars), then times
 the connections table through the Django test client as a signed-in (non-staff) user: the first
-page, a filtered page (status + kind) and a deep page: the one after the middle row, reached as
-a user reaches it, by the pager's cursor (keyset pagination; see connections/listing.py).
+page, a filtered page (status + kind), a deep page (the one after the middle row, reached as
+a user reaches it, by the pager's cursor: keyset pagination, connections/listing.py), the page
+sorted by the 24 h uptime (worst first), and a search (a name fragment matching a few rows,
+which also looks for a tag of that name). Every connection has uptime figures (some none) and
+every tenth a tag. On a checkout without uptime columns or tags those steps of the fill are
+skipped (the "before" of a comparison) and the uptime sort is the default order.
 Prints the median time and the query count of each, and the ratio of each size to the smallest.
 Target: the same query count at every size and page, and a ratio of at most 2.
 """
@@ -89,6 +93,30 @@ def fill(size: int):
             "  OR abs(c.rank - %s / 2) < 10000",
             [size, size],
         )
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'connections_connection'"
+            " AND column_name = 'uptime_24h'"
+        )
+        if cursor.fetchone():  # the figures the uptime refresh keeps, spread, a few without
+            cursor.execute(
+                "UPDATE connections_connection SET"
+                " uptime_24h = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 97) / 10.0 END,"
+                " uptime_7d = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 89) / 20.0 END,"
+                " uptime_30d = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 83) / 30.0 END,"
+                " latency_mean_ms = CASE WHEN id %% 50 = 0 THEN NULL ELSE 5 + id %% 40 END"
+            )
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'connections_tag'"
+        )
+        if cursor.fetchone():  # every tenth connection tagged team=web, every hundredth prod
+            cursor.execute("TRUNCATE connections_tag CASCADE")
+            cursor.execute("INSERT INTO connections_tag (name) VALUES ('team=web'), ('prod')")
+            cursor.execute(
+                "INSERT INTO connections_connection_tags (connection_id, tag_id)"
+                " SELECT c.id, t.id FROM connections_connection c JOIN connections_tag t"
+                " ON (t.name = 'team=web' AND c.id %% 10 = 0)"
+                " OR (t.name = 'prod' AND c.id %% 100 = 0)"
+            )
         cursor.execute("ANALYZE")
     return user
 
@@ -112,6 +140,8 @@ def measure(user, size: int, repeat: int) -> dict[str, tuple[float, int]]:
         "first page": {},
         "filtered page": {"status": "connected", "kind": "prometheus"},
         "deep page": {"after": middle_cursor(live)},
+        "uptime sort": {"sort": "uptime_24h"},
+        "search": {"q": f"conn-{size // 2:06d}"[:-1]},  # ten names (and no tag) match
     }
     results = {}
     for label, params in pages.items():

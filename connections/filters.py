@@ -2,7 +2,7 @@
 
 import django_filters
 from django import forms
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef
 
 from core.ids import IdModelChoiceFilter, IdModelMultipleChoiceFilter
 from environments.models import Environment
@@ -95,17 +95,30 @@ class ConnectionFilterSet(django_filters.FilterSet):
         return queryset.filter(Exists(tagged))
 
     def search(self, queryset, name, value):
-        """Name or URL containing the text, or a tag that is the text (a semi-join: no
-        duplicate rows, no DISTINCT)."""
+        """Name or URL containing the text (case-insensitive), or a tag that is the text: the
+        ids of the three, as a UNION (each an index read on PostgreSQL: the trigram indexes of
+        migration 0023 and the tag's name), not an OR that would read every row."""
         value = value.strip()
         if not value:
             return queryset
-        tagged = Connection.tags.through.objects.filter(
-            connection=OuterRef("pk"), tag__name=value.lower()
+        # each branch among the rows already allowed (the user's visible ones): its cost is
+        # what the user may see, never the whole fleet
+        rows = queryset.order_by()
+        ids = (
+            rows.filter(name__icontains=value)
+            .values("pk")
+            .union(
+                rows.filter(url__icontains=value).values("pk"),
+                rows.filter(
+                    Exists(
+                        Connection.tags.through.objects.filter(
+                            connection=OuterRef("pk"), tag__name=value.lower()
+                        )
+                    )
+                ).values("pk"),
+            )
         )
-        return queryset.filter(
-            Q(name__icontains=value) | Q(url__icontains=value) | Q(Exists(tagged))
-        )
+        return queryset.filter(pk__in=ids)
 
     def filter_status(self, queryset, name, values):
         # Deleted connections are tombstones: only a status filter that names them shows them.

@@ -200,6 +200,8 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
         help_text="Separated by commas or spaces, e.g. team=payments, prod, eu-west.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    # the tags the page showed: a save adds and removes only what the user changed
+    tags_shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=MAX_TAGS_TEXT)
     version = forms.CharField(widget=forms.HiddenInput, max_length=4000)
     # the environments ticked when the page was shown: a save applies only what the user
     # ticked or unticked since, so a membership changed elsewhere meanwhile is not undone
@@ -228,6 +230,12 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
 
     def clean_tags(self) -> list[str]:
         return clean_tags(self.cleaned_data.get("tags", ""))
+
+    def clean_tags_shown(self) -> list[str]:
+        try:
+            return clean_tags(self.cleaned_data.get("tags_shown", ""))
+        except ValidationError:
+            raise ValidationError("The page's tags are not valid: reload it.") from None
 
     def clean_version(self):
         seen = editing.read_snapshot(self.cleaned_data["version"])

@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, OuterRef
 from connections.lifecycle import BulkReport
 from connections.models import Connection, Tag
 from core.text import validate_tag
+from live.stamp import touch as touch_connections
 
 MAX_TAGS_PER_CONNECTION = 20
 # what a tags field may hold at most (20 tags of 50 characters and their separators)
@@ -39,16 +40,16 @@ def clean_tags(raw: str | Iterable[Any]) -> list[str]:
         parts = list(raw)
         if not all(isinstance(part, str) for part in parts):
             raise ValidationError("Tags are a list of texts.", code="tags")
-    tags: list[str] = []
+    # a list far past the limit is refused before any is read (a 30,000-item body is work)
+    if len(parts) > 2 * MAX_TAGS_PER_CONNECTION:
+        raise ValidationError(f"At most {MAX_TAGS_PER_CONNECTION} tags.", code="tags")
+    tags: dict[str, None] = {}  # in order, each once
     errors: list[str] = []
     for part in parts:
         try:
-            tag = clean_tag(part)
+            tags[clean_tag(part)] = None
         except ValidationError as exc:
             errors.extend(exc.messages)
-            continue
-        if tag not in tags:
-            tags.append(tag)
     if errors:
         raise ValidationError(errors[:5], code="tag")
     if len(tags) > MAX_TAGS_PER_CONNECTION:
@@ -56,21 +57,31 @@ def clean_tags(raw: str | Iterable[Any]) -> list[str]:
             f"At most {MAX_TAGS_PER_CONNECTION} tags on a connection ({len(tags)} given).",
             code="tags",
         )
-    return tags
+    return list(tags)
 
 
 def _tags_named(names: list[str]) -> list[Tag]:
-    for name in names:
-        Tag.objects.get_or_create(name=name)
+    """The tags of these names, made if new (a concurrent maker of the same name: no error)."""
+    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
     return list(Tag.objects.filter(name__in=names))
 
 
 def set_tags(connection: Connection, names: list[str]) -> None:
-    """Make ``names`` (cleaned) the connection's tags; a tag no connection has any more goes."""
+    """Make ``names`` (cleaned) the connection's tags."""
     with transaction.atomic():
-        before = set(connection.tags.values_list("pk", flat=True))
         connection.tags.set(_tags_named(names))
-        _drop_unused(before)
+    touch_connections([connection.pk])
+
+
+def change_tags(connection: Connection, added: list[str], removed: list[str]) -> None:
+    """Add ``added`` and remove ``removed`` (cleaned) on the connection, leaving every other tag
+    as it is now (a tag someone added meanwhile stays)."""
+    with transaction.atomic():
+        if removed:
+            connection.tags.remove(*Tag.objects.filter(name__in=removed))
+        if added:
+            connection.tags.add(*_tags_named(added))
+    touch_connections([connection.pk])
 
 
 def change_tag(connections: list[Connection], name: str, *, add: bool) -> BulkReport:
@@ -91,7 +102,7 @@ def change_tag(connections: list[Connection], name: str, *, add: bool) -> BulkRe
         if not add:
             through.objects.filter(tag=tag, connection__in=have).delete()
             report.changed = [c.name for c in connections if c.pk in have]
-            _drop_unused({tag.pk})
+            touch_connections(list(have))
             return report
         counts = dict(
             through.objects.filter(connection__in=ids)
@@ -112,13 +123,8 @@ def change_tag(connections: list[Connection], name: str, *, add: bool) -> BulkRe
             rows.append(through(connection_id=connection.pk, tag_id=tag.pk))
             report.changed.append(connection.name)
         through.objects.bulk_create(rows, ignore_conflicts=True)
-        _drop_unused({tag.pk})
+    touch_connections([row.connection_id for row in rows])
     return report
-
-
-def _drop_unused(tag_ids: set[int]) -> None:
-    if tag_ids:
-        Tag.objects.filter(pk__in=tag_ids, connections__isnull=True).delete()
 
 
 def tags_of(ids: list[int]) -> dict[int, list[str]]:

@@ -91,11 +91,16 @@ UPTIME_SOFT_LIMIT = 300
 @shared_task(ignore_result=True, **_limits(UPTIME_SOFT_LIMIT))
 def refresh_uptime(resume: int | None = None) -> dict:
     """Beat: refresh every connection's uptime and mean latency from its probe history, a
-    chunk at a time; a run that meets its budget queues the next where it stopped."""
+    chunk at a time, one run at a time; a run that meets its budget queues the next where it
+    stopped (and a run beat starts meanwhile goes on from there, never from the start)."""
     budget = min(settings.UPTIME_TIME_BUDGET, UPTIME_SOFT_LIMIT - 60)
-    report = uptime.refresh(after=resume or 0, budget=budget)
+    report = uptime.refresh(after=resume, budget=budget)
     log.info(
-        "uptime seen=%d written=%d resume=%s", report["seen"], report["written"], report["resume"]
+        "uptime seen=%d written=%d resume=%s skipped=%s",
+        report["seen"],
+        report["written"],
+        report["resume"],
+        report.get("skipped", False),
     )
     if report["resume"] is not None:
         refresh_uptime.apply_async(kwargs={"resume": report["resume"]})

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("import/", views.kubeconfig_import, name="import"),
     path("bulk/", views.connection_bulk, name="bulk"),
     path("columns/", views.table_columns, name="columns"),
+    re_path(r"^export\.(?P<fmt>csv|json)$", views.connection_export, name="export"),
     path("options/", picking_views.options, name="options"),
     path("<id:pk>/", views.connection_detail, name="detail"),
     path("<id:pk>/edit/", views.connection_edit, name="edit"),

@@ -1,13 +1,13 @@
-"""Database functions (and a migration operation) the ORM lacks, for PostgreSQL and the
-embedded SQLite alike."""
+"""Database functions the ORM lacks, and one run at a time, for PostgreSQL and the embedded
+SQLite alike."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection as db
-from django.db.migrations import AddIndex
 from django.db.models import FloatField, Func
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -54,20 +54,19 @@ def _aware(value: Any) -> Any:
     return value
 
 
-class AddIndexOnline(AddIndex):
-    """``AddIndex`` that on PostgreSQL builds the index CONCURRENTLY: writes to a large table go
-    on while it builds (the migration must say ``atomic = False``). Elsewhere a plain index."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.execute(self.index.create_sql(model, schema_editor, concurrently=True))
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.execute(self.index.remove_sql(model, schema_editor, concurrently=True))
+@contextmanager
+def exclusive(key: int):
+    """A session-level advisory lock on PostgreSQL: yields whether this run holds it (a second
+    run at once gets False and should return). Elsewhere (SQLite: one process): always True."""
+    if db.vendor != "postgresql":
+        yield True
+        return
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        alone = cursor.fetchone()[0]
+    try:
+        yield alone
+    finally:
+        if alone:
+            with db.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

@@ -5,6 +5,7 @@ from django.urls import include, path
 import core.ids  # noqa: F401  (registers <id:…>, an id of at most 18 digits)
 from accounts import views as account_views
 from accounts.forms import SignInForm
+from overview import search as overview_search
 from overview import views as overview_views
 
 admin.site.site_header = "Meshplay Connections"
@@ -12,6 +13,7 @@ admin.site.site_title = "Meshplay Connections"
 
 urlpatterns = [
     path("", overview_views.overview, name="overview"),
+    path("search/", overview_search.search, name="search"),
     path("accounts/login/", LoginView.as_view(form_class=SignInForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/tokens/", account_views.token_list, name="tokens"),

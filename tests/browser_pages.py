@@ -256,6 +256,7 @@ EXCLUDED_GROUPS: list[tuple[Callable[[Pattern], bool], str]] = [
 
 # Patterns that are not visited, whatever their GET answers, and why.
 EXCLUDED: dict[str, str] = {
+    "connections:export": "a download (CSV or JSON), not a page",
     "users:set-password": "an invitee's password page: needs a browser that opened a mailed link",
     "environments:member-options": "the members picker's <option>s (an htmx fragment): audited "
     "inside the environment's page",

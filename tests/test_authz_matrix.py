@@ -600,6 +600,9 @@ PAGES: dict[tuple[str, str], Row] = {
     ("users:welcome", "POST"): everyone(400, anonymous=400),
     ("users:set-password", "GET"): everyone(400, anonymous=400),
     ("users:set-password", "POST"): everyone(400, anonymous=400),
+    # the header's search: each persona's own visible things (tests/test_search.py)
+    ("search", "GET"): everyone(200),
+    ("search", "POST"): everyone(405),
     ("connections:list", "GET"): everyone(200),
     ("connections:list", "POST"): everyone(200),
     ("connections:add", "GET"): everyone(200),
@@ -617,6 +620,9 @@ PAGES: dict[tuple[str, str], Row] = {
     # the members picker's options: whoever manages the members (tests/test_pickers_forms.py)
     ("environments:member-options", "GET"): expect(LOGIN, 404, 403, 403, 403, 200),
     ("environments:member-options", "POST"): everyone(405),
+    # export: each persona's own visible rows (tests/test_export.py)
+    ("connections:export", "GET"): everyone(200),
+    ("connections:export", "POST"): everyone(405),
     ("connections:bulk", "GET"): everyone(405),
     ("connections:bulk", "POST"): expect(
         LOGIN,
@@ -864,6 +870,7 @@ API: dict[tuple[str, str], Row] = {
 
 # How to fill a pattern's parameters: by pattern name first, then by namespace.
 PAGE_PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
+    ("connections:export", "fmt"): lambda w: "csv",
     ("users", "pk"): lambda w: w.users["stranger"].pk,
     ("connections", "pk"): lambda w: w.connection.pk,
     ("credentials", "pk"): lambda w: w.credential.pk,

@@ -21,6 +21,14 @@ from tests.helpers import client_for
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _from_the_start():
+    """Each test's refresh starts at the first connection (the last run's point is cached)."""
+    from django.core.cache import cache
+
+    cache.delete(uptime.RESUME_KEY)
+
+
 def results(connection, outcomes, *, ago=timedelta(minutes=1), latency=20.0):
     """Raw results, one a second apart, the newest ``ago`` before now."""
     now = timezone.now() - ago
@@ -142,12 +150,54 @@ def test_a_refresh_out_of_budget_says_where_the_next_resumes(make_connection, mo
     conns = [make_connection(Status.CONNECTED) for _ in range(5)]
     for conn in conns:
         results(conn, [True])
-    first = uptime.refresh(budget=0)
+    first = uptime.refresh(after=0, budget=0)
     assert first["seen"] == 2 and first["resume"] == conns[1].pk
     rest = uptime.refresh(after=first["resume"], budget=0)
     assert rest["resume"] == conns[3].pk
     assert uptime.refresh(after=rest["resume"], budget=0)["resume"] is None
     assert set(Connection.objects.values_list("uptime_24h", flat=True)) == {100.0}
+    # a run that is not told where to start goes on where the last one stopped
+    Connection.objects.update(uptime_24h=None)
+    partial = uptime.refresh(after=0, budget=0)
+    assert uptime.refresh(budget=0)["seen"] == 2  # from partial's point: the next two
+    assert partial["resume"] == conns[1].pk
+    assert list(Connection.objects.order_by("pk").values_list("uptime_24h", flat=True)) == [
+        100.0,
+        100.0,
+        100.0,
+        100.0,
+        None,
+    ]
+
+
+def test_a_second_refresh_at_once_returns_without_work(make_connection):
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        pytest.skip("PostgreSQL's advisory lock")
+    results(make_connection(Status.CONNECTED), [True])
+    # another run holds the lock (its own session, as another worker's)
+    import psycopg
+    from django.conf import settings
+
+    other = settings.DATABASES["default"]
+    with psycopg.connect(
+        dbname=other["NAME"], user=other["USER"], host=other["HOST"], port=other["PORT"]
+    ) as session:
+        session.execute("SELECT pg_advisory_lock(%s)", [uptime.LOCK_KEY])
+        assert uptime.refresh(after=0)["skipped"] is True
+        session.execute("SELECT pg_advisory_unlock(%s)", [uptime.LOCK_KEY])
+    assert uptime.refresh(after=0)["written"] == 1
+
+
+def test_a_refresh_writes_only_when_what_is_shown_changes(make_connection):
+    conn = make_connection(Status.CONNECTED)
+    results(conn, [True], latency=20.2)
+    assert uptime.refresh(after=0)["written"] == 1
+    results(conn, [True], latency=20.3, ago=timedelta(minutes=2))  # mean 20.25: still 20 ms
+    assert uptime.refresh(after=0)["written"] == 0
+    conn.refresh_from_db()
+    assert conn.latency_mean_ms == 20.0
 
 
 # ---- the table -----------------------------------------------------------------------------

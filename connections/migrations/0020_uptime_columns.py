@@ -1,16 +1,13 @@
 """The table's uptime and latency columns (filled by the "Refresh uptime and latency" beat task
-within UPTIME_INTERVAL of the upgrade; "no data" until then). The columns are nullable (no
-rewrite of the table); the index is built CONCURRENTLY on PostgreSQL (writes go on), so this
-migration runs outside one transaction and may run while the old release serves."""
+within UPTIME_INTERVAL of the upgrade; "no data" until then). Nullable columns: no rewrite of
+the table, and the old release, which does not know them, writes rows without them. Their sort
+index is built CONCURRENTLY by 0023."""
 
 from django.conf import settings
 from django.db import migrations, models
 
-from core.db import AddIndexOnline
-
 
 class Migration(migrations.Migration):
-    atomic = False
 
     dependencies = [
         ("connections", "0019_plural_names"),
@@ -38,9 +35,5 @@ class Migration(migrations.Migration):
             model_name="connection",
             name="uptime_7d",
             field=models.FloatField(blank=True, editable=False, null=True),
-        ),
-        AddIndexOnline(
-            model_name="connection",
-            index=models.Index(fields=["uptime_24h", "id"], name="connection_uptime_24h_idx"),
         ),
     ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,6 +28,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from connections.models import ProbeResult, ProbeRollup
+from core.db import exclusive
 
 # Connections looked at per statement: their cut-offs are index lookups, cheap next to the rows.
 CONNECTIONS_PER_STATEMENT = 1000
@@ -131,22 +131,10 @@ def _loop(step: Step, deadline: float, after: int) -> tuple[int, int, bool]:
             return total, after, False
 
 
-@contextmanager
 def _exclusive():
-    """A session-level advisory lock on PostgreSQL, so overlapping runs do not queue up on each
-    other's row locks (their result would be right anyway). Elsewhere: always alone."""
-    if not _set_based():
-        yield True
-        return
-    with db.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-        alone = cursor.fetchone()[0]
-    try:
-        yield alone
-    finally:
-        if alone:
-            with db.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+    """Overlapping runs do not queue up on each other's row locks (their result would be right
+    anyway): one at a time (core.db.exclusive)."""
+    return exclusive(LOCK_KEY)
 
 
 # ---- PostgreSQL: one statement per batch --------------------------------------------------

@@ -6,6 +6,7 @@ from django.db.models import Case, F, IntegerField, Min, Q, Value, When
 
 from connections.choices import Status
 from connections.models import Connection, TableColumns
+from environments.models import Environment
 
 # The columns a user may hide (the column chooser), with the chooser's words; the name and the
 # state always show. Hidden unless chosen: the ones a 1,440 px window has no room for beside
@@ -109,10 +110,14 @@ class ConnectionTable(tables.Table):
         )
         return queryset, True
 
+    def __init__(self, data, *, user, **kwargs):
+        super().__init__(data, **kwargs)
+        # sorted by the first environment's name among those ``user`` may see: never by one
+        # they may not (an order is a way to learn a name)
+        self.visible_environments = Environment.objects.restrict(user)
+
     def order_environments(self, queryset, is_descending):
-        visible = getattr(self, "visible_environments", None)
-        condition = {"filter": Q(environments__in=visible)} if visible is not None else {}
-        first = Min("environments__name", **condition)
+        first = Min("environments__name", filter=Q(environments__in=self.visible_environments))
         queryset = queryset.annotate(first_environment=first).order_by(
             ("-" if is_descending else "") + "first_environment", "pk"
         )

@@ -314,9 +314,7 @@ def table_context(
         queryset = Connection.objects.none()
     chosen = filterset.form.cleaned_data.get("status") if filterset.is_valid() else None
     shown = chosen or [s for s in Status.values if s != Status.DELETED]
-    table = ConnectionTable(queryset, order_by=order_by)
-    # sorted by the first environment's name among those the user may see
-    table.visible_environments = Environment.objects.restrict(request.user)
+    table = ConnectionTable(queryset, order_by=order_by, user=request.user)
     RequestConfig(request, paginate=False).configure(table)  # the order, from ?sort=
     per_page, total = _page_size(request), sum(counts.get(s, 0) for s in shown)
     capped = any(counts.get(s, 0) > COUNT_CAP for s in shown)

@@ -12,12 +12,11 @@ from django.views.decorators.http import require_POST
 
 from connections.grouping import change_membership
 from core import access
-from core.ids import parse_id
 from environments.models import Environment
 
 from .. import lifecycle
 from ..choices import Status
-from ..filters import ConnectionFilterSet
+from ..exporting import NotMatching, matching
 from ..forms import BulkActionForm
 from ..listing import COUNT_CAP
 from ..models import Connection
@@ -115,22 +114,12 @@ def connection_bulk(request: HttpRequest) -> HttpResponse:
         )
         return _done(request, fallback, 400)
     if data["all_matching"]:
-        filters = QueryDict(request.POST.get("query", ""))
-        base = visible(request)
-        within = filters.get("within_environment", "")
-        if within:  # an environment's page: its rows, then the page's own filters
-            environment_id = parse_id(within)
-            seen = Environment.objects.restrict(request.user).filter(pk=environment_id)
-            if environment_id is None or not seen.exists():
-                # an environment one may not see is no filter (its members are not told)
-                messages.error(request, "The table's filters are not valid.")
-                return _done(request, fallback, 400)
-            base = base.filter(environments=environment_id)
-        filterset = ConnectionFilterSet(filters, queryset=base, request=request)
-        if not filterset.is_valid():
-            messages.error(request, "The table's filters are not valid.")
+        try:
+            rows = matching(request, QueryDict(request.POST.get("query", "")))
+        except NotMatching as exc:
+            messages.error(request, str(exc))
             return _done(request, fallback, 400)
-        connections = list(filterset.qs[: BULK_MAX + 1])
+        connections = list(rows[: BULK_MAX + 1])
         if len(connections) > BULK_MAX:
             messages.error(
                 request,

@@ -35,7 +35,7 @@ from .. import editing
 from ..choices import PROBED_STATES, Status
 from ..forms import EditConnectionForm
 from ..models import Connection
-from ..tagging import set_tags
+from ..tagging import change_tags
 from ..ui import visible
 
 # The page's fields in the order its "what changed" message names them.
@@ -120,6 +120,7 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
         Environment.objects.restrict(request.user, "change").values_list("pk", flat=True)
     )
     ticked = _environment_ids(connection, editable)
+    tags = list(connection.tags.values_list("name", flat=True))
     initial = {
         "name": connection.name,
         "url": connection.url,
@@ -129,7 +130,8 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "failure_threshold": connection.failure_threshold,
         "probe_interval": connection.probe_interval,
         "retry_interval": connection.retry_interval,
-        "tags": ", ".join(connection.tags.values_list("name", flat=True)),
+        "tags": ", ".join(tags),
+        "tags_shown": " ".join(tags),
         "version": editing.sign_snapshot(editing.snapshot(connection)),
     }
     form = EditConnectionForm(
@@ -211,9 +213,12 @@ def _save(
             probe_interval=data["probe_interval"],
             retry_interval=data["retry_interval"],
         )
-        tags_before = list(connection.tags.values_list("name", flat=True))
-        if sorted(data["tags"]) != sorted(tags_before):
-            set_tags(connection, data["tags"])
+        # only what the user added or removed on the page: a tag added meanwhile stays
+        shown_tags = set(data["tags_shown"])
+        added_tags = [t for t in data["tags"] if t not in shown_tags]
+        removed_tags = [t for t in shown_tags if t not in data["tags"]]
+        if added_tags or removed_tags:
+            change_tags(connection, added_tags, removed_tags)
         # only what the user ticked or unticked on the page: a membership changed elsewhere
         # meanwhile stays as it is now
         chosen = {environment.pk: environment for environment in data["environments"]}
@@ -231,10 +236,8 @@ def _save(
         for name in editing.SNAPSHOT_FIELDS
         if _shown(connection, name) != before[name]
     ]
-    if sorted(data["tags"]) != sorted(tags_before):
-        changes.append(
-            f"tags {', '.join(tags_before) or 'none'} → {', '.join(data['tags']) or 'none'}"
-        )
+    changes += [f"tagged '{tag}'" for tag in added_tags]
+    changes += [f"untagged '{tag}'" for tag in sorted(removed_tags)]
     changes += [f"added to '{environment.name}'" for environment in added]
     changes += [f"removed from '{environment.name}'" for environment in removed]
     if not changes:
