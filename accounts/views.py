@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST, require_safe
 
 from core.sanitize import clean_text
@@ -247,6 +248,7 @@ def _refused(request: HttpRequest, state: str, invitation=None) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("code")
 def welcome(request: HttpRequest) -> HttpResponse:
     """The link's page: its script posts the code from the fragment, which no server saw."""
     if request.method == "POST":
@@ -258,6 +260,7 @@ def welcome(request: HttpRequest) -> HttpResponse:
     return _private(render(request, "accounts/welcome.html"))
 
 
+@sensitive_post_parameters("new_password1", "new_password2")
 def welcome_password(request: HttpRequest) -> HttpResponse:
     """Set the password of the granted invitation (Django's form and password validators);
     then the sign-in page."""

@@ -2,8 +2,9 @@
 query, served to its search box by ``views.environment_member_options``
 (templates/environments/detail.html). Only whoever manages the members may ask it.
 
-It shows user names and names, never an e-mail address: anyone may own an environment, so the
-picker must not be a directory of addresses. An address finds its user only when typed whole."""
+It shows user names and names, never an e-mail address, and never matches one: anyone may own
+an environment, so the picker must be neither a directory of addresses nor a way to learn whose
+an address is."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ SEARCH_WORDS = 5  # a search finds the users whose names hold every one of its f
 
 def addable(environment: Environment, q: str = "") -> QuerySet:
     """The active users who are not yet in ``environment`` (nor own it) whose user name, first
-    or last name hold every word of ``q``, or whose e-mail address is ``q``; by user name, at
-    most LIMIT."""
+    or last name hold every word of ``q``; by user name, at most LIMIT."""
     users = member_candidates(environment).exclude(pk__in=environment.memberships.values("user_id"))
     q = search_text(q)
     if q:
@@ -32,7 +32,7 @@ def addable(environment: Environment, q: str = "") -> QuerySet:
                 | Q(first_name__icontains=word)
                 | Q(last_name__icontains=word)
             )
-        users = users.filter(named | Q(email__iexact=q))
+        users = users.filter(named)
     return users.only("pk", "username", "first_name", "last_name").order_by("username", "pk")[
         :LIMIT
     ]

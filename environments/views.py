@@ -21,6 +21,7 @@ from connections.choices import BULK_ACTIONS, STATUS_STYLE, Status
 from connections.grouping import change_membership, group_transition
 from connections.models import Connection
 from connections.table import render_table_page, table_context
+from connections.table.columns import shown_columns
 from connections.ui import back, clean_reason, report_messages, visible
 from core import access
 from credentials.models import Credential
@@ -89,7 +90,7 @@ def environment_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@refreshable
+@refreshable(also=shown_columns)
 def environment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     environment, _ = _environment(request, pk)
     url = reverse("environments:detail", args=[pk])
@@ -289,5 +290,6 @@ def environment_members(request: HttpRequest, pk: int) -> HttpResponse:
     EnvironmentMembership.objects.update_or_create(
         environment=environment, user=user, defaults={"role": role}
     )
-    messages.success(request, f"{user.get_username()} is a {role} of '{environment.name}'.")
+    article = "an" if role[:1] in "aeiou" else "a"
+    messages.success(request, f"{user.get_username()} is {article} {role} of '{environment.name}'.")
     return redirect("environments:detail", pk=pk)

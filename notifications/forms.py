@@ -114,7 +114,7 @@ class RuleForm(forms.Form):
         required=False,
         initial=list(DEFAULT_CATEGORIES),
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: the defaults (failures and recoveries).",
+        help_text="Tick nothing for the defaults (failures and recoveries).",
     )
 
     def __init__(self, *args: Any, user: Any, channel: Channel | None = None, **kwargs: Any):

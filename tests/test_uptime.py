@@ -323,3 +323,17 @@ def test_the_90_day_bar_says_no_data_and_never_makes_up_a_green_day(owner, make_
     )
     assert all(title.endswith(": no data") for level, title in cells if level == "none")
     assert "88 without data" in html
+
+
+def test_a_column_choice_changes_the_fragment_an_open_tab_polls(owner, make_connection):
+    """The poll of an open tab answers 304 while nothing it shows changed; a column shown
+    since is a change (else its cells, never drawn, stay empty until a reload)."""
+    make_connection(Status.CONNECTED)
+    client = client_for(owner)
+    first = client.get("/connections/", HTTP_HX_REQUEST="true")
+    etag = first["ETag"]
+    again = client.get("/connections/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    client.post("/connections/columns/", {"show": ["tags"]}, HTTP_HX_REQUEST="true")
+    after = client.get("/connections/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
+    assert after.status_code == 200 and "hide-tags" not in after.content.decode()

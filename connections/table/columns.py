@@ -48,6 +48,13 @@ def hidden_columns(user) -> list[str]:
     return [name for name in chosen if name in OPTIONAL_COLUMNS]
 
 
+def shown_columns(request) -> str:
+    """What else a table's fragment shows beyond its data (``live.conditional.refreshable``'s
+    ``also``): the columns its user hides, so that a change of them is a change of the
+    fragment for every open tab of theirs, never a 304."""
+    return "columns:" + ",".join(hidden_columns(request.user))
+
+
 def choose_columns(user, shown: set[str]) -> list[str]:
     """Keep the columns ``user`` shows (the others of OPTIONAL_COLUMNS hide); unknown names are
     ignored. Returns the hidden ones."""

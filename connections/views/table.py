@@ -11,12 +11,12 @@ from live.conditional import refreshable
 
 from .. import exporting
 from ..table import render_table_page, table_context
-from ..table.columns import choose_columns
+from ..table.columns import choose_columns, shown_columns
 from ..ui import back
 
 
 @login_required
-@refreshable
+@refreshable(also=shown_columns)
 def connection_list(request: HttpRequest) -> HttpResponse:
     context = table_context(request)
     status = 200 if context["filterset"].is_valid() else 400
