@@ -172,40 +172,38 @@ def _bad_flag(request: HttpRequest, name: str) -> HttpResponse:
     return _users_page(request, status=400)
 
 
+def _set_flag(
+    request: HttpRequest, pk: int, name: str, on: str, off: str, said: tuple
+) -> HttpResponse:
+    """A yes/no of a user (``name`` is 1 or 0 in the POST): the action ``on`` or ``off`` of
+    accounts.users, and what the page then says (``said``: for on, for off)."""
+    value = _flag(request, name)
+    if value is None:
+        return _bad_flag(request, name)
+    try:
+        outcome = users.change(request.user, pk, on if value else off)
+    except ObjectDoesNotExist:
+        raise Http404("No such user.") from None
+    return _acted(request, outcome, said[0] if value else said[1])
+
+
 @login_required
 @require_POST
 @staff_only
 def user_active(request: HttpRequest, pk: int) -> HttpResponse:
-    active = _flag(request, "active")
-    if active is None:
-        return _bad_flag(request, "active")
-    action = users.REACTIVATE if active else users.DEACTIVATE
-    try:
-        outcome = users.change(request.user, pk, action)
-    except ObjectDoesNotExist:
-        raise Http404("No such user.") from None
-    if active:
-        return _acted(request, outcome, "'{name}' is active again: they may sign in.")
-    return _acted(
-        request, outcome, "'{name}' is deactivated: signed out everywhere, API tokens refused."
+    said = (
+        "'{name}' is active again: they may sign in.",
+        "'{name}' is deactivated: signed out everywhere, API tokens refused.",
     )
+    return _set_flag(request, pk, "active", users.REACTIVATE, users.DEACTIVATE, said)
 
 
 @login_required
 @require_POST
 @staff_only
 def user_staff(request: HttpRequest, pk: int) -> HttpResponse:
-    staff = _flag(request, "staff")
-    if staff is None:
-        return _bad_flag(request, "staff")
-    action = users.MAKE_STAFF if staff else users.REMOVE_STAFF
-    try:
-        outcome = users.change(request.user, pk, action)
-    except ObjectDoesNotExist:
-        raise Http404("No such user.") from None
-    return _acted(
-        request, outcome, "'{name}' is staff now." if staff else "'{name}' is no longer staff."
-    )
+    said = ("'{name}' is staff now.", "'{name}' is no longer staff.")
+    return _set_flag(request, pk, "staff", users.MAKE_STAFF, users.REMOVE_STAFF, said)
 
 
 @login_required
