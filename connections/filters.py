@@ -3,6 +3,8 @@
 import django_filters
 from django import forms
 from django.db.models import Count, Exists, OuterRef
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from core.ids import IdModelChoiceFilter, IdModelMultipleChoiceFilter
 from environments.models import Environment
@@ -86,6 +88,7 @@ class ConnectionFilterSet(django_filters.FilterSet):
             return queryset
         return queryset.filter(pk__in=children_of([value.pk]).values("pk"))
 
+    @extend_schema_field(OpenApiTypes.STR)  # a tag's name, repeated for several
     def filter_tags(self, queryset, name, values):
         if not values:
             return queryset

@@ -151,7 +151,7 @@ def test_clearing_the_cache_keeps_what_else_lives_in_its_redis_database(owner):
         assert cache.get(key) is not None
         cache.clear()
         assert cache.get(key) is None
-        assert redis.lrange("celery", 0, -1) == [b"a queued task"]
+        assert b"a queued task" in redis.lrange("celery", 0, -1)  # (other tests may queue too)
         assert client.get(LIST).status_code == 200  # the session is in the database still
     finally:
         redis.delete("celery")
