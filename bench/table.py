@@ -103,7 +103,8 @@ def fill(size: int):
                 " uptime_24h = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 97) / 10.0 END,"
                 " uptime_7d = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 89) / 20.0 END,"
                 " uptime_30d = CASE WHEN id %% 50 = 0 THEN NULL ELSE 100 - (id %% 83) / 30.0 END,"
-                " latency_mean_ms = CASE WHEN id %% 50 = 0 THEN NULL ELSE 5 + id %% 40 END"
+                " latency_mean_ms = CASE WHEN id %% 50 = 0 THEN NULL ELSE 5 + id %% 40 END",
+                [],  # no parameters, but formatted: %% is %
             )
         cursor.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_name = 'connections_tag'"
@@ -115,7 +116,8 @@ def fill(size: int):
                 "INSERT INTO connections_connection_tags (connection_id, tag_id)"
                 " SELECT c.id, t.id FROM connections_connection c JOIN connections_tag t"
                 " ON (t.name = 'team=web' AND c.id %% 10 = 0)"
-                " OR (t.name = 'prod' AND c.id %% 100 = 0)"
+                " OR (t.name = 'prod' AND c.id %% 100 = 0)",
+                [],
             )
         cursor.execute("ANALYZE")
     return user

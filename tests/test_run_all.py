@@ -126,6 +126,23 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
+def _processes_with(entry: str) -> dict[int, str]:
+    """The processes whose environment holds ``entry`` ("NAME=value"), with their commands."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if entry.encode() in environ:
+                found[int(proc.name)] = (
+                    (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                )
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 def test_run_all_restarts_a_child_that_died_and_says_so(tmp_path, http_endpoint):
     """The worker killed by the kernel, then the embedded broker: each is started again, and
     probing goes on (the connection follows its endpoint down after both restarts)."""
@@ -167,6 +184,10 @@ def test_run_all_restarts_a_child_that_died_and_says_so(tmp_path, http_endpoint)
     finally:
         stack.terminate()
         stack.wait(timeout=60)
+    # nothing of this stack is left: not the killed worker's pool processes either (they kept
+    # running, orphaned, holding the database, until a reboot)
+    left = _processes_with(f"DATABASE_URL={env['DATABASE_URL']}")
+    assert not left, f"left running after the stack stopped: {left}"
     output = log.read_text()
     assert "worker exited with -9" in output and "restarting it in 1 s" in output
     assert "broker exited with -9" in output

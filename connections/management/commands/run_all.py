@@ -12,6 +12,7 @@ for a minute before it died starts again after one second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -65,9 +66,20 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, cwd=settings.BASE_DIR, env=self.env)
+        # a process group of its own: what it forked (a worker's pool) goes with it
+        self.process = subprocess.Popen(
+            self.command, cwd=settings.BASE_DIR, env=self.env, start_new_session=True
+        )
         self.started = time.monotonic()
         self.restart_at = None
+
+    def reap(self) -> None:
+        """Kill what is left of the child's process group: a worker killed by the kernel leaves
+        its pool processes behind, still holding their tasks and the database."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def pause(self) -> float:
         return min(LONGEST_PAUSE, 2.0 ** min(self.failures - 1, 5))
@@ -166,6 +178,7 @@ class Command(BaseCommand):
                     child.process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     child.process.kill()
+                child.reap()
 
     def _look_after(self, child: Child) -> None:
         """Start again a child that exited, after its pause."""
@@ -179,6 +192,7 @@ class Command(BaseCommand):
         code = child.process.poll() if child.process else None
         if code is None:
             return
+        child.reap()  # before it starts again: nothing of the old one stays
         ran = now - child.started
         child.failures = 1 if ran >= STEADY_AFTER else child.failures + 1
         child.restart_at = now + child.pause()
