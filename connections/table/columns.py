@@ -40,12 +40,16 @@ def hidden_columns(user) -> list[str]:
     cache (no query on a page once read; the chooser writes both)."""
     if not getattr(user, "is_authenticated", False):
         return list(DEFAULT_HIDDEN)
+    held = getattr(user, "_hidden_columns", None)  # read once a request (the user is per request)
+    if held is not None:
+        return held
     chosen = cache.get(_cache_key(user))
     if not isinstance(chosen, list):
         row = TableColumns.objects.filter(user=user).values_list("hidden", flat=True).first()
         chosen = row if isinstance(row, list) else list(DEFAULT_HIDDEN)
         cache.set(_cache_key(user), chosen, COLUMNS_CACHE_SECONDS)
-    return [name for name in chosen if name in OPTIONAL_COLUMNS]
+    user._hidden_columns = [name for name in chosen if name in OPTIONAL_COLUMNS]
+    return user._hidden_columns
 
 
 def shown_columns(request) -> str:
@@ -61,6 +65,7 @@ def choose_columns(user, shown: set[str]) -> list[str]:
     hidden = [name for name in OPTIONAL_COLUMNS if name not in shown]
     TableColumns.objects.update_or_create(user=user, defaults={"hidden": hidden})
     cache.set(_cache_key(user), hidden, COLUMNS_CACHE_SECONDS)
+    user._hidden_columns = hidden
     return hidden
 
 
