@@ -2,6 +2,7 @@
 
 import django_filters
 from django import forms
+from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, OuterRef
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -17,6 +18,9 @@ from .models import Connection
 def _environments(request):
     user = getattr(request, "user", None)
     return Environment.objects.restrict(user).order_by("name")
+
+
+SEARCH_IDS_MAX = 5000  # a search's matches read once, as ids, up to this many
 
 
 def _tags(request):
@@ -109,18 +113,27 @@ class ConnectionFilterSet(django_filters.FilterSet):
         rows = queryset.order_by()
         ids = (
             rows.filter(name__icontains=value)
-            .values("pk")
+            .values_list("pk", flat=True)
             .union(
-                rows.filter(url__icontains=value).values("pk"),
+                rows.filter(url__icontains=value).values_list("pk", flat=True),
                 rows.filter(
                     Exists(
                         Connection.tags.through.objects.filter(
                             connection=OuterRef("pk"), tag__name=value.lower()
                         )
                     )
-                ).values("pk"),
+                ).values_list("pk", flat=True),
             )
         )
+        # read once: the page, its pager and the count of each state each filter by it (a
+        # subquery would run the index reads again in each); a search matching very many rows
+        # stays a subquery
+        try:
+            found = list(ids[: SEARCH_IDS_MAX + 1])
+        except EmptyResultSet:  # nothing visible at all: a union of nothing
+            return queryset.none()
+        if len(found) <= SEARCH_IDS_MAX:
+            return queryset.filter(pk__in=found)
         return queryset.filter(pk__in=ids)
 
     def filter_status(self, queryset, name, values):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection as db
 from django.db.models import Q, QuerySet
 
@@ -48,16 +49,22 @@ def capped_counts(queryset: QuerySet, statuses: list[str], cap: int = COUNT_CAP)
     """``{status: n}`` with n at most ``cap + 1`` (``cap + 1`` means "more than cap")."""
     if not statuses:
         return {}
-    parts, params = [], []
+    parts, params, counted = [], [], []
     for status in statuses:
         sub = queryset.filter(status=status).order_by().values("pk")[: cap + 1]
-        sql, sub_params = sub.query.sql_with_params()
+        try:
+            sql, sub_params = sub.query.sql_with_params()
+        except EmptyResultSet:  # matches nothing by construction (a search that found none)
+            continue
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")
         params.extend(sub_params)
+        counted.append(status)
+    if not parts:
+        return {}
     with db.cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(parts), params)
         row = cursor.fetchone()
-    return {status: int(n) for status, n in zip(statuses, row, strict=True) if n}
+    return {status: int(n) for status, n in zip(counted, row, strict=True) if n}
 
 
 @dataclass(frozen=True)
