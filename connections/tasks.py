@@ -73,15 +73,21 @@ def prune_probe_history(resume: list | None = None) -> dict:
     minute inside the soft limit) and queues the next run where it stopped, until done."""
     budget = min(settings.PRUNE_TIME_BUDGET, PRUNE_SOFT_LIMIT - 60)
     report = history.prune(budget=budget, resume=resume)
+    return _go_on(prune_probe_history, "prune", report, ("folded", "expired"))
+
+
+def _go_on(task, name: str, report: dict, counts: tuple[str, ...]) -> dict:
+    """Log a bounded walk's run and queue the next one where it stopped (``resume``), if any."""
+    figures = " ".join(f"{key}={report[key]}" for key in counts)
     log.info(
-        "prune folded=%d expired=%d resume=%s skipped=%s",
-        report["folded"],
-        report["expired"],
+        "%s %s resume=%s skipped=%s",
+        name,
+        figures,
         report["resume"],
         report.get("skipped", False),
     )
     if report["resume"] is not None:
-        prune_probe_history.apply_async(kwargs={"resume": report["resume"]})
+        task.apply_async(kwargs={"resume": report["resume"]})
     return report
 
 
@@ -95,16 +101,7 @@ def refresh_uptime(resume: int | None = None) -> dict:
     stopped (and a run beat starts meanwhile goes on from there, never from the start)."""
     budget = min(settings.UPTIME_TIME_BUDGET, UPTIME_SOFT_LIMIT - 60)
     report = uptime.refresh(after=resume, budget=budget)
-    log.info(
-        "uptime seen=%d written=%d resume=%s skipped=%s",
-        report["seen"],
-        report["written"],
-        report["resume"],
-        report.get("skipped", False),
-    )
-    if report["resume"] is not None:
-        refresh_uptime.apply_async(kwargs={"resume": report["resume"]})
-    return report
+    return _go_on(refresh_uptime, "uptime", report, ("seen", "written"))
 
 
 @shared_task(ignore_result=True, **_limits(120))
