@@ -7,7 +7,8 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 
-from .probing import history, scheduling, uptime
+from .models import ProbeRound, queue_of
+from .probing import history, rounds, scheduling, uptime
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,19 @@ def dispatch_due_probes() -> int:
     """Beat, every tick: claim the connections due before the next tick and queue them in
     batches; each batch starts each probe at its due time."""
     sent = 0
+    by_location = rounds.active()
+    if by_location:
+        rounds.close_overdue()
     # at most PROBE_BATCHES_PER_TICK batches a tick: what the workers can start before the
     # claims' lease runs out; the rest stays due and is claimed at the next tick
     for _ in range(settings.PROBE_BATCHES_PER_TICK):
         token, ids = scheduling.claim_due(settings.PROBE_BATCH_SIZE, horizon=settings.PROBE_TICK)
         if not ids:
             break
-        probe_batch.apply_async(args=(str(token), ids), queue="probes")
+        if by_location:
+            send_round(token, ids)
+        else:
+            probe_batch.apply_async(args=(str(token), ids), queue="probes")
         sent += len(ids)
     if sent:
         log.info("probe tick dispatched=%d", sent)
@@ -61,6 +68,57 @@ def probe_batch(token: str, ids: list[int]) -> dict:
         stats["skipped"],
     )
     return dict(stats)
+
+
+def send_round(token: uuid.UUID, ids: list[int]) -> dict:
+    """Send a claimed batch to its locations (probing/rounds.py), and its close for the
+    deadline."""
+
+    def send(location: str, pks: list[int], deadline) -> None:
+        probe_location_batch.apply_async(
+            args=(str(token), location, pks), queue=queue_of(location), expires=deadline
+        )
+
+    figures = rounds.dispatch(token, ids, send)
+    deadline = ProbeRound.objects.filter(token=token).values_list("deadline", flat=True).first()
+    if deadline is not None:
+        close_round.apply_async(args=(str(token),), eta=deadline)
+    return figures
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **_limits(
+        # a round lasts at most the tick (the due times), the timeout and the grace
+        settings.PROBE_TICK
+        + math.ceil(settings.PROBE_BATCH_SIZE / settings.PROBE_CONCURRENCY)
+        * max(total for _, total in settings.PROBE_TIMEOUTS.values())
+        + settings.ROUND_GRACE
+        + 30
+    ),
+)
+def probe_location_batch(self, token: str, location: str, ids: list[int]) -> dict:
+    """A location's share of a round, on its own queue (``probes.<location>``)."""
+    stats = rounds.run_location_batch(uuid.UUID(token), location, ids, self.request.hostname)
+    log.info(
+        "location batch location=%s size=%d recorded=%d redelivered=%d transitions=%d late=%d",
+        location,
+        len(ids),
+        stats["recorded"],
+        stats["redelivered"],
+        stats["transitions"],
+        stats["late"],
+    )
+    return dict(stats)
+
+
+@shared_task(ignore_result=True, **_limits(60))
+def close_round(token: str) -> dict:
+    """A round's deadline: decide what its locations have not all answered."""
+    return dict(rounds.close(uuid.UUID(token)))
 
 
 PRUNE_SOFT_LIMIT = 600

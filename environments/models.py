@@ -30,6 +30,10 @@ class Environment(models.Model):
     credentials = models.ManyToManyField(
         "credentials.Credential", related_name="environments", blank=True
     )
+    # where its connections are probed from unless a connection chooses its own
+    probe_locations = models.ManyToManyField(
+        "connections.Location", related_name="environments", blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

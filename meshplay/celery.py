@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from meshplay.broker import use_redis_transport
 
@@ -12,3 +13,29 @@ use_redis_transport()  # see meshplay/broker.py: a lost Redis connection must no
 app = Celery("meshplay")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+_heartbeat_stop = None
+
+
+@worker_ready.connect
+def _location_heartbeat(sender=None, **_):
+    """A worker of a location (``PROBE_LOCATION``) reports that it is there
+    (connections/probing/heartbeat.py)."""
+    global _heartbeat_stop
+    from django.conf import settings
+
+    if not settings.PROBE_LOCATION:
+        return
+    import threading
+
+    from connections.probing import heartbeat
+
+    _heartbeat_stop = threading.Event()
+    heartbeat.start(sender.hostname, settings.PROBE_LOCATION, _heartbeat_stop)
+
+
+@worker_shutdown.connect
+def _location_heartbeat_stop(**_):
+    if _heartbeat_stop is not None:
+        _heartbeat_stop.set()

@@ -256,6 +256,13 @@ PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=15)
 PROBE_RETRY_INTERVAL = env.int("PROBE_RETRY_INTERVAL", default=5)  # default per connection
 PROBE_BACKOFF_AFTER = env.int("PROBE_BACKOFF_AFTER", default=300)  # down this long: back off
 PROBE_APPLY_EVERY = env.float("PROBE_APPLY_EVERY", default=0.5)  # a batch writes results so often
+# Locations (docs/locations.md): this worker's location (it consumes probes.<name>); how often
+# its workers report, and after how long without a report a location is stale (no round is
+# sent to it, it is left out of every count); how long past the probe timeout a round waits.
+PROBE_LOCATION = env.str("PROBE_LOCATION", default="")
+LOCATION_HEARTBEAT = env.float("LOCATION_HEARTBEAT", default=10.0)
+LOCATION_STALE_AFTER = env.float("LOCATION_STALE_AFTER", default=35.0)
+ROUND_GRACE = env.float("ROUND_GRACE", default=3.0)
 PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
 PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
 # Optional allow-list of networks probes, discovery and scrapes may reach (empty: any).

@@ -224,10 +224,17 @@ class CeleryWorker:
         self.process: subprocess.Popen | None = None
 
     def start(
-        self, *, queues: str = "celery,probes", beat: bool = True, as_deployed: bool = False
+        self,
+        *,
+        queues: str = "celery,probes",
+        beat: bool = True,
+        as_deployed: bool = False,
+        prefix: list[str] | tuple[str, ...] = (),
+        name: str = "",
     ) -> CeleryWorker:
         """``as_deployed``: the Procfile's worker command as it stands (two processes), not
-        the quieter one most tests use."""
+        the quieter one most tests use. ``prefix``: what runs the command (``ip netns exec
+        …``: a worker in a network namespace of its own); ``name``: its node name."""
         import sys
 
         if as_deployed:
@@ -238,8 +245,10 @@ class CeleryWorker:
             command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         if beat:
             command += ["-B", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+        if name:
+            command += ["-n", name]
         self.process = subprocess.Popen(
-            command,
+            [*prefix, *command],
             cwd=self.root,
             env=self.env,
             stdout=open(self.log_path, "ab"),  # noqa: SIM115

@@ -22,6 +22,7 @@ from .connection import (
     resume_target,
 )
 from .dependency import Dependency
+from .location import Location, LocationWorker, ProbeRound, Quorum, queue_of, stale_before
 from .preference import TableColumns
 from .tag import Tag
 
@@ -34,10 +35,14 @@ __all__ = (
     "Dependency",
     "DiscoveredResource",
     "LiveConnectionManager",
+    "Location",
+    "LocationWorker",
     "MetricSample",
     "ProbeCounter",
     "ProbeResult",
+    "ProbeRound",
     "ProbeRollup",
+    "Quorum",
     "TableColumns",
     "Tag",
     "can_administer",
@@ -45,5 +50,7 @@ __all__ = (
     "is_managed",
     "is_self_connecting",
     "is_unmanaged",
+    "queue_of",
     "resume_target",
+    "stale_before",
 )

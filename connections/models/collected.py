@@ -98,10 +98,28 @@ class ProbeResult(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error_class = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
+    # Probed from several locations (connections/probing/rounds.py): where, and the round it
+    # answered (one result per connection, round and location); both empty with one location.
+    location = models.ForeignKey(
+        "connections.Location",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # read per connection (its index); no index more on the busiest table
+    )
+    round = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ("-checked_at", "-pk")
         indexes = [models.Index(fields=("connection", "-checked_at"), name="probe_conn_time_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=("round", "connection", "location"),
+                condition=models.Q(round__isnull=False),
+                name="unique_round_result",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.connection_id} {'ok' if self.ok else 'failed'} at {self.checked_at}"

@@ -31,6 +31,8 @@ from core.sanitize import json_problem
 from core.text import validate_name
 from credentials.models import Credential
 
+from .location import QUORUM_NUMBER_MAX, Quorum
+
 
 def can_administer(instance: Connection, user: Any) -> bool:
     """Who may take a user action on a connection (the ``permission=`` of user edges)."""
@@ -85,6 +87,17 @@ class LiveConnectionManager(models.Manager.from_queryset(ConnectionQuerySet)):
 
     def get_queryset(self) -> ConnectionQuerySet:
         return super().get_queryset().live()
+
+
+def validate_quorum(value: str) -> None:
+    if value in Quorum.values:
+        return
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= QUORUM_NUMBER_MAX):
+        raise ValidationError(
+            f"A quorum is “any”, “all”, a majority (empty) or a number of locations from 1 to "
+            f"{QUORUM_NUMBER_MAX}.",
+            code="quorum",
+        )
 
 
 class Connection(FSMModelMixin, models.Model):
@@ -185,6 +198,22 @@ class Connection(FSMModelMixin, models.Model):
     latency_mean_ms = models.FloatField(null=True, blank=True, editable=False)
 
     tags = models.ManyToManyField("connections.Tag", blank=True, related_name="connections")
+
+    # Where it is probed from (connections/probing/rounds.py): these locations; none chosen,
+    # its environments' default locations; none there either, every location.
+    locations = models.ManyToManyField(
+        "connections.Location", blank=True, related_name="connections"
+    )
+    # How many failing locations fail a round: "" a majority of those that answered (at
+    # least 2 when 2 or more answered), "any", "all", or a number.
+    quorum = models.CharField(
+        max_length=8, blank=True, default="", db_default="", validators=[validate_quorum]
+    )
+    # What the last round saw beyond the state, as people say it: "down in 1 of 3 locations
+    # (eu-west: …)", "only 1 of 3 locations answered"; empty when every location agreed.
+    locations_note = models.CharField(
+        max_length=500, blank=True, default="", db_default="", editable=False
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

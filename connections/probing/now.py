@@ -12,6 +12,7 @@ are counted in the cache; without one, the first bound alone holds.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +28,7 @@ from core import access
 
 from ..choices import PROBED_STATES
 from ..models import Connection
+from . import rounds
 from .reasons import of_summary
 
 
@@ -89,6 +91,20 @@ def _hold(user: Any) -> list[str]:
     raise TooSoon("Other probes asked now are running: try again in a few seconds.")
 
 
+def _round(token: uuid.UUID, connection: Connection) -> None:
+    """Probed from its locations (probing/rounds.py): the round is sent as the scheduler
+    sends one, and the request waits for its decision (at most until the round's deadline)."""
+    from connections.tasks import send_round
+
+    send_round(token, [connection.pk])
+    deadline = time.monotonic() + rounds.longest_timeout() + settings.ROUND_GRACE + 2
+    decided = Connection.all_objects.filter(pk=connection.pk, probe_claim=token)
+    while time.monotonic() < deadline and decided.exists():
+        time.sleep(0.1)
+    if decided.exists():  # no worker closed it: close it here with whatever answered
+        rounds.close(token)
+
+
 def _probe(connection: Connection, now) -> Probed:
     from .scheduling import run_batch
 
@@ -104,7 +120,10 @@ def _probe(connection: Connection, now) -> Probed:
     )
     if not claimed:
         raise TooSoon(f"'{connection.name}' is being probed right now: its result comes soon.")
-    run_batch(token, [connection.pk])
+    if rounds.active():
+        _round(token, connection)
+    else:
+        run_batch(token, [connection.pk])
     fresh = Connection.all_objects.get(pk=connection.pk)
     if fresh.last_probe_at is None or fresh.last_probe_at < now:
         # nothing applied: its state (or credential) changed while it was probed
@@ -114,4 +133,6 @@ def _probe(connection: Connection, now) -> Probed:
         if fresh.last_probe_ok
         else of_summary(fresh.last_probe_class, fresh.last_probe_error, fresh.url).sentence
     )
+    if fresh.locations_note:  # from several locations: where it failed, or who answered
+        said = f"{said} ({fresh.locations_note})"
     return Probed(fresh, bool(fresh.last_probe_ok), said, fresh.last_latency_ms)

@@ -51,6 +51,8 @@ class Decision:
 def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
     """What one outcome does to a connection: the lifecycle spec's probe edges and rules."""
     status = connection.status
+    if outcome.abstain:  # too few locations answered: the round says nothing of the state
+        return Decision(None, "", connection.consecutive_failures)
     if outcome.ok:
         if status == Status.DISCOVERED:
             return Decision(Status.REGISTERED, "reachable", 0)
@@ -62,11 +64,15 @@ def decide(connection: Connection, outcome: ProbeOutcome) -> Decision:
 
     failures = connection.consecutive_failures + 1
     said = explain(outcome.error_class, outcome.error, connection.url, outcome.status_code)
+    sentence = said.sentence
+    if outcome.scope:  # a round from several locations: "… (in 2 of 3 locations)"
+        sentence = f"{sentence.rstrip('.?')} ({outcome.scope})."
     if outcome.auth_failure and status == Status.CONNECTED:
-        return Decision(Status.DISCONNECTED, said.sentence, failures, "auth")
+        return Decision(Status.DISCONNECTED, sentence, failures, "auth")
     if failures < connection.failure_threshold or status == Status.DISCONNECTED:
         return Decision(None, "", failures)
-    reason = f"{said.sentence} ({failures} failed probes in a row)"
+    probes = "rounds" if outcome.scope else "probes"
+    reason = f"{sentence} ({failures} failed {probes} in a row)"
     if status == Status.REGISTERED and not connection.managed:
         return Decision(Status.NOT_FOUND, reason, failures, outcome.error_class)
     return Decision(Status.DISCONNECTED, reason, failures, outcome.error_class)
@@ -126,6 +132,12 @@ def _bookkeeping(
         "last_probe_class": "" if outcome.ok else outcome.error_class[:16],
         "last_latency_ms": outcome.latency_ms,
     }
+    if outcome.note is not None:
+        fields["locations_note"] = outcome.note
+    if outcome.abstain and outcome.started_at is None:  # no location answered: nothing probed
+        for name in ("last_probe_at", "last_probe_ok", "last_probe_error", "last_probe_class"):
+            fields[name] = getattr(connection, name)
+        fields["last_latency_ms"] = connection.last_latency_ms
     if outcome.metadata:
         # only the keys the probe learned: they are merged into the row in SQL, never a
         # snapshot of the whole object written back over what others wrote meanwhile
@@ -138,13 +150,15 @@ def apply_outcomes(
     *,
     claim: Any = None,
     now: datetime | None = None,
+    record: bool = True,
 ) -> Counter:
     """Apply a batch of outcomes; returns counts: applied, transitions, stale (dropped), broken.
 
     Every row is isolated: a transition, the bulk bookkeeping and the result rows each run in a
     savepoint, and a bulk write that fails falls back to one write per row, so a value the
     database refuses costs its own row (released to the scheduler, counted as broken), never
-    its batch."""
+    its batch. ``record``: False for the outcome of a round, whose locations stored their own
+    results (probing/rounds.py)."""
     now = now or timezone.now()
     stats: Counter = Counter()
     applied: list[tuple[Connection, ProbeOutcome]] = []
@@ -202,7 +216,10 @@ def apply_outcomes(
             else:
                 released.append(connection.pk)
 
-        _record_results(applied, now)
+        if record:
+            _record_results(applied, now)
+        else:
+            stamp.touch({connection.pk for connection, _ in applied})
         if released and claim is not None:
             # a user acted meanwhile (or the row could not be written): back to the scheduler
             Connection.objects.filter(pk__in=released, probe_claim=claim).update(
@@ -265,23 +282,24 @@ def _record_results(applied: list[tuple[Connection, ProbeOutcome]], now: datetim
 
 # One UPDATE ... FROM unnest(arrays) per chunk: the bookkeeping of results that change no
 # state, each row guarded by the status, version and claim its probe started from. The
-# statement's text is the same for every chunk (twelve arrays, not a placeholder per value),
+# statement's text is the same for every chunk (thirteen arrays, not a placeholder per value),
 # so the driver parses it once, not every time.
 _BULK_SQL = """
 UPDATE connections_connection AS c SET
     consecutive_failures = v.failures, next_probe_at = v.next_at, probe_claim = NULL,
     last_probe_at = v.probed_at, last_probe_ok = v.ok, last_probe_error = v.error,
     last_probe_class = v.class, last_latency_ms = v.latency,
+    locations_note = COALESCE(v.note, c.locations_note),
     metadata = CASE WHEN v.metadata IS NULL THEN c.metadata
                ELSE COALESCE(c.metadata, '{}'::jsonb) || (v.metadata - CASE
                     WHEN COALESCE(c.metadata, '{}'::jsonb) ? 'cluster_id' THEN 'cluster_id'
                     ELSE '' END) END,
-    updated_at = v.probed_at
+    updated_at = COALESCE(v.probed_at, c.updated_at)
 FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::uuid[], %s::integer[],
             %s::timestamptz[], %s::timestamptz[], %s::boolean[], %s::text[], %s::varchar[],
-            %s::double precision[], %s::jsonb[])
+            %s::double precision[], %s::jsonb[], %s::varchar[])
     AS v(id, status, version, claim, failures, next_at, probed_at, ok, error, class, latency,
-         metadata)
+         metadata, note)
 WHERE c.id = v.id AND c.status = v.status AND c.state_version = v.version
   AND (v.claim IS NULL OR c.probe_claim = v.claim)
 RETURNING c.id
@@ -299,7 +317,7 @@ def _compare_and_set_many(
     with db_connection.cursor() as cursor:
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            columns: list[list[Any]] = [[] for _ in range(12)]
+            columns: list[list[Any]] = [[] for _ in range(13)]
             for connection, _, fields in chunk:
                 metadata = fields.get("metadata")
                 values = (
@@ -315,6 +333,7 @@ def _compare_and_set_many(
                     fields["last_probe_class"],
                     fields["last_latency_ms"],
                     json.dumps(metadata) if metadata else None,
+                    fields.get("locations_note"),
                 )
                 for column, value in zip(columns, values, strict=True):
                     column.append(value)
@@ -328,6 +347,7 @@ def _compare_and_set_each(
     claim: Any,
     stats: Counter | None = None,
 ) -> set[int]:
+    now = timezone.now()
     """The same guard, one UPDATE per row, each in its own savepoint (SQLite, and the fallback
     when a bulk write fails): a row the database refuses is skipped and counted."""
     updated = set()
@@ -344,7 +364,8 @@ def _compare_and_set_each(
             values.pop("metadata", None)
         try:
             with transaction.atomic():
-                if guarded.update(**values, updated_at=fields["last_probe_at"]):
+                when = fields["last_probe_at"] or connection.updated_at or now
+                if guarded.update(**values, updated_at=when):
                     updated.add(connection.pk)
         except DatabaseError:
             log.exception("probe result not applied connection=%s", connection.pk)

@@ -79,6 +79,13 @@ class Explained:
     def __str__(self) -> str:
         return self.sentence
 
+    @property
+    def brief(self) -> str:
+        """What happened without the hint, as the middle of a sentence: "nothing listens on
+        db:5432" (a location's part of "down in 1 of 3 locations (eu-west: …)")."""
+        head = self.sentence.split(": ", 1)[0].rstrip(".")
+        return head[:1].lower() + head[1:] if head[1:2].islower() else head
+
 
 def where(url: str) -> tuple[str, str]:
     """``host`` and ``host:port`` of a URL (the default port filled in), as sentences name them."""

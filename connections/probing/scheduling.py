@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,7 +33,7 @@ from django.utils import timezone
 from connections.choices import PROBED_STATES
 from connections.models import Connection
 from connections.probing.outcomes import apply_outcomes
-from connections.probing.probes import probe_many
+from connections.probing.probes import ProbeOutcome, probe_many
 from connections.probing.probes.registry import probe_one, run_async
 from connections.probing.probes.transport import probe_session
 
@@ -73,10 +74,11 @@ def claim_due(
     return token, ids
 
 
-def load_claimed(token: uuid.UUID, ids: list[int]) -> list[Connection]:
+def load_claimed(token: uuid.UUID, ids: list[int], renew: bool = True) -> list[Connection]:
     """The rows still claimed by ``token``, their lease renewed first: a batch that waited
     in the queue starts with a whole lease."""
-    renew_lease(token, ids)
+    if renew:
+        renew_lease(token, ids)
     return list(
         Connection.objects.filter(pk__in=ids, probe_claim=token, status__in=PROBED_STATES)
         .select_related("credential")
@@ -131,14 +133,25 @@ async def _probe_at_due_times(
             watcher.cancel()
 
 
-def run_batch(token: uuid.UUID, ids: list[int]) -> Counter:
+def run_batch(
+    token: uuid.UUID,
+    ids: list[int],
+    *,
+    write: Callable[[list[tuple[Connection, ProbeOutcome]]], Counter] | None = None,
+    until: datetime | None = None,
+) -> Counter:
     """Probe the connections still claimed by ``token``, each at its due time, and apply the
     outcomes as they come.
 
     The probes run on an event loop in a thread of their own; this thread, which owns the
     database connection, writes results every PROBE_APPLY_EVERY seconds and renews the lease
-    of the rows not written yet."""
-    connections = load_claimed(token, ids)
+    of the rows not written yet.
+
+    ``write``: a location's share of a round (probing/rounds.py) stores its outcomes this way
+    instead; the round's lease is the dispatcher's, so nothing is renewed or given back here,
+    and probing stops at ``until`` (the round's deadline)."""
+    shared = write is not None
+    connections = load_claimed(token, ids, renew=not shared)
     if not connections:
         return Counter(skipped=len(ids))
     for connection in connections:
@@ -147,6 +160,7 @@ def run_batch(token: uuid.UUID, ids: list[int]) -> Counter:
     results: queue.SimpleQueue = queue.SimpleQueue()
     failure: list[BaseException] = []
     stop = threading.Event()
+    write = write or (lambda chunk: apply_outcomes(chunk, claim=token))
 
     def probe_all() -> None:
         try:
@@ -167,20 +181,26 @@ def run_batch(token: uuid.UUID, ids: list[int]) -> Counter:
             while not results.empty():
                 chunk.append(results.get())
             if chunk:
-                stats.update(apply_outcomes(chunk, claim=token))
+                stats.update(write(chunk))
                 pending -= {connection.pk for connection, _ in chunk}
             if not prober.is_alive() and results.empty():
                 break
-            if time.monotonic() - renewed >= renew_every:
+            if until is not None and timezone.now() >= until:
+                stats["late"] += len(pending)  # the round is over: no one reads them now
+                stop.set()
+                prober.join(5)
+                break
+            if not shared and time.monotonic() - renewed >= renew_every:
                 renew_lease(token, list(pending))
                 renewed = time.monotonic()
     except BaseException:
         # the task's time limit (or a crash): stop the probes, give the rest back at once
         stop.set()
         prober.join(5)
-        Connection.objects.filter(pk__in=list(pending), probe_claim=token).update(
-            probe_claim=None, next_probe_at=timezone.now()
-        )
+        if not shared:
+            Connection.objects.filter(pk__in=list(pending), probe_claim=token).update(
+                probe_claim=None, next_probe_at=timezone.now()
+            )
         raise
     if failure:
         raise failure[0]

@@ -37,6 +37,12 @@ class ProbeOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     # when the probe began: the next one is due an interval after it
     started_at: datetime | None = None
+    # A round from several locations (probing/rounds.judge): too few answered to judge it
+    # (no state change, no count); what it saw beyond the state ("down in 1 of 3 locations
+    # (…)"; None: not a round, the note is left alone); where it failed ("in 2 of 3 locations").
+    abstain: bool = False
+    note: str | None = None
+    scope: str = ""
 
     @property
     def auth_failure(self) -> bool:

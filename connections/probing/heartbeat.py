@@ -1,0 +1,68 @@
+"""A location's workers report that they are there: every LOCATION_HEARTBEAT seconds the main
+process of a worker started with ``PROBE_LOCATION`` stamps its row (``LocationWorker``) with the
+time and the probes a minute it did since the last stamp. The dispatcher sends rounds only to
+locations with a fresh stamp; the locations page shows them (online, stale since when, probes a
+minute, lag)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.db import connection as db
+from django.utils import timezone
+
+from connections.models import Location, LocationWorker
+
+log = logging.getLogger(__name__)
+
+
+def beat(node: str, name: str, last: tuple[float, int] | None) -> tuple[float, int] | None:
+    """One heartbeat of ``node`` in location ``name``; returns what the next one measures the
+    rate from (None: the location does not exist)."""
+    location = Location.objects.filter(name=name).first()
+    if location is None:
+        log.error(
+            "location %s is not configured: add it (manage.py locations add %s) and this "
+            "worker joins it at its next heartbeat",
+            name,
+            name,
+        )
+        return None
+    worker, _ = LocationWorker.objects.get_or_create(location=location, node=node)
+    now = time.monotonic()
+    rate = worker.probes_per_minute
+    if last is not None and now > last[0]:
+        rate = max(0.0, (worker.probes - last[1]) * 60.0 / (now - last[0]))
+    LocationWorker.objects.filter(pk=worker.pk).update(
+        heartbeat_at=timezone.now(), probes_per_minute=rate
+    )
+    return now, worker.probes
+
+
+def start(node: str, name: str, stop: threading.Event) -> threading.Thread:
+    """Beat until ``stop`` is set, in a daemon thread; a database that is away costs a missed
+    heartbeat, never the worker."""
+
+    def run() -> None:
+        last = None
+        first = LocationWorker.objects.filter(node=node, location__name=name)
+        with contextlib.suppress(DatabaseError):
+            first.update(started_at=timezone.now(), probes=0, probes_per_minute=0)
+        while not stop.is_set():
+            try:
+                close_old_connections()
+                last = beat(node, name, last)
+            except DatabaseError as exc:
+                log.warning("location heartbeat missed: %s", exc)
+                db.close()
+            stop.wait(settings.LOCATION_HEARTBEAT)
+        db.close()
+
+    thread = threading.Thread(target=run, name="location-heartbeat", daemon=True)
+    thread.start()
+    return thread
