@@ -284,10 +284,8 @@ def drain(redis_client, timeout: float = 120) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (
-            not redis_client.llen("probes")
-            and not Connection.objects.filter(probe_claim__isnull=False).exists()
-        ):
+        queued = sum(redis_client.llen(q) for q in redis_client.scan_iter("probes*"))
+        if not queued and not Connection.objects.filter(probe_claim__isnull=False).exists():
             time.sleep(1)
             return
         time.sleep(0.5)
@@ -470,6 +468,104 @@ def run_config(config: Config, args, urls, fleet, redis_client) -> list[dict]:
     return rows
 
 
+def run_locations(config: Config, args, urls, fleet, redis_client, single: list[dict]) -> list:
+    """The same fleet probed from ``--locations`` locations (a worker each, as many processes
+    as the single location's), every connection from every location, a majority deciding."""
+    from django.conf import settings
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from connections.models import Connection, Location, LocationWorker, ProbeResult, ProbeRound
+
+    names = [f"loc{i}" for i in range(1, args.locations + 1)]
+    Location.objects.all().delete()
+    for name in names:
+        Location.objects.create(name=name)
+    workers = [
+        Worker(
+            queues=f"probes.{name}",
+            pool=args.pool,
+            concurrency=config.worker_concurrency,
+            PROBE_LOCATION=name,
+            LOCATION_HEARTBEAT="1",
+            PROBE_BATCH_SIZE=str(config.batch_size),
+            PROBE_CONCURRENCY=str(config.probe_concurrency),
+        ).start()
+        for name in names
+    ]
+    meter = CpuMeter(
+        trees={"fleet": fleet.pids, "workers": [w.pid for w in workers]},
+        single={"bench": [os.getpid()]},
+    )
+    n, rows = len(urls), []
+    _, total = settings.PROBE_TIMEOUTS["default"]
+    single_rate = max(row["ours"] for row in single) if single else float("nan")
+    print(f"\n== {len(names)} locations, each: {config.label()}", flush=True)
+    try:
+        deadline = time.monotonic() + 60
+        while LocationWorker.objects.count() < len(names) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for round_number in range(1, args.rounds + 1):
+            drain(redis_client)
+            ProbeRound.objects.all().delete()
+            Connection.objects.update(
+                status="connected", consecutive_failures=0, probe_claim=None, probe_due_at=None
+            )
+            marked_at = timezone.now()
+            Connection.objects.update(next_probe_at=marked_at)
+            t0 = time.monotonic()
+            cpu_before = meter.snapshot()
+            ticker = Ticker(settings.PROBE_TICK)
+            ticker.start(t0)
+            ticker.fire()
+            # decided once since marked: probed (last_probe_at), or judged without an answer
+            # (no location answered: its next probe is due again, unclaimed)
+            pending = Connection.objects.exclude(
+                Q(last_probe_at__gte=marked_at)
+                | Q(next_probe_at__gt=marked_at, probe_claim__isnull=True)
+            )
+            while pending.exists():
+                if time.monotonic() > t0 + 1800:
+                    raise RuntimeError("the round did not end")
+                if ticker.due():
+                    ticker.fire()
+                time.sleep(max(0.0, min(0.1, ticker.next_at - time.monotonic())))
+            seconds = time.monotonic() - t0
+            cpu_after = meter.snapshot()
+            results = ProbeResult.objects.filter(checked_at__gte=marked_at, round__isnull=False)
+            probes = results.count()
+            partial = Connection.objects.filter(locations_note__startswith="down in").count()
+            unjudged = Connection.objects.filter(locations_note__contains="answered").count()
+            worker_cpu = cpu_after["workers"] - cpu_before["workers"]
+            rate = probes / seconds
+            print(
+                f"  round {round_number}: {seconds:7.2f}s, {probes} results "
+                f"({probes - len(names) * n:+d} against {len(names)} x {n}), aggregate "
+                f"{rate:7.0f} probes/s = {rate / single_rate:.2f}x the single location's "
+                f"{single_rate:.0f}/s; {partial} partial, {unjudged} with a location missing; "
+                f"workers' CPU {worker_cpu:.1f}s "
+                f"({worker_cpu / max(probes, 1) * 1000:.2f} ms a probe); "
+                f"{CpuMeter.describe(cpu_before, cpu_after)} | {uptime()}",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "config": f"{len(names)} locations, {config.label()}",
+                    "round": seconds,
+                    "ours": rate,
+                    "single": single_rate,
+                    "results": probes,
+                    "expected": len(names) * n,
+                    "target": total + 5,
+                }
+            )
+    finally:
+        for worker in workers:
+            worker.stop()
+        Location.objects.all().delete()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=10_000)
@@ -494,6 +590,12 @@ def main() -> None:
         "--sweep",
         action="store_true",
         help="prefork 2/4 x batch 1000/2500/5000 x PROBE_CONCURRENCY 500/1000",
+    )
+    parser.add_argument(
+        "--locations",
+        type=int,
+        default=0,
+        help="then the same fleet from this many locations (0: one, as without locations)",
     )
     parser.add_argument("--bare-child", choices=BARE_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--bare-file", help=argparse.SUPPRESS)
@@ -539,10 +641,13 @@ def main() -> None:
                 args.probe_concurrency or settings.PROBE_CONCURRENCY,
             )
         ]
-    rows = []
+    rows, located = [], []
     try:
         for config in configs:
-            rows += run_config(config, args, urls, fleet, redis_client)
+            single = run_config(config, args, urls, fleet, redis_client)
+            rows += single
+            if args.locations:
+                located += run_locations(config, args, urls, fleet, redis_client, single)
     finally:
         fleet.stop()
         redis_client.flushdb()
@@ -569,6 +674,22 @@ def main() -> None:
         line += f" {ratio:9.2f} {row['batches']:7d} {row['dispatch']:7.2f}s {row['dup']:5d}"
         line += f" {row['load']:5.2f}  {verdict}"
         print(line)
+    if located:
+        print(
+            f"\n{'locations':62s} {'round':>7s} {'agg/s':>7s} {'single/s':>8s} {'ratio':>6s} "
+            f"{'results':>8s}  targets: ratio >= 0.9, round <= {target:g}s"
+        )
+        for row in located:
+            ratio = row["ours"] / row["single"]
+            verdict = (
+                ("met" if ratio >= 0.9 else "MISSED")
+                + "/"
+                + ("met" if row["round"] <= row["target"] else "MISSED")
+            )
+            print(
+                f"{row['config']:62s} {row['round']:6.2f}s {row['ours']:7.0f} "
+                f"{row['single']:8.0f} {ratio:6.2f} {row['results']:8d}  {verdict}"
+            )
     print(uptime())
 
 

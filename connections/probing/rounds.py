@@ -27,6 +27,7 @@ The spec: ../shared/spec/lifecycle.md, "Locations and quorum"; docs/locations.md
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import uuid
 from collections import Counter, defaultdict
@@ -109,6 +110,10 @@ def longest_timeout() -> float:
     return max(total for _, total in settings.PROBE_TIMEOUTS.values())
 
 
+def concurrency() -> int:
+    return max(settings.PROBE_CONCURRENCY, 1)
+
+
 def dispatch(token: uuid.UUID, ids: list[int], send) -> dict[str, Any]:
     """Plan the round of a claimed batch and hand each location its share: ``send(location
     name, ids, deadline)`` queues it. Returns the plan's figures."""
@@ -119,7 +124,6 @@ def dispatch(token: uuid.UUID, ids: list[int], send) -> dict[str, Any]:
         ]
         or now
     )
-    deadline = max(latest_due, now) + timedelta(seconds=longest_timeout() + settings.ROUND_GRACE)
     wanted = locations_of(ids)
     online = online_locations(now)
     sent: dict[int, list[int]] = defaultdict(list)
@@ -130,6 +134,12 @@ def dispatch(token: uuid.UUID, ids: list[int], send) -> dict[str, Any]:
             nowhere.append(pk)
         for location in reachable:
             sent[location].append(pk)
+    # a location's share runs PROBE_CONCURRENCY probes at a time: the round waits for as many
+    # waves of the longest timeout as its largest share needs, then the grace
+    waves = math.ceil(max((len(pks) for pks in sent.values()), default=1) / concurrency())
+    deadline = max(latest_due, now) + timedelta(
+        seconds=waves * longest_timeout() + settings.ROUND_GRACE
+    )
     plan = {
         "sent": {str(location): pks for location, pks in sent.items()},
         "of": {str(pk): len(locations) for pk, locations in wanted.items()},
