@@ -45,6 +45,7 @@ from environments.models import Environment
 
 UPTIME_WINDOW = timedelta(hours=24)
 ATTENTION_LIMIT = 50
+PARTIAL_LIMIT = 20  # connections in a partial outage listed (probed from several locations)
 TRANSITIONS_LIMIT = 20
 ENVIRONMENT_TILES_LIMIT = 60
 
@@ -170,6 +171,9 @@ class Overview:
     unassigned: Tile | None
     attention: list[AttentionRow]
     transitions: list[ConnectionTransition]
+    # down in some locations but not a quorum (connections/probing/rounds.py): not a state
+    partial: list[Connection] = field(default_factory=list)
+    more_partial: bool = False
 
     @property
     def empty(self) -> bool:
@@ -238,6 +242,7 @@ def _build(user: Any, now: datetime, window: timedelta) -> Overview:
         unassigned=unassigned if unassigned.total else None,
         attention=_attention(visible, names, user),
         transitions=_transitions(user),
+        **_partial(visible),
     )
 
 
@@ -365,6 +370,17 @@ def _changed_within(visible, environments, now: datetime, start: datetime):
                 seconds[to_status] += max(end - at, 0)
         result.append((memberships.get(pk, []), seconds))
     return result
+
+
+def _partial(visible) -> dict[str, Any]:
+    """The visible connections in a partial outage, by name: one query on a partial index (no
+    query's row is read when there is none)."""
+    rows = list(
+        visible.filter(locations_note__startswith="down in")
+        .only("name", "kind", "status", "locations_note")
+        .order_by("name", "id")[: PARTIAL_LIMIT + 1]
+    )
+    return {"partial": rows[:PARTIAL_LIMIT], "more_partial": len(rows) > PARTIAL_LIMIT}
 
 
 def _attention(visible, environment_names: dict[int, str], user: Any) -> list[AttentionRow]:

@@ -286,3 +286,23 @@ def test_probe_now_goes_to_every_location(make_connection, owner, dead_url, task
 
 def _fresh(conn):
     return Connection.objects.get(pk=conn.pk)
+
+
+def test_the_overview_lists_partial_outages_one_may_see(make_connection, owner, stranger):
+    from overview.summary import build
+
+    a = make_connection("connected", name="checkout")
+    b = make_connection("connected", name="billing", owner=stranger)
+    quiet = make_connection("connected", name="quiet")
+    Connection.objects.filter(pk__in=[a.pk, b.pk]).update(
+        locations_note="down in 1 of 3 locations (eu-west: nothing listens on 10.0.3.4:443)"
+    )
+    Connection.objects.filter(pk=quiet.pk).update(locations_note="2 of 3 locations answered")
+    assert [c.name for c in build(owner).partial] == ["checkout"]
+    from tests.helpers import client_for
+
+    page = client_for(owner).get("/").content.decode()
+    assert "Partial outages" in page and "down in 1 of 3 locations (eu-west: nothing" in page
+    assert "billing" not in page and "quiet" not in page.split("Partial outages")[1][:2000]
+    theirs = client_for(stranger).get("/").content.decode().split("Partial outages")[1]
+    assert "billing" in theirs and "checkout" not in theirs

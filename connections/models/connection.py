@@ -242,6 +242,12 @@ class Connection(FSMModelMixin, models.Model):
             )
         ]
         indexes = [
+            # the connections in a partial outage, for the overview (migration 0025)
+            models.Index(
+                fields=("name", "id"),
+                condition=Q(locations_note__startswith="down in"),
+                name="connection_partial_idx",
+            ),
             models.Index(
                 fields=("next_probe_at",),
                 condition=Q(status__in=[str(state) for state in PROBED_STATES]),
