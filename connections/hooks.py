@@ -8,6 +8,10 @@ row and then calls ``transitioned(record)``, which runs every hook an app regist
   exactly when the transition does (the notifications' outbox event);
 - ``after_commit(hook)``: once the transaction has committed (nothing runs for a rollback).
 
+A partial outage (probed from several locations: down in some, not a quorum; no transition)
+beginning or ending calls ``partial(connection, began, note)`` for every hook registered with
+``on_partial(hook)``, inside the transaction that records the round's outcome.
+
 Hooks run in the order they were registered; a hook that raises inside the transaction undoes
 the transition with it.
 """
@@ -24,11 +28,23 @@ Hook = Callable[[Any], None]
 
 _in_transaction: list[Hook] = []
 _after_commit: list[Hook] = []
+_on_partial: list[Callable[[Any, bool, str], None]] = []
 
 
 def on_transition(hook: Hook) -> None:
     if hook not in _in_transaction:
         _in_transaction.append(hook)
+
+
+def on_partial(hook: Callable[[Any, bool, str], None]) -> None:
+    if hook not in _on_partial:
+        _on_partial.append(hook)
+
+
+def partial(connection: Any, began: bool, note: str) -> None:
+    """A partial outage of ``connection`` began (``note`` says where) or ended."""
+    for hook in _on_partial:
+        hook(connection, began, note)
 
 
 def after_commit(hook: Hook) -> None:
@@ -39,7 +55,7 @@ def after_commit(hook: Hook) -> None:
 @contextmanager
 def paused(hook: Hook) -> Iterator[None]:
     """Without ``hook`` for a while (a bench's baseline: the same work without the outbox)."""
-    lists = [hooks for hooks in (_in_transaction, _after_commit) if hook in hooks]
+    lists = [hooks for hooks in (_in_transaction, _after_commit, _on_partial) if hook in hooks]
     for hooks in lists:
         hooks.remove(hook)
     try:

@@ -12,7 +12,7 @@ class NotificationsConfig(AppConfig):
         from core import access
         from credentials import crypto
 
-        from .events import record_event
+        from .events import record_event, record_partial
         from .models import Channel
         from .periodic import ensure_periodic_tasks
 
@@ -20,4 +20,5 @@ class NotificationsConfig(AppConfig):
         crypto.holds_tokens(Channel, "config_encrypted")  # key rotation re-encrypts it too
         # the outbox row is written by the same transaction as the transition it reports
         hooks.on_transition(record_event)
+        hooks.on_partial(record_partial)
         post_migrate.connect(ensure_periodic_tasks, sender=self)

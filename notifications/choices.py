@@ -10,11 +10,12 @@ class Category(models.TextChoices):
     RECOVERY = "recovery", "Recovered (→ Connected/Registered)"
     ADMINISTRATIVE = "administrative", "Administrative changes (by a user)"
     LIFECYCLE = "lifecycle", "Other automatic changes (discovered, registered, vanished)"
+    PARTIAL = "partial", "Partial outages (down in some locations, not a quorum)"
 
 
 # The changes that mean something is wrong, and the one that means it is over.
 FAILURES = (Category.DISCONNECTED, Category.NOT_FOUND, Category.AUTH)
-DEFAULT_CATEGORIES = [*FAILURES, Category.RECOVERY]
+DEFAULT_CATEGORIES = [*FAILURES, Category.RECOVERY, Category.PARTIAL]
 
 
 class ChannelKind(models.TextChoices):

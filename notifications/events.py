@@ -45,3 +45,22 @@ def record_event(instance: Any) -> None:
         user_id=instance.user_id,
         created_at=instance.created_at,
     )
+
+
+def record_partial(connection: Any, began: bool, note: str) -> None:
+    """A partial outage's hook (``connections.hooks.on_partial``): its beginning or end is an
+    event of its own, in the transaction that records the round (no state changes)."""
+    from django.utils import timezone
+
+    from .models import Event
+
+    Event.objects.create(
+        transition=None,
+        connection_id=connection.pk,
+        from_status=connection.status,
+        to_status=connection.status,
+        trigger=Trigger.PROBE,
+        category=Category.PARTIAL,
+        reason=note if began else "up again in every location that answered",
+        created_at=timezone.now(),
+    )

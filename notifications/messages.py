@@ -25,6 +25,8 @@ def _status(value: str) -> str:
 
 
 def event_line(event: Event, name: str) -> str:
+    if event.category == Category.PARTIAL:
+        return f"{name}: partial outage: {event.reason}" if event.reason else name
     line = f"{name}: {_status(event.from_status)} → {_status(event.to_status)}"
     return f"{line} ({event.reason})" if event.reason else line
 
@@ -75,6 +77,9 @@ def event_message(
         title = f"{connection.name} recovered: {_status(event.to_status)}"
     elif event.category == Category.AUTH:
         title = f"{connection.name}: authentication failure"
+    elif event.category == Category.PARTIAL:
+        over = event.reason.startswith("up again")
+        title = f"{connection.name}: partial outage{' over' if over else ''}"
     else:
         title = f"{connection.name} is {_status(event.to_status)}"
     return _message(

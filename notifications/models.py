@@ -21,10 +21,16 @@ from .choices import DEFAULT_CATEGORIES, Category, ChannelKind, MessageKind, Mes
 
 class Event(models.Model):
     """A state change as notifications see it: one per transition, written with it (the outbox),
-    routed once (``routed_at``), and listed in the notification center."""
+    routed once (``routed_at``), and listed in the notification center. A partial outage's
+    beginning or end (probed from several locations; no state change) is one too, without a
+    transition."""
 
     transition = models.OneToOneField(
-        "connections.ConnectionTransition", on_delete=models.CASCADE, related_name="event"
+        "connections.ConnectionTransition",
+        on_delete=models.CASCADE,
+        related_name="event",
+        null=True,
+        blank=True,
     )
     connection = models.ForeignKey(
         "connections.Connection", on_delete=models.CASCADE, related_name="events"

@@ -170,7 +170,7 @@ def test_a_dead_endpoint_fails_rounds_until_the_threshold(make_connection, dead_
     _round()
     down.refresh_from_db()
     assert down.status == Status.CONNECTED and down.consecutive_failures == 1
-    assert down.locations_note.startswith("down in 3 of 3 locations (ap-south: nothing listens")
+    assert down.locations_note.startswith("failed in 3 of 3 locations (ap-south: nothing listens")
     _due_now(down)
     _round()
     down.refresh_from_db()
@@ -201,7 +201,7 @@ def test_stale_locations_get_no_round_and_do_not_count(make_connection, dead_url
     down.refresh_from_db()
     # decided without waiting: both it was sent to answered, 2 of 2 failing
     assert down.probe_claim is None and down.consecutive_failures == 1
-    assert down.locations_note.startswith("down in 2 of 2 locations")
+    assert down.locations_note.startswith("failed in 2 of 2 locations")
 
 
 def test_no_online_location_means_no_judgement(make_connection, dead_url):
@@ -279,7 +279,7 @@ def test_probe_now_goes_to_every_location(make_connection, owner, dead_url, task
     down = make_connection("connected", url=dead_url)
     probed = probe_now(owner, down)
     assert not probed.ok
-    assert "(down in 2 of 2 locations (eu-west: nothing listens on 127.0.0.1:" in probed.said
+    assert "(failed in 2 of 2 locations (eu-west: nothing listens on 127.0.0.1:" in probed.said
     assert ProbeResult.objects.filter(connection=down, round__isnull=False).count() == 2
     assert _fresh(down).probe_claim is None
 
@@ -306,3 +306,40 @@ def test_the_overview_lists_partial_outages_one_may_see(make_connection, owner, 
     assert "billing" not in page and "quiet" not in page.split("Partial outages")[1][:2000]
     theirs = client_for(stranger).get("/").content.decode().split("Partial outages")[1]
     assert "billing" in theirs and "checkout" not in theirs
+
+
+def test_a_partial_outage_is_notified_when_it_begins_and_ends(
+    make_connection, http_endpoint, webhook
+):
+    from notifications.choices import Category
+    from notifications.models import Event, Message
+    from notifications.routing import route_events
+
+    _locations("eu-west", "us-east", "ap-south")
+    conn = make_connection("connected", url=http_endpoint.url)
+
+    def partial_round(failing):
+        _due_now(conn)
+        token, ids = scheduling.claim_due(100)
+        sent = []
+        rounds.dispatch(token, ids, lambda name, pks, deadline: sent.append((name, pks)))
+        for name, _ in sent:
+            outcome = refused() if name in failing else fine()
+            rounds.record([(_fresh(conn), outcome)], token, Location.objects.get(name=name))
+        rounds.close(token)
+
+    partial_round({"eu-west"})
+    partial_round({"eu-west"})  # still partial: no second event
+    events = Event.objects.filter(connection=conn, category=Category.PARTIAL).order_by("pk")
+    assert [e.reason[:33] for e in events.all()] == ["down in 1 of 3 locations (eu-west"]
+    first = events.first()
+    assert first.transition is None and first.from_status == first.to_status == "connected"
+    partial_round(set())
+    assert events.count() == 2 and events.last().reason.startswith("up again")
+    route_events()
+    titles = list(Message.objects.filter(channel=webhook).order_by("pk").values_list("title"))
+    assert titles == [(f"{conn.name}: partial outage",), (f"{conn.name}: partial outage over",)]
+    assert not conn.history.exists()  # never a state change
+    # a failed round is no partial outage
+    partial_round({"eu-west", "us-east"})
+    assert events.count() == 2 and _fresh(conn).locations_note.startswith("failed in 2 of 3")

@@ -21,7 +21,7 @@ from django.db import DatabaseError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from connections import lifecycle
+from connections import hooks, lifecycle
 from connections.choices import PROBED_STATES, Status, Trigger
 from connections.mentions import Said
 from connections.metadata import MergeJSON, merge_metadata
@@ -160,6 +160,9 @@ def apply_outcomes(
     its batch. ``record``: False for the outcome of a round, whose locations stored their own
     results (probing/rounds.py)."""
     now = now or timezone.now()
+    pairs = list(pairs)
+    # a partial outage (rounds.judge) begins or ends with a note: told once applied
+    was_partial = {c.pk: is_partial(c.locations_note) for c, o in pairs if o.note is not None}
     stats: Counter = Counter()
     applied: list[tuple[Connection, ProbeOutcome]] = []
     plain: list[tuple[Connection, ProbeOutcome, dict[str, Any]]] = []
@@ -220,6 +223,11 @@ def apply_outcomes(
             _record_results(applied, now)
         else:
             stamp.touch({connection.pk for connection, _ in applied})
+        for connection, outcome in applied:
+            if connection.pk in was_partial and was_partial[connection.pk] != is_partial(
+                outcome.note
+            ):
+                hooks.partial(connection, not was_partial[connection.pk], outcome.note or "")
         if released and claim is not None:
             # a user acted meanwhile (or the row could not be written): back to the scheduler
             Connection.objects.filter(pk__in=released, probe_claim=claim).update(
@@ -230,6 +238,12 @@ def apply_outcomes(
     stats["ok"] = sum(1 for _, outcome in applied if outcome.ok)
     stats["failed"] = len(applied) - stats["ok"]
     return stats
+
+
+def is_partial(note: str | None) -> bool:
+    """Whether a round's note says a partial outage ("down in 1 of 3 locations (…)"): some
+    locations failed, not a quorum (a failed round says "failed in 2 of 3 locations")."""
+    return bool(note) and note.startswith("down in")
 
 
 def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> dict[int, Said]:

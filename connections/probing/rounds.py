@@ -401,7 +401,8 @@ def judge(
             error_class=chosen.error_class,
             error=chosen.error,
             started_at=started,
-            note=_cap(f"down {scope} ({where})") if total > 1 else "",
+            # "failed in …": a failed round (counted, or a state change), never a partial one
+            note=_cap(f"failed {scope} ({where})") if total > 1 else "",
             scope=scope,
         )
     note = ""
