@@ -339,6 +339,12 @@ def test_a_partial_outage_is_notified_when_it_begins_and_ends(
     route_events()
     titles = list(Message.objects.filter(channel=webhook).order_by("pk").values_list("title"))
     assert titles == [(f"{conn.name}: partial outage",), (f"{conn.name}: partial outage over",)]
+    from django.urls import reverse
+
+    from tests.helpers import client_for
+
+    center = client_for(conn.owner).get(reverse("notifications:center")).content.decode()
+    assert center.count("(no change)") == 2 and "Partial outages (down in some" in center
     assert not conn.history.exists()  # never a state change
     # a failed round is no partial outage
     partial_round({"eu-west", "us-east"})
