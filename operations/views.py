@@ -98,7 +98,13 @@ def collect_metrics(now=None) -> dict:
         .first()
     )
 
-    results = {(c.kind, "true" if c.ok else "false"): c.count for c in counters}
+    results: dict[tuple[str, str], int] = {}
+    located: dict[tuple[str, str, str], int] = {}
+    for c in counters:
+        ok = "true" if c.ok else "false"
+        results[(c.kind, ok)] = results.get((c.kind, ok), 0) + c.count
+        if c.location:
+            located[(c.location, c.kind, ok)] = c.count
     latency: dict[str, dict] = {}
     for counter in counters:
         kind = latency.setdefault(
@@ -113,10 +119,18 @@ def collect_metrics(now=None) -> dict:
         "backlog": sum(row["late"] for row in connections),
         "tombstones": sum(row["n"] for row in connections if row["status"] == Status.DELETED),
         "results": results,
+        "located": located,
+        "locations": _locations(),
         "latency": latency,
         "transitions": {row["trigger"]: row["n"] for row in transitions},
         "last_tick": tick.timestamp() if tick else 0,
     }
+
+
+def _locations() -> list:
+    from connections.locating import location_rows
+
+    return location_rows()
 
 
 class DatabaseCollector:
@@ -137,6 +151,31 @@ class DatabaseCollector:
         for (kind, ok), n in sorted(data["results"].items()):
             results.add_metric([kind, ok], n)
         yield results
+
+        if data["located"] or data["locations"]:
+            located = CounterMetricFamily(
+                "meshplay_location_probe_results",
+                "Probe results recorded per location (probed from several locations)",
+                labels=["location", "kind", "ok"],
+            )
+            for (location, kind, ok), n in sorted(data["located"].items()):
+                located.add_metric([location, kind, ok], n)
+            yield located
+            online = GaugeMetricFamily(
+                "meshplay_location_online",
+                "1 when a worker of the location reported within LOCATION_STALE_AFTER",
+                labels=["location"],
+            )
+            rate = GaugeMetricFamily(
+                "meshplay_location_probes_per_minute",
+                "Probes a minute of the location's workers, as their heartbeats report",
+                labels=["location"],
+            )
+            for row in data["locations"]:
+                online.add_metric([row.name], 1 if row.online else 0)
+                rate.add_metric([row.name], row.probes_per_minute)
+            yield online
+            yield rate
 
         latency = HistogramMetricFamily(
             "meshplay_probe_latency_ms",

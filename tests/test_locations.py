@@ -349,3 +349,21 @@ def test_a_partial_outage_is_notified_when_it_begins_and_ends(
     # a failed round is no partial outage
     partial_round({"eu-west", "us-east"})
     assert events.count() == 2 and _fresh(conn).locations_note.startswith("failed in 2 of 3")
+
+
+def test_metrics_count_per_location(make_connection, dead_url, settings, client):
+    settings.METRICS_TOKEN = "metrics-token-locations-1"
+    _locations("eu-west", "us-east", stale=("us-east",))
+    make_connection("connected", url=dead_url)
+    _round()
+    text = client.get(
+        "/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-locations-1"
+    ).content.decode()
+    assert (
+        'meshplay_location_probe_results_total{kind="http",location="eu-west",ok="false"} 1.0'
+        in text
+    )
+    assert 'meshplay_location_online{location="eu-west"} 1.0' in text
+    assert 'meshplay_location_online{location="us-east"} 0.0' in text
+    # the totals per kind stay what they were: every location's results together
+    assert 'meshplay_probe_results_total{kind="http",ok="false"} 1.0' in text

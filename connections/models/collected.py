@@ -144,15 +144,22 @@ class ProbeCounter(models.Model):
     buckets = models.JSONField(default=list)
     # when a result was last counted here: whether probing goes on (ops.probing_state)
     recorded_at = models.DateTimeField(null=True, blank=True)
+    # the location that probed ("": probed without locations); a location's workers count in
+    # rows of their own (they never wait on another location's lock)
+    location = models.CharField(max_length=40, blank=True, default="", db_default="")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=("kind", "ok"), name="unique_probe_counter")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=("kind", "ok", "location"), name="unique_probe_counter_location"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {'ok' if self.ok else 'failed'}: {self.count}"
 
     @classmethod
-    def add(cls, results: list[tuple[str, bool, float | None]]) -> None:
+    def add(cls, results: list[tuple[str, bool, float | None]], location: str = "") -> None:
         """Count (kind, ok, latency_ms) results. The rows are locked in one order (kind, ok), so
         workers adding at once wait for each other instead of deadlocking or losing counts."""
         groups: dict[tuple[str, bool], list[float | None]] = {}
@@ -160,11 +167,13 @@ class ProbeCounter(models.Model):
             groups.setdefault((kind, ok), []).append(latency)
         with transaction.atomic():
             for (kind, ok), latencies in sorted(groups.items()):
-                cls._add(kind, ok, latencies)
+                cls._add(kind, ok, latencies, location)
 
     @classmethod
-    def _add(cls, kind: str, ok: bool, latencies: list[float | None]) -> None:
-        counter, _ = cls.objects.select_for_update().get_or_create(kind=kind, ok=ok)
+    def _add(cls, kind: str, ok: bool, latencies: list[float | None], location: str) -> None:
+        counter, _ = cls.objects.select_for_update().get_or_create(
+            kind=kind, ok=ok, location=location
+        )
         buckets = list(counter.buckets) + [0] * (len(LATENCY_BUCKETS_MS) - len(counter.buckets))
         measured = [v for v in latencies if v is not None and v == v]  # NaN is no latency
         for value in measured:

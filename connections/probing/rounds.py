@@ -182,7 +182,7 @@ def record(
     ]
     with transaction.atomic():
         ProbeResult.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-        ProbeCounter.add([(c.kind, o.ok, o.latency_ms) for c, o in pairs])
+        ProbeCounter.add([(c.kind, o.ok, o.latency_ms) for c, o in pairs], location.name)
     for connection, outcome in pairs:
         if outcome.ok and outcome.metadata:
             merge_metadata(
