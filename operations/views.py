@@ -120,7 +120,8 @@ def collect_metrics(now=None) -> dict:
         "tombstones": sum(row["n"] for row in connections if row["status"] == Status.DELETED),
         "results": results,
         "located": located,
-        "locations": _locations(),
+        # the locations' states once any has counted a result (no query more without them)
+        "locations": _locations() if located else [],
         "latency": latency,
         "transitions": {row["trigger"]: row["n"] for row in transitions},
         "last_tick": tick.timestamp() if tick else 0,
