@@ -234,7 +234,8 @@ CELERY_WORKER_CONSUMER = "meshplay.broker:Consumer"
 
 # Health probes: intervals and timeouts in seconds (see connections/health.py).
 PROBE_INTERVAL = env.int("PROBE_INTERVAL", default=30)  # default per connection
-PROBE_BACKOFF_MAX = env.int("PROBE_BACKOFF_MAX", default=600)  # cap for disconnected ones
+# cap for disconnected ones: a recovery is seen within 2 minutes whatever the outage's length
+PROBE_BACKOFF_MAX = env.int("PROBE_BACKOFF_MAX", default=110)
 PROBE_TICK = env.float("PROBE_TICK", default=5.0)  # how often beat claims due connections
 PROBE_BATCH_SIZE = env.int("PROBE_BATCH_SIZE", default=2500)  # connections per probes task
 PROBE_BATCHES_PER_TICK = env.int("PROBE_BATCHES_PER_TICK", default=8)  # claimed per tick at most
@@ -254,7 +255,8 @@ PROBE_NOW_CONCURRENCY = env.int("PROBE_NOW_CONCURRENCY", default=2)  # at once, 
 # are claimed again within this many seconds.
 PROBE_CLAIM_LEASE = env.int("PROBE_CLAIM_LEASE", default=15)
 PROBE_RETRY_INTERVAL = env.int("PROBE_RETRY_INTERVAL", default=5)  # default per connection
-PROBE_BACKOFF_AFTER = env.int("PROBE_BACKOFF_AFTER", default=300)  # down this long: back off
+# down this long: back off (an outage of up to 10 minutes is re-checked every interval)
+PROBE_BACKOFF_AFTER = env.int("PROBE_BACKOFF_AFTER", default=600)
 PROBE_APPLY_EVERY = env.float("PROBE_APPLY_EVERY", default=0.5)  # a batch writes results so often
 # Locations (docs/locations.md): this worker's location (it consumes probes.<name>); how often
 # its workers report, and after how long without a report a location is stale (no round is
