@@ -18,7 +18,7 @@ does what beat does: ``dispatch_due_probes`` at once and again every PROBE_TICK 
 lasts, and ends at the first poll of PostgreSQL that finds every connection with a
 ``last_probe_at`` from this round. Before it, each bare loop (in a process of its own, on
 uvloop) GETs the same URLs with the same number in flight (PROBE_CONCURRENCY x worker
-processes) and the same timeouts. Targets: a round within timeout + 5 s, and at least 0.6x the
+processes) and the same timeouts. Targets: a round within timeout + 5 s, and at least 0.8x the
 rate of the bare aiohttp loop. The raw-stream loop is the ceiling the fleet allows.
 """
 
@@ -246,7 +246,10 @@ def create_connections(urls: list[str]) -> None:
                 url=url,
                 identity=f"http|{url}",
                 status="connected",
+                # only the round probes them: a failure is not retried within it either, so
+                # a second result of one connection is a duplicate, never a retry
                 probe_interval=3600,
+                retry_interval=3600,
                 next_probe_at=None,
             )
             for i, url in enumerate(urls)
@@ -460,8 +463,16 @@ def run_config(config: Config, args, urls, fleet, redis_client) -> list[dict]:
             for kind, b in bare.items():
                 row[kind] = n / b.seconds
             rows.append(row)
+            row["cpu_ours"] = ours.worker_cpu / n * 1000
+            for kind, b in bare.items():
+                row[f"cpu_{kind}"] = b.cpu / n * 1000
             parts = [f"{kind} {rate / row[kind]:.2f}x" for kind in bare]
-            print(f"    ratio ours/bare: {', '.join(parts)} | {uptime()}", flush=True)
+            cpu_parts = [f"{kind} {row[f'cpu_{kind}']:.2f} ms" for kind in bare]
+            print(
+                f"    ratio ours/bare: {', '.join(parts)}; CPU a probe: ours "
+                f"{row['cpu_ours']:.2f} ms, {', '.join(cpu_parts)} | {uptime()}",
+                flush=True,
+            )
             drain(redis_client)
     finally:
         worker.stop()
@@ -655,12 +666,13 @@ def main() -> None:
     target = total + 5
     print(
         f"\n==== summary: {args.connections} connections, {args.hang:.0%} hung, "
-        f"timeout {total:g}s; targets: round <= {target:g}s, ours >= 0.6x bare aiohttp"
+        f"timeout {total:g}s; targets: round <= {target:g}s, ours >= 0.8x bare aiohttp"
     )
     header = f"{'configuration':62s} {'round':>7s} {'ours/s':>7s} " + " ".join(
         f"{kind + '/s':>9s}" for kind in args.bare
     )
     header += f" {'x aiohttp':>9s} {'batches':>7s} {'dispatch':>8s} {'dup':>5s} {'load1':>5s}"
+    header += f" {'cpu/probe ours':>14s} {'aiohttp':>7s}"
     print(header)
     for row in rows:
         line = f"{row['config']:62s} {row['round']:6.2f}s {row['ours']:7.0f} "
@@ -669,10 +681,11 @@ def main() -> None:
         verdict = (
             ("met" if row["round"] <= target else "MISSED")
             + "/"
-            + ("met" if ratio >= 0.6 else "MISSED")
+            + ("met" if ratio >= 0.8 else "MISSED")
         )
         line += f" {ratio:9.2f} {row['batches']:7d} {row['dispatch']:7.2f}s {row['dup']:5d}"
-        line += f" {row['load']:5.2f}  {verdict}"
+        line += f" {row['load']:5.2f} {row['cpu_ours']:11.2f} ms"
+        line += f" {row.get('cpu_aiohttp', float('nan')):5.2f} ms  {verdict}"
         print(line)
     if located:
         print(

@@ -31,8 +31,12 @@ def _location_heartbeat(sender=None, **_):
 
     from connections.probing import heartbeat
 
+    def receiving() -> bool:
+        connection = getattr(sender, "connection", None)
+        return connection is not None and bool(connection.connected)
+
     _heartbeat_stop = threading.Event()
-    heartbeat.start(sender.hostname, settings.PROBE_LOCATION, _heartbeat_stop)
+    heartbeat.start(sender.hostname, settings.PROBE_LOCATION, _heartbeat_stop, receiving)
 
 
 @worker_shutdown.connect

@@ -141,6 +141,7 @@ class Fleet:
         self.workers: dict[str, CeleryWorker] = {}
         self.hosts = {}
         self.inside: dict[str, dict[str, str]] = {}
+        self.broker_forwards = {}
         self.started: list[CeleryWorker] = []
         allowed = f"10.{network.base}.0.0/16"
         self.env = {**TIMING, "PROBE_ALLOWED_NETWORKS": allowed}
@@ -162,6 +163,7 @@ class Fleet:
         )
         parts = urlsplit(self.broker)
         broker = self.network.forward(host, 0, (parts.hostname, parts.port or 5672))
+        self.broker_forwards[name] = broker
         netloc = f"{host.outside}:{broker.address[1]}"
         if parts.username:
             netloc = f"{parts.username}:{parts.password}@{netloc}"
@@ -185,6 +187,16 @@ class Fleet:
             )
         )
 
+    def cut_broker(self, name: str) -> None:
+        """The location's way to the broker is gone (its connections dropped, none accepted)."""
+        self.broker_forwards[name].close()
+
+    def mend_broker(self, name: str) -> None:
+        old = self.broker_forwards[name]
+        self.broker_forwards[name] = self.network.forward(
+            self.hosts[name], old.address[1], old.target
+        )
+
     def stop(self) -> None:
         for worker in self.started:
             worker.stop()
@@ -193,6 +205,7 @@ class Fleet:
 @pytest.fixture
 def fleet(network, broker_url, settings):
     settings.PROBE_TICK = 1
+    settings.LOCATION_STALE_AFTER = float(TIMING["LOCATION_STALE_AFTER"])  # as the workers
     ensure_periodic_tasks()
     made = Fleet(network, broker_url)
     yield made
@@ -273,4 +286,54 @@ def test_a_partition_is_partial_a_lost_location_is_left_out_an_outage_is_down(fl
         (Status.CONNECTED, Status.DISCONNECTED),
         (Status.DISCONNECTED, Status.CONNECTED),
     ]
+    endpoint.down()
+
+
+def test_a_location_cut_off_from_its_broker_is_left_out_and_comes_back(fleet, owner):
+    endpoint = Endpoint(fleet.network.serve_address)
+    tag = f"{os.getpid() % 100000}"
+    eu, us, ap = f"eu{tag}", f"us{tag}", f"ap{tag}"
+    fleet.start_beat()
+    for name in (eu, us, ap):
+        fleet.add_location(name)
+    conn = Connection.objects.create(
+        name="search",
+        kind="http",
+        url=endpoint.url,
+        status=Status.CONNECTED,
+        owner=owner,
+        probe_interval=5,
+        retry_interval=1,
+        failure_threshold=2,
+    )
+
+    def note() -> str:
+        return _fresh(conn).locations_note
+
+    def online() -> set[str]:
+        from connections.probing.rounds import online_locations
+
+        return set(online_locations().values())
+
+    wait_until(lambda: online() == {eu, us, ap}, 60, message="three locations online")
+    fleet.cut_broker(ap)
+    # it stops saying it is there, goes stale, and the others decide without it
+    wait_until(lambda: online() == {eu, us}, 30, message=lambda: str(online()))
+    wait_until(lambda: note() == "2 of 3 locations answered", 30, message=note)
+    assert _fresh(conn).status == Status.CONNECTED and _states(conn) == []
+    # the service goes down meanwhile: the two that answer are a quorum
+    endpoint.down()
+    wait_until(lambda: _fresh(conn).status == Status.DISCONNECTED, 40, message=note)
+    endpoint.up()
+    from django.utils import timezone
+
+    mended_at = timezone.now()
+    fleet.mend_broker(ap)
+    wait_until(lambda: online() == {eu, us, ap}, 60, message=lambda: str(online()))
+    wait_until(lambda: _fresh(conn).status == Status.CONNECTED, 40, message=note)
+    wait_until(lambda: note() == "", 30, message=note)
+    # it probes again once back: its results are in the rounds since
+    assert ProbeResult.objects.filter(
+        connection=conn, location__name=ap, checked_at__gte=mended_at
+    ).exists()
     endpoint.down()

@@ -44,9 +44,11 @@ def beat(node: str, name: str, last: tuple[float, int] | None) -> tuple[float, i
     return now, worker.probes
 
 
-def start(node: str, name: str, stop: threading.Event) -> threading.Thread:
+def start(node: str, name: str, stop: threading.Event, receiving=lambda: True) -> threading.Thread:
     """Beat until ``stop`` is set, in a daemon thread; a database that is away costs a missed
-    heartbeat, never the worker."""
+    heartbeat, never the worker. ``receiving()``: whether the worker is connected to its
+    broker now: one that cannot receive its rounds does not say it is there (it goes stale,
+    and no round waits for it)."""
 
     def run() -> None:
         last = None
@@ -56,6 +58,10 @@ def start(node: str, name: str, stop: threading.Event) -> threading.Thread:
         while not stop.is_set():
             try:
                 close_old_connections()
+                if not receiving():
+                    log.warning("location heartbeat held: the worker has no broker connection")
+                    stop.wait(settings.LOCATION_HEARTBEAT)
+                    continue
                 last = beat(node, name, last)
             except DatabaseError as exc:
                 log.warning("location heartbeat missed: %s", exc)
