@@ -20,11 +20,15 @@ INDEXES = {
     PARTIAL: "INDEX {how} connection_partial_idx ON connections_connection (name, id)"
     " WHERE (locations_note)::text LIKE 'down in%%'",
 }
+# SQLite has no "::" cast (and needs none)
+PORTABLE = {
+    name: sql.replace("(locations_note)::text", "locations_note") for name, sql in INDEXES.items()
+}
 
 
 def create(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
-        for definition in INDEXES.values():
+        for definition in PORTABLE.values():
             schema_editor.execute(("CREATE " + definition).format(how="IF NOT EXISTS"))
         return
     with schema_editor.connection.cursor() as cursor:
