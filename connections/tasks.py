@@ -27,9 +27,14 @@ def dispatch_due_probes() -> int:
     by_location = rounds.active()
     if by_location:
         rounds.close_overdue()
-    # at most PROBE_BATCHES_PER_TICK batches a tick: what the workers can start before the
+        room = settings.PROBE_BATCHES_PER_TICK
+    else:
+        # batches still queued hold their claims: a claim whose lease ran out in the queue is
+        # claimed and sent again, and the batch that finally runs finds nothing of its own
+        room = settings.PROBE_BATCHES_PER_TICK - queued("probes")
+    # at most PROBE_BATCHES_PER_TICK batches waiting: what the workers can start before the
     # claims' lease runs out; the rest stays due and is claimed at the next tick
-    for _ in range(settings.PROBE_BATCHES_PER_TICK):
+    for _ in range(max(room, 0)):
         token, ids = scheduling.claim_due(settings.PROBE_BATCH_SIZE, horizon=settings.PROBE_TICK)
         if not ids:
             break
@@ -68,6 +73,19 @@ def probe_batch(token: str, ids: list[int]) -> dict:
         stats["skipped"],
     )
     return dict(stats)
+
+
+def queued(queue: str) -> int:
+    """Messages waiting in ``queue`` (0 when the broker cannot say: as if none waited)."""
+    from celery import current_app
+
+    try:
+        with current_app.pool.acquire(block=True, timeout=2) as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            return int(declared.message_count)
+    except Exception as exc:  # noqa: BLE001 - a missing queue, a broker away: nothing waits
+        log.debug("queue %s: length unknown (%s)", queue, exc)
+        return 0
 
 
 def send_round(token: uuid.UUID, ids: list[int]) -> dict:

@@ -367,3 +367,16 @@ def test_metrics_count_per_location(make_connection, dead_url, settings, client)
     assert 'meshplay_location_online{location="us-east"} 0.0' in text
     # the totals per kind stay what they were: every location's results together
     assert 'meshplay_probe_results_total{kind="http",ok="false"} 1.0' in text
+
+
+def test_a_location_removed_while_it_answers_drops_its_answers(make_connection, dead_url):
+    _locations("eu-west", "us-east")
+    conn = make_connection("connected", url=dead_url)
+    token, ids = scheduling.claim_due(100)
+    rounds.dispatch(token, ids, lambda *args: None)
+    gone = Location.objects.get(name="eu-west")
+    Location.objects.filter(pk=gone.pk).delete()
+    assert rounds.record([(_fresh(conn), refused())], token, gone) == 0
+    assert not ProbeResult.objects.filter(connection=conn).exists()
+    rounds.close(token)
+    assert _fresh(conn).locations_note == "no location answered"

@@ -76,10 +76,15 @@ def test_two_workers_probe_every_due_connection_once(make_connection, settings):
     ]
     try:
         settings.PROBE_BATCH_SIZE = 15  # 20 batches for two workers to share
-        dispatched = 0
-        while sent := dispatch_due_probes():
-            dispatched += sent
-        assert dispatched == 300
+        # beat's ticks: each claims at most what fits beside the batches still queued
+        dispatched = [0]
+
+        def tick() -> bool:
+            dispatched[0] += dispatch_due_probes()
+            return dispatched[0] >= 300
+
+        wait_until(tick, 60, 0.2, message="every connection dispatched")
+        assert dispatched[0] == 300
         wait_until(
             lambda: ProbeResult.objects.count() >= 300,
             60,

@@ -101,3 +101,24 @@ def test_a_worker_killed_mid_batch_loses_nothing(make_connection, workers, beat_
         assert conn.last_probe_ok and conn.status == Status.CONNECTED
         # probed once by the next round (interval 60 s): not twice
         assert conn.probe_results.count() == 1
+
+
+def test_a_tick_claims_no_more_than_fits_beside_the_batches_still_queued(
+    make_connection, broker, settings
+):
+    """Batches still waiting hold their claims: a tick that claimed them again when their
+    lease ran out sent them twice, and the batch that finally ran found nothing of its own."""
+    import redis
+
+    from connections.tasks import dispatch_due_probes, queued
+
+    settings.PROBE_BATCH_SIZE = 2
+    settings.PROBE_BATCHES_PER_TICK = 3
+    for _ in range(20):
+        make_connection("connected")
+    assert dispatch_due_probes() == 6  # no worker: three batches wait in the queue
+    assert queued("probes") == 3
+    assert dispatch_due_probes() == 0  # nothing fits beside them
+    redis.Redis.from_url(broker).delete("probes")  # taken by a worker
+    assert queued("probes") == 0
+    assert dispatch_due_probes() == 6
