@@ -101,9 +101,10 @@ class Migration(migrations.Migration):
             name="location",
             field=models.ForeignKey(
                 blank=True,
+                db_constraint=False,
                 db_index=False,
                 null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
+                on_delete=django.db.models.deletion.DO_NOTHING,
                 related_name="+",
                 to="connections.location",
             ),

@@ -104,9 +104,12 @@ class ProbeResult(models.Model):
         "connections.Location",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # a removed location's results keep its id: no constraint, no index, so removing one
+        # never rewrites the busiest table (its results read "a removed location")
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
         related_name="+",
-        db_index=False,  # read per connection (its index); no index more on the busiest table
     )
     round = models.UUIDField(null=True, blank=True)
 

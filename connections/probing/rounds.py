@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -180,13 +180,9 @@ def record(
         )
         for connection, outcome in pairs
     ]
-    try:
-        with transaction.atomic():
-            ProbeResult.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-            ProbeCounter.add([(c.kind, o.ok, o.latency_ms) for c, o in pairs], location.name)
-    except IntegrityError:  # the location was removed meanwhile: its answers count no more
-        log.warning("location %s was removed: %d results dropped", location.name, len(rows))
-        return 0
+    with transaction.atomic():
+        ProbeResult.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        ProbeCounter.add([(c.kind, o.ok, o.latency_ms) for c, o in pairs], location.name)
     for connection, outcome in pairs:
         if outcome.ok and outcome.metadata:
             merge_metadata(
@@ -273,7 +269,7 @@ def _answers(token: uuid.UUID, ids: list[int]) -> dict[int, dict[str, ProbeOutco
             "checked_at",
         )
     ):
-        name = names.get(row["location_id"], "a removed location")
+        name = names.get(row["location_id"]) or f"removed location {row['location_id']}"
         answers[row["connection_id"]][name] = ProbeOutcome(
             ok=row["ok"],
             latency_ms=row["latency_ms"],
