@@ -25,6 +25,7 @@ urlpatterns = [
     path("environments/", include("environments.urls")),
     path("notifications/", include("notifications.urls")),
     path("maintenance/", include("maintenance.urls")),
+    path("locations/", include("connections.locations.urls")),  # where probes run from
     path("api/", include("meshplay.api")),
     path("admin/", admin.site.urls),
 ]

@@ -8,8 +8,8 @@ added later cannot be skipped silently.
 
 ``build_world`` makes the data each page needs to show its real content: an environment with
 connections in several states (with history, probe results, a failed one, a reason), a credential,
-a notification channel with a failed delivery, a maintenance window, a dependency, a watch and an
-API token.
+a notification channel with a failed delivery, a maintenance window, a dependency, a watch, an
+API token, and locations online, stale and without a worker.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from django.utils import timezone
 
 from accounts import invitations
 from accounts.models import ApiToken
-from connections.models import Connection, ConnectionTransition, Dependency
+from connections.models import (
+    Connection,
+    ConnectionTransition,
+    Dependency,
+    Location,
+    LocationWorker,
+)
 from connections.models.collected import ProbeResult
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
@@ -224,6 +230,18 @@ def build_world() -> World:
         connections=[connections["maintenance"]],
         environment=environment,
     )
+    # the locations page's three states: online (two workers), stale, no worker yet
+    west = Location.objects.create(name="eu-west", description="Frankfurt")
+    east = Location.objects.create(name="us-east", description="Virginia, second data centre")
+    Location.objects.create(name="ap-south")
+    for node, rate in (("eu-west@probe-1", 118.0), ("eu-west@probe-2", 96.5)):
+        LocationWorker.objects.create(
+            location=west, node=node, heartbeat_at=now, probes_per_minute=rate, lag_seconds=0.4
+        )
+    LocationWorker.objects.create(
+        location=east, node="us-east@probe-1", heartbeat_at=now - timedelta(hours=1)
+    )
+    connections["connected"].locations.add(west, east)
     token, _key = ApiToken.issue(user, "ci-deploys")
     return World(
         user=user,
@@ -235,6 +253,7 @@ def build_world() -> World:
         window=window,
         token=token,
         rule=channel.rules.first(),
+        extra={"location": west},
     )
 
 
@@ -298,6 +317,7 @@ PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
     ("maintenance", "pk"): lambda w: w.window.pk,
     ("token-revoke", "pk"): lambda w: w.token.pk,
     ("users", "pk"): lambda w: w.user.pk,  # its actions are POSTs: 405, not pages
+    ("locations", "pk"): lambda w: w.extra["location"].pk,  # remove: its confirmation page
 }
 
 

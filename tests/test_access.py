@@ -2,11 +2,12 @@
 
 ``core.access`` is the one authority; this test holds every page to it from the outside. For
 each object page (the table, a connection, an environment, the credentials, a channel, a
-window) the superuser's page lists every control there is: each POST form, and each link to an
-edit page (whose form is then the control). For each persona, a control is *offered* when the
-persona's own page shows it, and *accepted* when submitting it as a browser would (the form's
-own fields, a name changed, a first choice taken) changes the database. The two must agree:
-no menu, button or bulk bar that then refuses, and no POST that succeeds without one.
+window, the users, the locations and a location's removal) the superuser's page lists every
+control there is: each POST form, and each link to an edit page (whose form is then the
+control). For each persona, a control is *offered* when the persona's own page shows it, and
+*accepted* when submitting it as a browser would (the form's own fields, a name changed, a
+first choice taken) changes the database. The two must agree: no menu, button or bulk bar
+that then refuses, and no POST that succeeds without one.
 
 Personas: the owner of everything; an editor, a viewer and a holder of the global
 ``connections.transition_connection`` permission (a viewer too) of the environment "prod"; a
@@ -31,7 +32,13 @@ from django.urls import resolve, reverse
 from django.utils import timezone
 
 from accounts.models import Invitation
-from connections.models import Connection, ConnectionTransition, Dependency, ProbeResult
+from connections.models import (
+    Connection,
+    ConnectionTransition,
+    Dependency,
+    Location,
+    ProbeResult,
+)
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
 from maintenance import windows as maintenance_windows
@@ -251,6 +258,7 @@ def snapshot() -> str:
         Watch.objects.order_by("pk").values_list("pk"),
         Message.objects.order_by("pk").values_list("pk"),
         Window.objects.order_by("pk").values_list("pk", "name", "enabled", "ends_at", "ended_at"),
+        Location.objects.order_by("pk").values_list("pk", "name", "description"),
     ]
     return hashlib.sha256(repr([list(p) for p in parts]).encode()).hexdigest()
 
@@ -265,7 +273,18 @@ PAGES = {
     "channel": lambda w: reverse("notifications:channel", args=[w.channel.pk]),
     "window": lambda w: reverse("maintenance:detail", args=[w.window.pk]),
     "users": lambda w: reverse("users:list"),
+    "locations": lambda w: reverse("locations:list"),  # its control: adding one
+    "location-remove": lambda w: reverse("locations:remove", args=[a_location().pk]),
 }
+
+
+def a_location() -> Location:
+    """Made for the one page about a location: in the world, every page's "Probe now" would
+    go by rounds (connections/probing/now.py)."""
+    location, _ = Location.objects.get_or_create(name="access-west")
+    return location
+
+
 EDIT_LINK = re.compile(r"/(\d+)/edit/$")
 
 

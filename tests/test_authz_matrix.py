@@ -50,7 +50,7 @@ from drf_spectacular.generators import SchemaGenerator
 from accounts.models import ApiToken
 from connections import dependencies, lifecycle
 from connections.grouping import change_membership
-from connections.models import Connection, ConnectionTransition, Dependency
+from connections.models import Connection, ConnectionTransition, Dependency, Location
 from connections.probing import outcomes as health
 from connections.probing.probes.base import ProbeOutcome
 from credentials.models import Credential
@@ -387,6 +387,7 @@ def snapshot() -> dict[str, list]:
         "window_scopes": sorted(
             Window.connections.through.objects.values_list("window", "connection")
         ),
+        "locations": list(Location.objects.order_by("pk").values_list("pk", "name", "description")),
         "users": list(
             get_user_model()
             .objects.order_by("pk")
@@ -524,6 +525,13 @@ def channel_settings(authz_world: World) -> dict:
     }
 
 
+def world_location(authz_world: World) -> Location:
+    """A location, made only for the cases that name one (each test is rolled back): in the
+    world itself it would send every probe-now of the other cases through rounds."""
+    location, _ = Location.objects.get_or_create(name="matrix-west")
+    return location
+
+
 def world_window(authz_world: World) -> Window:
     """The one-off window of "prod" over the world's connection, active now, that the former
     editor made: its editors manage it, its viewer sees it, he no longer does."""
@@ -595,6 +603,18 @@ PAGES: dict[tuple[str, str], Row] = {
     # the stranger has a password: no invitation to send (303, the page says why)
     ("users:invite-again", "GET"): everyone(405),
     ("users:invite-again", "POST"): staff_only(303),
+    # the locations page: everyone signed in reads it; staff add and remove (one 403 for the
+    # others, whatever exists: connections/locations/__init__.py)
+    ("locations:list", "GET"): everyone(200),
+    ("locations:list", "POST"): everyone(405),
+    ("locations:add", "GET"): everyone(405),
+    ("locations:add", "POST"): staff_only(
+        302, writers="staff", body=lambda w: {"name": "matrix-new", "description": "x"}
+    ),
+    ("locations:remove", "GET"): staff_only(200),
+    ("locations:remove", "POST"): staff_only(
+        302, writers="staff", body=lambda w: {"confirm": "yes"}
+    ),
     # an invitation's pages: anyone with the link (no code here: refused)
     ("users:welcome", "GET"): everyone(200, anonymous=200),
     ("users:welcome", "POST"): everyone(400, anonymous=400),
@@ -881,6 +901,7 @@ PAGE_PARAMETERS: dict[tuple[str, str], Callable[[World], Any]] = {
     ("notifications:watch-connection", "pk"): lambda w: w.connection.pk,
     ("notifications:watch-environment", "pk"): lambda w: w.environment.pk,
     ("maintenance", "pk"): lambda w: world_window(w).pk,
+    ("locations", "pk"): lambda w: world_location(w).pk,
     ("password_reset_confirm", "uidb64"): lambda w: urlsafe_base64_encode(
         force_bytes(w.users["owner"].pk)
     ),

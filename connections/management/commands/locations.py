@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from connections.locating import location_rows
+from connections.locations import Taken, add_location, remove_location
 from connections.models import Location
 from connections.models.location import validate_location_name
 
@@ -38,12 +39,14 @@ class Command(BaseCommand):
                 validate_location_name(name)
             except ValidationError as exc:
                 raise CommandError(" ".join(exc.messages)) from None
-            _, created = Location.objects.get_or_create(
-                name=name, defaults={"description": description[:200]}
-            )
-            self.stdout.write(f"{'added' if created else 'already there'}: {name}")
+            try:
+                add_location(name, description[:200])
+            except Taken:
+                self.stdout.write(f"already there: {name}")
+                return
+            self.stdout.write(f"added: {name}")
             return
-        deleted, _ = Location.objects.filter(name=name).delete()
-        if not deleted:
+        pk = Location.objects.filter(name=name).values_list("pk", flat=True).first()
+        if pk is None or remove_location(pk) is None:
             raise CommandError(f"There is no location {name!r}.")
         self.stdout.write(f"removed: {name}")
