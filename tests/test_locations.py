@@ -383,3 +383,20 @@ def test_a_location_removed_while_it_answers(make_connection, dead_url):
     rounds.close(token)
     note = _fresh(conn).locations_note
     assert note.startswith("only 1 of 2 locations answered; removed location ")
+
+
+def test_heartbeats_go_by_the_databases_clock(owner):
+    """A location's machine whose clock is an hour off is neither always stale nor never."""
+    import time_machine
+
+    from connections.probing import heartbeat
+
+    Location.objects.create(name="eu-west")
+    with time_machine.travel(timezone.now() - timedelta(hours=1), tick=True):
+        heartbeat.beat("w@eu-west", "eu-west", None)
+    assert set(rounds.online_locations().values()) == {"eu-west"}
+    with time_machine.travel(timezone.now() + timedelta(hours=1), tick=True):
+        heartbeat.beat("w@eu-west", "eu-west", None)
+    assert set(rounds.online_locations().values()) == {"eu-west"}
+    LocationWorker.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert rounds.online_locations() == {}

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import ExpressionWrapper
+from django.db.models.functions import Now
 from django.utils import timezone
 
 LOCATION_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -82,9 +84,14 @@ class LocationWorker(models.Model):
         return f"{self.location_id} {self.node}"
 
 
-def stale_before(now: datetime | None = None) -> datetime:
-    """A location whose newest heartbeat is older than this is stale: no round is sent to it."""
-    return (now or timezone.now()) - timedelta(seconds=settings.LOCATION_STALE_AFTER)
+def stale_before(now: datetime | None = None):
+    """A location whose newest heartbeat is older than this is stale: no round is sent to it.
+    By the database's clock (``Now()``), as the heartbeats are written: a location whose
+    machine's clock is off is neither always stale nor never."""
+    age = timedelta(seconds=settings.LOCATION_STALE_AFTER)
+    if now is not None:
+        return now - age
+    return ExpressionWrapper(Now() - age, output_field=models.DateTimeField())
 
 
 class ProbeRound(models.Model):

@@ -14,7 +14,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db import connection as db
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from connections.models import Location, LocationWorker
 
@@ -39,7 +39,8 @@ def beat(node: str, name: str, last: tuple[float, int] | None) -> tuple[float, i
     if last is not None and now > last[0]:
         rate = max(0.0, (worker.probes - last[1]) * 60.0 / (now - last[0]))
     LocationWorker.objects.filter(pk=worker.pk).update(
-        heartbeat_at=timezone.now(), probes_per_minute=rate
+        heartbeat_at=Now(),
+        probes_per_minute=rate,  # the database's clock, as every location
     )
     return now, worker.probes
 
@@ -54,7 +55,7 @@ def start(node: str, name: str, stop: threading.Event, receiving=lambda: True) -
         last = None
         first = LocationWorker.objects.filter(node=node, location__name=name)
         with contextlib.suppress(DatabaseError):
-            first.update(started_at=timezone.now(), probes=0, probes_per_minute=0)
+            first.update(started_at=Now(), probes=0, probes_per_minute=0)
         while not stop.is_set():
             try:
                 close_old_connections()

@@ -37,6 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from connections.choices import PROBED_STATES
@@ -241,7 +242,7 @@ def run_location_batch(token: uuid.UUID, name: str, ids: list[int], node: str) -
 def count_probes(location: Location, node: str, probes: int, lag: float | None) -> None:
     """What a worker of the location did: its probe count and how late its probes started."""
     updated = LocationWorker.objects.filter(location=location, node=node).update(
-        probes=F("probes") + probes, lag_seconds=lag, heartbeat_at=timezone.now()
+        probes=F("probes") + probes, lag_seconds=lag, heartbeat_at=Now()
     )
     if not updated:
         LocationWorker.objects.get_or_create(
