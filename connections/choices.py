@@ -103,3 +103,33 @@ BULK_ACTIONS = [
     (Status.IGNORED, "Ignore"),
     (Status.DELETED, "Delete"),
 ]
+
+
+# ---- locations ---------------------------------------------------------------------------------
+# How many failing locations fail a round (connections.models.Quorum; probing/rounds.needed):
+# the edit page offers the numbers up to the count of locations, the API every number the model
+# takes.
+
+
+def quorum_choices(locations: int, current: str = "") -> list[tuple[str, str]]:
+    """A majority (the default), any, all, then 1 to ``locations`` (at most the model's
+    maximum); ``current`` is kept when it is a number above them (locations removed since)."""
+    from .models.location import QUORUM_NUMBER_MAX, Quorum
+
+    most = min(max(locations, 0), QUORUM_NUMBER_MAX)
+    numbers = [str(n) for n in range(1, most + 1)]
+    if current and current not in Quorum.values and current not in numbers:
+        numbers.append(current)
+    return [
+        *Quorum.choices,
+        *((n, f"{n} location{'' if n == '1' else 's'}") for n in numbers),
+    ]
+
+
+def quorum_text(quorum: str) -> str:
+    """A quorum as a sentence's words: "a majority", "any", "all", "2 locations"."""
+    if quorum == "":
+        return "a majority"
+    if quorum in ("any", "all"):
+        return quorum
+    return f"{quorum} location{'' if quorum == '1' else 's'}"

@@ -28,6 +28,8 @@ EDITABLE_FIELDS = (
     "failure_threshold",
     "probe_interval",
     "retry_interval",
+    "quorum",
+    "locations",  # the locations it is probed from (none: inherited)
 )
 
 
@@ -114,6 +116,7 @@ def update_connection(connection: Connection, *, user: Any, **changes: Any) -> C
     if unknown:
         raise ValidationError({name: ["This field cannot be changed."] for name in unknown})
     previous = Connection.all_objects.get(pk=connection.pk)
+    locations = changes.pop("locations", None)
     for name, value in changes.items():
         if name == "url" and isinstance(value, str):
             value = value.strip()
@@ -122,6 +125,8 @@ def update_connection(connection: Connection, *, user: Any, **changes: Any) -> C
     try:
         with transaction.atomic():
             connection.save()
+            if locations is not None:
+                connection.locations.set(locations)
     except IntegrityError:
         raise ValidationError(
             {"url": ["This endpoint is already tracked by another connection."]}
@@ -144,13 +149,19 @@ SNAPSHOT_FIELDS = (
     "failure_threshold",
     "probe_interval",
     "retry_interval",
+    "quorum",
+    "locations",  # their names, sorted
 )
+# added with locations: a page opened before them (a rolling deploy) still saves
+LATER_SNAPSHOT_FIELDS = ("quorum", "locations")
 _SNAPSHOT_SALT = "connections.editing.snapshot"
 
 
 def snapshot(connection: Connection) -> dict[str, Any]:
     """What an edit page shows of ``connection`` and may overwrite."""
-    return {name: getattr(connection, name) for name in SNAPSHOT_FIELDS}
+    values = {name: getattr(connection, name) for name in SNAPSHOT_FIELDS if name != "locations"}
+    values["locations"] = sorted(connection.locations.values_list("name", flat=True))
+    return values
 
 
 def sign_snapshot(values: dict[str, Any]) -> str:
@@ -163,11 +174,15 @@ def read_snapshot(token: str) -> dict[str, Any] | None:
         values = signing.loads(token, salt=_SNAPSHOT_SALT)
     except (signing.BadSignature, ValueError, TypeError, UnicodeError, OverflowError):
         return None
-    if not isinstance(values, dict) or set(values) != set(SNAPSHOT_FIELDS):
+    if not isinstance(values, dict):
+        return None
+    required = set(SNAPSHOT_FIELDS) - set(LATER_SNAPSHOT_FIELDS)
+    if not required <= set(values) <= set(SNAPSHOT_FIELDS):
         return None
     return values
 
 
 def changed_since(seen: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The snapshot fields that differ between what a page showed and what is stored now."""
-    return [name for name in SNAPSHOT_FIELDS if seen[name] != current[name]]
+    """The snapshot fields that differ between what a page showed and what is stored now (of
+    those it showed)."""
+    return [name for name in SNAPSHOT_FIELDS if name in seen and seen[name] != current[name]]

@@ -18,10 +18,10 @@ from credentials.secrets import WriteOnlyTextarea, secret_values
 from environments.models import Environment
 
 from . import editing
-from .choices import Status
+from .choices import Status, quorum_choices
 from .identity import validate_endpoint_url
 from .kinds import kind_choices
-from .models import Connection
+from .models import Connection, Location
 from .tagging import MAX_TAGS_TEXT, clean_tag, clean_tags
 
 
@@ -200,6 +200,23 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
         help_text="Separated by commas or spaces, e.g. team=payments, prod, eu-west.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    # Where it is probed from: shown only once a location exists (docs/locations.md)
+    locations = IdModelMultipleChoiceField(
+        queryset=Location.objects.none(),
+        required=False,
+        label="Probed from",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: the default locations of its environments, or every location "
+        "when they have none.",
+    )
+    quorum = forms.ChoiceField(
+        required=False,
+        label="Quorum",
+        help_text="How many of the locations that answered must fail for a probe round to "
+        "fail. A majority (the default) needs at least 2 answers when it has 2 or more "
+        "locations; fewer locations failing is a partial outage, shown but no change of state.",
+        error_messages={"invalid_choice": "Choose a quorum from the list."},
+    )
     # the tags the page showed: a save adds and removes only what the user changed
     tags_shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=MAX_TAGS_TEXT)
     version = forms.CharField(widget=forms.HiddenInput, max_length=4000)
@@ -219,6 +236,22 @@ class EditConnectionForm(EndpointUrlMixin, forms.Form):
         self.fields["environments"].queryset = Environment.objects.restrict(
             user, "change"
         ).order_by("name", "pk")
+        self._offer_locations(connection)
+
+    def _offer_locations(self, connection: Connection) -> None:
+        """Offer "Probed from" and "Quorum" once a location exists; without one the page is as
+        it was. A page posted without them (shown before the first location was added) changes
+        neither: its select always sends a quorum, so no quorum sent means not shown."""
+        count = Location.objects.count()
+        if not count or (self.is_bound and "quorum" not in self.data):
+            del self.fields["locations"], self.fields["quorum"]
+            return
+        self.fields["locations"].queryset = Location.objects.order_by("name")
+        self.fields["quorum"].choices = quorum_choices(count, connection.quorum)
+
+    @property
+    def offers_locations(self) -> bool:
+        return "quorum" in self.fields
 
     def clean_environments_shown(self) -> set[int]:
         ids = {parse_id(part) for part in self.cleaned_data.get("environments_shown", "").split()}

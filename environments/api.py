@@ -11,7 +11,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from connections import lifecycle
-from connections.api.serializers import BulkReportSerializer
+from connections.api.serializers import BulkReportSerializer, LocationsField
 from connections.choices import BULK_ACTIONS
 from connections.grouping import change_membership, group_transition
 from connections.models import Connection
@@ -36,10 +36,20 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     members = MemberSerializer(source="memberships", many=True, read_only=True)
     connection_count = serializers.SerializerMethodField()
+    # where its connections are probed from unless one chooses its own: names; [] none
+    probe_locations = LocationsField(required=False)
 
     class Meta:
         model = Environment
-        fields = ("id", "name", "description", "owner", "members", "connection_count")
+        fields = (
+            "id",
+            "name",
+            "description",
+            "owner",
+            "members",
+            "connection_count",
+            "probe_locations",
+        )
 
     def get_connection_count(self, environment) -> int:
         return environment.connections.count()
@@ -77,7 +87,7 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
         return (
             Environment.objects.restrict(self.request.user)
             .select_related("owner")
-            .prefetch_related("memberships__user")
+            .prefetch_related("memberships__user", "probe_locations")
             .order_by("name", "pk")
         )
 

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from core.ids import IdField, IdListField
+from core.ids import IdField, IdListField, IdModelMultipleChoiceField
 
 from .models import Environment, EnvironmentMembership
 
@@ -14,12 +14,28 @@ from .models import Environment, EnvironmentMembership
 class EnvironmentForm(forms.ModelForm):
     class Meta:
         model = Environment
-        fields = ("name", "description")
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        fields = ("name", "description", "probe_locations")
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "probe_locations": forms.CheckboxSelectMultiple,
+        }
+        field_classes = {"probe_locations": IdModelMultipleChoiceField}
+        labels = {"probe_locations": "Default locations"}
+        help_texts = {
+            "probe_locations": "Where its connections are probed from, unless a connection "
+            "chooses its own. None ticked: every location, unless another of their "
+            "environments has default locations."
+        }
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        # shown once a location exists (connections' locations; this layer names no model
+        # of theirs): without one the form is as it was, and saving it changes none
+        field = self.fields["probe_locations"]
+        field.queryset = field.queryset.order_by("name")
+        if not field.queryset.exists():
+            del self.fields["probe_locations"]
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

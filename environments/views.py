@@ -157,6 +157,7 @@ def environment_edit(request: HttpRequest, pk: int | None = None) -> HttpRespons
             if environment.pk is None:
                 environment.owner = request.user
             environment.save()
+            form.save_m2m()  # its default locations
             messages.success(request, f"Environment '{environment.name}' saved.")
             return redirect("environments:detail", pk=environment.pk)
         return render(request, "environments/form.html", {"form": form}, status=400)

@@ -96,7 +96,7 @@ def test_the_notes_say_where_and_what(target):
 def test_a_quorum_is_checked(target):
     from django.core.exceptions import ValidationError
 
-    for bad in ("0", "21", "most", "２", "-1", " 2"):
+    for bad in ("0", "21", "most", "２", "-1", " 2", "01", "007"):
         target.quorum = bad
         with pytest.raises(ValidationError):
             target.full_clean()
@@ -255,8 +255,11 @@ def test_the_command_adds_lists_and_removes(capsys):
     for bad in ("EU", "eu_west", "-eu", "e" * 41, "eu\nwest"):
         with pytest.raises(CommandError):
             call_command("locations", "add", bad)
+    conn = Connection.objects.create(name="c", kind="http", url="http://127.0.0.1:1/")
+    Connection.objects.filter(pk=conn.pk).update(locations_note="2 of 3 locations answered")
     call_command("locations", "remove", "eu-west")
     assert not Location.objects.exists()
+    assert _fresh(conn).locations_note == ""  # the last one gone: no note of several stays
     with pytest.raises(CommandError):
         call_command("locations", "remove", "eu-west")
 

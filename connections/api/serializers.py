@@ -7,10 +7,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from connections.choices import BULK_ACTIONS, Status
+from connections.choices import BULK_ACTIONS, Status, quorum_choices
 from connections.identity import validate_endpoint_url
 from connections.kinds import kind_choices
-from connections.models import Connection, ConnectionTransition
+from connections.models import Connection, ConnectionTransition, Location
+from connections.models.location import LOCATION_NAME, QUORUM_NUMBER_MAX
 from connections.tagging import clean_tags
 from core.api import BoundedPrimaryKeyRelatedField, bounded_ids
 from credentials.models import Credential
@@ -41,6 +42,53 @@ class TagsField(serializers.Field):
             raise serializers.ValidationError(exc.messages) from None
 
 
+LOCATIONS_MAX = 100  # names in one list: more than any fleet has locations
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 40},
+        "maxItems": LOCATIONS_MAX,
+    }
+)
+class LocationsField(serializers.Field):
+    """Locations as a list of their names (a connection's own, an environment's default); an
+    empty list: none chosen. Read in one query; an unknown name is a 400 naming it."""
+
+    def to_representation(self, value):
+        return [location.name for location in value.all()]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+            raise serializers.ValidationError('Locations are a list of names, e.g. ["eu-west"].')
+        if len(data) > LOCATIONS_MAX:
+            raise serializers.ValidationError(f"At most {LOCATIONS_MAX} locations.")
+        names = list(dict.fromkeys(data))
+        # a name no location can have is unknown without a query (a NUL never reaches one)
+        found = {
+            location.name: location
+            for location in Location.objects.filter(
+                name__in=[n for n in names if LOCATION_NAME.fullmatch(n)]
+            )
+        }
+        unknown = [name for name in names if name not in found]
+        if unknown:
+            known = ", ".join(Location.objects.order_by("name").values_list("name", flat=True))
+            shown = ", ".join(f"'{name[:40]}'" for name in unknown[:5])
+            raise serializers.ValidationError(
+                f"No location is named {shown}. "
+                + (f"The locations are: {known}." if known else "There is no location yet.")
+            )
+        return [found[name] for name in names]
+
+
+QUORUM_MESSAGE = (
+    f'A quorum is "" (a majority, the default), "any", "all" or a number of locations '
+    f"from 1 to {QUORUM_NUMBER_MAX}."
+)
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True, default=None)
     environments = EnvironmentRefSerializer(many=True, read_only=True)
@@ -48,6 +96,15 @@ class ConnectionSerializer(serializers.ModelSerializer):
     tags = TagsField(required=False)
     credential = BoundedPrimaryKeyRelatedField(
         queryset=Credential.objects.none(), allow_null=True, required=False
+    )
+    # where it is probed from: names; [] inherits (its environments' defaults, else every
+    # location); docs/locations.md
+    locations = LocationsField(required=False)
+    quorum = serializers.ChoiceField(
+        choices=quorum_choices(QUORUM_NUMBER_MAX),
+        required=False,
+        allow_blank=True,
+        error_messages={"invalid_choice": QUORUM_MESSAGE},
     )
 
     class Meta:
@@ -69,6 +126,9 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "failure_threshold",
             "probe_interval",
             "retry_interval",
+            "locations",
+            "quorum",
+            "locations_note",
             "last_probe_at",
             "last_probe_ok",
             "last_probe_error",
@@ -91,6 +151,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
                 "probe_interval",
                 "retry_interval",
                 "tags",
+                "locations",
+                "quorum",
             )
         )
 

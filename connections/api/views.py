@@ -67,7 +67,7 @@ class ConnectionViewSet(
         return (
             Connection.all_objects.restrict(user)
             .select_related("owner")
-            .prefetch_related(Prefetch("environments", queryset=environments), "tags")
+            .prefetch_related(Prefetch("environments", queryset=environments), "tags", "locations")
         )
 
     def list(self, request, *args, **kwargs):
@@ -117,8 +117,8 @@ class ConnectionViewSet(
         return Response(body.data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
-        """Change name, URL, credential, metadata, threshold or interval: the same rules as
-        creation (``editing.validate_connection``)."""
+        """Change name, URL, credential, metadata, threshold, interval, tags, locations or
+        quorum: the same rules as creation (``editing.validate_connection``)."""
         connection = self.get_object()
         if connection.status == Status.DELETED:
             return error(409, "deleted", "A deleted connection cannot be changed.")

@@ -76,4 +76,6 @@ def remove_location(pk: int) -> Removed | None:
         chosen = location.connections.count()
         location.delete()
         last = not Location.objects.exists()
+        if last:  # probed from one place again: no note of several stays behind
+            Connection.all_objects.exclude(locations_note="").update(locations_note="")
     return Removed(location.name, chosen, last)

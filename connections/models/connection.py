@@ -92,7 +92,12 @@ class LiveConnectionManager(models.Manager.from_queryset(ConnectionQuerySet)):
 def validate_quorum(value: str) -> None:
     if value in Quorum.values:
         return
-    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= QUORUM_NUMBER_MAX):
+    if not (
+        value.isascii()
+        and value.isdigit()
+        and not value.startswith("0")
+        and 1 <= int(value) <= QUORUM_NUMBER_MAX
+    ):
         raise ValidationError(
             f"A quorum is “any”, “all”, a majority (empty) or a number of locations from 1 to "
             f"{QUORUM_NUMBER_MAX}.",

@@ -26,6 +26,7 @@ from connections.listing import (
     keyset_page,
 )
 from connections.models import Connection
+from connections.probing.outcomes import is_partial
 from connections.table.columns import (
     FIGURE_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -48,6 +49,7 @@ CHIP_FILTERS = (
     ("kind", "Kind"),
     ("environment", "Environment"),
     ("tag", "Tag"),
+    ("location", "Location"),
     ("managed", "Managed"),
     ("depends_on", "Depends on"),
 )
@@ -212,13 +214,13 @@ def filter_chips(request: HttpRequest, filterset: ConnectionFilterSet) -> list[d
                         "query": without(name, str(environment.pk)),
                     }
                 )
-        elif name == "tag" and value:
-            for tag in value:
+        elif name in ("tag", "location") and value:
+            for chosen in value:  # by name in the URL
                 chips.append(
                     {
-                        "key": f"{name}-{tag.name}",
-                        "label": f"{label}: {tag.name}",
-                        "query": without(name, tag.name),
+                        "key": f"{name}-{chosen.name}",
+                        "label": f"{label}: {chosen.name}",
+                        "query": without(name, chosen.name),
                     }
                 )
         elif name == "managed" and value is not None:
@@ -238,6 +240,7 @@ def _active_filters(request: HttpRequest) -> str:
         "kind",
         "environment",
         "tag",
+        "location",
         "managed",
         "per_page",
         "sort",
@@ -275,6 +278,8 @@ def page_rows(request: HttpRequest, records: list[Connection]) -> list[dict]:
             "failed_beats": sum(1 for r in results[record.pk] if not r.ok),
             "beats": len(results[record.pk]),
             "problem": problem(record, reasons.get(record.pk, "")),
+            # what the last round saw beyond the state (probed from several locations)
+            "partial": is_partial(record.locations_note),
             "url": url_parts(record.url),
         }
         for record in records

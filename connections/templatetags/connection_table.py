@@ -84,6 +84,14 @@ def state_menu(context, connection, style, actions, can_change, in_table=False) 
     return mark_safe(str(menu))  # noqa: S308 (the Jinja2 environment escapes every value)
 
 
+@register.simple_tag
+def heartbeat_bar(bar: dict, element_id: str, label: str) -> str:
+    """A heartbeat bar (``rows.heartbeat``'s dict) as the table draws it: ``label`` says what
+    it shows to a screen reader."""
+    macros = _jinja().get_template("connections/macros.html").module
+    return mark_safe(str(macros.heartbeat_bar(bar, element_id, label)))  # noqa: S308 (escaped)
+
+
 # ---- a page of rows ------------------------------------------------------------------------
 #
 # Fifty rows of eleven cells, a menu and thirty ticks each: drawn by Jinja2

@@ -12,6 +12,8 @@ and the API), and a save that never silently undoes another one saved meanwhile.
   Environments are applied as the ticks the user changed on the page (the environment app's
   ``change_membership``), so a membership changed elsewhere meanwhile is not undone; only the
   environments the user may change are listed or touched.
+- Locations ("Probed from", "Quorum") show once a location exists; they are part of the
+  snapshot, so a choice saved meanwhile in another tab is not undone either.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from core.forms import attach_errors
 from environments.models import Environment
 
 from .. import editing
-from ..choices import PROBED_STATES, Status
+from ..choices import PROBED_STATES, Status, quorum_text
 from ..forms import EditConnectionForm
 from ..models import Connection
 from ..tagging import change_tags
@@ -46,6 +48,8 @@ LABELS = {
     "failure_threshold": "failure threshold",
     "probe_interval": "probe interval",
     "retry_interval": "retry interval",
+    "quorum": "quorum",
+    "locations": "probed from",
 }
 SECONDS = ("probe_interval", "retry_interval")
 
@@ -60,6 +64,11 @@ def _environment_ids(connection: Connection, editable: set[int]) -> list[int]:
 def _shown(connection: Connection, name: str) -> str:
     if name == "credential_id":
         return f"'{connection.credential.name}'" if connection.credential_id else "none"
+    if name == "quorum":
+        return quorum_text(connection.quorum)
+    if name == "locations":
+        names = sorted(connection.locations.values_list("name", flat=True))
+        return ", ".join(names) if names else "its default locations"
     value = getattr(connection, name)
     return (
         f"{value} s" if name in SECONDS else f"'{value}'" if isinstance(value, str) else str(value)
@@ -132,6 +141,8 @@ def connection_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "retry_interval": connection.retry_interval,
         "tags": ", ".join(tags),
         "tags_shown": " ".join(tags),
+        "locations": list(connection.locations.values_list("pk", flat=True)),
+        "quorum": connection.quorum,
         "version": editing.sign_snapshot(editing.snapshot(connection)),
     }
     form = EditConnectionForm(
@@ -203,6 +214,12 @@ def _save(
                 current,
             )
         before = {name: _shown(connection, name) for name in editing.SNAPSHOT_FIELDS}
+        # "Probed from" and "Quorum" only when the page showed them (a location exists)
+        probing = (
+            {"locations": data["locations"], "quorum": data["quorum"]}
+            if form.offers_locations
+            else {}
+        )
         editing.update_connection(
             connection,
             user=request.user,
@@ -212,6 +229,7 @@ def _save(
             failure_threshold=data["failure_threshold"],
             probe_interval=data["probe_interval"],
             retry_interval=data["retry_interval"],
+            **probing,
         )
         # only what the user added or removed on the page: a tag added meanwhile stays
         shown_tags = set(data["tags_shown"])
@@ -231,10 +249,11 @@ def _save(
             change_membership(environment, request.user, [connection], assign=True)
         for environment in removed:
             change_membership(environment, request.user, [connection], assign=False)
+    after = {name: _shown(connection, name) for name in editing.SNAPSHOT_FIELDS}
     changes = [
-        f"{LABELS[name]} {before[name]} → {_shown(connection, name)}"
+        f"{LABELS[name]} {before[name]} → {after[name]}"
         for name in editing.SNAPSHOT_FIELDS
-        if _shown(connection, name) != before[name]
+        if after[name] != before[name]
     ]
     changes += [f"tagged '{tag}'" for tag in added_tags]
     changes += [f"untagged '{tag}'" for tag in sorted(removed_tags)]
@@ -243,10 +262,7 @@ def _save(
     if not changes:
         return [(messages.INFO, f"'{connection.name}': nothing changed.")]
     result = [(messages.SUCCESS, f"Saved '{connection.name}': {'; '.join(changes)}.")]
-    endpoint_moved = before["url"] != _shown(connection, "url") or before[
-        "credential_id"
-    ] != _shown(connection, "credential_id")
-    if endpoint_moved:
+    if any(before[name] != after[name] for name in ("url", "credential_id")):
         result.append((messages.INFO, _after_endpoint_change(connection)))
     return result
 

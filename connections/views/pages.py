@@ -27,10 +27,14 @@ from ..dependencies import children_of, parents_of
 from ..forms import AddConnectionForm, KubeconfigImportForm
 from ..imports import import_kubeconfig
 from ..mentions import read_as
-from ..models import Connection, DiscoveredResource
+from ..models import Connection, DiscoveredResource, Location, ProbeResult
+from ..probing.outcomes import is_partial
+from ..probing.rounds import locations_of
+from ..table.rows import Beat, LocalTimes, heartbeat
 from ..ui import actions_for, visible
 
 HISTORY_PAGE_SIZE = 50  # the timeline of a connection that flapped for a year stays one page
+LOCATION_BEATS = 20  # results per location in the Locations card
 
 
 @login_required
@@ -101,7 +105,62 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if connection.kind == "kubernetes":
         context["discovered"] = discovered_browser(request, connection)
+    context["locations"] = locations_card(connection, results)
     return render(request, "connections/detail.html", context)
+
+
+def locations_card(connection: Connection, newest: list[ProbeResult]) -> dict | None:
+    """Each of the connection's locations with the bar of its last results and its latest
+    latency, once it has been probed from locations (``newest``, its last results, name one);
+    None otherwise, at no query. Six queries: its locations (``locations_of``), their names,
+    and its last LOCATION_BEATS results per location in one read of its (connection,
+    -checked_at) index, grouped here."""
+    if not any(result.location_id for result in newest):
+        return None
+    ids = locations_of([connection.pk])[connection.pk]
+    names = dict(Location.objects.filter(pk__in=ids).values_list("pk", "name"))
+    fields = ("pk", "location_id", "checked_at", "ok", "latency_ms", "status_code", "error_class")
+    by_location: dict[int, list] = {pk: [] for pk in names}
+    for row in (
+        ProbeResult.objects.filter(connection=connection)
+        .order_by("-checked_at", "-pk")
+        .values_list(*fields, "error")[: LOCATION_BEATS * max(len(names), 1)]
+    ):
+        if row[1] in by_location and len(by_location[row[1]]) < LOCATION_BEATS:
+            by_location[row[1]].append(row)
+    local = LocalTimes(timezone.get_current_timezone())
+    now = timezone.now().timestamp()
+    rows = []
+    for pk, name in sorted(names.items(), key=lambda item: item[1]):
+        beats = [
+            Beat(
+                pk=result_pk,
+                connection_id=connection.pk,
+                checked_at=at.timestamp(),
+                ok=ok,
+                latency_ms=latency,
+                status_code=code,
+                error_class=error_class,
+                error=error,
+                local=local(at.timestamp()),
+            )
+            for result_pk, _, at, ok, latency, code, error_class, error in reversed(by_location[pk])
+        ]
+        latest = beats[-1] if beats else None
+        rows.append(
+            {
+                "pk": pk,
+                "name": name,
+                "bar": heartbeat(beats, length=LOCATION_BEATS, now=now),
+                "bar_id": f"loc-hb-{pk}",
+                "label": f"Last {len(beats)} probe{'' if len(beats) == 1 else 's'} from {name}: "
+                f"{sum(1 for beat in beats if not beat.ok)} failed.",
+                "latest": latest,
+                "checked_at": by_location[pk][0][2] if latest else None,
+            }
+        )
+    note = connection.locations_note
+    return {"rows": rows, "note": note, "partial": is_partial(note)}
 
 
 def duration(seconds: int) -> str:

@@ -620,7 +620,7 @@
       var values = active[name];
       return values && values.length ? String(values[0]) : "";
     }
-    ["status", "kind", "environment", "tag"].forEach(function (name) {
+    ["status", "kind", "environment", "tag", "location"].forEach(function (name) {
       var values = active[name] || [];
       form.querySelectorAll('input[name="' + name + '"]').forEach(function (box) {
         box.checked = values.indexOf(box.value) >= 0;
