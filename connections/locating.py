@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from connections.models import Location, LocationWorker, stale_before
+from connections.models import Connection, Location, LocationWorker, stale_before
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,19 @@ def location_rows(now: datetime | None = None) -> list[LocationRow]:
     """Every location with its figures: one query for the locations and their workers."""
     fresh = stale_before(now)
     rows = []
+    # subqueries, not joins: a join of workers × the connections that chose it costs their
+    # product
+    newest = LocationWorker.objects.filter(location=OuterRef("pk")).order_by("-heartbeat_at")
+    chosen = (
+        Connection.locations.through.objects.filter(location=OuterRef("pk"))
+        .order_by()
+        .values("location")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     locations = Location.objects.annotate(
-        heartbeat_at=Max("workers__heartbeat_at"),
-        chosen_by=Count("connections", distinct=True),
+        heartbeat_at=Subquery(newest.values("heartbeat_at")[:1]),
+        chosen_by=Coalesce(Subquery(chosen), 0),
     ).order_by("name")
     live = {
         row["location_id"]: row

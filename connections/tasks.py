@@ -93,9 +93,9 @@ def send_round(token: uuid.UUID, ids: list[int]) -> dict:
     deadline."""
 
     def send(location: str, pks: list[int], deadline) -> None:
-        probe_location_batch.apply_async(
-            args=(str(token), location, pks), queue=queue_of(location), expires=deadline
-        )
+        # no broker expiry: it is judged by the worker's clock, which may be off; a share that
+        # arrives after its round closed finds no round and ends at once
+        probe_location_batch.apply_async(args=(str(token), location, pks), queue=queue_of(location))
 
     figures = rounds.dispatch(token, ids, send)
     deadline = ProbeRound.objects.filter(token=token).values_list("deadline", flat=True).first()

@@ -27,9 +27,23 @@ def _location_heartbeat(sender=None, **_):
 
     if not settings.PROBE_LOCATION:
         return
+    import logging
     import threading
 
+    from connections.models import queue_of
     from connections.probing import heartbeat
+
+    wanted = queue_of(settings.PROBE_LOCATION)
+    consumed = set(getattr(sender.app.amqp.queues, "consume_from", None) or {})
+    if wanted not in consumed:
+        # it would say it is there and never take a round: it stays unknown instead
+        logging.getLogger(__name__).error(
+            "PROBE_LOCATION=%s but this worker does not consume %s (-Q %s): no heartbeat",
+            settings.PROBE_LOCATION,
+            wanted,
+            ",".join(sorted(consumed)) or "(none)",
+        )
+        return
 
     def receiving() -> bool:
         connection = getattr(sender, "connection", None)

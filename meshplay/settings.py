@@ -7,6 +7,7 @@ CREDENTIAL_KEYS; the README lists every variable.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -265,6 +266,12 @@ PROBE_LOCATION = env.str("PROBE_LOCATION", default="")
 LOCATION_HEARTBEAT = env.float("LOCATION_HEARTBEAT", default=10.0)
 LOCATION_STALE_AFTER = env.float("LOCATION_STALE_AFTER", default=35.0)
 ROUND_GRACE = env.float("ROUND_GRACE", default=3.0)
+if LOCATION_STALE_AFTER <= 2 * LOCATION_HEARTBEAT:
+    raise ImproperlyConfigured(
+        f"LOCATION_STALE_AFTER ({LOCATION_STALE_AFTER:g} s) must exceed two heartbeats "
+        f"(LOCATION_HEARTBEAT {LOCATION_HEARTBEAT:g} s): a location would flap between online "
+        "and stale."
+    )
 PROBE_HISTORY_KEEP = env.int("PROBE_HISTORY_KEEP", default=200)  # raw results per connection
 PROBE_ALLOW_LINK_LOCAL = env.bool("PROBE_ALLOW_LINK_LOCAL", default=False)
 # Optional allow-list of networks probes, discovery and scrapes may reach (empty: any).

@@ -15,7 +15,9 @@ class Category(models.TextChoices):
 
 # The changes that mean something is wrong, and the one that means it is over.
 FAILURES = (Category.DISCONNECTED, Category.NOT_FOUND, Category.AUTH)
-DEFAULT_CATEGORIES = [*FAILURES, Category.RECOVERY, Category.PARTIAL]
+# partial outages are heard once chosen: one location's blip is an event for each connection
+# it probes
+DEFAULT_CATEGORIES = [*FAILURES, Category.RECOVERY]
 
 
 class ChannelKind(models.TextChoices):

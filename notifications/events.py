@@ -47,13 +47,26 @@ def record_event(instance: Any) -> None:
     )
 
 
+PARTIAL_OVER = "up again in every location that answered"
+
+
 def record_partial(connection: Any, began: bool, note: str) -> None:
     """A partial outage's hook (``connections.hooks.on_partial``): its beginning or end is an
-    event of its own, in the transaction that records the round (no state changes)."""
+    event of its own, in the transaction that records the round (no state changes). Told once
+    each: a partial outage that grows into a failed round and back is still the one begun."""
     from django.utils import timezone
 
     from .models import Event
 
+    last = (
+        Event.objects.filter(connection_id=connection.pk, category=Category.PARTIAL)
+        .order_by("-pk")
+        .values_list("reason", flat=True)
+        .first()
+    )
+    told_open = last is not None and last != PARTIAL_OVER
+    if began == told_open:  # begun while one is told open, or ended while none is: nothing new
+        return
     Event.objects.create(
         transition=None,
         connection_id=connection.pk,
@@ -61,6 +74,6 @@ def record_partial(connection: Any, began: bool, note: str) -> None:
         to_status=connection.status,
         trigger=Trigger.PROBE,
         category=Category.PARTIAL,
-        reason=note if began else "up again in every location that answered",
+        reason=note if began else PARTIAL_OVER,
         created_at=timezone.now(),
     )

@@ -376,7 +376,7 @@ def _partial(visible) -> dict[str, Any]:
     """The visible connections in a partial outage, by name: one query on a partial index (no
     query's row is read when there is none)."""
     rows = list(
-        visible.filter(locations_note__startswith="down in")
+        visible.filter(locations_note__startswith="down in", status__in=PROBED_STATES)
         .only("name", "kind", "status", "locations_note")
         .order_by("name", "id")[: PARTIAL_LIMIT + 1]
     )

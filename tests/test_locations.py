@@ -212,7 +212,7 @@ def test_no_online_location_means_no_judgement(make_connection, dead_url):
         assert sent == {}
         down.refresh_from_db()
         assert down.status == Status.CONNECTED and down.probe_claim is None
-        assert down.locations_note == "no location answered"
+        assert down.locations_note == "none of its locations is online"
         assert down.last_probe_at is None  # nothing was probed
         _due_now(down)
 
@@ -319,7 +319,10 @@ def test_a_partial_outage_is_notified_when_it_begins_and_ends(
     from notifications.routing import route_events
 
     _locations("eu-west", "us-east", "ap-south")
-    conn = make_connection("connected", url=http_endpoint.url)
+    conn = make_connection("connected", url=http_endpoint.url, failure_threshold=5)
+    rule = webhook.rules.first()  # partial outages are heard once chosen
+    rule.categories = [*rule.categories, Category.PARTIAL]
+    rule.save()
 
     def partial_round(failing):
         _due_now(conn)
@@ -349,9 +352,17 @@ def test_a_partial_outage_is_notified_when_it_begins_and_ends(
     center = client_for(conn.owner).get(reverse("notifications:center")).content.decode()
     assert center.count("(no change)") == 2 and "Partial outages (down in some" in center
     assert not conn.history.exists()  # never a state change
-    # a failed round is no partial outage
+    # a failed round is no partial outage; growing into one (or back) is not its end
     partial_round({"eu-west", "us-east"})
     assert events.count() == 2 and _fresh(conn).locations_note.startswith("failed in 2 of 3")
+    partial_round({"eu-west"})
+    partial_round({"eu-west", "us-east"})
+    partial_round({"eu-west"})
+    assert events.count() == 3  # began again once, after it had ended
+    partial_round(set())
+    assert events.count() == 4 and events.last().reason.startswith("up again")
+    partial_round(set())
+    assert events.count() == 4
 
 
 def test_metrics_count_per_location(make_connection, dead_url, settings, client):
@@ -403,3 +414,62 @@ def test_heartbeats_go_by_the_databases_clock(owner):
     assert set(rounds.online_locations().values()) == {"eu-west"}
     LocationWorker.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert rounds.online_locations() == {}
+
+
+# ---- the review's findings ---------------------------------------------------------------
+
+
+def test_a_stale_location_is_left_out_of_the_count(make_connection, dead_url):
+    """One location down must not blind the fleet: the others judge alone."""
+    _locations("eu-west", "us-east", stale=("us-east",))
+    down = make_connection("connected", url=dead_url, failure_threshold=2)
+    _round()
+    _due_now(down)
+    _round()
+    down.refresh_from_db()
+    assert down.status == Status.DISCONNECTED
+
+
+def test_a_round_waits_for_the_waves_one_host_needs(make_connection, settings):
+    settings.PROBE_PER_HOST_CONCURRENCY = 20
+    settings.PROBE_CONCURRENCY = 500
+    (eu,) = _locations("eu-west")
+    same_host = [make_connection("connected", url=f"http://127.0.0.1:1/{i}") for i in range(100)]
+    ids = [c.pk for c in same_host]
+    assert rounds.waves(ids, {eu.pk: ids}) == 5  # 100 to one host, 20 at a time
+    other = [make_connection("connected", url=f"http://10.0.{i}.1/") for i in range(30)]
+    assert rounds.waves([c.pk for c in other], {eu.pk: [c.pk for c in other]}) == 1
+
+
+def test_a_round_that_cannot_close_never_stops_the_tick(make_connection, dead_url, monkeypatch):
+    _locations("eu-west", "us-east")
+    broken = make_connection("connected", url=dead_url)
+    Connection.objects.filter(pk=broken.pk).update(quorum="0")  # no form lets it in
+    token, _ = _round()
+    assert _fresh(broken).consecutive_failures == 1  # "0" is read as the default, a majority
+    other = make_connection("connected", url=dead_url + "/other")
+    token2, ids = scheduling.claim_due(100)
+    rounds.dispatch(token2, ids, lambda *args: None)
+    ProbeRound.objects.filter(token=token2).update(deadline=timezone.now() - timedelta(minutes=1))
+    real_close = rounds.close
+    monkeypatch.setattr(rounds, "close", lambda t: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert rounds.close_overdue() == 1  # logged and dropped, the tick goes on
+    monkeypatch.setattr(rounds, "close", real_close)
+    assert not ProbeRound.objects.filter(token=token2).exists()
+    assert other.pk in ids
+
+
+def test_a_result_for_a_connection_no_longer_in_the_round_is_not_stored(
+    make_connection, http_endpoint
+):
+    _locations("eu-west", "us-east")
+    conn = make_connection("connected", url=http_endpoint.url)
+    token, ids = scheduling.claim_due(100)
+    rounds.dispatch(token, ids, lambda *args: None)
+    from connections import lifecycle
+
+    lifecycle.transition(_fresh(conn), Status.MAINTENANCE, trigger="user", user=conn.owner)
+    learned = ProbeOutcome(ok=True, latency_ms=3.0, metadata={"version": "9.9"})
+    assert rounds.record([(conn, learned)], token, Location.objects.get(name="eu-west")) == 0
+    assert not ProbeResult.objects.filter(connection=conn).exists()
+    assert "version" not in _fresh(conn).metadata

@@ -12,7 +12,7 @@ from django.db.models import Count
 
 from core import access
 
-from ..models import Connection, Location, queue_of
+from ..models import Connection, Location, ProbeRound, queue_of
 
 
 def sees_locations(user: Any) -> bool:
@@ -76,6 +76,7 @@ def remove_location(pk: int) -> Removed | None:
         chosen = location.connections.count()
         location.delete()
         last = not Location.objects.exists()
-        if last:  # probed from one place again: no note of several stays behind
+        if last:  # probed from one place again: no note of several, no round, stays behind
             Connection.all_objects.exclude(locations_note="").update(locations_note="")
+            ProbeRound.objects.all().delete()
     return Removed(location.name, chosen, last)

@@ -125,6 +125,11 @@ def _probe(connection: Connection, now) -> Probed:
     else:
         run_batch(token, [connection.pk])
     fresh = Connection.all_objects.get(pk=connection.pk)
+    if fresh.locations_note.startswith("none of its locations is online"):
+        raise NotProbed(
+            f"'{connection.name}' was not probed: none of its locations is online (see the "
+            "Locations page)."
+        )
     if fresh.last_probe_at is None or fresh.last_probe_at < now:
         # nothing applied: its state (or credential) changed while it was probed
         raise NotProbed(f"'{connection.name}' changed while it was probed: probe it again.")

@@ -134,6 +134,8 @@ def _bookkeeping(
     }
     if outcome.note is not None:
         fields["locations_note"] = outcome.note
+    elif connection.locations_note:  # probed from one place again: no note of several stays
+        fields["locations_note"] = ""
     if outcome.abstain and outcome.started_at is None:  # no location answered: nothing probed
         for name in ("last_probe_at", "last_probe_ok", "last_probe_error", "last_probe_class"):
             fields[name] = getattr(connection, name)
@@ -162,7 +164,9 @@ def apply_outcomes(
     now = now or timezone.now()
     pairs = list(pairs)
     # a partial outage (rounds.judge) begins or ends with a note: told once applied
-    was_partial = {c.pk: is_partial(c.locations_note) for c, o in pairs if o.note is not None}
+    was_partial = {c.pk for c, o in pairs if o.note is not None}
+    connection_notes = {c.pk: c.locations_note for c, o in pairs if o.note is not None}
+    was_failing = {c.pk: is_failing(c.locations_note) for c, o in pairs if o.note is not None}
     stats: Counter = Counter()
     applied: list[tuple[Connection, ProbeOutcome]] = []
     plain: list[tuple[Connection, ProbeOutcome, dict[str, Any]]] = []
@@ -224,10 +228,15 @@ def apply_outcomes(
         else:
             stamp.touch({connection.pk for connection, _ in applied})
         for connection, outcome in applied:
-            if connection.pk in was_partial and was_partial[connection.pk] != is_partial(
-                outcome.note
-            ):
-                hooks.partial(connection, not was_partial[connection.pk], outcome.note or "")
+            if connection.pk not in was_partial:  # not a round
+                continue
+            if is_partial(outcome.note) and not is_partial(connection_notes[connection.pk]):
+                hooks.partial(connection, True, outcome.note or "")
+            elif was_failing[connection.pk] and _all_well(outcome):
+                # over only when a judged round saw no location fail: a partial outage that
+                # grows into a failed round, or a round too few answered, is not its end (the
+                # hook knows whether one was told as begun)
+                hooks.partial(connection, False, "")
         if released and claim is not None:
             # a user acted meanwhile (or the row could not be written): back to the scheduler
             Connection.objects.filter(pk__in=released, probe_claim=claim).update(
@@ -238,6 +247,15 @@ def apply_outcomes(
     stats["ok"] = sum(1 for _, outcome in applied if outcome.ok)
     stats["failed"] = len(applied) - stats["ok"]
     return stats
+
+
+def is_failing(note: str | None) -> bool:
+    """A round's note that says some location failed (partial, or a failed round)."""
+    return bool(note) and note.startswith(("down in", "failed in"))
+
+
+def _all_well(outcome: ProbeOutcome) -> bool:
+    return outcome.ok and not outcome.abstain and not is_failing(outcome.note)
 
 
 def is_partial(note: str | None) -> bool:

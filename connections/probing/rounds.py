@@ -36,7 +36,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import DurationField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -50,11 +50,12 @@ from connections.models import (
     ProbeResult,
     ProbeRound,
     Quorum,
+    queue_of,
     stale_before,
 )
 from connections.probing.outcomes import WRITE_ONCE_KEYS, apply_outcomes
 from connections.probing.probes import ProbeOutcome
-from connections.probing.reasons import explain
+from connections.probing.reasons import explain, where
 from core.sanitize import clean_metadata, clean_text
 from environments.models import Environment
 
@@ -107,6 +108,24 @@ def online_locations(now: datetime | None = None) -> dict[int, str]:
 # ---- dispatch ------------------------------------------------------------------------------
 
 
+def waves(ids: list[int], sent: dict[int, list[int]]) -> int:
+    """How many waves of probes the largest share runs: PROBE_CONCURRENCY at a time, and at most
+    PROBE_PER_HOST_CONCURRENCY to one host (the hosts of the batch, one query)."""
+    largest = max((len(pks) for pks in sent.values()), default=1)
+    hosts: Counter = Counter()
+    for url in Connection.objects.filter(pk__in=ids).values_list("url", flat=True):
+        hosts[where(url)[1]] += 1
+    per_host = max(settings.PROBE_PER_HOST_CONCURRENCY, 1)
+    busiest = max(hosts.values(), default=1)
+    return max(math.ceil(largest / concurrency()), math.ceil(busiest / per_host), 1)
+
+
+def queued(queue: str) -> int:
+    from connections.tasks import queued as broker_queued
+
+    return broker_queued(queue)
+
+
 def longest_timeout() -> float:
     return max(total for _, total in settings.PROBE_TIMEOUTS.values())
 
@@ -126,7 +145,14 @@ def dispatch(token: uuid.UUID, ids: list[int], send) -> dict[str, Any]:
         or now
     )
     wanted = locations_of(ids)
-    online = online_locations(now)
+    # online by the database's clock (as the heartbeats are written), and able to take more:
+    # a location whose queue already holds more than a tick's worth is not keeping up (or not
+    # consuming), and is left out as a stale one is, so that its queue stops growing
+    online = {
+        location: name
+        for location, name in online_locations().items()
+        if queued(queue_of(name)) <= settings.PROBE_BATCHES_PER_TICK
+    }
     sent: dict[int, list[int]] = defaultdict(list)
     nowhere = []
     for pk, locations in wanted.items():
@@ -135,15 +161,17 @@ def dispatch(token: uuid.UUID, ids: list[int], send) -> dict[str, Any]:
             nowhere.append(pk)
         for location in reachable:
             sent[location].append(pk)
-    # a location's share runs PROBE_CONCURRENCY probes at a time: the round waits for as many
-    # waves of the longest timeout as its largest share needs, then the grace
-    waves = math.ceil(max((len(pks) for pks in sent.values()), default=1) / concurrency())
     deadline = max(latest_due, now) + timedelta(
-        seconds=waves * longest_timeout() + settings.ROUND_GRACE
+        seconds=waves(ids, sent) * longest_timeout() + settings.ROUND_GRACE
     )
+    # the count of a connection is the locations it was sent to: one that is stale (or not
+    # keeping up) is left out of it, never a failure and never a missing answer
     plan = {
         "sent": {str(location): pks for location, pks in sent.items()},
-        "of": {str(pk): len(locations) for pk, locations in wanted.items()},
+        "of": {
+            str(pk): sum(1 for location in locations if location in online)
+            for pk, locations in wanted.items()
+        },
     }
     with transaction.atomic():
         ProbeRound.objects.create(token=token, deadline=deadline, plan=plan)
@@ -167,6 +195,14 @@ def record(
     """Store a location's outcomes of a round (one row per connection, round and location: a
     second delivery writes nothing) and what the probes learned of each connection."""
     now = timezone.now()
+    # only what is still this round's: a connection a user changed, put in maintenance, ignored
+    # or deleted meanwhile (its claim gone) takes no result and learns nothing from it
+    live = set(
+        Connection.objects.filter(
+            pk__in=[c.pk for c, _ in pairs], probe_claim=token, status__in=PROBED_STATES
+        ).values_list("pk", flat=True)
+    )
+    pairs = [(c, o) for c, o in pairs if c.pk in live]
     rows = [
         ProbeResult(
             connection_id=connection.pk,
@@ -187,7 +223,7 @@ def record(
     for connection, outcome in pairs:
         if outcome.ok and outcome.metadata:
             merge_metadata(
-                Connection.objects.filter(pk=connection.pk),
+                Connection.objects.filter(pk=connection.pk, probe_claim=token),
                 clean_metadata(outcome.metadata),
                 WRITE_ONCE_KEYS,
             )
@@ -217,9 +253,15 @@ def run_location_batch(token: uuid.UUID, name: str, ids: list[int], node: str) -
         )
         return Counter(misrouted=len(ids))
     location = Location.objects.filter(name=name).first()
-    round_ = ProbeRound.objects.filter(token=token).first()
+    # how long the round has left, by the database's clock (this machine's may be off)
+    round_ = (
+        ProbeRound.objects.filter(token=token)
+        .annotate(left=ExpressionWrapper(F("deadline") - Now(), output_field=DurationField()))
+        .first()
+    )
     if location is None or round_ is None:  # removed meanwhile, or the round is closed
         return Counter(skipped=len(ids))
+    until = timezone.now() + round_.left
     todo = sorted(set(ids) - answered_already(token, location, ids))
     stats: Counter = Counter(redelivered=len(ids) - len(todo))
     lags: list[float] = []
@@ -230,11 +272,11 @@ def run_location_batch(token: uuid.UUID, name: str, ids: list[int], node: str) -
             if connection.probe_due_at and outcome.started_at:
                 lags.append((outcome.started_at - connection.probe_due_at).total_seconds())
         done = Counter(recorded=len(chunk))
-        done.update(decide(token, [connection.pk for connection, _ in chunk]))
+        done.update(decide(token, [connection.pk for connection, _ in chunk], round_=round_))
         return done
 
     if todo:
-        stats.update(run_batch(token, todo, write=write, until=round_.deadline))
+        stats.update(run_batch(token, todo, write=write, until=until))
     count_probes(location, node, stats["recorded"], statistics.median(lags) if lags else None)
     return stats
 
@@ -282,18 +324,21 @@ def _answers(token: uuid.UUID, ids: list[int]) -> dict[int, dict[str, ProbeOutco
     return answers
 
 
-def decide(token: uuid.UUID, ids: list[int] | None = None, *, final: bool = False) -> Counter:
+def decide(
+    token: uuid.UUID,
+    ids: list[int] | None = None,
+    *,
+    final: bool = False,
+    round_: ProbeRound | None = None,
+) -> Counter:
     """Decide the round's connections every location of which has answered (all of them
-    with whatever answered when ``final``: the deadline has passed)."""
+    with whatever answered when ``final``: the deadline has passed). ``round_``: the round
+    when the caller has it already (a location deciding after each chunk)."""
     stats: Counter = Counter()
-    round_ = ProbeRound.objects.filter(token=token).first()
+    round_ = round_ or ProbeRound.objects.filter(token=token).first()
     if round_ is None:
         return stats
-    plan = round_.plan
-    sent_to: dict[int, int] = Counter()
-    for pks in plan.get("sent", {}).values():
-        sent_to.update(pks)
-    totals = {int(pk): count for pk, count in plan.get("of", {}).items()}
+    sent_to, totals = _counts(round_)
     wanted = list(totals) if ids is None else ids
     connections = list(
         Connection.objects.filter(pk__in=wanted, probe_claim=token, status__in=PROBED_STATES)
@@ -313,6 +358,18 @@ def decide(token: uuid.UUID, ids: list[int] | None = None, *, final: bool = Fals
     return stats
 
 
+def _counts(round_: ProbeRound) -> tuple[Counter, dict[int, int]]:
+    """(locations each connection was sent to, its count) of a round's plan, parsed once."""
+    cached = getattr(round_, "_counts", None)
+    if cached is None:
+        sent_to: Counter = Counter()
+        for pks in round_.plan.get("sent", {}).values():
+            sent_to.update(pks)
+        totals = {int(pk): count for pk, count in round_.plan.get("of", {}).items()}
+        cached = round_._counts = (sent_to, totals)
+    return cached
+
+
 def close(token: uuid.UUID) -> Counter:
     """The round's deadline has passed: decide what is left with whatever answered."""
     stats = decide(token, final=True)
@@ -329,7 +386,11 @@ def close_overdue(now: datetime | None = None, limit: int = 100) -> int:
         .values_list("token", flat=True)[:limit]
     )
     for token in tokens:
-        close(token)
+        try:
+            close(token)
+        except Exception:  # one round that cannot be closed never stops the others, or the tick
+            log.exception("round %s could not be closed: dropped", token)
+            ProbeRound.objects.filter(token=token).delete()
     return len(tokens)
 
 
@@ -345,9 +406,10 @@ def needed(quorum: str, answered: int, total: int) -> tuple[int, int]:
         return 1, 1
     if quorum == Quorum.ALL:
         return 2, max(answered, 1)
-    if quorum == Quorum.MAJORITY:
+    number = int(quorum) if quorum.isascii() and quorum.isdigit() else 0
+    if quorum == Quorum.MAJORITY or number < 1:  # a stored value no form lets in: the default
         return 2, answered // 2 + 1
-    number = min(int(quorum), total)
+    number = min(number, total)
     return number, number
 
 
@@ -375,17 +437,25 @@ def judge(
     where = _where(connection, answers, failing)
     scope = f"in {len(failing)} of {answered} locations" if total > 1 else ""
 
-    if answered < must_answer:
-        said = "no location answered" if not answered else f"only {answered} of {total}"
-        if answered:
-            said += " location answered" if total == 1 else " locations answered"
+    if answered < must_answer or answered == 0:
+        if not total:
+            said = "none of its locations is online"
+        elif not answered:
+            said = "no location answered"
+        else:
+            said = f"only {answered} of {total} locations answered"
         note = f"{said}{'; ' + where if where else ''}"
+        first = answers[failing[0]] if failing else None
         return ProbeOutcome(
             ok=not failing,
             latency_ms=latency,
             started_at=started,
             abstain=True,
             note=_cap(note),
+            # the failure seen, as a single probe's would be (never a blank one)
+            error_class=first.error_class if first else "",
+            error=first.error if first else "",
+            status_code=first.status_code if first else None,
         )
     if len(failing) >= must_fail:
         auth = [name for name in failing if answers[name].auth_failure]

@@ -14,6 +14,7 @@ from connections.locating import location_rows
 from connections.locations import Taken, add_location, remove_location
 from connections.models import Location
 from connections.models.location import validate_location_name
+from core.text import validate_name
 
 
 class Command(BaseCommand):
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         if action == "add":
             try:
                 validate_location_name(name)
+                if description:
+                    validate_name(description)  # one line, as the page's form
             except ValidationError as exc:
                 raise CommandError(" ".join(exc.messages)) from None
             try:
