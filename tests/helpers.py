@@ -88,3 +88,20 @@ class FakeGrafana(JSONHandler):
                 self.answer(401, {"message": "Unauthorized"})
         else:
             self.answer(404, {"message": "Not found"})
+
+
+def edit_url(connection) -> str:
+    from django.urls import reverse
+
+    return reverse("connections:edit", args=[connection.pk])
+
+
+def form_of(client, connection, **changes) -> dict:
+    """What a connection's edit page's form sends as it was shown, with ``changes``."""
+    response = client.get(edit_url(connection))
+    assert response.status_code == 200
+    form = response.context["form"]
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: ("" if value is None else value) for name, value in data.items()}
+    data.update(changes)
+    return data

@@ -17,6 +17,7 @@ from connections.choices import Status, Trigger
 from connections.models import Connection, ProbeResult
 from credentials.models import Credential
 from environments.models import Environment, EnvironmentMembership
+from tests.helpers import edit_url, form_of
 
 pytestmark = pytest.mark.django_db
 
@@ -25,21 +26,6 @@ def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def edit_url(connection) -> str:
-    return reverse("connections:edit", args=[connection.pk])
-
-
-def form_of(client, connection, **changes) -> dict:
-    """What the page's form sends as it was shown, with ``changes``."""
-    response = client.get(edit_url(connection))
-    assert response.status_code == 200
-    form = response.context["form"]
-    data = {name: form[name].value() for name in form.fields}
-    data = {name: ("" if value is None else value) for name, value in data.items()}
-    data.update(changes)
-    return data
 
 
 def text(response) -> str:

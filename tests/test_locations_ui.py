@@ -24,7 +24,7 @@ from connections.models import Connection, Location, ProbeResult
 from connections.probing.rounds import locations_of
 from environments.models import Environment, EnvironmentMembership
 from tests.chromium import sign_in
-from tests.helpers import client_for
+from tests.helpers import client_for, edit_url, form_of
 
 pytestmark = pytest.mark.django_db
 
@@ -34,21 +34,6 @@ PARTIAL_NOTE = "down in 1 of 3 locations (eu-west: nothing listens on 10.0.3.4:4
 
 def text(response) -> str:
     return re.sub(r"\s+", " ", html.unescape(response.content.decode()))
-
-
-def edit_url(connection) -> str:
-    return reverse("connections:edit", args=[connection.pk])
-
-
-def form_of(client, connection, **changes) -> dict:
-    """What the edit page's form sends as it was shown, with ``changes``."""
-    response = client.get(edit_url(connection))
-    assert response.status_code == 200
-    form = response.context["form"]
-    data = {name: form[name].value() for name in form.fields}
-    data = {name: ("" if value is None else value) for name, value in data.items()}
-    data.update(changes)
-    return data
 
 
 def api_for(user) -> APIClient:

@@ -220,15 +220,17 @@ def _states(conn: Connection) -> list[tuple[str, str]]:
     return list(conn.history.order_by("pk").values_list("from_status", "to_status"))
 
 
-def test_a_partition_is_partial_a_lost_location_is_left_out_an_outage_is_down(fleet, owner):
+def _three_locations(fleet: Fleet, owner, name: str):
+    """A service on the shared address, beat, three locations with a worker each, and a
+    connection to the service (interval 5 s, retry 1 s, threshold 2)."""
     endpoint = Endpoint(fleet.network.serve_address)
     tag = f"{os.getpid() % 100000}"
-    eu, us, ap = f"eu{tag}", f"us{tag}", f"ap{tag}"
+    names = (f"eu{tag}", f"us{tag}", f"ap{tag}")
     fleet.start_beat()
-    for name in (eu, us, ap):
-        fleet.add_location(name)
+    for location in names:
+        fleet.add_location(location)
     conn = Connection.objects.create(
-        name="checkout",
+        name=name,
         kind="http",
         url=endpoint.url,
         status=Status.CONNECTED,
@@ -237,6 +239,11 @@ def test_a_partition_is_partial_a_lost_location_is_left_out_an_outage_is_down(fl
         retry_interval=1,
         failure_threshold=2,
     )
+    return endpoint, names, conn
+
+
+def test_a_partition_is_partial_a_lost_location_is_left_out_an_outage_is_down(fleet, owner):
+    endpoint, (eu, us, ap), conn = _three_locations(fleet, owner, "checkout")
 
     def note() -> str:
         return _fresh(conn).locations_note
@@ -290,22 +297,7 @@ def test_a_partition_is_partial_a_lost_location_is_left_out_an_outage_is_down(fl
 
 
 def test_a_location_cut_off_from_its_broker_is_left_out_and_comes_back(fleet, owner):
-    endpoint = Endpoint(fleet.network.serve_address)
-    tag = f"{os.getpid() % 100000}"
-    eu, us, ap = f"eu{tag}", f"us{tag}", f"ap{tag}"
-    fleet.start_beat()
-    for name in (eu, us, ap):
-        fleet.add_location(name)
-    conn = Connection.objects.create(
-        name="search",
-        kind="http",
-        url=endpoint.url,
-        status=Status.CONNECTED,
-        owner=owner,
-        probe_interval=5,
-        retry_interval=1,
-        failure_threshold=2,
-    )
+    endpoint, (eu, us, ap), conn = _three_locations(fleet, owner, "search")
 
     def note() -> str:
         return _fresh(conn).locations_note

@@ -273,7 +273,10 @@ def _parent_notes(decided: list[tuple[Connection, ProbeOutcome, Decision]]) -> d
     return {child: parent_note(parent) for child, parent in down_parents(failing).items()}
 
 
-def _result_row(connection: Connection, outcome: ProbeOutcome, now: datetime) -> ProbeResult:
+def result_row(
+    connection: Connection, outcome: ProbeOutcome, now: datetime, **where: Any
+) -> ProbeResult:
+    """The history row of one outcome (``where``: its location and round, from several)."""
     return ProbeResult(
         connection_id=connection.pk,
         checked_at=outcome.started_at or now,
@@ -282,12 +285,13 @@ def _result_row(connection: Connection, outcome: ProbeOutcome, now: datetime) ->
         status_code=outcome.status_code,
         error_class=clean_text(outcome.error_class, 32),
         error=clean_text(outcome.error),
+        **where,
     )
 
 
 def _record_results(applied: list[tuple[Connection, ProbeOutcome]], now: datetime) -> None:
     """The history rows of the applied results; one by one if the bulk insert fails."""
-    rows = [_result_row(connection, outcome, now) for connection, outcome in applied]
+    rows = [result_row(connection, outcome, now) for connection, outcome in applied]
     kinds = {connection.pk: connection.kind for connection, _ in applied}
     stored = rows
     try:

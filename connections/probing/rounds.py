@@ -53,7 +53,7 @@ from connections.models import (
     queue_of,
     stale_before,
 )
-from connections.probing.outcomes import WRITE_ONCE_KEYS, apply_outcomes
+from connections.probing.outcomes import WRITE_ONCE_KEYS, apply_outcomes, result_row
 from connections.probing.probes import ProbeOutcome
 from connections.probing.reasons import explain, where
 from core.sanitize import clean_metadata, clean_text
@@ -203,20 +203,7 @@ def record(
         ).values_list("pk", flat=True)
     )
     pairs = [(c, o) for c, o in pairs if c.pk in live]
-    rows = [
-        ProbeResult(
-            connection_id=connection.pk,
-            checked_at=outcome.started_at or now,
-            ok=outcome.ok,
-            latency_ms=outcome.latency_ms,
-            status_code=outcome.status_code,
-            error_class=clean_text(outcome.error_class, 32),
-            error=clean_text(outcome.error),
-            location=location,
-            round=token,
-        )
-        for connection, outcome in pairs
-    ]
+    rows = [result_row(c, o, now, location=location, round=token) for c, o in pairs]
     with transaction.atomic():
         ProbeResult.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         ProbeCounter.add([(c.kind, o.ok, o.latency_ms) for c, o in pairs], location.name)
