@@ -168,17 +168,22 @@ class Command(BaseCommand):
                     self._look_after(child)
                 time.sleep(0.2)
         finally:
-            for child in reversed(children):  # the broker last
-                if child.process and child.process.poll() is None:
-                    child.process.terminate()
-            for child in reversed(children):
-                if child.process is None:
-                    continue
-                try:
-                    child.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                child.reap()
+            # the broker last, once the others have exited: a beat or worker still stopping
+            # would otherwise find it gone (a traceback in the log for every stop)
+            broker = [child for child in children if child.name == "broker"]
+            others = [child for child in reversed(children) if child.name != "broker"]
+            for group in (others, broker):
+                for child in group:
+                    if child.process and child.process.poll() is None:
+                        child.process.terminate()
+                for child in group:
+                    if child.process is None:
+                        continue
+                    try:
+                        child.process.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        child.process.kill()
+                    child.reap()
 
     def _look_after(self, child: Child) -> None:
         """Start again a child that exited, after its pause."""
