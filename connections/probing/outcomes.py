@@ -164,9 +164,7 @@ def apply_outcomes(
     now = now or timezone.now()
     pairs = list(pairs)
     # a partial outage (rounds.judge) begins or ends with a note: told once applied
-    was_partial = {c.pk for c, o in pairs if o.note is not None}
-    connection_notes = {c.pk: c.locations_note for c, o in pairs if o.note is not None}
-    was_failing = {c.pk: is_failing(c.locations_note) for c, o in pairs if o.note is not None}
+    notes_before = {c.pk: c.locations_note for c, o in pairs if o.note is not None}
     stats: Counter = Counter()
     applied: list[tuple[Connection, ProbeOutcome]] = []
     plain: list[tuple[Connection, ProbeOutcome, dict[str, Any]]] = []
@@ -228,11 +226,12 @@ def apply_outcomes(
         else:
             stamp.touch({connection.pk for connection, _ in applied})
         for connection, outcome in applied:
-            if connection.pk not in was_partial:  # not a round
+            if connection.pk not in notes_before:  # not a round
                 continue
-            if is_partial(outcome.note) and not is_partial(connection_notes[connection.pk]):
+            before = notes_before[connection.pk]
+            if is_partial(outcome.note) and not is_partial(before):
                 hooks.partial(connection, True, outcome.note or "")
-            elif was_failing[connection.pk] and _all_well(outcome):
+            elif is_failing(before) and _all_well(outcome):
                 # over only when a judged round saw no location fail: a partial outage that
                 # grows into a failed round, or a round too few answered, is not its end (the
                 # hook knows whether one was told as begun)
